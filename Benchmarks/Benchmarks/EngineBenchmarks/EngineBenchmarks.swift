@@ -1,0 +1,234 @@
+import Benchmark
+import NeuralNet
+import TensorCore
+
+// The default model at the default batch size: 784-256-256-10, batch 128, Adam.
+//
+// Two execution strategies are measured side by side, which is how Bulwark chose the first:
+// - "sharded": the batch is split in two shards run on the worker pool, OpenBLAS single-threaded
+//   (what `bulwark train` does);
+// - "OpenBLAS 2 threads": the whole batch on one thread, OpenBLAS parallelising each GEMM.
+// Each training step has a "GEMMs alone" twin performing exactly its GEMM calls, so the overhead
+// beyond pure GEMM is the ratio of the two. The "empty" benchmark shows the harness's own malloc
+// count per sample (subtract it from the others).
+
+private let widths = [784, 256, 256, 10]
+private let batch = 128
+private let shards = WorkerPool.defaultShardCount
+
+private func spec() -> ModelSpec { try! ModelSpec.parse("784-256-256-10") }
+
+/// Inputs in [0, 1] and labels, fixed by a seed.
+private func makeBatch() -> (FloatBuffer, UnsafeMutablePointer<Int>) {
+    var generator = RandomGenerator(seed: 42)
+    let x = FloatBuffer(count: batch * widths[0])
+    for i in 0..<x.count { x.pointer[i] = generator.nextUnitFloat() }
+    let labels = UnsafeMutablePointer<Int>.allocate(capacity: batch)
+    for i in 0..<batch { labels[i] = generator.nextInt(below: widths.last!) }
+    return (x, labels)
+}
+
+private func configuration() -> Benchmark.Configuration {
+    Benchmark.Configuration(
+        metrics: [.wallClock, .throughput, .mallocCountTotal, .instructions],
+        warmupIterations: 20,
+        scalingFactor: .one,
+        maxDuration: .seconds(3),
+        maxIterations: 3000,
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])]
+    )
+}
+
+/// Buffers for the GEMMs of one training step on `rows` examples.
+private final class GEMMStep {
+    let rows: Int
+    let weights = (0..<3).map { FloatBuffer(count: widths[$0 + 1] * widths[$0]) }
+    let weightGradients = (0..<3).map { FloatBuffer(count: widths[$0 + 1] * widths[$0]) }
+    let activations: [FloatBuffer]
+    let activationGradients: [FloatBuffer]
+
+    init(rows: Int) {
+        self.rows = rows
+        activations = widths.map { FloatBuffer(count: rows * $0) }
+        activationGradients = widths.map { FloatBuffer(count: rows * $0) }
+    }
+
+    /// Forward Y = X·Wᵀ (+ b, β = 1) per layer; backward dW = dYᵀ·X (β = 0, as `.overwrite` does) and
+    /// dX = dY·W (not for the input layer).
+    func run() {
+        for l in 0..<3 {
+            BLAS.gemm(activations[l].matrix(rows: rows, columns: widths[l]), .none,
+                      times: weights[l].matrix(rows: widths[l + 1], columns: widths[l]), .transposed,
+                      into: activations[l + 1].matrix(rows: rows, columns: widths[l + 1]), beta: 1)
+        }
+        for l in (0..<3).reversed() {
+            let dY = activationGradients[l + 1].matrix(rows: rows, columns: widths[l + 1])
+            BLAS.gemm(dY, .transposed, times: activations[l].matrix(rows: rows, columns: widths[l]), .none,
+                      into: weightGradients[l].matrix(rows: widths[l + 1], columns: widths[l]))
+            if l > 0 {
+                BLAS.gemm(dY, .none, times: weights[l].matrix(rows: widths[l + 1], columns: widths[l]), .none,
+                          into: activationGradients[l].matrix(rows: rows, columns: widths[l]))
+            }
+        }
+    }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = configuration()
+    stepPartBenchmarks()
+
+    Benchmark("empty") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(1) }
+    }
+
+    // MARK: Sharded (Bulwark's strategy)
+
+    Benchmark("MLP training step, sharded") { benchmark in
+        let pool = WorkerPool.shared
+        BLAS.threadCount = 1
+        let network = Sequential(spec: spec(), seed: 0)
+        let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
+        let (x, labels) = makeBatch()
+        network.reserve(rows: batch / shards, shards: shards)
+        let count = network.parameterCount
+        let forwardBackward: (Int) -> Void = { s in
+            let part = WorkerPool.shardRange(batch, part: s, parts: shards)
+            let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
+            let logits = network.forward(input, mode: .training, shard: s)
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels + part.lowerBound,
+                                                gradientScale: 1 / Float(batch), gradient: network.logitsGradient(shard: s))
+            network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: s)
+        }
+        let reduceAndUpdate: (Int) -> Void = { s in
+            let range = WorkerPool.shardRange(count, part: s, parts: shards, alignment: 16)
+            network.reduceShardGradients(count: shards, range: range)
+            optimizer.update(parameters: network.parameters, gradients: network.gradients, range: range, step: optimizer.stepCount)
+        }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            pool.run(shards: shards, forwardBackward)
+            optimizer.stepCount += 1
+            pool.run(shards: shards, reduceAndUpdate)
+        }
+    }
+
+    Benchmark("MLP training-step GEMMs alone, sharded") { benchmark in
+        let pool = WorkerPool.shared
+        BLAS.threadCount = 1
+        let steps = (0..<shards).map { GEMMStep(rows: WorkerPool.shardRange(batch, part: $0, parts: shards).count) }
+        let body: (Int) -> Void = { s in steps[s].run() }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            pool.run(shards: shards, body)
+        }
+    }
+
+    Benchmark("MLP forward, sharded") { benchmark in
+        let pool = WorkerPool.shared
+        BLAS.threadCount = 1
+        let network = Sequential(spec: spec(), seed: 0)
+        let (x, _) = makeBatch()
+        network.reserve(rows: batch / shards, shards: shards)
+        let body: (Int) -> Void = { s in
+            let part = WorkerPool.shardRange(batch, part: s, parts: shards)
+            let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
+            blackHole(network.forward(input, mode: .evaluation, shard: s).base)
+        }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            pool.run(shards: shards, body)
+        }
+    }
+
+    Benchmark("MLP input gradient, sharded") { benchmark in
+        let pool = WorkerPool.shared
+        BLAS.threadCount = 1
+        let network = Sequential(spec: spec(), seed: 0)
+        let (x, labels) = makeBatch()
+        network.reserve(rows: batch / shards, shards: shards)
+        let body: (Int) -> Void = { s in
+            let part = WorkerPool.shardRange(batch, part: s, parts: shards)
+            let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
+            let logits = network.forward(input, mode: .evaluation, shard: s)
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels + part.lowerBound,
+                                                gradient: network.logitsGradient(shard: s))
+            blackHole(network.backward(parameterGradients: .skip, computeInputGradient: true, shard: s)?.base)
+        }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            pool.run(shards: shards, body)
+        }
+    }
+
+    // MARK: Unsharded, OpenBLAS threading (the alternative)
+
+    Benchmark("MLP training step, OpenBLAS 2 threads") { benchmark in
+        BLAS.threadCount = 2
+        defer { BLAS.threadCount = 1 }
+        let network = Sequential(spec: spec(), seed: 0)
+        let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
+        let (x, labels) = makeBatch()
+        network.reserve(rows: batch)
+        let input = x.matrix(rows: batch, columns: widths[0])
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            let logits = network.forward(input, mode: .training)
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, gradientScale: 1 / Float(batch),
+                                                gradient: network.logitsGradient())
+            network.backward(parameterGradients: .overwrite, computeInputGradient: false)
+            optimizer.step(parameters: network.parameters, gradients: network.gradients)
+        }
+    }
+
+    Benchmark("MLP training-step GEMMs alone, OpenBLAS 2 threads") { benchmark in
+        BLAS.threadCount = 2
+        defer { BLAS.threadCount = 1 }
+        let step = GEMMStep(rows: batch)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { step.run() }
+    }
+
+    Benchmark("Adam update 269k parameters, one thread") { benchmark in
+        let network = Sequential(spec: spec(), seed: 0)
+        let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            optimizer.step(parameters: network.parameters, gradients: network.gradients)
+        }
+    }
+}
+
+/// The two halves of the sharded training step, to see where its time beyond GEMM goes.
+let stepPartBenchmarks: @Sendable () -> Void = {
+    Benchmark("MLP forward+backward (no update), sharded") { benchmark in
+        let pool = WorkerPool.shared
+        BLAS.threadCount = 1
+        let network = Sequential(spec: spec(), seed: 0)
+        let (x, labels) = makeBatch()
+        network.reserve(rows: batch / shards, shards: shards)
+        let forwardBackward: (Int) -> Void = { s in
+            let part = WorkerPool.shardRange(batch, part: s, parts: shards)
+            let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
+            let logits = network.forward(input, mode: .training, shard: s)
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels + part.lowerBound,
+                                                gradientScale: 1 / Float(batch), gradient: network.logitsGradient(shard: s))
+            network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: s)
+        }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { pool.run(shards: shards, forwardBackward) }
+    }
+    Benchmark("Gradient reduction + Adam update, sharded") { benchmark in
+        let pool = WorkerPool.shared
+        let network = Sequential(spec: spec(), seed: 0)
+        network.reserve(rows: 1, shards: shards)
+        let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
+        let count = network.parameterCount
+        let reduceAndUpdate: (Int) -> Void = { s in
+            let range = WorkerPool.shardRange(count, part: s, parts: shards, alignment: 16)
+            network.reduceShardGradients(count: shards, range: range)
+            optimizer.update(parameters: network.parameters, gradients: network.gradients, range: range, step: optimizer.stepCount)
+        }
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { optimizer.stepCount += 1; pool.run(shards: shards, reduceAndUpdate) }
+    }
+}

@@ -1,0 +1,30 @@
+// swift-tools-version: 6.1
+// Benchmarks for Bulwark, kept in their own package so the benchmark dependency (and its malloc
+// interposer) stays out of the main package. Run from this directory:
+//     swift package benchmark
+import Foundation
+import PackageDescription
+
+// The parent package's identity is its directory name, which depends on where it was cloned.
+let bulwark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
+
+let package = Package(
+    name: "BulwarkBenchmarks",
+    platforms: [.macOS(.v14)],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        .executableTarget(
+            name: "EngineBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "TensorCore", package: bulwark),
+                .product(name: "NeuralNet", package: bulwark),
+            ],
+            path: "Benchmarks/EngineBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ]
+)

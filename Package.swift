@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Bulwark",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "bulwark", targets: ["bulwark"]),
+        .library(name: "TensorCore", targets: ["TensorCore"]),
+        .library(name: "NeuralNet", targets: ["NeuralNet"]),
+        .library(name: "Datasets", targets: ["Datasets"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+    ],
+    targets: [
+        // MARK: - C libraries (only TensorCore, and Datasets' gzip reader, touch C)
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
+
+        // MARK: - Helpers
+        .target(name: "_FileSystem"),
+        .target(name: "_CKernels"),
+
+        // MARK: - Engine
+        .target(name: "TensorCore", dependencies: ["CBLAS", "_CKernels"]),
+        .target(name: "NeuralNet", dependencies: ["TensorCore", "_FileSystem"]),
+        .target(name: "Datasets", dependencies: ["TensorCore", "CZlib", "_FileSystem"]),
+
+        // MARK: - Security
+        .target(
+            name: "Security",
+            dependencies: ["_FileSystem", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+
+        // MARK: - Command line
+        .target(
+            name: "BulwarkCLI",
+            dependencies: [
+                "TensorCore", "NeuralNet", "Datasets", "Security", "_FileSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "bulwark", dependencies: ["BulwarkCLI"]),
+
+        // MARK: - Tests
+        .target(name: "_TestSupport", dependencies: ["TensorCore", "NeuralNet"], path: "Tests/_TestSupport"),
+        .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
+        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Datasets", "_TestSupport"]),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
+        .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"]),
+    ]
+)

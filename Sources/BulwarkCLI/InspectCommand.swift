@@ -1,0 +1,54 @@
+import ArgumentParser
+import Foundation
+import NeuralNet
+import Security
+import _FileSystem
+
+/// `bulwark inspect MODEL`: architecture, parameter count, metadata and SHA-256 of a model file.
+struct InspectCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "inspect",
+        abstract: "Show a model file's architecture, parameter count, metadata and SHA-256."
+    )
+
+    @Argument(help: "Model file (.safetensors).")
+    var model: String
+
+    @Flag(help: "Print one JSON object on stdout.")
+    var json = false
+
+    struct Report: Encodable {
+        let path: String
+        let sha256: String
+        let bytes: Int
+        let architecture: String
+        let layers: [String]
+        let parameters: Int
+        let torch: String
+        let metadata: [String: String]
+    }
+
+    func run() throws {
+        let loaded = try ModelLoading.load(model)
+        let network = loaded.network
+        let report = Report(
+            path: model, sha256: try FileDigest.sha256(path: model), bytes: try FileReader.size(of: model),
+            architecture: network.spec.shorthand, layers: network.layers.map(\.description),
+            parameters: network.parameterCount, torch: network.spec.torchSequential, metadata: loaded.metadata)
+        if json {
+            try JSONOutput.line(report)
+            return
+        }
+        print("""
+        file          \(report.path) (\(report.bytes) bytes)
+        sha256        \(report.sha256)
+        architecture  \(report.architecture): \(report.layers.joined(separator: " → "))
+        parameters    \(report.parameters)
+        pytorch       \(report.torch)
+        metadata
+        """)
+        for (key, value) in report.metadata.sorted(by: { $0.key < $1.key }) where key != "torch" {
+            print("  \(key.padding(toLength: 16, withPad: " ", startingAt: 0)) \(value)")
+        }
+    }
+}

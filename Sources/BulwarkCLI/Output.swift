@@ -1,0 +1,55 @@
+import Foundation
+import Logging
+
+/// Machine-readable output: one JSON object per line on stdout, flushed so pipelines see it at once.
+enum JSONOutput {
+    static func line(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        Console.flushStandardOutput()
+    }
+}
+
+/// Human-readable text on stderr (progress, notes, warnings), so stdout stays clean for results.
+enum Console {
+    static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
+
+    /// Pushes buffered stdout text out (stdout is fully buffered when piped).
+    static func flushStandardOutput() { fflush(nil) }
+
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}
+
+/// A swift-log handler that prints `bulwark: message` (or `warning: …`) lines to stderr.
+struct ConsoleLogHandler: LogHandler {
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let prefix: String = switch event.level {
+        case .warning: "warning: "
+        case .error, .critical: "error: "
+        default: ""
+        }
+        Console.note(prefix + event.message.description)
+    }
+}
+
+let log: Logger = {
+    var logger = Logger(label: "bulwark") { _ in ConsoleLogHandler() }
+    logger.logLevel = ProcessInfo.processInfo.environment["BULWARK_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
+    return logger
+}()
+
+extension Double {
+    /// Fixed-point text with `digits` decimals.
+    func formatted(_ digits: Int) -> String { String(format: "%.\(digits)f", self) }
+}

@@ -1,0 +1,74 @@
+import TensorCore
+
+/// Fully connected layer, PyTorch's `nn.Linear`: `Y = X·Wᵀ + b`.
+///
+/// Parameters: `weight` (out, in), stored as PyTorch stores it, then `bias` (out).
+/// ```
+/// forward:  Y  = X·Wᵀ + 1·bᵀ                 (sgemm NoTrans × Trans, β = 1 after broadcasting b)
+/// backward: dW (+)= dYᵀ·X,  db (+)= Σᵢ dY[i,:],  dX = dY·W     (+= when accumulating)
+/// ```
+public struct Dense: Layer {
+    public let inputWidth: Int
+    public let outputWidth: Int
+
+    public init(inputWidth: Int, outputWidth: Int) {
+        precondition(inputWidth > 0 && outputWidth > 0, "Dense widths must be positive, got \(inputWidth)→\(outputWidth)")
+        self.inputWidth = inputWidth
+        self.outputWidth = outputWidth
+    }
+
+    public var parameterShapes: [ParameterShape] {
+        [ParameterShape(name: "weight", shape: [outputWidth, inputWidth]),
+         ParameterShape(name: "bias", shape: [outputWidth])]
+    }
+    public var description: String { "Dense(\(inputWidth) → \(outputWidth))" }
+    public var torchModule: String { "nn.Linear(\(inputWidth), \(outputWidth))" }
+    public var spec: LayerSpec { .dense(outputWidth) }
+
+    @inlinable func weight(_ p: UnsafeMutablePointer<Float>) -> MatrixRef {
+        MatrixRef(p, rows: outputWidth, columns: inputWidth)  // (out, in)
+    }
+    @inlinable func bias(_ p: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        p + outputWidth * inputWidth  // (out)
+    }
+
+    /// He (Kaiming) normal, std √(2/in), for ReLU-family networks (He et al., 2015); Xavier (Glorot)
+    /// uniform, ±√(6/(in+out)), for tanh/sigmoid (Glorot & Bengio, 2010). Biases start at zero.
+    public func initialize(_ parameters: UnsafeMutableBufferPointer<Float>, scheme: InitializationScheme, using generator: inout RandomGenerator) {
+        let weights = outputWidth * inputWidth
+        switch scheme {
+        case .he:
+            let std = (2 / Float(inputWidth)).squareRoot()
+            for i in 0..<weights { parameters[i] = std * generator.nextGaussian() }
+        case .xavier:
+            let limit = (6 / Float(inputWidth + outputWidth)).squareRoot()
+            for i in 0..<weights { parameters[i] = generator.nextFloat(in: -limit, limit) }
+        }
+        for i in weights..<(weights + outputWidth) { parameters[i] = 0 }
+    }
+
+    public func forward(_ b: LayerBuffers, mode: Mode, generator: inout RandomGenerator) {
+        Kernels.broadcastRows(bias(b.parameters), into: b.output)
+        BLAS.gemm(b.input, .none, times: weight(b.parameters), .transposed, into: b.output, beta: 1)
+    }
+
+    public func backward(_ b: LayerBuffers, outputGradient dY: MatrixRef, inputGradient dX: MatrixRef?, parameterGradients: ParameterGradients) {
+        if parameterGradients != .skip {
+            let beta: Float = parameterGradients == .accumulate ? 1 : 0
+            if beta == 0 { bias(b.gradients).update(repeating: 0, count: outputWidth) }
+            BLAS.gemm(dY, .transposed, times: b.input, .none, into: weight(b.gradients), beta: beta)
+            Kernels.accumulateColumnSums(of: dY, into: bias(b.gradients))
+        }
+        if let dX {
+            BLAS.gemm(dY, .none, times: weight(b.parameters), .none, into: dX)
+        }
+    }
+}
+
+/// How `Dense` weights are initialised.
+public enum InitializationScheme: String, Sendable, Codable, CaseIterable {
+    /// He/Kaiming normal (He et al., 2015, "Delving Deep into Rectifiers").
+    case he
+    /// Xavier/Glorot uniform (Glorot & Bengio, 2010).
+    case xavier
+}

@@ -1,0 +1,46 @@
+// Element-wise kernels behind TensorCore's `Kernels`, in C so that clang vectorises them: Swift
+// cannot mark pointers `restrict`, and its SIMD types lower sqrt, max and comparisons to scalar
+// instructions. On x86-64 each kernel is compiled twice (baseline SSE2 and x86-64-v3 with AVX2 and
+// FMA) and the dynamic loader picks the version the CPU supports (`target_clones`).
+//
+// Arguments documented as "may alias" are not `restrict`; every other pair of arrays must not overlap.
+#ifndef BULWARK_KERNELS_H
+#define BULWARK_KERNELS_H
+
+#include <stddef.h>
+
+/// y = max(x, 0)
+void bulwark_relu(const float *restrict x, float *restrict y, size_t n);
+/// dx = y > 0 ? dy : 0   (dx may alias dy)
+void bulwark_relu_backward(const float *restrict y, const float *dy, float *dx, size_t n);
+/// y = x > 0 ? x : slope·x
+void bulwark_leaky_relu(const float *restrict x, float *restrict y, size_t n, float slope);
+/// dx = y > 0 ? dy : slope·dy   (dx may alias dy)
+void bulwark_leaky_relu_backward(const float *restrict y, const float *dy, float *dx, size_t n, float slope);
+/// dx = dy·(1 − y²)   (dx may alias dy)
+void bulwark_tanh_backward(const float *restrict y, const float *dy, float *dx, size_t n);
+/// dx = dy·y·(1 − y)   (dx may alias dy)
+void bulwark_sigmoid_backward(const float *restrict y, const float *dy, float *dx, size_t n);
+/// dx = dy·mask   (dx may alias dy)
+void bulwark_multiply(const float *restrict mask, const float *dy, float *dx, size_t n);
+
+/// b[j] += Σ_i g[i·columns + j]
+void bulwark_add_column_sums(const float *restrict g, size_t rows, size_t columns, float *restrict b);
+/// y += a·x
+void bulwark_axpy(float a, const float *restrict x, float *restrict y, size_t n);
+/// x *= a
+void bulwark_scale(float *x, size_t n, float a);
+/// x = min(max(x, lower), upper)
+void bulwark_clamp(float *x, size_t n, float lower, float upper);
+
+/// One Adam/AdamW update over n parameters (see NeuralNet's `Adam` for the formula):
+///   g' = g + l2·p;  m = β₁m + (1−β₁)g';  v = β₂v + (1−β₂)g'²;
+///   p = p·shrink − step_size·m / (√v·inv_sqrt_c2 + ε)
+void bulwark_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                         float step_size, float beta1, float beta2, float epsilon, float inv_sqrt_c2,
+                         float l2, float shrink);
+/// One SGD update over n parameters (see NeuralNet's `SGD`); velocity is unused when momentum is 0.
+void bulwark_sgd_update(float *restrict p, const float *restrict g, float *restrict velocity, size_t n,
+                        float learning_rate, float momentum, int nesterov, float weight_decay);
+
+#endif

@@ -1,0 +1,91 @@
+#include "bulwark_kernels.h"
+
+#if defined(__x86_64__) && defined(__clang__)
+#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+MULTIVERSION void bulwark_relu(const float *restrict x, float *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+MULTIVERSION void bulwark_relu_backward(const float *restrict y, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+MULTIVERSION void bulwark_leaky_relu(const float *restrict x, float *restrict y, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+}
+
+MULTIVERSION void bulwark_leaky_relu_backward(const float *restrict y, const float *dy, float *dx, size_t n, float slope) {
+    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : slope * dy[i];
+}
+
+MULTIVERSION void bulwark_tanh_backward(const float *restrict y, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
+
+MULTIVERSION void bulwark_sigmoid_backward(const float *restrict y, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+MULTIVERSION void bulwark_multiply(const float *restrict mask, const float *dy, float *dx, size_t n) {
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * mask[i];
+}
+
+MULTIVERSION void bulwark_add_column_sums(const float *restrict g, size_t rows, size_t columns, float *restrict b) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *restrict row = g + r * columns;
+        for (size_t j = 0; j < columns; j++) b[j] += row[j];
+    }
+}
+
+MULTIVERSION void bulwark_axpy(float a, const float *restrict x, float *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+MULTIVERSION void bulwark_scale(float *x, size_t n, float a) {
+    for (size_t i = 0; i < n; i++) x[i] *= a;
+}
+
+MULTIVERSION void bulwark_clamp(float *x, size_t n, float lower, float upper) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] < lower ? lower : x[i];
+        x[i] = v > upper ? upper : v;
+    }
+}
+
+MULTIVERSION void bulwark_adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                                      size_t n, float step_size, float beta1, float beta2, float epsilon,
+                                      float inv_sqrt_c2, float l2, float shrink) {
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] + l2 * p[i];
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[i] + (1.0f - beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
+        // __builtin_elementwise_sqrt: sqrt without errno, so the loop vectorises (sqrtps).
+        p[i] = p[i] * shrink - step_size * mi / (__builtin_elementwise_sqrt(vi) * inv_sqrt_c2 + epsilon);
+    }
+}
+
+MULTIVERSION void bulwark_sgd_update(float *restrict p, const float *restrict g, float *restrict velocity, size_t n,
+                                     float learning_rate, float momentum, int nesterov, float weight_decay) {
+    if (momentum == 0.0f) {
+        for (size_t i = 0; i < n; i++) p[i] -= learning_rate * (g[i] + weight_decay * p[i]);
+    } else if (nesterov) {
+        for (size_t i = 0; i < n; i++) {
+            float d = g[i] + weight_decay * p[i];
+            float vi = momentum * velocity[i] + d;
+            velocity[i] = vi;
+            p[i] -= learning_rate * (d + momentum * vi);
+        }
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            float vi = momentum * velocity[i] + g[i] + weight_decay * p[i];
+            velocity[i] = vi;
+            p[i] -= learning_rate * vi;
+        }
+    }
+}

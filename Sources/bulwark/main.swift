@@ -1,0 +1,3 @@
+import BulwarkCLI
+
+Bulwark.main()

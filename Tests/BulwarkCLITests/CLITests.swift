@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+import _TestSupport
+
+/// Runs the built `bulwark` executable, as a user or a CI job would.
+struct CLIRun {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+
+    static var executable: String {
+        // Test bundles are built next to the executable (.build/<config>/).
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: directory.appendingPathComponent("bulwark").path), directory.path != "/" {
+            directory.deleteLastPathComponent()
+        }
+        return directory.appendingPathComponent("bulwark").path
+    }
+
+    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Self.executable)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: TestSupport.repositoryRoot)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        status = process.terminationStatus
+        stdout = String(decoding: outData, as: UTF8.self)
+        stderr = String(decoding: errData, as: UTF8.self)
+    }
+
+    /// Each stdout line parsed as a JSON object.
+    var jsonLines: [[String: Any]] {
+        stdout.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+}
+
+@Suite("bulwark command line", .serialized)
+struct CLITests {
+    let sample = ["--data-dir", TestSupport.sampleDirectory]
+
+    @Test("train --json, eval --json and inspect on the committed sample")
+    func trainEvalInspect() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let model = directory + "/m.safetensors"
+        let train = try CLIRun(["train", "--model", "784-32-10", "--epochs", "2", "--batch", "64", "--seed", "1",
+                                "--limit", "1000", "--out", model, "--json"] + sample)
+        #expect(train.status == 0, "\(train.stderr)")
+        let lines = train.jsonLines
+        #expect(lines.count == 3)
+        for key in ["epoch", "loss", "train_accuracy", "val_accuracy", "seconds", "samples_per_second"] {
+            #expect(lines[0][key] != nil, "epoch line lacks \(key)")
+        }
+        #expect(lines[2]["type"] as? String == "summary")
+        #expect(train.stderr.contains("fashion-mnist-sample"))
+        #expect(FileManager.default.fileExists(atPath: directory + "/m.checkpoint.safetensors"))
+
+        let eval = try CLIRun(["eval", model, "--json"] + sample)
+        #expect(eval.status == 0, "\(eval.stderr)")
+        let result = try #require(eval.jsonLines.first)
+        #expect(result["n"] as? Int == 1000)
+        #expect((result["accuracy"] as? Double ?? 0) > 0.5)
+        #expect(result["accuracy"] as? Double == lines[2]["test_accuracy"] as? Double)
+
+        let inspect = try CLIRun(["inspect", model])
+        #expect(inspect.status == 0)
+        #expect(inspect.stdout.contains("784-32-10") && inspect.stdout.contains("25450") && inspect.stdout.contains("sha256"))
+    }
+
+    @Test("bad flags print what is wrong and exit non-zero", arguments: [
+        (["train", "--out", "m.safetensors", "--epochs", "0"], "epochs 0"),
+        (["train", "--out", "m.safetensors", "--lr=-1"], "learning rate -1.0"),
+        (["train", "--out", "m.safetensors", "--optimizer", "rmsprop"], "rmsprop"),
+        (["train", "--out", "m.safetensors", "--model", "784-x-10"], "dash-separated"),
+        (["train", "--out", "m.safetensors", "--val-split", "1.5"], "validation fraction 1.5"),
+        (["train", "--out", "m.bin"], "must name a .safetensors file"),
+        (["train", "--out", "m.safetensors", "--threads", "0"], "--threads must be between 1 and 256"),
+        (["train", "--out", "m.safetensors", "--data-dir", "/nonexistent"], "holds no MNIST-format files"),
+        (["eval", "/nonexistent.safetensors"], "cannot open /nonexistent.safetensors"),
+    ])
+    func badFlags(arguments: [String], expected: String) throws {
+        let run = try CLIRun(arguments)
+        #expect(run.status != 0)
+        #expect(run.stderr.contains(expected), "stderr: \(run.stderr)")
+        #expect(!run.stderr.contains("Fatal error"))
+    }
+
+    @Test("a file that is not a model is refused with a clear message")
+    func notAModel() throws {
+        let path = TestSupport.temporaryDirectory() + "/page.safetensors"
+        try "<!DOCTYPE html><html>Google Drive - virus scan warning</html>".write(toFile: path, atomically: true, encoding: .utf8)
+        let run = try CLIRun(["eval", path])
+        #expect(run.status == 1)
+        #expect(run.stderr.contains("is not a valid safetensors file"))
+    }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the system packages Bulwark needs on Debian/Ubuntu (only those missing):
+#   libopenblas-dev, liblapacke-dev  BLAS and LAPACK (CBLAS/LAPACKE headers) for the tensor core
+#   zlib1g-dev                       gzip decompression of IDX files
+#   pkg-config                       lets SwiftPM find OpenBLAS's include path
+#   dataset-fashion-mnist            the full Fashion-MNIST data in /usr/share/datasets/fashion-mnist
+# The Swift toolchain itself is expected on PATH (swift.org, or /opt/swift/usr/bin).
+set -euo pipefail
+
+packages=(libopenblas-dev liblapacke-dev zlib1g-dev pkg-config dataset-fashion-mnist)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+
+if ((${#missing[@]})); then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    echo "setup: installing ${missing[*]}" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v swift >/dev/null 2>&1; then
+    if [ -x /opt/swift/usr/bin/swift ]; then
+        echo "setup: swift is not on PATH; add /opt/swift/usr/bin to PATH" >&2
+    else
+        echo "setup: no Swift toolchain found; install Swift 6.1 or later from https://swift.org/install" >&2
+    fi
+    exit 1
+fi
+echo "setup: system packages ready" >&2

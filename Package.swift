@@ -9,6 +9,9 @@ let package = Package(
         .library(name: "TensorCore", targets: ["TensorCore"]),
         .library(name: "NeuralNet", targets: ["NeuralNet"]),
         .library(name: "Datasets", targets: ["Datasets"]),
+        .library(name: "Attacks", targets: ["Attacks"]),
+        .library(name: "Robustness", targets: ["Robustness"]),
+        .library(name: "Security", targets: ["Security"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -36,17 +39,25 @@ let package = Package(
         .target(name: "NeuralNet", dependencies: ["TensorCore", "_FileSystem"]),
         .target(name: "Datasets", dependencies: ["TensorCore", "CZlib", "_FileSystem"]),
 
+        // MARK: - Attacks and robustness
+        .target(name: "Attacks", dependencies: ["TensorCore", "NeuralNet"]),
+        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Security", "_FileSystem"]),
+
         // MARK: - Security
         .target(
             name: "Security",
-            dependencies: ["_FileSystem", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: [
+                "_FileSystem",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
         ),
 
         // MARK: - Command line
         .target(
             name: "BulwarkCLI",
             dependencies: [
-                "TensorCore", "NeuralNet", "Datasets", "Security", "_FileSystem",
+                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Robustness", "Security", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -58,6 +69,9 @@ let package = Package(
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Datasets", "_TestSupport"]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
+        .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Datasets", "_TestSupport"]),
+        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "_TestSupport"]),
+        .testTarget(name: "SecurityTests", dependencies: ["Security", "NeuralNet", "Datasets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"]),
     ]
 )

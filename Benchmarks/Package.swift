@@ -22,6 +22,8 @@ let package = Package(
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "TensorCore", package: bulwark),
                 .product(name: "NeuralNet", package: bulwark),
+                .product(name: "Attacks", package: bulwark),
+                .product(name: "Datasets", package: bulwark),
             ],
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -1,14 +1,16 @@
 import ArgumentParser
+import Robustness
 
 /// The `bulwark` command line: thin commands over the libraries.
 public struct Bulwark: ParsableCommand {
-    public static let version = "0.1.0"
+    public static let version = BulwarkVersion.current
 
     public static let configuration = CommandConfiguration(
         commandName: "bulwark",
         abstract: "Adversarial-robustness testbed: train, attack, evaluate and gate dense networks.",
         version: version,
-        subcommands: [TrainCommand.self, EvalCommand.self, InspectCommand.self]
+        subcommands: [TrainCommand.self, EvalCommand.self, InspectCommand.self, AttackCommand.self, BenchCommand.self, GateCommand.self,
+                      ManifestCommand.self, KeysCommand.self, DataCommand.self]
     )
 
     public init() {}

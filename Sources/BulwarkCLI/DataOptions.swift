@@ -2,6 +2,7 @@ import ArgumentParser
 import Datasets
 import Foundation
 import TensorCore
+import _FileSystem
 
 /// Where examples come from: an MNIST-format directory (Fashion-MNIST by default) or CSV files.
 struct DataOptions: ParsableArguments {
@@ -34,9 +35,9 @@ struct DataOptions: ParsableArguments {
     }
 
     /// Loads one split and says where it came from.
-    func load(_ split: Split) throws -> (data: LabeledData, description: String) {
+    func load(_ split: Split, loader: any FileLoading) throws -> (data: LabeledData, description: String) {
         if let csv = split == .train ? trainCSV : testCSV {
-            let data = try CSVDataset.load(path: csv, options: .init(labelColumn: labelColumn, scale: featureScale))
+            let data = try CSVDataset.load(path: csv, options: .init(labelColumn: labelColumn, scale: featureScale), loader: loader)
             let limited = limit.map { data.prefix($0) } ?? data
             return (limited, "\(csv) (CSV, \(limited.count) examples)")
         }
@@ -44,7 +45,7 @@ struct DataOptions: ParsableArguments {
             throw ValidationError("--\(split == .train ? "train" : "test")-csv is needed when CSV data is used")
         }
         let source = try DataSource.locate(dataDirectory: dataDir)
-        let data = try MNISTFormat.load(directory: source.directory, split: split, limit: limit)
+        let data = try MNISTFormat.load(directory: source.directory, split: split, limit: limit, loader: loader)
         return (data, "\(source.description), \(split.rawValue) split, \(data.count) examples")
     }
 }

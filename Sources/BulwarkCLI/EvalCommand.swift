@@ -18,6 +18,7 @@ struct EvalCommand: ParsableCommand {
     var json = false
 
     @OptionGroup var data: DataOptions
+    @OptionGroup var security: SecurityOptions
     @OptionGroup var engine: EngineOptions
 
     struct Result: Encodable {
@@ -37,8 +38,9 @@ struct EvalCommand: ParsableCommand {
 
     func run() throws {
         engine.apply()
-        let loaded = try ModelLoading.load(model)
-        let (test, description) = try data.load(.test)
+        let loader = try security.loader(model: model)
+        let loaded = try ModelLoading.load(model, loader: loader)
+        let (test, description) = try data.load(.test, loader: loader)
         guard test.featureCount == loaded.network.inputWidth else {
             throw ValidationError("\(model) expects \(loaded.network.inputWidth) features, the data has \(test.featureCount)")
         }

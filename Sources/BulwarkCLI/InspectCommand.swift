@@ -17,6 +17,8 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
 
+    @OptionGroup var security: SecurityOptions
+
     struct Report: Encodable {
         let path: String
         let sha256: String
@@ -29,7 +31,7 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try ModelLoading.load(model)
+        let loaded = try ModelLoading.load(model, loader: try security.loader(model: model))
         let network = loaded.network
         let report = Report(
             path: model, sha256: try FileDigest.sha256(path: model), bytes: try FileReader.size(of: model),

@@ -1,9 +1,18 @@
 import ArgumentParser
 import NeuralNet
+import Security
+import _FileSystem
 
-/// Loads a model file for a command, turning format errors into a clear message.
+/// Loads model files for the commands: verified (and decrypted) by the loader before parsing.
 enum ModelLoading {
-    static func load(_ path: String) throws -> ModelFile.Loaded {
-        try ModelFile.load(contentsOf: path)
+    static func load(_ path: String, loader: any FileLoading) throws -> ModelFile.Loaded {
+        try ModelFile.load(contentsOf: path, loader: loader)
+    }
+
+    /// Records a file the command wrote in the manifest beside it, so it verifies next time.
+    static func record(_ path: String, recipe: String?) throws {
+        if try Manifest.record(path, recipe: recipe) {
+            log.warning("the manifest beside \(path) was signed; its signature was removed because \(path) changed. Sign it again with bulwark manifest sign")
+        }
     }
 }

@@ -4,10 +4,15 @@ import Logging
 /// Machine-readable output: one JSON object per line on stdout, flushed so pipelines see it at once.
 enum JSONOutput {
     static func line(_ value: some Encodable) throws {
+        print(text(value))
+        Console.flushStandardOutput()
+    }
+
+    /// One-line JSON with sorted keys (the values Bulwark encodes cannot fail to encode).
+    static func text(_ value: some Encodable) -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
-        Console.flushStandardOutput()
+        return (try? encoder.encode(value)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }
 

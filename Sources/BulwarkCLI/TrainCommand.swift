@@ -1,7 +1,9 @@
 import ArgumentParser
+import Attacks
 import Datasets
 import Foundation
 import NeuralNet
+import Robustness
 import Security
 import TensorCore
 
@@ -14,6 +16,59 @@ enum OptimizerName: String, ExpressibleByArgument, CaseIterable {
 
 enum ScheduleName: String, ExpressibleByArgument, CaseIterable {
     case constant, step, cosine, onecycle, cyclic
+}
+
+/// Adversarial training options of `bulwark train`.
+struct AdversarialTrainingOptions: ParsableArguments {
+    @Option(help: "Adversarial training: fgsm (Goodfellow et al., mixed with clean examples) or pgd (Madry et al.).")
+    var adversarial: AttackName?
+
+    @Option(help: "ε of the training attack.")
+    var trainEps: Float = 0.1
+
+    @Option(help: "Norm of the training attack: linf or l2.")
+    var trainNorm: Norm = .linf
+
+    @Option(help: "PGD steps of the training attack.")
+    var trainSteps: Int = 7
+
+    @Option(help: "PGD step size of the training attack (default 2.5·ε/steps).")
+    var trainStepSize: Float?
+
+    @Option(help: "Fraction of each batch replaced by adversarial examples (default: 0.5 for fgsm, 1 for pgd).")
+    var adversarialMix: Float?
+
+    @Option(help: "Held-out validation examples on which robust accuracy (PGD-10 at the training ε) is measured each epoch.")
+    var robustEvalN: Int = 1000
+
+    func validate() throws {
+        guard adversarial != nil else { return }
+        _ = try makeAugmentation()
+        if robustEvalN < 0 { throw ValidationError("--robust-eval-n must be ≥ 0, got \(robustEvalN)") }
+    }
+
+    func makeAugmentation() throws -> AdversarialTraining? {
+        guard let adversarial else { return nil }
+        do {
+            switch adversarial {
+            case .fgsm:
+                return try AdversarialTraining(attack: FGSM(norm: trainNorm, epsilon: trainEps), mix: adversarialMix ?? 0.5)
+            case .pgd:
+                let attack = try PGD(norm: trainNorm, epsilon: trainEps, stepSize: trainStepSize, steps: trainSteps,
+                                     randomStart: true, stopAtFirstSuccess: false)
+                return try AdversarialTraining(attack: attack, mix: adversarialMix ?? 1)
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// PGD-10 at the training ε on a held-out slice, after every epoch.
+    func makeMonitor(validation: LabeledData, seed: UInt64) throws -> RobustnessMonitor? {
+        guard adversarial != nil, robustEvalN > 0, validation.count > 0 else { return nil }
+        let attack = try PGD(norm: trainNorm, epsilon: trainEps, steps: 10)
+        return RobustnessMonitor(attack: attack, slice: validation.prefix(robustEvalN), seed: seed)
+    }
 }
 
 /// `bulwark train`: trains a network and saves it as a PyTorch-compatible safetensors file.
@@ -99,7 +154,14 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "JSON Lines on stdout: one object per epoch, then a summary.")
     var json = false
 
+    /// Set when another command (bench) trains a missing model: results go to stderr so its own
+    /// stdout stays clean.
+    @Flag(help: .hidden)
+    var resultsOnStderr = false
+
+    @OptionGroup var adversarialTraining: AdversarialTrainingOptions
     @OptionGroup var data: DataOptions
+    @OptionGroup var security: SecurityOptions
     @OptionGroup var engine: EngineOptions
 
     func validate() throws {
@@ -144,7 +206,8 @@ struct TrainCommand: ParsableCommand {
         let recipe = TrainingRecipe(
             architecture: try modelSpec(), initialization: initialization, seed: seed, epochs: epochs, batchSize: batch,
             validationFraction: valSplit, optimizer: optimizerConfiguration, schedule: scheduleConfiguration,
-            clipNorm: clipNorm, labelSmoothing: labelSmoothing, dataset: dataset)
+            clipNorm: clipNorm, labelSmoothing: labelSmoothing, dataset: dataset,
+            augmentation: try adversarialTraining.makeAugmentation()?.description)
         do {
             try recipe.validate()
         } catch {
@@ -155,8 +218,9 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         engine.apply()
-        let (trainSet, trainDescription) = try data.load(.train)
-        let (testSet, testDescription) = try data.load(.test)
+        let loader = try security.loader(model: resume)
+        let (trainSet, trainDescription) = try data.load(.train, loader: loader)
+        let (testSet, testDescription) = try data.load(.test, loader: loader)
         log.info("training data: \(trainDescription)")
         let recipe = try makeRecipe(dataset: trainDescription)
         let spec = try recipe.spec
@@ -169,21 +233,24 @@ struct TrainCommand: ParsableCommand {
         let (train, validation) = trainSet.split(validationFraction: valSplit, seed: seed)
 
         let trainer = try Trainer(recipe: recipe)
+        trainer.augmentation = try adversarialTraining.makeAugmentation()
+        let monitor = try adversarialTraining.makeMonitor(validation: validation, seed: seed)
+        if adversarialTraining.adversarial != nil && monitor == nil {
+            log.warning("robust accuracy is not monitored: it needs held-out examples (--val-split > 0, --robust-eval-n > 0)")
+        }
         trainer.checkpointPath = checkpoint ?? Self.defaultCheckpointPath(for: out)
+        trainer.checkpointWritten = { try ModelLoading.record($0, recipe: recipe.json) }
         if let resume {
-            try trainer.resume(from: resume)
+            try trainer.resume(from: resume, loader: loader)
             log.info("resumed from \(resume) after epoch \(trainer.completedEpochs)")
         }
         let display = ProgressDisplay()
         trainer.progress = { display.update($0) }
-        trainer.epochObserver = { metrics, _ in
+        let output: (String) -> Void = resultsOnStderr ? { Console.note($0) } : { print($0); Console.flushStandardOutput() }
+        trainer.epochObserver = { metrics, network in
             display.finishLine()
-            if json {
-                try? JSONOutput.line(EpochLine(metrics))
-            } else {
-                print(Self.describe(metrics, epochs: recipe.epochs))
-                Console.flushStandardOutput()
-            }
+            monitor?.observe(&metrics, network: network)
+            output(json ? JSONOutput.text(EpochLine(metrics)) : Self.describe(metrics, epochs: recipe.epochs))
         }
         log.info("model \(spec.shorthand) (\(trainer.network.parameterCount) parameters), \(train.count) training / \(validation.count) validation examples, \(trainer.network.pool.threadCount) threads")
 
@@ -197,22 +264,37 @@ struct TrainCommand: ParsableCommand {
             "test_accuracy": String(testAccuracy.value),
             "test_n": String(testSet.count),
             "test_data": testDescription,
+            "history": Self.deterministicHistory(trainer.history),
             "bulwark_version": Bulwark.version,
         ]
         if let last = trainer.history.last { metadata["epochs_trained"] = String(last.epoch) }
         try ModelFile.save(trainer.network, metadata: metadata, to: out)
+        try ModelLoading.record(out, recipe: recipe.json)
         let digest = try FileDigest.sha256(path: out)
         let seconds = Date().timeIntervalSince(started)
 
         if json {
-            try JSONOutput.line(TrainSummary(
+            output(JSONOutput.text(TrainSummary(
                 testAccuracy: testAccuracy.value, n: testSet.count, model: out, sha256: digest, seconds: seconds,
-                epochs: trainer.completedEpochs, checkpoint: trainer.checkpointPath))
+                epochs: trainer.completedEpochs, checkpoint: trainer.checkpointPath)))
         } else {
             let (lower, upper) = testAccuracy.wilsonInterval()
-            print("test accuracy \(testAccuracy.value.formatted(4)) (n = \(testSet.count), 95% CI \(lower.formatted(4))–\(upper.formatted(4)))")
-            print("saved \(out) (SHA-256 \(digest))")
+            output("test accuracy \(testAccuracy.value.formatted(4)) (n = \(testSet.count), 95% CI \(lower.formatted(4))–\(upper.formatted(4)))")
+            output("saved \(out) (SHA-256 \(digest))")
         }
+    }
+
+    /// Per-epoch metrics without wall-clock figures, so the same command writes the same file.
+    static func deterministicHistory(_ history: [EpochMetrics]) -> String {
+        let entries = history.map { m -> [String: Double] in
+            var entry = m.extra
+            entry["epoch"] = Double(m.epoch)
+            entry["loss"] = m.loss
+            entry["train_accuracy"] = m.trainAccuracy
+            if let v = m.validationAccuracy { entry["val_accuracy"] = v }
+            return entry
+        }
+        return JSONOutput.text(entries)
     }
 
     static func defaultCheckpointPath(for out: String) -> String {

@@ -22,8 +22,8 @@ public enum CSVDataset {
         }
     }
 
-    public static func load(path: String, options: Options = Options()) throws -> LabeledData {
-        try parse(FileReader.readAll(path, limit: 1 << 31), source: path, options: options)
+    public static func load(path: String, options: Options = Options(), loader: any FileLoading = PlainFileLoader()) throws -> LabeledData {
+        try parse(loader.load(path, limit: 1 << 31), source: path, options: options)
     }
 
     /// Parses CSV bytes.

@@ -61,8 +61,9 @@ public struct IDXFile: Sendable, Equatable {
     }
 
     /// Reads an IDX file, decompressing it first if it is gzip (by content, not by name).
-    public init(contentsOf path: String) throws {
-        var bytes = try FileReader.readAll(path, limit: 1 << 31)
+    /// - Parameter loader: reads the file (and may verify or decrypt it first).
+    public init(contentsOf path: String, loader: any FileLoading = PlainFileLoader()) throws {
+        var bytes = try loader.load(path, limit: 1 << 31)
         if Gzip.isCompressed(bytes) { bytes = try Gzip.decompress(bytes, source: path) }
         try self.init(bytes: bytes, source: path)
     }

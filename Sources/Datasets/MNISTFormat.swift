@@ -1,5 +1,6 @@
 import Foundation
 import TensorCore
+import _FileSystem
 
 /// Training or test split of an MNIST-format dataset.
 public enum Split: String, Sendable, CaseIterable {
@@ -33,14 +34,16 @@ public enum MNISTFormat {
     /// Loads one split: images (n, rows·columns) in [0, 1] and labels.
     /// - Parameter limit: keep only the first `limit` examples.
     /// - Throws: `DatasetError` if a file is missing, invalid, or images and labels disagree.
-    public static func load(directory: String, split: Split, limit: Int? = nil) throws -> LabeledData {
+    /// - Parameter loader: reads each file (and may verify or decrypt it first).
+    public static func load(directory: String, split: Split, limit: Int? = nil,
+                            loader: any FileLoading = PlainFileLoader()) throws -> LabeledData {
         guard let imagesPath = file("images", split: split, in: directory),
               let labelsPath = file("labels", split: split, in: directory)
         else {
             throw DatasetError.notFound("\(directory) has no \(split.filePrefix)-images-idx3-ubyte[.gz] and \(split.filePrefix)-labels-idx1-ubyte[.gz]")
         }
-        let images = try IDXFile(contentsOf: imagesPath)
-        let labels = try IDXFile(contentsOf: labelsPath)
+        let images = try IDXFile(contentsOf: imagesPath, loader: loader)
+        let labels = try IDXFile(contentsOf: labelsPath, loader: loader)
         guard images.dimensions.count == 3 else {
             throw DatasetError.invalidIDX(path: imagesPath, problem: "an image file must have rank 3 (count, rows, columns), this one has dimensions \(images.dimensions)")
         }

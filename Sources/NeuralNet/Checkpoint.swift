@@ -27,9 +27,9 @@ public enum Checkpoint {
     }
 
     /// Loads a checkpoint into `trainer` and returns the finished epochs' metrics.
-    static func restore(_ trainer: Trainer, from path: String) throws -> [EpochMetrics] {
+    static func restore(_ trainer: Trainer, from path: String, loader: any FileLoading) throws -> [EpochMetrics] {
         func fail(_ problem: String) -> NeuralNetError { .incompatibleCheckpoint(path: path, problem: problem) }
-        let file = try SafeTensors(contentsOf: path)
+        let file = try SafeTensors(contentsOf: path, loader: loader)
         guard file.metadata["checkpoint_format"] == format,
               let recipeJSON = file.metadata["recipe"],
               let historyJSON = file.metadata["history"],

@@ -45,8 +45,8 @@ public enum ModelFile {
         try AtomicFile.write(serialize(network, metadata: extra), to: path)
     }
 
-    public static func load(contentsOf path: String) throws -> Loaded {
-        try load(SafeTensors(contentsOf: path, limit: 1 << 31))
+    public static func load(contentsOf path: String, loader: any FileLoading = PlainFileLoader()) throws -> Loaded {
+        try load(SafeTensors(contentsOf: path, limit: 1 << 31, loader: loader))
     }
 
     /// Rebuilds the network from a parsed file.

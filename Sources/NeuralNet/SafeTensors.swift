@@ -128,9 +128,10 @@ public struct SafeTensors: Sendable {
         self.bytes = bytes
     }
 
-    /// Reads and parses the file at `path` (at most `limit` bytes).
-    public init(contentsOf path: String, limit: Int = 1 << 31) throws {
-        try self.init(bytes: try FileReader.readAll(path, limit: limit), source: path)
+    /// Reads and parses the file at `path` (at most `limit` bytes) through `loader`, which may
+    /// verify or decrypt it first.
+    public init(contentsOf path: String, limit: Int = 1 << 31, loader: any FileLoading = PlainFileLoader()) throws {
+        try self.init(bytes: try loader.load(path, limit: limit), source: path)
     }
 
     /// The F32 tensor called `name`.

@@ -1,5 +1,7 @@
 import Foundation
+import Synchronization
 import TensorCore
+import _FileSystem
 
 /// Metrics of one training epoch.
 public struct EpochMetrics: Codable, Equatable, Sendable {
@@ -43,13 +45,16 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
 public protocol BatchAugmentation: AnyObject {
     /// A one-line description stored in the training recipe.
     var description: String { get }
+    /// Called once before training with the shard count and the largest shard (rows × features),
+    /// so scratch memory is allocated before shards run concurrently.
+    func prepare(shards: Int, rows: Int, features: Int)
     /// - Parameters:
     ///   - batch: (rows, features), modified in place.
     ///   - labels: `batch.rows` true labels.
     ///   - shard: which part of the batch this is (the network shard to run on).
     ///   - generator: seeded per epoch and shard, so a resumed run draws the same numbers.
     /// Shards of one batch run concurrently: use only `shard`'s workspace of `network`.
-    func augment(_ batch: MatrixRef, labels: UnsafePointer<Int>, network: Sequential, shard: Int, generator: inout RandomGenerator)
+    func augment(_ batch: MatrixRef, labels: UnsafePointer<Int>, network: Sequential, shard: Int, generator: inout RandomGenerator) throws
 }
 
 /// Where training stands, for progress displays.
@@ -78,6 +83,8 @@ public final class Trainer {
     public var progress: ((TrainingProgress) -> Void)?
     /// Where a checkpoint is written (atomically) after every epoch; nil for none.
     public var checkpointPath: String?
+    /// Called after each checkpoint is written (e.g. to record its digest in a manifest).
+    public var checkpointWritten: ((String) throws -> Void)?
     public private(set) var history: [EpochMetrics] = []
     /// Epochs finished (including those restored from a checkpoint).
     public var completedEpochs: Int { history.count }
@@ -109,6 +116,8 @@ public final class Trainer {
         let pool = network.pool
 
         network.reserve(rows: (batchSize + shards - 1) / shards, shards: shards)
+        augmentation?.prepare(shards: shards, rows: (batchSize + shards - 1) / shards, features: features)
+        let shardFailure = Mutex<(any Error)?>(nil)
         let batch = FloatBuffer(count: batchSize * features)
         let labels = UnsafeMutablePointer<Int>.allocate(capacity: batchSize)
         let predictions = UnsafeMutablePointer<Int>.allocate(capacity: batchSize)
@@ -153,7 +162,12 @@ public final class Trainer {
                         x.row(r).update(from: source.row(index), count: features)
                         y[r] = trainLabels[index]
                     }
-                    augmentation?.augment(x, labels: y, network: network, shard: s, generator: &generators[s])
+                    do {
+                        try augmentation?.augment(x, labels: y, network: network, shard: s, generator: &generators[s])
+                    } catch {
+                        shardFailure.withLock { $0 = error }
+                        return
+                    }
                     let logits = network.forward(x, mode: .training, shard: s)
                     shardLoss[s] = SoftmaxCrossEntropy.lossAndGradient(
                         logits: logits, labels: y, labelSmoothing: recipe.labelSmoothing,
@@ -177,6 +191,7 @@ public final class Trainer {
                     first = step * batchSize
                     rows = min(batchSize, train.count - first)
                     pool.run(shards: shards, forwardBackward)
+                    if let failure = shardFailure.withLock({ $0 }) { throw failure }
                     var batchLoss = 0.0
                     for s in 0..<shards { batchLoss += shardLoss[s] }
                     guard batchLoss.isFinite else {
@@ -215,7 +230,10 @@ public final class Trainer {
                 seconds: seconds, samplesPerSecond: Double(train.count) / max(seconds, 1e-9), learningRate: learningRate)
             epochObserver?(&metrics, network)
             history.append(metrics)
-            if let checkpointPath { try Checkpoint.write(self, to: checkpointPath) }
+            if let checkpointPath {
+                try Checkpoint.write(self, to: checkpointPath)
+                try checkpointWritten?(checkpointPath)
+            }
         }
         return history
     }
@@ -223,8 +241,8 @@ public final class Trainer {
     /// Restores weights, optimizer state and history from a checkpoint written by a run with a
     /// compatible recipe.
     /// - Throws: `NeuralNetError.incompatibleCheckpoint` naming the difference.
-    public func resume(from path: String) throws {
-        history = try Checkpoint.restore(self, from: path)
+    public func resume(from path: String, loader: any FileLoading = PlainFileLoader()) throws {
+        history = try Checkpoint.restore(self, from: path, loader: loader)
     }
 }
 

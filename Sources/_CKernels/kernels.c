@@ -1,5 +1,7 @@
 #include "bulwark_kernels.h"
 
+#include <math.h>
+
 #if defined(__x86_64__) && defined(__clang__)
 #define MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
@@ -87,5 +89,68 @@ MULTIVERSION void bulwark_sgd_update(float *restrict p, const float *restrict g,
             velocity[i] = vi;
             p[i] -= learning_rate * vi;
         }
+    }
+}
+
+MULTIVERSION void bulwark_linf_step(float *restrict x, const float *restrict clean, const float *restrict g, size_t n,
+                                    float alpha, float epsilon) {
+    for (size_t i = 0; i < n; i++) {
+        float sign = (float)(g[i] > 0.0f) - (float)(g[i] < 0.0f);
+        float v = x[i] + alpha * sign;
+        float lower = clean[i] - epsilon, upper = clean[i] + epsilon;
+        v = v < lower ? lower : v;
+        v = v > upper ? upper : v;
+        v = v < 0.0f ? 0.0f : v;
+        x[i] = v > 1.0f ? 1.0f : v;
+    }
+}
+
+/// Σ a[i]², vectorised (the reduction order differs from a plain loop only in rounding).
+MULTIVERSION static float sum_of_squares(const float *restrict a, size_t n) {
+    float sum = 0.0f;
+#pragma clang loop vectorize(enable) interleave(enable)
+    for (size_t i = 0; i < n; i++) sum += a[i] * a[i];
+    return sum;
+}
+
+MULTIVERSION void bulwark_l2_step(float *restrict x, const float *restrict clean, const float *restrict g, size_t rows,
+                                  size_t columns, float alpha, float epsilon) {
+    for (size_t r = 0; r < rows; r++) {
+        float *restrict xr = x + r * columns;
+        const float *restrict cr = clean + r * columns;
+        const float *restrict gr = g + r * columns;
+        float norm = sqrtf(sum_of_squares(gr, columns));
+        float scale = norm > 0.0f ? alpha / norm : 0.0f;
+        float delta_squares = 0.0f;
+        for (size_t j = 0; j < columns; j++) {
+            float d = xr[j] + scale * gr[j] - cr[j];
+            xr[j] = d;  // holds δ until the projection below
+            delta_squares += d * d;
+        }
+        float delta_norm = sqrtf(delta_squares);
+        // Shrink slightly below ε so rounding in clean + δ cannot leave the ball.
+        float shrink = delta_norm > epsilon ? epsilon * (1.0f - 1e-6f) / delta_norm : 1.0f;
+        for (size_t j = 0; j < columns; j++) {
+            float v = cr[j] + shrink * xr[j];
+            v = v < 0.0f ? 0.0f : v;
+            xr[j] = v > 1.0f ? 1.0f : v;
+        }
+    }
+}
+
+MULTIVERSION void bulwark_row_distances(const float *restrict a, const float *restrict b, size_t rows, size_t columns,
+                                        float *restrict linf, float *restrict l2) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *restrict ar = a + r * columns;
+        const float *restrict br = b + r * columns;
+        float maximum = 0.0f, squares = 0.0f;
+        for (size_t j = 0; j < columns; j++) {
+            float d = ar[j] - br[j];
+            float magnitude = d < 0.0f ? -d : d;
+            maximum = magnitude > maximum ? magnitude : maximum;
+            squares += d * d;
+        }
+        linf[r] = maximum;
+        l2[r] = sqrtf(squares);
     }
 }

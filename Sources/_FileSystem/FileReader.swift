@@ -53,3 +53,24 @@ public enum FileReader {
         }
     }
 }
+
+extension FileReader {
+    /// The first `count` bytes of the file (fewer if it is shorter), without reading the rest.
+    public static func readPrefix(_ path: String, count: Int) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw FileSystemError.cannotOpen(path: path, reason: errnoText()) }
+        defer { close(fd) }
+        var prefix = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        while filled < count {
+            let n = prefix.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, count - filled) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileSystemError.cannotRead(path: path, reason: errnoText())
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(prefix[..<filled])
+    }
+}

@@ -91,12 +91,15 @@ struct CLITests {
         #expect(!run.stderr.contains("Fatal error"))
     }
 
-    @Test("a file that is not a model is refused with a clear message")
+    @Test("a file that is not a model is refused: first as unverified, then by the parser")
     func notAModel() throws {
         let path = TestSupport.temporaryDirectory() + "/page.safetensors"
         try "<!DOCTYPE html><html>Google Drive - virus scan warning</html>".write(toFile: path, atomically: true, encoding: .utf8)
-        let run = try CLIRun(["eval", path])
-        #expect(run.status == 1)
-        #expect(run.stderr.contains("is not a valid safetensors file"))
+        let refused = try CLIRun(["eval", path])
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("no entry in a manifest") && refused.stderr.contains("--allow-unverified"))
+        let parsed = try CLIRun(["eval", path, "--allow-unverified"])
+        #expect(parsed.status == 1)
+        #expect(parsed.stderr.contains("without verification") && parsed.stderr.contains("is not a valid safetensors file"))
     }
 }

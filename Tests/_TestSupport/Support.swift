@@ -49,7 +49,7 @@ public enum TestSupport {
             var bestScore = -Float.infinity
             for c in 0..<classes {
                 var score: Float = 0
-                for f in 0..<features { score += x[i, f] * projection[f * classes + c] }
+                for f in 0..<features { score += (x[i, f] - 0.5) * projection[f * classes + c] }
                 if score > bestScore { bestScore = score; best = c }
             }
             labels.append(best)

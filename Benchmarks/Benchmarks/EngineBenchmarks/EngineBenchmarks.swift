@@ -76,6 +76,7 @@ private final class GEMMStep {
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = configuration()
     stepPartBenchmarks()
+    attackBenchmarks()
 
     Benchmark("empty") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(1) }

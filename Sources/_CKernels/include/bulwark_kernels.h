@@ -43,4 +43,18 @@ void bulwark_adam_update(float *restrict p, const float *restrict g, float *rest
 void bulwark_sgd_update(float *restrict p, const float *restrict g, float *restrict velocity, size_t n,
                         float learning_rate, float momentum, int nesterov, float weight_decay);
 
+// Attack steps. `x` is the current adversarial batch, `clean` the clean one, both (rows, columns);
+// every kernel leaves x inside the ε-ball around clean and inside [0, 1].
+
+/// L∞ step: x = clamp(clamp(x + α·sign(g), clean − ε, clean + ε), 0, 1)
+void bulwark_linf_step(float *restrict x, const float *restrict clean, const float *restrict g, size_t n,
+                       float alpha, float epsilon);
+/// L2 step, per row: x += α·g/‖g‖ (no move where g = 0); δ = x − clean scaled down to ‖δ‖ ≤ ε;
+/// x = clamp(clean + δ, 0, 1)
+void bulwark_l2_step(float *restrict x, const float *restrict clean, const float *restrict g, size_t rows,
+                     size_t columns, float alpha, float epsilon);
+/// Per row of a − b: the L∞ norm into linf[r] and the L2 norm into l2[r].
+void bulwark_row_distances(const float *restrict a, const float *restrict b, size_t rows, size_t columns,
+                           float *restrict linf, float *restrict l2);
+
 #endif

@@ -1,0 +1,61 @@
+import ArgumentParser
+import Foundation
+import Security
+
+/// `bulwark data encrypt|decrypt`: encryption at rest for models and datasets.
+struct DataCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data",
+        abstract: "Encrypt and decrypt model and data files (AES-256-GCM chunked containers, or Fernet).",
+        subcommands: [Encrypt.self, Decrypt.self]
+    )
+
+    enum Format: String, ExpressibleByArgument {
+        case bulwark, fernet
+    }
+
+    struct Encrypt: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Encrypt IN into OUT (written atomically).")
+
+        @Option(help: ArgumentHelp("Key file (or $BULWARK_DATA_KEY).", valueName: "file"))
+        var keyFile: String?
+
+        @Option(help: "bulwark (AES-256-GCM in authenticated chunks; any size, bounded memory) or fernet (Python cryptography compatible; in memory).")
+        var format: Format = .bulwark
+
+        @Argument var input: String
+        @Argument var output: String
+
+        func run() throws {
+            guard let key = try DataKey.resolve(keyFile: keyFile) else {
+                throw ValidationError("give the key with --key-file FILE or $\(DataKey.environmentVariable) (create one with bulwark keys new-data-key)")
+            }
+            guard input != output else { throw ValidationError("IN and OUT must differ (use bulwark keys rotate to re-encrypt in place)") }
+            try DataEncryption.encrypt(input, to: output, key: key, format: format == .fernet ? .fernet : .container)
+            try ModelLoading.record(output, recipe: "bulwark data encrypt (\(format.rawValue))")
+            print("encrypted \(input) → \(output) (\(format.rawValue))")
+        }
+    }
+
+    struct Decrypt: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Decrypt IN into OUT (mode 0600); the format is detected.")
+
+        @Option(help: ArgumentHelp("Key file (or $BULWARK_DATA_KEY).", valueName: "file"))
+        var keyFile: String?
+
+        @Option(help: ArgumentHelp("Refuse Fernet tokens older than this many seconds.", valueName: "seconds"))
+        var ttl: UInt64?
+
+        @Argument var input: String
+        @Argument var output: String
+
+        func run() throws {
+            guard let key = try DataKey.resolve(keyFile: keyFile) else {
+                throw ValidationError("give the key with --key-file FILE or $\(DataKey.environmentVariable)")
+            }
+            guard input != output else { throw ValidationError("IN and OUT must differ") }
+            try DataEncryption.decrypt(input, to: output, key: key, ttl: ttl)
+            print("decrypted \(input) → \(output)")
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import Robustness
+import _FileSystem
+
+/// `bulwark gate`: fails CI when robustness regressed. Exit codes: 0 within tolerance, 1 on a
+/// regression, 2 on unusable input (unreadable or incomparable reports, bad options).
+struct GateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gate",
+        abstract: "Compare a bench report with a baseline: exit 0 within tolerance, 1 on a regression, 2 on unusable input.",
+        discussion: "Clean and robust accuracies are compared per model, attack and ε (and the worst case). Reports with different ε grids, attacks, n or datasets are incomparable (exit 2)."
+    )
+
+    @Option(help: ArgumentHelp("Baseline report (JSON from bulwark bench).", valueName: "file"))
+    var baseline: String?
+
+    @Option(help: ArgumentHelp("New report (JSON from bulwark bench).", valueName: "file"))
+    var report: String?
+
+    @Option(help: "Largest accepted drop of any accuracy (absolute, e.g. 0.01 = one point).")
+    var maxDrop: Double = 0.01
+
+    @Option(help: ArgumentHelp("Write JUnit XML for CI systems.", valueName: "path"))
+    var junit: String?
+
+    func run() throws {
+        do {
+            guard let baseline, let report else {
+                throw ValidationError("give both --baseline BASE.json and --report NEW.json")
+            }
+            let old = try BenchReport.decode(Data(FileReader.readAll(baseline, limit: 256 << 20)), source: baseline)
+            let new = try BenchReport.decode(Data(FileReader.readAll(report, limit: 256 << 20)), source: report)
+            let result = try Gate.compare(baseline: old, current: new, maxDrop: maxDrop)
+            print(Gate.table(result))
+            for note in result.notes { print("note: \(note)") }
+            if let junit { try AtomicFile.write(Array(Gate.junit(result).utf8), to: junit) }
+            if result.passed {
+                print("gate: passed (\(result.comparisons.count) accuracies within --max-drop \(maxDrop))")
+            } else {
+                Console.note("gate: \(result.regressions.count) regression(s) beyond --max-drop \(maxDrop)")
+                throw ExitCode(1)
+            }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            Console.note("error: \(error)")
+            if let junit { try? AtomicFile.write(Array(Gate.junitError("\(error)").utf8), to: junit) }
+            throw ExitCode(2)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import Security
+
+/// How files are checked (and decrypted) before they are parsed, shared by every command that loads
+/// a model or a dataset.
+struct SecurityOptions: ParsableArguments {
+    @Option(name: .customLong("expect-sha256"), help: ArgumentHelp("Expected SHA-256 of the model file given to this command (instead of its manifest entry).", valueName: "hex"))
+    var expectSHA256: String?
+
+    @Flag(help: "Load files that no manifest or digest vouches for (logged as a warning).")
+    var allowUnverified = false
+
+    @Option(help: ArgumentHelp("Key file for encrypted models and data (or set $BULWARK_DATA_KEY).", valueName: "file"))
+    var keyFile: String?
+
+    @Option(help: ArgumentHelp("Trusted Ed25519 public key: manifests must be signed by it (or set $BULWARK_PUBLIC_KEY to a key file).", valueName: "file"))
+    var publicKey: String?
+
+    @Option(help: ArgumentHelp("Refuse Fernet-encrypted files older than this many seconds.", valueName: "seconds"))
+    var ttl: UInt64?
+
+    func validate() throws {
+        if let expectSHA256, !Manifest.isHexDigest(expectSHA256.lowercased()) {
+            throw ValidationError("\(SecurityError.invalidDigest(expectSHA256))")
+        }
+    }
+
+    /// The loader for this command; `model` is the file `--expect-sha256` refers to.
+    func loader(model: String? = nil) throws -> VerifyingFileLoader {
+        var expected: [String: String] = [:]
+        if let expectSHA256 {
+            guard let model else { throw ValidationError("--expect-sha256 applies to commands that take a model file") }
+            expected[model] = expectSHA256.lowercased()
+        }
+        let keyPath = publicKey ?? ProcessInfo.processInfo.environment["BULWARK_PUBLIC_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        return VerifyingFileLoader(
+            expectedDigests: expected, allowUnverified: allowUnverified,
+            trustedKey: try keyPath.map(SigningKeys.loadPublicKey), dataKey: try DataKey.resolve(keyFile: keyFile),
+            fernetTTL: ttl, warn: { log.warning("\($0)") })
+    }
+}

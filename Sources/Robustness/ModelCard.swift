@@ -1,0 +1,65 @@
+import Foundation
+import NeuralNet
+
+/// A model card (JSON, schema `bulwark-model-card/1`) written next to a model by
+/// `bulwark bench --cards`: the file's SHA-256, the command and recipe that made it, its seed, and
+/// its clean and robust accuracy from the benchmark, each with n and a 95% Wilson interval.
+public struct ModelCard: Codable, Equatable, Sendable {
+    public static let schema = "bulwark-model-card/1"
+
+    public var schema: String
+    public var name: String
+    public var file: String
+    public var sha256: String
+    public var architecture: String
+    public var parameters: Int
+    public var seed: UInt64?
+    /// The command that reproduces the file (same machine type gives the same SHA-256).
+    public var trainCommand: String?
+    public var recipe: TrainingRecipe?
+    public var data: String
+    public var cleanAccuracy: BenchReport.Accuracy
+    public var robustAccuracy: [Robust]
+    public var bulwarkVersion: String
+
+    public struct Robust: Codable, Equatable, Sendable {
+        public var attack: String
+        public var description: String
+        public var epsilon: Float
+        public var accuracy: BenchReport.Accuracy
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case schema, name, file, sha256, architecture, parameters, seed, recipe, data
+        case trainCommand = "train_command", cleanAccuracy = "clean_accuracy"
+        case robustAccuracy = "robust_accuracy", bulwarkVersion = "bulwark_version"
+    }
+
+    /// The card of one model of a bench report.
+    public init(result: BenchReport.ModelResult, entry: BenchConfiguration.ModelEntry, metadata: [String: String], report: BenchReport) {
+        schema = Self.schema
+        name = result.name
+        file = (entry.path as NSString).lastPathComponent
+        sha256 = result.sha256
+        architecture = result.architecture
+        parameters = result.parameters
+        recipe = metadata["recipe"].flatMap { try? TrainingRecipe.decode(json: $0) }
+        seed = recipe?.seed
+        trainCommand = entry.train.map { (["bulwark", "train"] + $0 + ["--out", entry.path]).joined(separator: " ") }
+        data = "\(report.data), n = \(report.n)"
+        cleanAccuracy = result.clean
+        robustAccuracy = result.attacks.map { Robust(attack: $0.attack, description: $0.description, epsilon: $0.epsilon, accuracy: $0.accuracy) }
+        bulwarkVersion = report.bulwarkVersion
+    }
+
+    /// Where the card of the model at `path` lives: `model.safetensors` → `model.card.json`.
+    public static func path(forModel path: String) -> String {
+        (path.hasSuffix(".safetensors") ? String(path.dropLast(".safetensors".count)) : path) + ".card.json"
+    }
+
+    public func encoded() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+}

@@ -1,0 +1,128 @@
+import Attacks
+import NeuralNet
+import TensorCore
+
+/// Checks that catch evaluations which look fine but are wrong (a weak or broken attack, gradient
+/// masking), after Carlini et al., 2019, "On Evaluating Adversarial Robustness". Each has an ID and
+/// a section in docs/sanity-checks.md explaining it and its fix. A failed check is a warning in the
+/// report, and an error with `bulwark bench --strict`.
+public enum SanityCheck: String, CaseIterable, Sendable {
+    case accuracyRisesWithEpsilon = "BW001"
+    case iterativeWeakerThanSingleStep = "BW002"
+    case largeEpsilonNotBroken = "BW003"
+    case degenerateGradients = "BW004"
+
+    public var title: String {
+        switch self {
+        case .accuracyRisesWithEpsilon: return "accuracy must not rise with ε"
+        case .iterativeWeakerThanSingleStep: return "an iterative attack must not be weaker than FGSM"
+        case .largeEpsilonNotBroken: return "a very large ε must drive accuracy near zero"
+        case .degenerateGradients: return "input gradients must be neither zero nor NaN"
+        }
+    }
+
+    public var documentation: String {
+        "docs/sanity-checks.md#\(rawValue.lowercased())"
+    }
+
+    func result(passed: Bool, _ message: String) -> BenchReport.CheckResult {
+        BenchReport.CheckResult(id: rawValue, title: title, passed: passed, message: message, documentation: documentation)
+    }
+}
+
+/// Runs the sanity checks of one model's results.
+struct SanityChecker {
+    /// Accuracy may rise by this much (statistical noise of random starts) before a check fails.
+    let tolerance: Double
+    /// Largest accuracy accepted at a very large ε.
+    static let largeEpsilonLimit = 0.05
+    /// Largest fraction of examples with an all-zero input gradient.
+    static let zeroGradientLimit = 0.01
+
+    init(n: Int) {
+        tolerance = max(0.005, 5 / Double(max(n, 1)))
+    }
+
+    /// BW001: for every attack and for the worst case, accuracy must not increase with ε.
+    func monotonicity(clean: Double, results: [BenchReport.AttackResult], worstCase: [BenchReport.WorstCase],
+                      attacks: [String]) -> BenchReport.CheckResult {
+        var problems: [String] = []
+        let start: [(Float, Double)] = [(0, clean)]
+        var series: [(String, [(Float, Double)])] = attacks.map { name in
+            (name, start + results.filter { $0.attack == name }.map { ($0.epsilon, $0.accuracy.accuracy) })
+        }
+        series.append(("worst case", start + worstCase.map { ($0.epsilon, $0.accuracy.accuracy) }))
+        for (name, points) in series {
+            for (a, b) in zip(points, points.dropFirst()) where b.1 > a.1 + tolerance {
+                problems.append("\(name): \(a.1) at ε = \(format(a.0)) but \(b.1) at ε = \(format(b.0))")
+            }
+        }
+        return SanityCheck.accuracyRisesWithEpsilon.result(
+            passed: problems.isEmpty,
+            problems.isEmpty ? "accuracy is non-increasing in ε for every attack" : problems.joined(separator: "; "))
+    }
+
+    /// BW002: each iterative attack must reach at most the accuracy of FGSM (same norm) at every ε.
+    func iterativeVersusSingleStep(results: [BenchReport.AttackResult],
+                                   attacks: [BenchConfiguration.AttackEntry]) -> BenchReport.CheckResult {
+        var problems: [String] = []
+        for iterative in attacks where iterative.isIterative {
+            for single in attacks where single.type == "fgsm" && single.norm == iterative.norm {
+                for result in results where result.attack == iterative.name {
+                    guard let reference = results.first(where: { $0.attack == single.name && $0.epsilon == result.epsilon }) else { continue }
+                    if result.accuracy.accuracy > reference.accuracy.accuracy + tolerance {
+                        problems.append("\(iterative.name) leaves \(result.accuracy.accuracy) at ε = \(format(result.epsilon)), "
+                                        + "\(single.name) only \(reference.accuracy.accuracy)")
+                    }
+                }
+            }
+        }
+        let compared = attacks.contains { $0.isIterative } && attacks.contains { $0.type == "fgsm" }
+        return SanityCheck.iterativeWeakerThanSingleStep.result(
+            passed: problems.isEmpty,
+            problems.isEmpty ? (compared ? "every iterative attack is at least as strong as FGSM" : "no FGSM/iterative pair to compare")
+                : problems.joined(separator: "; "))
+    }
+
+    /// BW003: PGD at an ε that covers the whole input cube must leave (almost) nothing correct.
+    func largeEpsilon(classifier: any Classifier, data: LabeledData, attack entry: BenchConfiguration.AttackEntry?,
+                      seed: UInt64, batchSize: Int) throws -> BenchReport.CheckResult {
+        var entry = entry ?? BenchConfiguration.AttackEntry(name: "PGD-20", type: "pgd", norm: .linf, steps: 20)
+        entry.stepSize = nil
+        entry.relativeStepSize = nil
+        let epsilon: Float = entry.norm == .linf ? 1 : Float(data.featureCount).squareRoot()
+        let outcome = try AttackRunner(classifier: classifier, batchSize: batchSize)
+            .run(try entry.makeAttack(epsilon: epsilon), on: data, seed: seed)
+        let accuracy = outcome.adversarialAccuracy.value
+        return SanityCheck.largeEpsilonNotBroken.result(
+            passed: accuracy <= Self.largeEpsilonLimit,
+            "\(entry.name) at ε = \(format(epsilon)) (\(entry.norm.rawValue)) leaves accuracy \(accuracy) on \(data.count) examples"
+                + (accuracy <= Self.largeEpsilonLimit ? "" : " (expected ≤ \(Self.largeEpsilonLimit))"))
+    }
+
+    /// BW004: the cross-entropy input gradient at clean inputs must not be all zero or contain NaN.
+    func gradients(classifier: any Classifier, data: LabeledData) -> BenchReport.CheckResult {
+        var zeroRows = 0, nonFiniteRows = 0
+        var features = data.features
+        let objective = UnsafeMutablePointer<Float>.allocate(capacity: max(data.count, 1))
+        defer { objective.deallocate() }
+        classifier.reserve(rows: max(data.count, 1), shards: 1)
+        features.withMatrix { x in
+            data.labels.withUnsafeBufferPointer { labels in
+                let logits = classifier.logits(x, shard: 0)
+                AttackLoss.crossEntropy.evaluate(logits: logits, labels: labels.baseAddress!, targets: nil,
+                                                 objective: objective, gradient: classifier.logitsGradient(shard: 0))
+                let g = classifier.inputGradient(shard: 0)
+                for r in 0..<g.rows {
+                    let row = UnsafeBufferPointer(start: g.row(r), count: g.columns)
+                    if !Kernels.allFinite(row) { nonFiniteRows += 1 } else if row.allSatisfy({ $0 == 0 }) { zeroRows += 1 }
+                }
+            }
+        }
+        let zeroFraction = Double(zeroRows) / Double(max(data.count, 1))
+        let passed = nonFiniteRows == 0 && zeroFraction <= Self.zeroGradientLimit
+        return SanityCheck.degenerateGradients.result(
+            passed: passed,
+            "\(zeroRows) of \(data.count) examples have an all-zero input gradient, \(nonFiniteRows) a NaN or infinite one")
+    }
+}

@@ -1,0 +1,239 @@
+import Crypto
+import Foundation
+import Glibc
+import _FileSystem
+
+/// A manifest of a directory of models or datasets (`bulwark-manifest.json`, schema
+/// `bulwark-manifest/1`): the SHA-256 and size of every file, the recipe that made it, and
+/// optionally an Ed25519 signature over all of that.
+///
+/// ```json
+/// {"schema": "bulwark-manifest/1",
+///  "files": {"mlp-standard.safetensors": {"sha256": "…", "size": 1077440, "recipe": "bulwark train …"}},
+///  "signature": {"algorithm": "ed25519", "public_key": "<base64>", "value": "<base64>"}}
+/// ```
+/// The signature covers the canonical JSON of the manifest without its `signature` field (sorted
+/// keys, no whitespace).
+public struct Manifest: Codable, Equatable, Sendable {
+    public static let fileName = "bulwark-manifest.json"
+    public static let schema = "bulwark-manifest/1"
+    public static let maximumSize = 64 << 20
+
+    public var schema: String
+    public var files: [String: Entry]
+    public var signature: Signature?
+
+    public struct Entry: Codable, Equatable, Sendable {
+        public var sha256: String
+        public var size: Int
+        public var recipe: String?
+
+        public init(sha256: String, size: Int, recipe: String? = nil) {
+            self.sha256 = sha256
+            self.size = size
+            self.recipe = recipe
+        }
+    }
+
+    public struct Signature: Codable, Equatable, Sendable {
+        public var algorithm: String
+        public var publicKey: String
+        public var value: String
+
+        enum CodingKeys: String, CodingKey {
+            case algorithm, value
+            case publicKey = "public_key"
+        }
+    }
+
+    public init(files: [String: Entry] = [:]) {
+        schema = Self.schema
+        self.files = files
+        signature = nil
+    }
+
+    public static func path(in directory: String) -> String { directory + "/" + fileName }
+
+    // MARK: - Reading and writing
+
+    /// The manifest of `directory`, or nil if it has none.
+    /// - Throws: `SecurityError.invalidManifest` if the file exists but is not a valid manifest.
+    public static func load(directory: String) throws -> Manifest? {
+        let path = path(in: directory)
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let bytes = try FileReader.readAll(path, limit: maximumSize)
+        let manifest: Manifest
+        do {
+            manifest = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
+        } catch {
+            throw SecurityError.invalidManifest(path: path, problem: "it does not parse (\(error))")
+        }
+        guard manifest.schema == schema else {
+            throw SecurityError.invalidManifest(path: path, problem: "schema '\(manifest.schema)' is not '\(schema)'")
+        }
+        for (name, entry) in manifest.files {
+            guard isValidName(name) else {
+                throw SecurityError.invalidManifest(path: path, problem: "entry '\(name)' is not a plain relative path inside the directory")
+            }
+            guard isHexDigest(entry.sha256), entry.size >= 0 else {
+                throw SecurityError.invalidManifest(path: path, problem: "entry '\(name)' has an invalid digest or size")
+            }
+        }
+        return manifest
+    }
+
+    /// Writes the manifest atomically (pretty, sorted keys).
+    public func write(directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+        try AtomicFile.write(Array(try encoder.encode(self)) + [UInt8(ascii: "\n")], to: Self.path(in: directory))
+    }
+
+    /// Relative names only: no absolute paths, no `..`, no empty components.
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && !name.hasPrefix("/") && !name.split(separator: "/", omittingEmptySubsequences: false).contains { $0.isEmpty || $0 == ".." || $0 == "." }
+    }
+
+    public static func isHexDigest(_ text: String) -> Bool {
+        text.count == 64 && text.allSatisfy { $0.isHexDigit && !$0.isUppercase }
+    }
+
+    // MARK: - Creating and verifying
+
+    /// Files of `directory` (recursively, relative names) that a manifest covers: everything but the
+    /// manifest itself, hidden files and temporary files.
+    public static func coveredFiles(in directory: String) throws -> [String] {
+        guard let enumerator = FileManager.default.enumerator(atPath: directory) else {
+            throw SecurityError.invalidManifest(path: directory, problem: "the directory cannot be read")
+        }
+        var names: [String] = []
+        for case let name as String in enumerator {
+            let last = (name as NSString).lastPathComponent
+            if last.hasPrefix(".") {
+                var isDirectory: ObjCBool = false
+                if FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory), isDirectory.boolValue {
+                    enumerator.skipDescendants()
+                }
+                continue
+            }
+            guard name != fileName, (try? FileReader.size(of: directory + "/" + name)) != nil else { continue }
+            names.append(name)
+        }
+        return names.sorted()
+    }
+
+    /// A manifest of every covered file of `directory`, keeping the recipes of `previous`.
+    public static func create(directory: String, previous: Manifest? = nil, recipe: (String) -> String? = { _ in nil }) throws -> Manifest {
+        var manifest = Manifest()
+        for name in try coveredFiles(in: directory) {
+            let path = directory + "/" + name
+            manifest.files[name] = Entry(sha256: try FileDigest.sha256(path: path), size: try FileReader.size(of: path),
+                                         recipe: previous?.files[name]?.recipe ?? recipe(path))
+        }
+        return manifest
+    }
+
+    /// What `verify` found.
+    public struct Verification: Sendable {
+        public var verified: [String] = []
+        public var mismatched: [(name: String, expected: String, actual: String)] = []
+        public var missing: [String] = []
+        public var unlisted: [String] = []
+        public var signer: String?
+        public var ok: Bool { mismatched.isEmpty && missing.isEmpty }
+    }
+
+    /// Hashes every listed file of `directory` and compares; checks the signature if there is one.
+    /// - Parameter trustedKey: if given, the manifest must be signed by this key.
+    /// - Throws: `SecurityError.signatureInvalid` for a bad or untrusted signature.
+    public func verify(directory: String, trustedKey: Curve25519.Signing.PublicKey?) throws -> Verification {
+        var result = Verification()
+        result.signer = try checkSignature(path: Self.path(in: directory), trustedKey: trustedKey)
+        for (name, entry) in files.sorted(by: { $0.key < $1.key }) {
+            let path = directory + "/" + name
+            guard FileManager.default.fileExists(atPath: path) else {
+                result.missing.append(name)
+                continue
+            }
+            let actual = try FileDigest.sha256(path: path)
+            if actual == entry.sha256 { result.verified.append(name) } else { result.mismatched.append((name, entry.sha256, actual)) }
+        }
+        result.unlisted = try Self.coveredFiles(in: directory).filter { files[$0] == nil }
+        return result
+    }
+
+    // MARK: - Signatures
+
+    /// The bytes a signature covers: the manifest without its signature, canonical JSON.
+    public func signedBytes() throws -> [UInt8] {
+        var unsigned = self
+        unsigned.signature = nil
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return Array(try encoder.encode(unsigned))
+    }
+
+    /// Signs the manifest with an Ed25519 private key.
+    public mutating func sign(with key: Curve25519.Signing.PrivateKey) throws {
+        signature = nil
+        let value = try key.signature(for: signedBytes())
+        signature = Signature(algorithm: "ed25519", publicKey: Data(key.publicKey.rawRepresentation).base64EncodedString(),
+                              value: Data(value).base64EncodedString())
+    }
+
+    /// Checks the signature, if any. With `trustedKey`, a signature by that key is required.
+    /// - Returns: the signer's key fingerprint, or nil for an unsigned manifest.
+    @discardableResult
+    public func checkSignature(path: String, trustedKey: Curve25519.Signing.PublicKey?) throws -> String? {
+        guard let signature else {
+            if let trustedKey {
+                throw SecurityError.signatureInvalid(path: path, problem: "it is not signed, but a trusted key (\(SigningKeys.fingerprint(trustedKey))) requires a signature; sign it with bulwark manifest sign")
+            }
+            return nil
+        }
+        guard signature.algorithm == "ed25519", let raw = Data(base64Encoded: signature.publicKey),
+              let embedded = try? Curve25519.Signing.PublicKey(rawRepresentation: raw),
+              let value = Data(base64Encoded: signature.value) else {
+            throw SecurityError.signatureInvalid(path: path, problem: "its signature block is malformed")
+        }
+        if let trustedKey, trustedKey.rawRepresentation != embedded.rawRepresentation {
+            throw SecurityError.signatureInvalid(path: path, problem: "it is signed by key \(SigningKeys.fingerprint(embedded)), not by the trusted key \(SigningKeys.fingerprint(trustedKey))")
+        }
+        guard embedded.isValidSignature(value, for: try signedBytes()) else {
+            throw SecurityError.signatureInvalid(path: path, problem: "its signature does not match its contents (the manifest was modified after signing)")
+        }
+        return SigningKeys.fingerprint(embedded)
+    }
+
+    // MARK: - Updating one entry
+
+    /// Adds or replaces the entry of `path` in the manifest of its directory, under a lock so
+    /// concurrent writers do not lose entries. A signature no longer matches and is removed.
+    /// - Returns: true if a signature was removed (the caller should say so).
+    @discardableResult
+    public static func record(_ path: String, recipe: String? = nil) throws -> Bool {
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        return try withLock(directory: directory) {
+            var manifest = try load(directory: directory) ?? Manifest()
+            let wasSigned = manifest.signature != nil
+            manifest.signature = nil
+            manifest.files[name] = Entry(sha256: try FileDigest.sha256(path: path), size: try FileReader.size(of: path),
+                                         recipe: recipe ?? manifest.files[name]?.recipe)
+            try manifest.write(directory: directory)
+            return wasSigned
+        }
+    }
+
+    static func withLock<R>(directory: String, _ body: () throws -> R) throws -> R {
+        let lockPath = directory + "/.bulwark-manifest.lock"
+        let fd = open(lockPath, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else {
+            throw SecurityError.invalidManifest(path: lockPath, problem: "cannot create the lock file (\(String(cString: strerror(errno))))")
+        }
+        defer { close(fd) }
+        flock(fd, LOCK_EX)
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+}

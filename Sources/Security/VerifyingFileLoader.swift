@@ -1,0 +1,117 @@
+import Crypto
+import Foundation
+import _FileSystem
+
+/// Reads model and data files for parsing only after checking them: the file is read once while
+/// it is hashed, its SHA-256 is compared with what is expected, and only then (decrypted, if it is
+/// encrypted) handed to the parser.
+///
+/// The expected digest comes from, in order: `--expect-sha256` for that file, the manifest beside
+/// it (whose signature is checked, against `trustedKey` if one is given), then Bulwark's built-in
+/// digests of known public datasets. A mismatch is refused with both digests; a file with no
+/// expected digest is refused unless `allowUnverified`, which is logged as a warning.
+public final class VerifyingFileLoader: FileLoading {
+    public var expectedDigests: [String: String]
+    public var allowUnverified: Bool
+    public var trustedKey: Curve25519.Signing.PublicKey?
+    /// Key for encrypted files (Bulwark containers and Fernet tokens).
+    public var dataKey: DataKey?
+    /// Fernet tokens older than this are refused.
+    public var fernetTTL: UInt64?
+    public var warn: (String) -> Void
+    private var manifests: [String: Manifest?] = [:]
+
+    public init(expectedDigests: [String: String] = [:], allowUnverified: Bool = false,
+                trustedKey: Curve25519.Signing.PublicKey? = nil, dataKey: DataKey? = nil, fernetTTL: UInt64? = nil,
+                warn: @escaping (String) -> Void = { _ in }) {
+        self.expectedDigests = expectedDigests
+        self.allowUnverified = allowUnverified
+        self.trustedKey = trustedKey
+        self.dataKey = dataKey
+        self.fernetTTL = fernetTTL
+        self.warn = warn
+    }
+
+    public func load(_ path: String, limit: Int) throws -> [UInt8] {
+        var hasher = SHA256()
+        var bytes: [UInt8] = []
+        let size = try FileReader.size(of: path)
+        guard size <= limit else { throw FileSystemError.tooLarge(path: path, size: size, limit: limit) }
+        bytes.reserveCapacity(size)
+        try FileReader.forEachChunk(of: path) { chunk in
+            guard bytes.count + chunk.count <= limit else {
+                throw FileSystemError.tooLarge(path: path, size: bytes.count + chunk.count, limit: limit)
+            }
+            hasher.update(bufferPointer: chunk)
+            bytes.append(contentsOf: chunk)
+        }
+        let actual = FileDigest.hex(hasher.finalize())
+        try check(path, actual: actual)
+        return try decryptIfNeeded(bytes, path: path)
+    }
+
+    /// Compares `actual` with the digest expected for `path`.
+    func check(_ path: String, actual: String) throws {
+        if let expected = expectedDigests[path] {
+            guard expected == actual else {
+                throw SecurityError.digestMismatch(path: path, expected: expected, actual: actual, source: "--expect-sha256")
+            }
+            return
+        }
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        if let manifest = try manifest(of: directory), let entry = manifest.files[name] {
+            guard entry.sha256 == actual else {
+                throw SecurityError.digestMismatch(path: path, expected: entry.sha256, actual: actual, source: Manifest.path(in: directory))
+            }
+            return
+        }
+        if let known = KnownDigests.digest(forFileNamed: name), known.sha256 == actual {
+            return
+        }
+        guard allowUnverified else { throw SecurityError.unverified(path: path) }
+        warn("loading \(path) without verification (--allow-unverified); its SHA-256 is \(actual)")
+    }
+
+    private func manifest(of directory: String) throws -> Manifest? {
+        if let cached = manifests[directory] { return cached }
+        let manifest = try Manifest.load(directory: directory)
+        try manifest?.checkSignature(path: Manifest.path(in: directory), trustedKey: trustedKey)
+        manifests[directory] = manifest
+        return manifest
+    }
+
+    func decryptIfNeeded(_ bytes: [UInt8], path: String) throws -> [UInt8] {
+        let encrypted = EncryptedContainer.isEncrypted(bytes), fernet = Fernet.isToken(bytes)
+        guard encrypted || fernet else { return bytes }
+        guard let dataKey else {
+            throw SecurityError.missingKey("\(path) is encrypted; give its key with --key-file FILE or $\(DataKey.environmentVariable)")
+        }
+        if encrypted { return try EncryptedContainer.decrypt(bytes, key: dataKey, source: path) }
+        guard let token = String(validating: bytes, as: UTF8.self) else {
+            throw SecurityError.invalidToken(path: path, problem: "it is not text")
+        }
+        return try Fernet.decrypt(token, key: dataKey, ttl: fernetTTL, source: path)
+    }
+}
+
+/// SHA-256 digests of public dataset files Bulwark knows, so they verify without a manifest.
+public enum KnownDigests {
+    public struct Known: Sendable {
+        public let sha256: String
+        public let origin: String
+    }
+
+    static let debianFashionMNIST = "Debian package dataset-fashion-mnist 0.0~git20200523.55506a9-1"
+    static let table: [String: [Known]] = [
+        "train-images-idx3-ubyte.gz": [Known(sha256: "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7", origin: debianFashionMNIST)],
+        "train-labels-idx1-ubyte.gz": [Known(sha256: "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056", origin: debianFashionMNIST)],
+        "t10k-images-idx3-ubyte.gz": [Known(sha256: "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa", origin: debianFashionMNIST)],
+        "t10k-labels-idx1-ubyte.gz": [Known(sha256: "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05", origin: debianFashionMNIST)],
+    ]
+
+    /// The known digest for a file name, if any (nil if the name is unknown).
+    public static func digest(forFileNamed name: String) -> Known? {
+        table[name]?.first
+    }
+}

@@ -1,0 +1,52 @@
+import _CKernels
+
+/// Kernels of attack steps: each leaves `x` inside the ε-ball around `clean` and inside [0, 1].
+extension Kernels {
+    /// L∞ projected sign step (Madry et al., 2018):
+    /// ```
+    /// x ← clamp(clamp(x + α·sign(g), clean − ε, clean + ε), 0, 1)
+    /// ```
+    @inlinable
+    public static func linfStep(_ x: MatrixRef, clean: MatrixRef, gradient g: MatrixRef, stepSize alpha: Float, epsilon: Float) {
+        precondition(x.count == clean.count && x.count == g.count, "attack step shapes differ")
+        bulwark_linf_step(x.base, clean.base, g.base, x.count, alpha, epsilon)
+    }
+
+    /// L2 projected normalised-gradient step, per row:
+    /// ```
+    /// x ← x + α·g/‖g‖₂ (no move where g = 0);  δ ← x − clean, scaled to ‖δ‖₂ ≤ ε;  x ← clamp(clean + δ, 0, 1)
+    /// ```
+    @inlinable
+    public static func l2Step(_ x: MatrixRef, clean: MatrixRef, gradient g: MatrixRef, stepSize alpha: Float, epsilon: Float) {
+        precondition(x.count == clean.count && x.count == g.count && x.columns == g.columns, "attack step shapes differ")
+        bulwark_l2_step(x.base, clean.base, g.base, x.rows, x.columns, alpha, epsilon)
+    }
+
+    /// Per-row L∞ and L2 norms of `a − b`.
+    @inlinable
+    public static func rowDistances(_ a: MatrixRef, _ b: MatrixRef, linf: UnsafeMutablePointer<Float>, l2: UnsafeMutablePointer<Float>) {
+        precondition(a.rows == b.rows && a.columns == b.columns, "distance shapes differ")
+        bulwark_row_distances(a.base, b.base, a.rows, a.columns, linf, l2)
+    }
+}
+
+extension Reference {
+    /// Textbook L∞ step for testing `Kernels.linfStep`.
+    public static func linfStep(x: [Float], clean: [Float], gradient: [Float], stepSize: Float, epsilon: Float) -> [Float] {
+        (0..<x.count).map { i in
+            let sign: Float = gradient[i] > 0 ? 1 : (gradient[i] < 0 ? -1 : 0)
+            let v = min(max(x[i] + stepSize * sign, clean[i] - epsilon), clean[i] + epsilon)
+            return min(max(v, 0), 1)
+        }
+    }
+
+    /// Textbook L2 step (one row) in Double, for testing `Kernels.l2Step`.
+    public static func l2Step(x: [Float], clean: [Float], gradient: [Float], stepSize: Float, epsilon: Float) -> [Float] {
+        let norm = gradient.reduce(0.0) { $0 + Double($1) * Double($1) }.squareRoot()
+        let moved = (0..<x.count).map { Double(x[$0]) + (norm > 0 ? Double(stepSize) * Double(gradient[$0]) / norm : 0) }
+        let delta = (0..<x.count).map { moved[$0] - Double(clean[$0]) }
+        let deltaNorm = delta.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+        let shrink = deltaNorm > Double(epsilon) ? Double(epsilon) / deltaNorm : 1
+        return (0..<x.count).map { Float(min(max(Double(clean[$0]) + shrink * delta[$0], 0), 1)) }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+import _TestSupport
+
+@Suite("bulwark gate exit codes", .serialized)
+struct GateCLITests {
+    /// Writes a report made by `bulwark bench` on the sample with a tiny configuration, then edits it.
+    static func writeReport(_ directory: String, accuracyShift: Double = 0, n: Int? = nil) throws -> String {
+        let base = directory + "/base.json"
+        if !FileManager.default.fileExists(atPath: base) {
+            let model = directory + "/m.safetensors"
+            let train = try CLIRun(["train", "--model", "784-16-10", "--epochs", "1", "--limit", "500", "--out", model,
+                                    "--data-dir", TestSupport.sampleDirectory])
+            #expect(train.status == 0, "\(train.stderr)")
+            let config = #"{"schema":"bulwark-bench-config/1","seed":0,"epsilons":[0,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":200},"models":[{"name":"m","path":"m.safetensors"}],"attacks":[{"name":"FGSM","type":"fgsm","norm":"linf"},{"name":"PGD-5","type":"pgd","norm":"linf","steps":5}],"check_examples":50}"#
+            try config.write(toFile: directory + "/bench.json", atomically: true, encoding: .utf8)
+            let bench = try CLIRun(["bench", "--config", directory + "/bench.json", "--report", base, "--data-dir", TestSupport.sampleDirectory])
+            #expect(bench.status == 0, "\(bench.stderr)")
+            #expect(bench.stdout.contains("| m | **worst case** |"))
+        }
+        var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base))) as! [String: Any]
+        var models = json["models"] as! [[String: Any]]
+        var attacks = models[0]["attacks"] as! [[String: Any]]
+        var accuracy = attacks[1]["accuracy"] as! [String: Any]
+        accuracy["accuracy"] = (accuracy["accuracy"] as! Double) + accuracyShift
+        attacks[1]["accuracy"] = accuracy
+        models[0]["attacks"] = attacks
+        json["models"] = models
+        if let n { json["n"] = n }
+        let path = directory + "/new-\(accuracyShift)-\(n ?? 0).json"
+        try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("0 within tolerance, 1 on a regression (with JUnit), 2 on unusable or incomparable input")
+    func exitCodes() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let same = try Self.writeReport(directory)
+        let worse = try Self.writeReport(directory, accuracyShift: -0.05)
+        let otherN = try Self.writeReport(directory, n: 7)
+        let base = directory + "/base.json"
+
+        let pass = try CLIRun(["gate", "--baseline", base, "--report", same, "--max-drop", "0.01"])
+        #expect(pass.status == 0, "\(pass.stdout)\(pass.stderr)")
+        #expect(pass.stdout.contains("gate: passed"))
+
+        let junit = directory + "/gate.xml"
+        let fail = try CLIRun(["gate", "--baseline", base, "--report", worse, "--max-drop", "0.01", "--junit", junit])
+        #expect(fail.status == 1)
+        #expect(fail.stdout.contains("**REGRESSION**"))
+        #expect(try String(contentsOfFile: junit, encoding: .utf8).contains("<failure"))
+
+        let incomparable = try CLIRun(["gate", "--baseline", base, "--report", otherN])
+        #expect(incomparable.status == 2)
+        #expect(incomparable.stderr.contains("incomparable") && incomparable.stderr.contains("n differs"))
+
+        let missing = try CLIRun(["gate", "--baseline", base, "--report", directory + "/nope.json"])
+        #expect(missing.status == 2 && missing.stderr.contains("cannot open"))
+
+        try "not json".write(toFile: directory + "/garbage.json", atomically: true, encoding: .utf8)
+        let garbage = try CLIRun(["gate", "--baseline", base, "--report", directory + "/garbage.json"])
+        #expect(garbage.status == 2 && garbage.stderr.contains("not a usable Bulwark report"))
+
+        let badDrop = try CLIRun(["gate", "--baseline", base, "--report", same, "--max-drop", "3"])
+        #expect(badDrop.status == 2 && badDrop.stderr.contains("--max-drop"))
+    }
+
+    @Test("bench refuses a bad configuration with a clear message")
+    func badConfig() throws {
+        let directory = TestSupport.temporaryDirectory()
+        try #"{"schema":"bulwark-bench-config/1","seed":0,"epsilons":[0.2,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":10},"models":[{"name":"m","path":"m.safetensors"}],"attacks":[{"name":"F","type":"fgsm","norm":"linf"}]}"#
+            .write(toFile: directory + "/bench.json", atomically: true, encoding: .utf8)
+        let run = try CLIRun(["bench", "--config", directory + "/bench.json", "--data-dir", TestSupport.sampleDirectory])
+        #expect(run.status != 0)
+        #expect(run.stderr.contains("\"epsilons\" must be increasing"))
+        try #"{"schema":"bulwark-bench-config/1","seed":0,"epsilons":[0,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":10},"models":[{"name":"m","path":"m.safetensors"}],"attacks":[{"name":"F","type":"fgsm","norm":"linf"}]}"#
+            .write(toFile: directory + "/bench2.json", atomically: true, encoding: .utf8)
+        let missing = try CLIRun(["bench", "--config", directory + "/bench2.json", "--data-dir", TestSupport.sampleDirectory])
+        #expect(missing.status != 0 && missing.stderr.contains("model 'm' is missing"))
+    }
+}

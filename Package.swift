@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "Attacks", targets: ["Attacks"]),
         .library(name: "Robustness", targets: ["Robustness"]),
         .library(name: "Security", targets: ["Security"]),
+        .library(name: "_FuzzTargets", targets: ["_FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,6 +54,9 @@ let package = Package(
             ]
         ),
 
+        // MARK: - Fuzzing (entry points for Fuzz/ and the corpus replay test)
+        .target(name: "_FuzzTargets", dependencies: ["Datasets", "NeuralNet", "Security"]),
+
         // MARK: - Command line
         .target(
             name: "BulwarkCLI",
@@ -71,7 +75,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Datasets", "_TestSupport"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "_TestSupport"]),
-        .testTarget(name: "SecurityTests", dependencies: ["Security", "NeuralNet", "Datasets", "_TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SecurityTests", dependencies: ["Security", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"]),
     ]
 )

@@ -117,6 +117,10 @@ public final class AttackRunner {
                     targets selection: TargetSelection? = nil, seed: UInt64) throws -> AttackOutcome {
         let (n, d) = (data.count, data.featureCount)
         let classes = classifier.classCount
+        try require(d == classifier.inputWidth, "data width", d, "must equal the model's \(classifier.inputWidth) input features")
+        if let label = data.labels.first(where: { $0 >= classes }) {
+            throw AttackError.invalidParameter(name: "label", value: "\(label)", requirement: "the model has only \(classes) classes; use data labelled 0…\(classes - 1)")
+        }
         try require(classes >= attack.loss.minimumClasses(targeted: selection != nil), "loss", attack.loss.rawValue,
                     "needs at least \(attack.loss.minimumClasses(targeted: selection != nil)) classes, the model has \(classes)")
         if case .fixed(let target) = selection {

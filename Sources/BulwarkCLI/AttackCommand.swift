@@ -182,6 +182,9 @@ struct AttackCommand: ParsableCommand {
         var transfer: Report.Transfer?
         if let evalOn {
             let other = try ModelLoading.load(evalOn, loader: loader).network
+            guard other.inputWidth == test.featureCount else {
+                throw ValidationError("--eval-on \(evalOn) expects \(other.inputWidth) features, the data has \(test.featureCount)")
+            }
             let runner = AttackRunner(classifier: other, batchSize: batch)
             let clean = zip(runner.predictions(test.features), test.labels).filter { $0 == $1 }.count
             let adversarial = zip(runner.predictions(outcome.adversarial), test.labels).filter { $0 == $1 }.count

@@ -227,6 +227,9 @@ struct TrainCommand: ParsableCommand {
         guard trainSet.featureCount == spec.inputWidth else {
             throw ValidationError("the model expects \(spec.inputWidth) input features but the data has \(trainSet.featureCount); change --model")
         }
+        guard testSet.featureCount == spec.inputWidth else {
+            throw ValidationError("the test data has \(testSet.featureCount) features but the model expects \(spec.inputWidth)")
+        }
         guard trainSet.classCount <= spec.classCount else {
             throw ValidationError("the data has \(trainSet.classCount) classes but the model outputs \(spec.classCount); change --model")
         }

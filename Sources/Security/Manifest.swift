@@ -61,7 +61,15 @@ public struct Manifest: Codable, Equatable, Sendable {
     public static func load(directory: String) throws -> Manifest? {
         let path = path(in: directory)
         guard FileManager.default.fileExists(atPath: path) else { return nil }
-        let bytes = try FileReader.readAll(path, limit: maximumSize)
+        return try parse(FileReader.readAll(path, limit: maximumSize), source: path)
+    }
+
+    /// Parses and validates manifest bytes.
+    /// - Throws: `SecurityError.invalidManifest` naming `source` and the problem.
+    public static func parse(_ bytes: [UInt8], source path: String) throws -> Manifest {
+        guard bytes.count <= maximumSize else {
+            throw SecurityError.invalidManifest(path: path, problem: "it is larger than \(maximumSize) bytes")
+        }
         let manifest: Manifest
         do {
             manifest = try JSONDecoder().decode(Manifest.self, from: Data(bytes))

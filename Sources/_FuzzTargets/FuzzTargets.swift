@@ -1,0 +1,62 @@
+import Datasets
+import Foundation
+import NeuralNet
+import Security
+
+/// The parsers Bulwark exposes to files, as fuzz entry points: each takes arbitrary bytes and must
+/// return (with or without an error) without crashing, hanging or exhausting memory. The libFuzzer
+/// executables in Fuzz/ call these, and `swift test` replays the committed corpus through them.
+public enum FuzzTargets {
+    /// The target names, matching Fuzz/Corpus/<name>/.
+    public static let all: [String: @Sendable ([UInt8]) -> Void] = [
+        "safetensors": safetensors, "idx": idx, "csv": csv, "manifest": manifest, "container": container, "fernet": fernet,
+    ]
+
+    /// A fixed key, so that corpus entries can be valid encrypted files.
+    public static let key: DataKey = {
+        guard let key = try? DataKey(bytes: (0..<32).map { UInt8($0) }) else { preconditionFailure("32-byte key") }
+        return key
+    }()
+
+    /// Decompressed or decrypted sizes are capped lower than in production so one input cannot
+    /// exhaust the fuzzer's memory.
+    static let outputLimit = 64 << 20
+
+    /// safetensors header and data validation, then model reconstruction (keys, shapes, values).
+    public static func safetensors(_ bytes: [UInt8]) {
+        guard let file = try? SafeTensors(bytes: bytes, source: "fuzz") else { return }
+        _ = try? ModelFile.load(file)
+    }
+
+    /// gzip (if compressed) and IDX validation.
+    public static func idx(_ bytes: [UInt8]) {
+        var data = bytes
+        if Gzip.isCompressed(data) {
+            guard let inflated = try? Gzip.decompress(data, source: "fuzz", limit: outputLimit) else { return }
+            data = inflated
+        }
+        _ = try? IDXFile(bytes: data, source: "fuzz")
+    }
+
+    /// CSV parsing with both label positions.
+    public static func csv(_ bytes: [UInt8]) {
+        _ = try? CSVDataset.parse(bytes, source: "fuzz")
+        _ = try? CSVDataset.parse(bytes, source: "fuzz", options: .init(labelColumn: -1))
+    }
+
+    /// Manifest JSON, entry validation and signature checking.
+    public static func manifest(_ bytes: [UInt8]) {
+        guard let manifest = try? Manifest.parse(bytes, source: "fuzz") else { return }
+        _ = try? manifest.checkSignature(path: "fuzz", trustedKey: nil)
+    }
+
+    /// The chunked AES-GCM container: header, chunking, authentication.
+    public static func container(_ bytes: [UInt8]) {
+        _ = try? EncryptedContainer.decrypt(bytes, key: key, source: "fuzz")
+    }
+
+    /// Fernet tokens: base64, length, HMAC, timestamps, padding.
+    public static func fernet(_ bytes: [UInt8]) {
+        _ = try? Fernet.decrypt(String(decoding: bytes, as: UTF8.self), key: key, ttl: 10 * 365 * 86_400, source: "fuzz")
+    }
+}

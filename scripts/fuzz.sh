@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Builds Bulwark's libFuzzer targets (Fuzz/, swiftc -sanitize=fuzzer,address through SwiftPM) and
+# runs each for RUNS executions, starting from the committed seed corpus in Fuzz/Corpus/<target>.
+# New interesting inputs go to a scratch corpus (not committed); crashes to Fuzz/Crashes/.
+#
+#     scripts/fuzz.sh [RUNS] [TARGET...]     # default: 1000000 runs of every target
+#
+# Targets: safetensors idx csv manifest container fernet. Prints one summary line per target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-1000000}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors idx csv manifest container fernet)
+declare -A binaries=([safetensors]=FuzzSafeTensors [idx]=FuzzIDX [csv]=FuzzCSV [manifest]=FuzzManifest
+                     [container]=FuzzContainer [fernet]=FuzzFernet)
+
+swift build -c release --package-path Fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address >&2
+mkdir -p Fuzz/Crashes
+status=0
+for target in "${targets[@]}"; do
+    binary=.build-fuzz/release/${binaries[$target]:?unknown target $target}
+    scratch=$(mktemp -d)
+    log=$(mktemp)
+    start=$(date +%s)
+    if "$binary" -runs="$runs" -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+        -artifact_prefix="Fuzz/Crashes/$target-" "$scratch" "Fuzz/Corpus/$target" >"$log" 2>&1; then
+        result="no crash"
+    else
+        result="FAILED (see Fuzz/Crashes/ and $log)"
+        status=1
+    fi
+    seconds=$(( $(date +%s) - start ))
+    executed=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
+    coverage=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo "?")
+    echo "$target: $executed executions in ${seconds} s, coverage $coverage edges, $result"
+    rm -rf "$scratch"
+done
+exit $status

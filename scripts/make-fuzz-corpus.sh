@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Makes the seed corpus in Fuzz/Corpus/<target>/ (committed; regenerate with this script).
+# Seeds are small valid inputs (and a few near-misses) so the fuzzers start from real structure.
+# Encrypted seeds use the fixed fuzzing key FuzzTargets.key (bytes 0, 1, …, 31).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bulwark=${BULWARK:-.build/debug/bulwark}
+corpus=Fuzz/Corpus
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+rm -rf "$corpus" && mkdir -p "$corpus"/{safetensors,idx,csv,manifest,container,fernet}
+
+python3 - "$corpus" <<'PY'
+import gzip, json, struct, sys
+corpus = sys.argv[1]
+
+def safetensors(tensors, metadata):
+    header, offset, data = {}, 0, b""
+    if metadata:
+        header["__metadata__"] = metadata
+    for name, (shape, values) in tensors.items():
+        raw = struct.pack(f"<{len(values)}f", *values)
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        offset += len(raw)
+        data += raw
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + data
+
+arch = json.dumps([{"type": "dense", "in": 4, "out": 3}, {"type": "relu"}, {"type": "dense", "in": 3, "out": 2}])
+model = {"0.weight": ([3, 4], [0.1 * i for i in range(12)]), "0.bias": ([3], [0.0, 0.1, 0.2]),
+         "2.weight": ([2, 3], [0.5, -0.5, 0.25, 1.0, 0.0, -1.0]), "2.bias": ([2], [0.0, 0.0])}
+open(f"{corpus}/safetensors/model.safetensors", "wb").write(safetensors(model, {"architecture": arch, "seed": "0"}))
+open(f"{corpus}/safetensors/no-metadata.safetensors", "wb").write(safetensors({"a": ([2], [1.0, 2.0])}, None))
+open(f"{corpus}/safetensors/empty.safetensors", "wb").write(safetensors({}, {"format": "bulwark-model/1"}))
+
+def idx(dims, data):
+    return bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + bytes(data)
+images = idx([2, 3, 3], range(18))
+open(f"{corpus}/idx/images.idx", "wb").write(images)
+open(f"{corpus}/idx/labels.idx", "wb").write(idx([4], [0, 1, 2, 9]))
+open(f"{corpus}/idx/images.idx.gz", "wb").write(gzip.compress(images, mtime=0))
+open(f"{corpus}/idx/truncated.idx", "wb").write(images[:-3])
+
+open(f"{corpus}/csv/header.csv", "w").write('label,"a, b",c\n1,0.5,2\n0,1e-3,-4\n')
+open(f"{corpus}/csv/crlf.csv", "w").write("3,1,2,3\r\n2,4,5,6\r\n")
+open(f"{corpus}/csv/ragged.csv", "w").write("1,2\n1,2,3\n")
+PY
+
+# Manifests, containers and tokens are made with bulwark itself.
+printf '%s' "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=" > "$work/fuzz.key" && chmod 600 "$work/fuzz.key"
+mkdir -p "$work/dir" && printf 'hello' > "$work/dir/a.txt" && printf 'world' > "$work/dir/b.bin"
+"$bulwark" manifest create "$work/dir" >/dev/null
+cp "$work/dir/bulwark-manifest.json" "$corpus/manifest/unsigned.json"
+"$bulwark" keys generate --out "$work/keys" >/dev/null
+"$bulwark" manifest sign "$work/dir" --key "$work/keys/bulwark-signing.key" >/dev/null
+cp "$work/dir/bulwark-manifest.json" "$corpus/manifest/signed.json"
+: > "$work/empty"
+head -c 3000 /dev/zero | tr '\0' 'x' > "$work/three-kb"
+for name in empty three-kb; do
+    "$bulwark" data encrypt --key-file "$work/fuzz.key" "$work/$name" "$corpus/container/$name.bwenc" >/dev/null
+    "$bulwark" data encrypt --format fernet --key-file "$work/fuzz.key" "$work/$name" "$corpus/fernet/$name.fernet" >/dev/null
+done
+rm -f "$corpus"/*/bulwark-manifest.json "$corpus"/*/.bulwark-manifest.lock
+echo "seed corpus: $(find "$corpus" -type f | wc -l) files in $corpus"

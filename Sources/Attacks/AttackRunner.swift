@@ -79,32 +79,9 @@ public final class AttackRunner {
         self.batchSize = batchSize
     }
 
-    /// Predicted classes of every row of `features` (evaluation mode).
+    /// Predicted classes of every row of `features` (evaluation mode), in batches of `batchSize`.
     public func predictions(_ features: Tensor) -> [Int] {
-        let (rows, columns) = features.matrixShape
-        precondition(columns == classifier.inputWidth, "data has \(columns) features, the model \(classifier.inputWidth)")
-        let classifier = self.classifier
-        let shards = self.shards
-        classifier.reserve(rows: (batchSize + shards - 1) / shards, shards: shards)
-        var result = [Int](repeating: 0, count: rows)
-        var start = 0, chunk = 0
-        features.withReadOnlyMatrix { x in
-            result.withUnsafeMutableBufferPointer { out in
-                let out = out.baseAddress!
-                let body: (Int) -> Void = { s in
-                    let part = WorkerPool.shardRange(chunk, part: s, parts: shards)
-                    guard !part.isEmpty else { return }
-                    let view = x.rows((start + part.lowerBound)..<(start + part.upperBound))
-                    Kernels.argmaxRows(classifier.logits(view, shard: s), into: out + start + part.lowerBound)
-                }
-                while start < rows {
-                    chunk = min(batchSize, rows - start)
-                    classifier.pool.run(shards: shards, body)
-                    start += chunk
-                }
-            }
-        }
-        return result
+        classifier.predictions(on: features, batchSize: batchSize)
     }
 
     /// Attacks every example of `data`.

@@ -43,7 +43,7 @@ public enum Checkpoint {
             saved = try TrainingRecipe.decode(json: recipeJSON)
             history = try JSONDecoder().decode([EpochMetrics].self, from: Data(historyJSON.utf8))
         } catch {
-            throw fail("its metadata does not decode (\(error))")
+            throw fail("its metadata does not decode (\(decodingErrorText(error)))")
         }
         if let conflict = saved.resumeConflict(with: trainer.recipe) {
             throw fail("\(conflict); resume with the same options as the original run")

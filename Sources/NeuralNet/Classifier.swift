@@ -29,3 +29,45 @@ extension Sequential: Classifier {
         backward(parameterGradients: .skip, computeInputGradient: true, shard: shard)!
     }
 }
+
+extension Classifier {
+    /// Predicted classes for every row of `features`, in evaluation mode, in chunks of `batchSize`
+    /// split into shards on the classifier's pool.
+    /// - Precondition: `features` has `inputWidth` columns (callers check data against the model).
+    public func predictions(on features: Tensor, batchSize: Int = 1000) -> [Int] {
+        let (rows, columns) = features.matrixShape
+        precondition(columns == inputWidth, "data has \(columns) features, the model \(inputWidth)")
+        let shards = WorkerPool.defaultShardCount
+        reserve(rows: (batchSize + shards - 1) / shards, shards: shards)
+        var result = [Int](repeating: 0, count: rows)
+        var start = 0, chunk = 0
+        features.withReadOnlyMatrix { x in
+            result.withUnsafeMutableBufferPointer { buffer in
+                let out = buffer.baseAddress!
+                // Created once; reads `start` and `chunk` for each chunk, so the loop allocates nothing.
+                let body: (Int) -> Void = { s in
+                    let part = WorkerPool.shardRange(chunk, part: s, parts: shards)
+                    guard !part.isEmpty else { return }
+                    let view = x.rows((start + part.lowerBound)..<(start + part.upperBound))
+                    Kernels.argmaxRows(self.logits(view, shard: s), into: out + start + part.lowerBound)
+                }
+                while start < rows {
+                    chunk = min(batchSize, rows - start)
+                    pool.run(shards: shards, body)
+                    start += chunk
+                }
+            }
+        }
+        return result
+    }
+
+    /// Number of examples of `data` classified correctly.
+    public func correctPredictions(on data: LabeledData, batchSize: Int = 1000) -> Int {
+        zip(predictions(on: data.features, batchSize: batchSize), data.labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
+    }
+
+    /// Fraction of `data` classified correctly, in evaluation mode.
+    public func accuracy(on data: LabeledData, batchSize: Int = 1000) -> Double {
+        data.count == 0 ? 0 : Double(correctPredictions(on: data, batchSize: batchSize)) / Double(data.count)
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import _FileSystem
 
 /// One layer of a model description, without its input width (that follows from the layer before).
 public enum LayerSpec: Equatable, Sendable {
@@ -110,7 +111,7 @@ public struct ModelSpec: Equatable, Sendable {
         do {
             entries = try JSONDecoder().decode([LayerJSON].self, from: Data(text.utf8))
         } catch {
-            throw NeuralNetError.invalidModelSpec("the JSON layer list does not parse (\(error))")
+            throw NeuralNetError.invalidModelSpec("the JSON layer list does not parse (\(decodingErrorText(error)))")
         }
         guard let first = entries.first, first.type == "dense", let inputWidth = first.in else {
             throw NeuralNetError.invalidModelSpec(#"the JSON list must start with {"type":"dense","in":N,"out":M}"#)

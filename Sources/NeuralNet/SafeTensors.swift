@@ -69,7 +69,7 @@ public struct SafeTensors: Sendable {
         do {
             header = try JSONDecoder().decode([String: HeaderEntry].self, from: Data(bytes[8..<dataStart]))
         } catch {
-            throw fail("the JSON header does not parse as a safetensors header (\(Self.describe(error)))")
+            throw fail("the JSON header does not parse as a safetensors header (\(decodingErrorText(error)))")
         }
         guard header.count <= Self.maximumTensorCount + 1 else {
             throw fail("the header lists \(header.count) tensors, more than the limit of \(Self.maximumTensorCount)")
@@ -240,16 +240,6 @@ public struct SafeTensors: Sendable {
             case .tensor(let info): try container.encode(info)
             case .metadata(let map): try container.encode(map)
             }
-        }
-    }
-
-    static func describe(_ error: any Error) -> String {
-        switch error {
-        case DecodingError.dataCorrupted(let context): return context.debugDescription
-        case DecodingError.typeMismatch(_, let context): return context.debugDescription
-        case DecodingError.keyNotFound(let key, _): return "missing \(key.stringValue)"
-        case DecodingError.valueNotFound(_, let context): return context.debugDescription
-        default: return "\(error)"
         }
     }
 }

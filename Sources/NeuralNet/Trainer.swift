@@ -245,39 +245,3 @@ public final class Trainer {
         history = try Checkpoint.restore(self, from: path, loader: loader)
     }
 }
-
-extension Sequential {
-    /// Fraction of `data` classified correctly, in evaluation mode, in chunks of `batchSize`.
-    public func accuracy(on data: LabeledData, batchSize: Int = 1000) -> Double {
-        guard data.count > 0 else { return 0 }
-        return Double(correctPredictions(on: data, batchSize: batchSize)) / Double(data.count)
-    }
-
-    /// Number of examples of `data` classified correctly.
-    public func correctPredictions(on data: LabeledData, batchSize: Int = 1000) -> Int {
-        let predictions = predictions(on: data.features, batchSize: batchSize)
-        return zip(predictions, data.labels).reduce(0) { $0 + ($1.0 == $1.1 ? 1 : 0) }
-    }
-
-    /// Predicted classes for every row of `features`, in evaluation mode, sharded over the pool.
-    public func predictions(on features: Tensor, batchSize: Int = 1000) -> [Int] {
-        let (rows, _) = features.matrixShape
-        let shards = WorkerPool.defaultShardCount
-        reserve(rows: (batchSize + shards - 1) / shards, shards: shards)
-        var predictions = [Int](repeating: 0, count: rows)
-        features.withReadOnlyMatrix { x in
-            predictions.withUnsafeMutableBufferPointer { out in
-                let out = out.baseAddress!
-                for start in stride(from: 0, to: rows, by: batchSize) {
-                    let chunk = min(batchSize, rows - start)
-                    pool.run(shards: shards) { s in
-                        let part = WorkerPool.shardRange(chunk, part: s, parts: shards)
-                        self.predict(x.rows((start + part.lowerBound)..<(start + part.upperBound)),
-                                into: out + start + part.lowerBound, shard: s)
-                    }
-                }
-            }
-        }
-        return predictions
-    }
-}

@@ -1,5 +1,6 @@
 import Attacks
 import Foundation
+import _FileSystem
 
 /// Errors in a benchmark configuration or report, each naming the problem and the fix.
 public enum BenchError: Error, CustomStringConvertible, Equatable {
@@ -152,7 +153,7 @@ public struct BenchConfiguration: Codable, Equatable, Sendable {
         do {
             configuration = try JSONDecoder().decode(BenchConfiguration.self, from: data)
         } catch {
-            throw BenchError.invalidConfiguration("\(source) does not parse (\(describe(error)))")
+            throw BenchError.invalidConfiguration("\(source) does not parse (\(decodingErrorText(error)))")
         }
         try configuration.validate()
         return configuration
@@ -208,23 +209,4 @@ extension BenchConfiguration.ModelEntry {
                                    "--optimizer", "adam", "--lr", "0.001", "--schedule", "cosine", "--seed", "0",
                                    "--adversarial", "pgd", "--train-eps", "0.1", "--train-steps", "7",
                                    "--train-step-size", "0.025", "--adversarial-mix", "0.9"]
-}
-
-func describe(_ error: any Error) -> String {
-    switch error {
-    case DecodingError.dataCorrupted(let context):
-        return context.debugDescription + (context.codingPath.isEmpty ? "" : " at \(path(context.codingPath))")
-    case DecodingError.typeMismatch(_, let context):
-        return "\(context.debugDescription) at \(path(context.codingPath))"
-    case DecodingError.keyNotFound(let key, let context):
-        return "missing \"\(key.stringValue)\"" + (context.codingPath.isEmpty ? "" : " in \(path(context.codingPath))")
-    case DecodingError.valueNotFound(_, let context):
-        return "\(context.debugDescription) at \(path(context.codingPath))"
-    default:
-        return "\(error)"
-    }
-}
-
-private func path(_ codingPath: [any CodingKey]) -> String {
-    codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
 }

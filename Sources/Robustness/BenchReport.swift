@@ -1,5 +1,6 @@
 import Foundation
 import TensorCore
+import _FileSystem
 
 /// The JSON report of `bulwark bench` (schema `bulwark-report/1`): the full configuration, seeds,
 /// model SHA-256s, Bulwark version, machine, and every measurement with n and a 95% Wilson interval.
@@ -129,7 +130,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
         do {
             report = try JSONDecoder().decode(BenchReport.self, from: data)
         } catch {
-            throw BenchError.invalidReport(path: source, problem: "it does not parse (\(describe(error)))")
+            throw BenchError.invalidReport(path: source, problem: "it does not parse (\(decodingErrorText(error)))")
         }
         guard report.schema == schema else {
             throw BenchError.invalidReport(path: source, problem: "its schema is '\(report.schema)', this Bulwark reads '\(schema)'")

@@ -74,7 +74,7 @@ public struct Manifest: Codable, Equatable, Sendable {
         do {
             manifest = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
         } catch {
-            throw SecurityError.invalidManifest(path: path, problem: "it does not parse (\(error))")
+            throw SecurityError.invalidManifest(path: path, problem: "it does not parse (\(decodingErrorText(error)))")
         }
         guard manifest.schema == schema else {
             throw SecurityError.invalidManifest(path: path, problem: "schema '\(manifest.schema)' is not '\(schema)'")

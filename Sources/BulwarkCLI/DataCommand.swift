@@ -27,9 +27,7 @@ struct DataCommand: ParsableCommand {
         @Argument var output: String
 
         func run() throws {
-            guard let key = try DataKey.resolve(keyFile: keyFile) else {
-                throw ValidationError("give the key with --key-file FILE or $\(DataKey.environmentVariable) (create one with bulwark keys new-data-key)")
-            }
+            let key = try requireDataKey(keyFile)
             guard input != output else { throw ValidationError("IN and OUT must differ (use bulwark keys rotate to re-encrypt in place)") }
             try DataEncryption.encrypt(input, to: output, key: key, format: format == .fernet ? .fernet : .container)
             try ModelLoading.record(output, recipe: "bulwark data encrypt (\(format.rawValue))")
@@ -50,9 +48,7 @@ struct DataCommand: ParsableCommand {
         @Argument var output: String
 
         func run() throws {
-            guard let key = try DataKey.resolve(keyFile: keyFile) else {
-                throw ValidationError("give the key with --key-file FILE or $\(DataKey.environmentVariable)")
-            }
+            let key = try requireDataKey(keyFile)
             guard input != output else { throw ValidationError("IN and OUT must differ") }
             try DataEncryption.decrypt(input, to: output, key: key, ttl: ttl)
             print("decrypted \(input) → \(output)")

@@ -54,9 +54,7 @@ struct KeysCommand: ParsableCommand {
         var files: [String]
 
         func run() throws {
-            guard let oldKey = try DataKey.resolve(keyFile: keyFile) else {
-                throw ValidationError("give the current key with --key-file FILE or $\(DataKey.environmentVariable)")
-            }
+            let oldKey = try requireDataKey(keyFile)
             let newKey = try DataKey.load(path: newKeyFile)
             for file in files {
                 try DataEncryption.rotate(file, from: oldKey, to: newKey)

@@ -2,6 +2,14 @@ import ArgumentParser
 import Foundation
 import Security
 
+/// The data key from `--key-file` or `$BULWARK_DATA_KEY`, or a message saying how to give one.
+func requireDataKey(_ keyFile: String?) throws -> DataKey {
+    guard let key = try DataKey.resolve(keyFile: keyFile) else {
+        throw ValidationError("give the key with --key-file FILE or $\(DataKey.environmentVariable) (create one with bulwark keys new-data-key)")
+    }
+    return key
+}
+
 /// How files are checked (and decrypted) before they are parsed, shared by every command that loads
 /// a model or a dataset.
 struct SecurityOptions: ParsableArguments {

@@ -83,6 +83,8 @@ public enum EncryptedContainer {
 
     /// Encrypts the file at `input` into `output` chunk by chunk (bounded memory, atomic write).
     public static func encryptFile(_ input: String, to output: String, key: DataKey, chunkSize: Int = defaultChunkSize) throws {
+        precondition(chunkSizeExponents.contains(chunkSize.trailingZeroBitCount) && chunkSize.nonzeroBitCount == 1,
+                     "chunk size must be a power of two between 2^10 and 2^26")
         try AtomicFile.write(to: output) { sink in
             var pending: [UInt8] = []
             let header = Header(chunkSize: chunkSize)

@@ -19,7 +19,6 @@ public final class VerifyingFileLoader: FileLoading {
     /// Fernet tokens older than this are refused.
     public var fernetTTL: UInt64?
     public var warn: (String) -> Void
-    private var manifests: [String: Manifest?] = [:]
 
     public init(expectedDigests: [String: String] = [:], allowUnverified: Bool = false,
                 trustedKey: Curve25519.Signing.PublicKey? = nil, dataKey: DataKey? = nil, fernetTTL: UInt64? = nil,
@@ -73,11 +72,11 @@ public final class VerifyingFileLoader: FileLoading {
         warn("loading \(path) without verification (--allow-unverified); its SHA-256 is \(actual)")
     }
 
+    /// The manifest of `directory`, read afresh for every file (it may have gained entries since,
+    /// e.g. when a model was just trained), with its signature checked.
     private func manifest(of directory: String) throws -> Manifest? {
-        if let cached = manifests[directory] { return cached }
         let manifest = try Manifest.load(directory: directory)
         try manifest?.checkSignature(path: Manifest.path(in: directory), trustedKey: trustedKey)
-        manifests[directory] = manifest
         return manifest
     }
 

@@ -65,6 +65,20 @@ struct GateCLITests {
         #expect(badDrop.status == 2 && badDrop.stderr.contains("--max-drop"))
     }
 
+    @Test("bench trains every missing model, records it in the manifest and evaluates it")
+    func benchTrainsMissingModels() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let train = #"["--model","784-8-10","--epochs","1","--limit","300","--seed","%d"]"#
+        let config = #"{"schema":"bulwark-bench-config/1","seed":0,"epsilons":[0,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":100},"models":[{"name":"a","path":"models/a.safetensors","train":\#(String(format: train, 1))},{"name":"b","path":"models/b.safetensors","train":\#(String(format: train, 2))}],"attacks":[{"name":"FGSM","type":"fgsm","norm":"linf"}],"check_examples":20}"#
+        try config.write(toFile: directory + "/bench.json", atomically: true, encoding: .utf8)
+        let bench = try CLIRun(["bench", "--config", directory + "/bench.json", "--report", directory + "/report.json", "--cards",
+                                "--data-dir", TestSupport.sampleDirectory])
+        #expect(bench.status == 0, "\(bench.stderr)")
+        #expect(bench.stdout.contains("| a | FGSM |") && bench.stdout.contains("| b | FGSM |"))
+        let verify = try CLIRun(["manifest", "verify", directory + "/models"])
+        #expect(verify.status == 0 && verify.stdout.contains("ok        a.card.json") && verify.stdout.contains("ok        b.safetensors"))
+    }
+
     @Test("bench refuses a bad configuration with a clear message")
     func badConfig() throws {
         let directory = TestSupport.temporaryDirectory()

@@ -82,3 +82,37 @@ struct FernetTests {
         #expect(throws: SecurityError.self) { try Fernet.decrypt(Base64.urlSafeEncode(bytes), key: key) }
     }
 }
+
+/// True if `python3` with the `cryptography` package is on this machine.
+let pythonCryptographyAvailable: Bool = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import cryptography.fernet"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}()
+
+@Suite("Fernet interoperability with Python")
+struct FernetPythonTests {
+    @Test("Python's cryptography.fernet decrypts a token Bulwark made", .enabled(if: pythonCryptographyAvailable))
+    func pythonDecryptsBulwark() throws {
+        let key = DataKey.generate()
+        let message = Array("made by Bulwark \u{1F6E1}".utf8)
+        let token = try Fernet.encrypt(message, key: key)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "-c", "import sys; from cryptography.fernet import Fernet; "
+                             + "sys.stdout.buffer.write(Fernet(sys.argv[1].encode()).decrypt(sys.argv[2].encode(), ttl=60))",
+                             key.text, token]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect([UInt8](data) == message)
+    }
+}

@@ -48,9 +48,9 @@ func require(_ condition: Bool, _ name: String, _ value: some CustomStringConver
 public final class AttackWorkspace {
     public let capacity: Int
     public let features: Int
-    /// (rows, features): the current iterate, the best example so far, the clean inputs of the active rows
+    /// (rows, features): the current iterate and the clean inputs of the active rows (the best
+    /// example so far is kept in the caller's output)
     let current: FloatBuffer
-    let best: FloatBuffer
     let activeClean: FloatBuffer
     /// (rows): objective values, best objective, labels, targets and predictions of the active rows
     let objective: FloatBuffer
@@ -71,7 +71,6 @@ public final class AttackWorkspace {
         capacity = rows
         self.features = features
         current = FloatBuffer(count: rows * features)
-        best = FloatBuffer(count: rows * features)
         activeClean = FloatBuffer(count: rows * features)
         objective = FloatBuffer(count: rows)
         bestObjective = FloatBuffer(count: rows)
@@ -92,11 +91,6 @@ public final class AttackWorkspace {
         activeRows.deallocate()
         fooled.deallocate()
         resultPredictions.deallocate()
-    }
-
-    /// Per-row L∞ and L2 distances of the last `verify` call.
-    public func distances(rows: Int) -> (linf: UnsafeMutablePointer<Float>, l2: UnsafeMutablePointer<Float>) {
-        (linf.pointer, l2.pointer)
     }
 }
 

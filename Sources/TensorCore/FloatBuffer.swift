@@ -36,9 +36,4 @@ public final class FloatBuffer: @unchecked Sendable {
     @inlinable public func zero() { pointer.update(repeating: 0, count: count) }
 
     public var array: [Float] { Array(buffer) }
-
-    public func copy(from other: FloatBuffer) {
-        precondition(other.count == count, "copy between buffers of \(other.count) and \(count) floats")
-        pointer.update(from: other.pointer, count: count)
-    }
 }

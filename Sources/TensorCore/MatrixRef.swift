@@ -38,15 +38,6 @@ public struct MatrixRef: @unchecked Sendable {
         return MatrixRef(base + range.lowerBound * columns, rows: range.count, columns: columns)
     }
 
-    /// The same memory seen with a different shape of equal element count.
-    @inlinable
-    public func reshaped(rows: Int, columns: Int) -> MatrixRef {
-        precondition(rows * columns == count, "cannot reshape \(self.rows)×\(self.columns) to \(rows)×\(columns)")
-        return MatrixRef(base, rows: rows, columns: columns)
-    }
-
-    @inlinable public func fill(_ value: Float) { base.update(repeating: value, count: count) }
-
     @inlinable
     public func copy(from other: MatrixRef) {
         precondition(other.rows == rows && other.columns == columns,

@@ -92,9 +92,6 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
             c.swapAt(c.startIndex + i, c.startIndex + j)
         }
     }
-
-    /// The four state words (for checkpoints).
-    public var stateWords: [UInt64] { [state.0, state.1, state.2, state.3] }
 }
 
 /// Named, independent random streams (see `RandomGenerator(seed:stream:index:)`).

@@ -112,3 +112,19 @@ struct KernelTests {
         #expect(TestSupport.close(p, expected, relative: 1e-5, absolute: 1e-6))
     }
 }
+
+@Suite("Reductions against naive references")
+struct ReductionTests {
+    @Test("row maxima and sums", arguments: [(1, 1), (3, 7), (17, 33)])
+    func reductions(rows: Int, columns: Int) {
+        var x = TestSupport.randomTensor(rows: rows, columns: columns, seed: 31, in: -5, 5)
+        var maxima = [Float](repeating: 0, count: rows)
+        x.withMatrix { m in maxima.withUnsafeMutableBufferPointer { Kernels.rowMax(m, into: $0.baseAddress!) } }
+        #expect(maxima == (0..<rows).map { r in x.scalars[(r * columns)..<((r + 1) * columns)].max()! })
+        let total = x.scalars.withUnsafeBufferPointer { Kernels.sum($0) }
+        #expect(abs(total - x.scalars.reduce(0.0) { $0 + Double($1) }) < 1e-9)
+        #expect(x.scalars.withUnsafeBufferPointer { Kernels.allFinite($0) })
+        x.scalars[0] = .nan
+        #expect(!x.scalars.withUnsafeBufferPointer { Kernels.allFinite($0) })
+    }
+}

@@ -71,7 +71,7 @@ struct BenchCommand: ParsableCommand {
         if test.count < configuration.dataset.n {
             log.warning("the data has \(test.count) test examples, fewer than the \(configuration.dataset.n) configured; using \(test.count)")
         }
-        log.info("bench: \(configuration.models.count) models × \(configuration.attacks.count) attacks × ε \(configuration.epsilons.map { "\($0)" }.joined(separator: ", ")) on \(test.count) examples from \(source.description)")
+        log.info("bench: \(configuration.models.count) models × \(configuration.attacks.count) attacks × ε \(configuration.epsilons.map { String(format: "%g", Double($0)) }.joined(separator: ", ")) on \(test.count) examples from \(source.description)")
 
         let runner = BenchRunner(configuration: configuration, baseDirectory: baseDirectory)
         runner.log = { log.info("\($0)") }
@@ -84,7 +84,7 @@ struct BenchCommand: ParsableCommand {
             if security.allowUnverified { arguments.append("--allow-unverified") }
             if let keyFile = security.keyFile { arguments += ["--key-file", keyFile] }
             if let publicKey = security.publicKey { arguments += ["--public-key", publicKey] }
-            var command = try TrainCommand.parse(arguments)
+            let command = try TrainCommand.parse(arguments)
             try command.validate()
             try command.run()
         }

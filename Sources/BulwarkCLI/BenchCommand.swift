@@ -75,7 +75,7 @@ struct BenchCommand: ParsableCommand {
 
         let runner = BenchRunner(configuration: configuration, baseDirectory: baseDirectory)
         runner.log = { log.info("\($0)") }
-        runner.loadModel = { try ModelLoading.load($0, loader: loader) }
+        runner.loader = loader
         runner.trainModel = { entry, path in
             try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             var arguments = (entry.train ?? []) + ["--out", path, "--results-on-stderr"]
@@ -93,7 +93,7 @@ struct BenchCommand: ParsableCommand {
         if cards {
             for (entry, model) in zip(configuration.models, result.models) {
                 let path = runner.resolvedPath(entry)
-                let card = ModelCard(result: model, entry: entry, metadata: try ModelLoading.load(path, loader: loader).metadata, report: result)
+                let card = ModelCard(result: model, entry: entry, metadata: runner.metadata[entry.name] ?? [:], report: result)
                 try AtomicFile.write(card.encoded(), to: ModelCard.path(forModel: path))
                 try ModelLoading.record(ModelCard.path(forModel: path), recipe: "bulwark bench --cards")
                 log.info("wrote \(ModelCard.path(forModel: path))")

@@ -31,10 +31,11 @@ struct InspectCommand: ParsableCommand {
     }
 
     func run() throws {
-        let loaded = try ModelLoading.load(model, loader: try security.loader(model: model))
+        let loader = try security.loader(model: model)
+        let loaded = try ModelLoading.load(model, loader: loader)
         let network = loaded.network
         let report = Report(
-            path: model, sha256: try FileDigest.sha256(path: model), bytes: try FileReader.size(of: model),
+            path: model, sha256: try loader.digests[model] ?? FileDigest.sha256(path: model), bytes: try FileReader.size(of: model),
             architecture: network.spec.shorthand, layers: network.layers.map(\.description),
             parameters: network.parameterCount, torch: network.spec.torchSequential, metadata: loaded.metadata)
         if json {

@@ -10,9 +10,13 @@ enum ModelLoading {
     }
 
     /// Records a file the command wrote in the manifest beside it, so it verifies next time.
-    static func record(_ path: String, recipe: String?) throws {
-        if try Manifest.record(path, recipe: recipe) {
+    /// - Returns: the file's SHA-256.
+    @discardableResult
+    static func record(_ path: String, recipe: String?) throws -> String {
+        let (entry, removedSignature) = try Manifest.record(path, recipe: recipe)
+        if removedSignature {
             log.warning("the manifest beside \(path) was signed; its signature was removed because \(path) changed. Sign it again with bulwark manifest sign")
         }
+        return entry.sha256
     }
 }

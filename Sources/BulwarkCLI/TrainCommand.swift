@@ -272,8 +272,7 @@ struct TrainCommand: ParsableCommand {
         ]
         if let last = trainer.history.last { metadata["epochs_trained"] = String(last.epoch) }
         try ModelFile.save(trainer.network, metadata: metadata, to: out)
-        try ModelLoading.record(out, recipe: recipe.json)
-        let digest = try FileDigest.sha256(path: out)
+        let digest = try ModelLoading.record(out, recipe: recipe.json)
         let seconds = Date().timeIntervalSince(started)
 
         if json {

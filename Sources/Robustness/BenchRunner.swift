@@ -10,8 +10,11 @@ public final class BenchRunner {
     public let configuration: BenchConfiguration
     /// Directory that relative model paths are resolved against.
     public let baseDirectory: String
-    /// Loads (and verifies) a model file.
-    public var loadModel: (String) throws -> ModelFile.Loaded = { try ModelFile.load(contentsOf: $0) }
+    /// Reads (and verifies) model files, and remembers their SHA-256 for the report. The default
+    /// accepts files no manifest vouches for, as the library's plain loaders do.
+    public var loader = VerifyingFileLoader(allowUnverified: true)
+    /// The `__metadata__` of each evaluated model, by model name (for model cards).
+    public private(set) var metadata: [String: [String: String]] = [:]
     /// Makes a missing model from its entry's `train` arguments, writing it to the given path.
     public var trainModel: ((BenchConfiguration.ModelEntry, String) throws -> Void)?
     /// Progress messages.
@@ -50,7 +53,8 @@ public final class BenchRunner {
     }
 
     func evaluate(_ entry: BenchConfiguration.ModelEntry, path: String, test: LabeledData) throws -> BenchReport.ModelResult {
-        let loaded = try loadModel(path)
+        let loaded = try ModelFile.load(contentsOf: path, loader: loader)
+        metadata[entry.name] = loaded.metadata
         let network = loaded.network
         guard network.inputWidth == test.featureCount else {
             throw BenchError.invalidConfiguration("model '\(entry.name)' expects \(network.inputWidth) features, the data has \(test.featureCount)")
@@ -93,7 +97,7 @@ public final class BenchRunner {
             checks.append(checker.gradients(classifier: network, data: checkSlice))
         }
         return BenchReport.ModelResult(
-            name: entry.name, path: entry.path, sha256: try FileDigest.sha256(path: path), architecture: network.spec.shorthand,
+            name: entry.name, path: entry.path, sha256: try loader.digests[path] ?? FileDigest.sha256(path: path), architecture: network.spec.shorthand,
             parameters: network.parameterCount, clean: .init(clean), attacks: results, worstCase: worstCase, checks: checks)
     }
 }

@@ -217,19 +217,20 @@ public struct Manifest: Codable, Equatable, Sendable {
 
     /// Adds or replaces the entry of `path` in the manifest of its directory, under a lock so
     /// concurrent writers do not lose entries. A signature no longer matches and is removed.
-    /// - Returns: true if a signature was removed (the caller should say so).
+    /// - Returns: the entry written, and true if a signature was removed (the caller should say so).
     @discardableResult
-    public static func record(_ path: String, recipe: String? = nil) throws -> Bool {
+    public static func record(_ path: String, recipe: String? = nil) throws -> (entry: Entry, removedSignature: Bool) {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
         return try withLock(directory: directory) {
             var manifest = try load(directory: directory) ?? Manifest()
             let wasSigned = manifest.signature != nil
             manifest.signature = nil
-            manifest.files[name] = Entry(sha256: try FileDigest.sha256(path: path), size: try FileReader.size(of: path),
-                                         recipe: recipe ?? manifest.files[name]?.recipe)
+            let entry = Entry(sha256: try FileDigest.sha256(path: path), size: try FileReader.size(of: path),
+                              recipe: recipe ?? manifest.files[name]?.recipe)
+            manifest.files[name] = entry
             try manifest.write(directory: directory)
-            return wasSigned
+            return (entry, wasSigned)
         }
     }
 

@@ -19,6 +19,8 @@ public final class VerifyingFileLoader: FileLoading {
     /// Fernet tokens older than this are refused.
     public var fernetTTL: UInt64?
     public var warn: (String) -> Void
+    /// SHA-256 of every file loaded so far, by path (so callers need not hash a file again).
+    public private(set) var digests: [String: String] = [:]
 
     public init(expectedDigests: [String: String] = [:], allowUnverified: Bool = false,
                 trustedKey: Curve25519.Signing.PublicKey? = nil, dataKey: DataKey? = nil, fernetTTL: UInt64? = nil,
@@ -46,6 +48,7 @@ public final class VerifyingFileLoader: FileLoading {
         }
         let actual = FileDigest.hex(hasher.finalize())
         try check(path, actual: actual)
+        digests[path] = actual
         return try decryptIfNeeded(bytes, path: path)
     }
 

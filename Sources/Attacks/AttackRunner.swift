@@ -89,9 +89,11 @@ public final class AttackRunner {
     ///   - labelSource: push away from the true labels or from the model's predictions (untargeted).
     ///   - targets: make the attack targeted.
     ///   - seed: seeds random starts and random targets.
+    ///   - cleanPredictions: the model's predictions on `data`, if the caller already has them
+    ///     (a harness running many attacks on one model computes them once).
     /// - Throws: `AttackError` for an attack that cannot run on this model, or a broken invariant.
     public func run(_ attack: any Attack, on data: LabeledData, labelSource: LabelSource = .trueLabels,
-                    targets selection: TargetSelection? = nil, seed: UInt64) throws -> AttackOutcome {
+                    targets selection: TargetSelection? = nil, seed: UInt64, cleanPredictions known: [Int]? = nil) throws -> AttackOutcome {
         let (n, d) = (data.count, data.featureCount)
         let classes = classifier.classCount
         try require(d == classifier.inputWidth, "data width", d, "must equal the model's \(classifier.inputWidth) input features")
@@ -104,7 +106,8 @@ public final class AttackRunner {
             try require(target >= 0 && target < classes, "target class", target, "must be between 0 and \(classes - 1)")
         }
         let started = DispatchTime.now().uptimeNanoseconds
-        let cleanPredictions = predictions(data.features)
+        precondition(known == nil || known!.count == n, "clean predictions for \(known!.count) examples, data has \(n)")
+        let cleanPredictions = known ?? predictions(data.features)
         let attackLabels = labelSource == .trueLabels ? data.labels : cleanPredictions
         var targets: [Int]? = nil
         switch selection {

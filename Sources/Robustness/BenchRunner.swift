@@ -71,7 +71,7 @@ public final class BenchRunner {
             var robust = cleanCorrect
             for attackEntry in configuration.attacks {
                 let attack = try attackEntry.makeAttack(epsilon: epsilon)
-                let outcome = try runner.run(attack, on: test, seed: configuration.seed)
+                let outcome = try runner.run(attack, on: test, seed: configuration.seed, cleanPredictions: cleanPredictions)
                 for i in 0..<test.count where outcome.adversarialPredictions[i] != test.labels[i] { robust[i] = false }
                 results.append(BenchReport.AttackResult(
                     attack: attackEntry.name, description: attack.description, epsilon: epsilon,

@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "NeuralNet", targets: ["NeuralNet"]),
         .library(name: "Datasets", targets: ["Datasets"]),
         .library(name: "Attacks", targets: ["Attacks"]),
+        .library(name: "Training", targets: ["Training"]),
         .library(name: "Robustness", targets: ["Robustness"]),
         .library(name: "Security", targets: ["Security"]),
         .library(name: "_FuzzTargets", targets: ["_FuzzTargets"]),
@@ -40,9 +41,13 @@ let package = Package(
         .target(name: "NeuralNet", dependencies: ["TensorCore", "_FileSystem"]),
         .target(name: "Datasets", dependencies: ["TensorCore", "CZlib", "_FileSystem"]),
 
-        // MARK: - Attacks and robustness
-        .target(name: "Attacks", dependencies: ["TensorCore", "NeuralNet"]),
-        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Security", "_FileSystem"]),
+        // MARK: - Attacks, training jobs and robustness evaluation
+        // Attacks: the `Attack` protocol, `AttackSpec`, FGSM, PGD, the batch runner.
+        .target(name: "Attacks", dependencies: ["TensorCore", "NeuralNet", "_FileSystem"]),
+        // Training: typed recipes, objectives (adversarial training), the training job.
+        .target(name: "Training", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Security", "_FileSystem"]),
+        // Robustness: bench configurations and jobs, the report schema and its renderers, the gate.
+        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Security", "_FileSystem"]),
 
         // MARK: - Security
         .target(
@@ -61,7 +66,7 @@ let package = Package(
         .target(
             name: "BulwarkCLI",
             dependencies: [
-                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Robustness", "Security", "_FileSystem",
+                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "Security", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -71,9 +76,10 @@ let package = Package(
         // MARK: - Tests
         .target(name: "_TestSupport", dependencies: ["TensorCore", "NeuralNet"], path: "Tests/_TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
-        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Datasets", "_TestSupport"]),
+        .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Datasets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Datasets", "_TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "_FileSystem", "_TestSupport"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "_TestSupport"]),
         .testTarget(name: "SecurityTests", dependencies: ["Security", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"]),

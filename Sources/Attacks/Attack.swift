@@ -5,33 +5,120 @@ import TensorCore
 /// generator, and returns adversarial inputs inside the ε-ball and [0, 1].
 ///
 /// Attacks work on one shard of a batch at a time (`AttackRunner` splits datasets into batches and
-/// shards), only through the `Classifier` protocol, in evaluation mode.
+/// shards), only through `DifferentiableClassifier`, in evaluation mode. Each attack owns its
+/// scratch memory (`Workspace`), allocated once per shard, so attack steps allocate nothing. The
+/// building blocks every attack shares are public: `PerturbationBall` (steps, projections, random
+/// starts and verification for each norm) and `DifferentiableClassifier.attackObjective` (J and
+/// ∂J/∂x), so an attack can live in any module. An attack is described by a case of `AttackSpec`.
 public protocol Attack: Sendable, CustomStringConvertible {
+    associatedtype Workspace: AttackWorkspace
+
     var norm: Norm { get }
     var epsilon: Float { get }
     var loss: AttackLoss { get }
 
-    /// Writes adversarial versions of the rows of `clean` into `adversarial` (same shape), and the
-    /// model's predictions for them into `workspace.resultPredictions`.
+    /// Scratch for one shard of up to `rows` examples with `features` inputs.
+    func makeWorkspace(rows: Int, features: Int) -> Workspace
+
+    /// Writes adversarial versions of the rows of `clean` into `adversarial` (same shape), the
+    /// model's predictions for them into `workspace.results.predictions`, and their distances to
+    /// the clean rows into `workspace.results`.
     /// - Parameters:
     ///   - labels: the reference label of each row (true labels, or the model's predictions).
     ///   - targets: for a targeted attack, the class each row should be pushed to; nil for untargeted.
-    ///   - workspace: scratch for this shard, from `AttackWorkspace(rows:features:classes:)`.
-    /// - Throws: `AttackError.invariantViolated` if a result leaves the ε-ball or [0, 1] (a bug).
+    ///   - workspace: this shard's scratch, from `makeWorkspace(rows:features:)`.
+    /// - Throws: `AttackError.shapeMismatch` if the inputs do not fit the workspace or the model,
+    ///   `AttackError.invariantViolated` if a result leaves the ε-ball or [0, 1] (a bug).
     func perturb(_ clean: MatrixRef, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?,
-                 into adversarial: MatrixRef, classifier: any Classifier, shard: Int,
-                 workspace: AttackWorkspace, generator: inout RandomGenerator) throws
+                 into adversarial: MatrixRef, classifier: any DifferentiableClassifier, shard: Int,
+                 workspace: Workspace, generator: inout RandomGenerator) throws
+}
+
+/// The scratch of one attack on one shard. Every workspace carries the per-row results the runner
+/// reads back.
+public protocol AttackWorkspace: AnyObject {
+    /// Rows it holds at most.
+    var capacity: Int { get }
+    /// Features per row.
+    var features: Int { get }
+    var results: AttackRowResults { get }
+}
+
+/// Per-row outputs of an attack on one shard: the model's prediction for each adversarial example
+/// and its L∞ and L2 distance to the clean input.
+public final class AttackRowResults {
+    public let capacity: Int
+    /// (rows)
+    public let predictions: UnsafeMutablePointer<Int>
+    /// (rows) ‖x_adv − x‖∞ and ‖x_adv − x‖₂
+    public let linf: FloatBuffer
+    public let l2: FloatBuffer
+
+    public init(capacity: Int) {
+        self.capacity = capacity
+        predictions = .allocate(capacity: max(capacity, 1))
+        predictions.initialize(repeating: 0, count: max(capacity, 1))
+        linf = FloatBuffer(count: capacity)
+        l2 = FloatBuffer(count: capacity)
+    }
+
+    deinit { predictions.deallocate() }
+
+    /// The distances in `norm`.
+    public func distances(_ norm: Norm) -> UnsafeMutablePointer<Float> { norm == .linf ? linf.pointer : l2.pointer }
+}
+
+extension Attack {
+    /// The threat model: the ε-ball of the attack's norm.
+    public var ball: PerturbationBall { PerturbationBall(norm: norm, epsilon: epsilon) }
+
+    /// Checks what every attack entry point needs: `clean` and `adversarial` of one shape, within
+    /// the workspace's capacity and the model's input width.
+    /// - Throws: `AttackError.shapeMismatch` naming the first problem.
+    public func checkShapes(_ clean: MatrixRef, _ adversarial: MatrixRef, workspace: some AttackWorkspace,
+                            classifier: any DifferentiableClassifier) throws {
+        func fail(_ problem: String) -> AttackError { .shapeMismatch(problem) }
+        guard adversarial.rows == clean.rows, adversarial.columns == clean.columns else {
+            throw fail("the output is \(adversarial.rows)×\(adversarial.columns), the input \(clean.rows)×\(clean.columns)")
+        }
+        guard clean.rows <= workspace.capacity, clean.columns == workspace.features else {
+            throw fail("\(clean.rows)×\(clean.columns) inputs do not fit a workspace for \(workspace.capacity)×\(workspace.features)")
+        }
+        guard clean.columns == classifier.inputWidth else {
+            throw fail("the inputs have \(clean.columns) features, the model \(classifier.inputWidth)")
+        }
+    }
+
+    /// `perturb` with a type-erased workspace (for callers that hold `any Attack`).
+    /// - Throws: `AttackError.shapeMismatch` if the workspace was made by another attack type.
+    public func perturb(_ clean: MatrixRef, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?,
+                        into adversarial: MatrixRef, classifier: any DifferentiableClassifier, shard: Int,
+                        anyWorkspace: any AttackWorkspace, generator: inout RandomGenerator) throws {
+        guard let workspace = anyWorkspace as? Workspace else {
+            throw AttackError.shapeMismatch("the workspace was made by another attack (\(type(of: anyWorkspace)))")
+        }
+        try perturb(clean, labels: labels, targets: targets, into: adversarial, classifier: classifier, shard: shard,
+                    workspace: workspace, generator: &generator)
+    }
+
+    /// A type-erased workspace.
+    public func makeAnyWorkspace(rows: Int, features: Int) -> any AttackWorkspace {
+        makeWorkspace(rows: rows, features: features)
+    }
 }
 
 /// Errors from configuring or running attacks.
 public enum AttackError: Error, CustomStringConvertible, Equatable {
     case invalidParameter(name: String, value: String, requirement: String)
+    case shapeMismatch(String)
     case invariantViolated(row: Int, distance: Float, epsilon: Float, norm: Norm)
 
     public var description: String {
         switch self {
         case .invalidParameter(let name, let value, let requirement):
             return "invalid \(name) \(value): \(requirement)"
+        case .shapeMismatch(let problem):
+            return "attack inputs do not fit: \(problem)"
         case .invariantViolated(let row, let distance, let epsilon, let norm):
             return "internal error: adversarial example \(row) is at \(norm.rawValue) distance \(distance) from its input "
                 + "(ε = \(epsilon)) or outside [0, 1]; please report this"
@@ -43,89 +130,9 @@ func require(_ condition: Bool, _ name: String, _ value: some CustomStringConver
     if !condition { throw AttackError.invalidParameter(name: name, value: value.description, requirement: requirement) }
 }
 
-/// Scratch memory for attacking batches of up to `rows` examples on one shard; allocated once, so
-/// attack steps allocate nothing.
-public final class AttackWorkspace {
-    public let capacity: Int
-    public let features: Int
-    /// (rows, features): the current iterate and the clean inputs of the active rows (the best
-    /// example so far is kept in the caller's output)
-    let current: FloatBuffer
-    let activeClean: FloatBuffer
-    /// (rows): objective values, best objective, labels, targets and predictions of the active rows
-    let objective: FloatBuffer
-    let bestObjective: FloatBuffer
-    let linf: FloatBuffer
-    let l2: FloatBuffer
-    let activeLabels: UnsafeMutablePointer<Int>
-    let activeTargets: UnsafeMutablePointer<Int>
-    let predictions: UnsafeMutablePointer<Int>
-    /// Row of the shard batch each active row came from.
-    let activeRows: UnsafeMutablePointer<Int>
-    /// Whether each row's best example already fools the model.
-    let fooled: UnsafeMutablePointer<Bool>
-    /// The model's prediction for each returned adversarial example.
-    public let resultPredictions: UnsafeMutablePointer<Int>
-
-    public init(rows: Int, features: Int) {
-        capacity = rows
-        self.features = features
-        current = FloatBuffer(count: rows * features)
-        activeClean = FloatBuffer(count: rows * features)
-        objective = FloatBuffer(count: rows)
-        bestObjective = FloatBuffer(count: rows)
-        linf = FloatBuffer(count: rows)
-        l2 = FloatBuffer(count: rows)
-        activeLabels = .allocate(capacity: max(rows, 1))
-        activeTargets = .allocate(capacity: max(rows, 1))
-        predictions = .allocate(capacity: max(rows, 1))
-        activeRows = .allocate(capacity: max(rows, 1))
-        fooled = .allocate(capacity: max(rows, 1))
-        resultPredictions = .allocate(capacity: max(rows, 1))
-    }
-
-    deinit {
-        activeLabels.deallocate()
-        activeTargets.deallocate()
-        predictions.deallocate()
-        activeRows.deallocate()
-        fooled.deallocate()
-        resultPredictions.deallocate()
-    }
-}
-
-extension Attack {
-    /// Checks every row of `adversarial`: inside [0, 1] and at most ε + 1e-6 from `clean` in the
-    /// attack's norm. Leaves the per-row L∞ and L2 distances in the workspace.
-    func verify(_ adversarial: MatrixRef, clean: MatrixRef, workspace: AttackWorkspace) throws {
-        Kernels.rowDistances(adversarial, clean, linf: workspace.linf.pointer, l2: workspace.l2.pointer)
-        for r in 0..<adversarial.rows {
-            let distance = norm == .linf ? workspace.linf.pointer[r] : workspace.l2.pointer[r]
-            let row = adversarial.row(r)
-            var inside = distance <= epsilon + 1e-6
-            for j in 0..<adversarial.columns where !(row[j] >= 0 && row[j] <= 1) { inside = false }
-            if !inside { throw AttackError.invariantViolated(row: r, distance: distance, epsilon: epsilon, norm: norm) }
-        }
-    }
-
-    /// Objective J and ∂J/∂x for `x`: one forward and one backward pass of the classifier.
-    /// Leaves the logits' predictions in `workspace.predictions`.
-    func objectiveGradient(_ x: MatrixRef, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?,
-                           classifier: any Classifier, shard: Int, workspace: AttackWorkspace,
-                           needGradient: Bool = true) -> MatrixRef? {
-        let logits = classifier.logits(x, shard: shard)
-        Kernels.argmaxRows(logits, into: workspace.predictions)
-        loss.evaluate(logits: logits, labels: labels, targets: targets, objective: workspace.objective.pointer,
-                      gradient: needGradient ? classifier.logitsGradient(shard: shard) : nil)
-        return needGradient ? classifier.inputGradient(shard: shard) : nil
-    }
-
-    /// Moves `x` one step of size α along the gradient direction of the attack's norm, then projects
-    /// onto the ε-ball around `clean` and clamps to [0, 1].
-    func step(_ x: MatrixRef, clean: MatrixRef, gradient: MatrixRef, stepSize: Float) {
-        switch norm {
-        case .linf: Kernels.linfStep(x, clean: clean, gradient: gradient, stepSize: stepSize, epsilon: epsilon)
-        case .l2: Kernels.l2Step(x, clean: clean, gradient: gradient, stepSize: stepSize, epsilon: epsilon)
-        }
-    }
+/// An uninitialised-memory-free buffer of `count` values (at least one slot, so pointers are valid).
+func allocateFilled<T>(_ count: Int, with value: T) -> UnsafeMutablePointer<T> {
+    let pointer = UnsafeMutablePointer<T>.allocate(capacity: max(count, 1))
+    pointer.initialize(repeating: value, count: max(count, 1))
+    return pointer
 }

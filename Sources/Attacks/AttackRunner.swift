@@ -1,29 +1,14 @@
 import Foundation
-import Synchronization
 import NeuralNet
 import TensorCore
-
-/// Which labels an untargeted attack pushes away from.
-public enum LabelSource: String, Sendable, Codable {
-    /// The true labels.
-    case trueLabels = "true"
-    /// The model's clean predictions, which avoids label leaking (Kurakin et al., 2017).
-    case predictions
-}
-
-/// The class each input is pushed toward in a targeted attack.
-public enum TargetSelection: Sendable, Equatable, Codable {
-    /// The same class for every input (inputs of that class are left unchanged and not counted).
-    case fixed(Int)
-    /// A class drawn uniformly from the classes other than the true label (seeded).
-    case random
-}
 
 /// The result of attacking a dataset: adversarial inputs, predictions and perturbation sizes.
 public struct AttackOutcome: Sendable {
     public let attack: String
     public let norm: Norm
     public let epsilon: Float
+    /// What the attack aimed at (targets, label source).
+    public let goal: AttackGoal
     /// (n, features)
     public let adversarial: Tensor
     public let labels: [Int]
@@ -68,12 +53,13 @@ public struct AttackOutcome: Sendable {
 /// worker pool. Random numbers come from (seed, batch, shard), so results do not depend on the
 /// thread count.
 public final class AttackRunner {
-    public let classifier: any Classifier
+    public let classifier: any DifferentiableClassifier
     public let batchSize: Int
     private let shards = WorkerPool.defaultShardCount
-    private var workspaces: [AttackWorkspace] = []
+    /// Workspaces of the last attack type run, reused while the type and size fit.
+    private var workspaces: [any AttackWorkspace] = []
 
-    public init(classifier: any Classifier, batchSize: Int = 500) {
+    public init(classifier: any DifferentiableClassifier, batchSize: Int = 500) {
         precondition(batchSize >= 1, "batch size must be positive")
         self.classifier = classifier
         self.batchSize = batchSize
@@ -86,97 +72,83 @@ public final class AttackRunner {
 
     /// Attacks every example of `data`.
     /// - Parameters:
-    ///   - labelSource: push away from the true labels or from the model's predictions (untargeted).
-    ///   - targets: make the attack targeted.
+    ///   - goal: untargeted (away from the true labels or the model's predictions) or targeted.
     ///   - seed: seeds random starts and random targets.
     ///   - cleanPredictions: the model's predictions on `data`, if the caller already has them
     ///     (a harness running many attacks on one model computes them once).
     /// - Throws: `AttackError` for an attack that cannot run on this model, or a broken invariant.
-    public func run(_ attack: any Attack, on data: LabeledData, labelSource: LabelSource = .trueLabels,
-                    targets selection: TargetSelection? = nil, seed: UInt64, cleanPredictions known: [Int]? = nil) throws -> AttackOutcome {
+    public func run(_ attack: any Attack, on data: LabeledData, goal: AttackGoal = .untargeted, seed: UInt64,
+                    cleanPredictions known: [Int]? = nil) throws -> AttackOutcome {
+        try runOpened(attack, on: data, goal: goal, seed: seed, cleanPredictions: known)
+    }
+
+    /// `run` with the attack's concrete type (so its workspace type is known).
+    private func runOpened<A: Attack>(_ attack: A, on data: LabeledData, goal: AttackGoal, seed: UInt64,
+                                      cleanPredictions known: [Int]?) throws -> AttackOutcome {
         let (n, d) = (data.count, data.featureCount)
         let classes = classifier.classCount
         try require(d == classifier.inputWidth, "data width", d, "must equal the model's \(classifier.inputWidth) input features")
         if let label = data.labels.first(where: { $0 >= classes }) {
             throw AttackError.invalidParameter(name: "label", value: "\(label)", requirement: "the model has only \(classes) classes; use data labelled 0…\(classes - 1)")
         }
-        try require(classes >= attack.loss.minimumClasses(targeted: selection != nil), "loss", attack.loss.rawValue,
-                    "needs at least \(attack.loss.minimumClasses(targeted: selection != nil)) classes, the model has \(classes)")
-        if case .fixed(let target) = selection {
-            try require(target >= 0 && target < classes, "target class", target, "must be between 0 and \(classes - 1)")
-        }
+        try goal.validate(classes: classes, loss: attack.loss)
+        try require(known == nil || known!.count == n, "clean predictions", known?.count ?? 0, "must have one entry per example (\(n))")
         let started = DispatchTime.now().uptimeNanoseconds
-        precondition(known == nil || known!.count == n, "clean predictions for \(known!.count) examples, data has \(n)")
         let cleanPredictions = known ?? predictions(data.features)
-        let attackLabels = labelSource == .trueLabels ? data.labels : cleanPredictions
-        var targets: [Int]? = nil
-        switch selection {
-        case .none: break
-        case .fixed(let target)?:
-            targets = data.labels.map { $0 == target ? -1 : target }
-        case .random?:
-            var generator = RandomGenerator(seed: seed, stream: .sampling)
-            targets = data.labels.map { label in
-                let draw = generator.nextInt(below: classes - 1)
-                return draw >= label ? draw + 1 : draw
-            }
-        }
-
-        let shardRows = (batchSize + shards - 1) / shards
-        classifier.reserve(rows: shardRows, shards: shards)
-        while workspaces.count < shards { workspaces.append(AttackWorkspace(rows: shardRows, features: d)) }
-        for s in 0..<shards where workspaces[s].capacity < shardRows || workspaces[s].features != d {
-            workspaces[s] = AttackWorkspace(rows: shardRows, features: d)
-        }
+        let attackLabels = goal.labels == .trueLabels ? data.labels : cleanPredictions
+        let targets = selectTargets(goal.targets, labels: data.labels, classes: classes, seed: seed)
+        let workspaces = reserveWorkspaces(for: attack, features: d)
 
         // Outputs are written by the shards through raw buffers (disjoint rows per shard).
         let output = FloatBuffer(count: n * d)
-        let predicted = UnsafeMutablePointer<Int>.allocate(capacity: max(n, 1))
-        let normOut = UnsafeMutablePointer<Float>.allocate(capacity: max(n, 1))
-        defer { predicted.deallocate(); normOut.deallocate() }
-        let failures = Mutex<(any Error)?>(nil)
+        let predicted = SendablePointer<Int>(allocateFilled(n, with: 0))
+        let normOut = SendablePointer<Float>(allocateFilled(n, with: 0))
+        defer { predicted.pointer.deallocate(); normOut.pointer.deallocate() }
+        let failure = ShardFailure()
         // For a fixed target, inputs already of that class are not attacked: their "target" is a
         // placeholder (their own label) and they are restored to the clean input afterwards.
         let attackTargets = targets.map { t in zip(t, data.labels).map { $0 >= 0 ? $0 : $1 } } ?? []
         try data.features.withReadOnlyMatrix { clean in
             try attackLabels.withUnsafeBufferPointer { labelBuffer in
                 try attackTargets.withUnsafeBufferPointer { targetBuffer in
-                    let labels = labelBuffer.baseAddress!
-                    let targetBase = targets == nil ? nil : targetBuffer.baseAddress
+                    let labels = SendablePointer(UnsafeMutablePointer(mutating: labelBuffer.baseAddress!))
+                    let targetBase = targets == nil ? nil : targetBuffer.baseAddress.map { SendablePointer(UnsafeMutablePointer(mutating: $0)) }
                     let outputs = output.matrix(rows: n, columns: d)
-                    var start = 0, chunk = 0, batchIndex: UInt64 = 0
-                    let (workspaces, classifier, shards) = (self.workspaces, self.classifier, self.shards)
-                    let body: (Int) -> Void = { s in
+                    let state = ShardLoopState((start: 0, chunk: 0, batch: UInt64(0)))
+                    let (classifier, shards) = (self.classifier, self.shards)
+                    // Created once; reads the batch from `state`, so the loop allocates nothing.
+                    let body: @Sendable (Int) -> Void = { s in
+                        let (start, chunk, batch) = state.value
                         let part = WorkerPool.shardRange(chunk, part: s, parts: shards)
                         guard !part.isEmpty else { return }
                         let rows = (start + part.lowerBound)..<(start + part.upperBound)
-                        var generator = RandomGenerator(seed: seed, stream: .attack, index: batchIndex << 8 | UInt64(s))
+                        var generator = RandomGenerator(seed: seed, stream: .attack, index: batch << 8 | UInt64(s))
                         do {
-                            try attack.perturb(clean.rows(rows), labels: labels + rows.lowerBound,
-                                               targets: targetBase.map { $0 + rows.lowerBound },
+                            try attack.perturb(clean.rows(rows), labels: labels.pointer + rows.lowerBound,
+                                               targets: targetBase.map { UnsafePointer($0.pointer + rows.lowerBound) },
                                                into: outputs.rows(rows), classifier: classifier, shard: s,
-                                               workspace: workspaces[s], generator: &generator)
+                                               workspace: workspaces[s].value, generator: &generator)
                         } catch {
-                            failures.withLock { $0 = error }
+                            failure.record(error)
                             return
                         }
-                        let distances = attack.norm == .linf ? workspaces[s].linf.pointer : workspaces[s].l2.pointer
-                        (normOut + rows.lowerBound).update(from: distances, count: rows.count)
-                        (predicted + rows.lowerBound).update(from: workspaces[s].resultPredictions, count: rows.count)
+                        let results = workspaces[s].value.results
+                        (normOut.pointer + rows.lowerBound).update(from: results.distances(attack.norm), count: rows.count)
+                        (predicted.pointer + rows.lowerBound).update(from: results.predictions, count: rows.count)
                     }
-                    while start < n {
-                        chunk = min(batchSize, n - start)
+                    while state.value.start < n {
+                        state.value.chunk = min(batchSize, n - state.value.start)
                         classifier.pool.run(shards: shards, body)
-                        if let failure = failures.withLock({ $0 }) { throw failure }
-                        start += chunk
-                        batchIndex += 1
+                        try failure.rethrow()
+                        state.value.start += state.value.chunk
+                        state.value.batch += 1
                     }
                 }
             }
         }
         var adversarial = Tensor(shape: [n, d], scalars: output.array)
-        var adversarialPredictions = Array(UnsafeBufferPointer(start: predicted, count: n))
-        var norms = Array(UnsafeBufferPointer(start: normOut, count: n))
+        var adversarialPredictions = Array(UnsafeBufferPointer(start: predicted.pointer, count: n))
+        var norms = Array(UnsafeBufferPointer(start: normOut.pointer, count: n))
         if let targets {
             for i in 0..<n where targets[i] < 0 {
                 adversarial.scalars.replaceSubrange((i * d)..<((i + 1) * d), with: data.features.scalars[(i * d)..<((i + 1) * d)])
@@ -185,9 +157,49 @@ public final class AttackRunner {
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return AttackOutcome(attack: attack.description, norm: attack.norm, epsilon: attack.epsilon, adversarial: adversarial,
-                             labels: data.labels, cleanPredictions: cleanPredictions,
+        return AttackOutcome(attack: attack.description, norm: attack.norm, epsilon: attack.epsilon, goal: goal,
+                             adversarial: adversarial, labels: data.labels, cleanPredictions: cleanPredictions,
                              adversarialPredictions: adversarialPredictions, targets: targets,
                              perturbationNorms: norms, seconds: seconds)
     }
+
+    /// The target of each input (−1 for inputs already of a fixed target class), or nil untargeted.
+    private func selectTargets(_ selection: TargetSelection?, labels: [Int], classes: Int, seed: UInt64) -> [Int]? {
+        switch selection {
+        case .none:
+            return nil
+        case .fixed(let target)?:
+            return labels.map { $0 == target ? -1 : target }
+        case .random?:
+            var generator = RandomGenerator(seed: seed, stream: .targetSelection)
+            return labels.map { label in
+                let draw = generator.nextInt(below: classes - 1)
+                return draw >= label ? draw + 1 : draw
+            }
+        }
+    }
+
+    /// One workspace per shard for `attack`, reusing the previous run's when they fit.
+    private func reserveWorkspaces<A: Attack>(for attack: A, features: Int) -> [WorkspaceBox<A.Workspace>] {
+        let shardRows = (batchSize + shards - 1) / shards
+        classifier.reserve(rows: shardRows, shards: shards)
+        let reusable = workspaces.compactMap { $0 as? A.Workspace }
+            .filter { $0.capacity >= shardRows && $0.features == features }
+        let fresh = reusable.count == shards ? reusable : (0..<shards).map { _ in attack.makeWorkspace(rows: shardRows, features: features) }
+        workspaces = fresh
+        return fresh.map(WorkspaceBox.init)
+    }
+}
+
+/// A workspace handed to one shard body. `@unchecked Sendable`: shard s's body is the only code that
+/// touches workspace s while a job runs (the pool runs each shard once, on one thread).
+private struct WorkspaceBox<W: AttackWorkspace>: @unchecked Sendable {
+    let value: W
+}
+
+extension RandomStream {
+    /// Attack random starts, per batch and shard.
+    public static let attack = RandomStream(id: 5, name: "attack")
+    /// Random target classes of targeted attacks.
+    public static let targetSelection = RandomStream(id: 7, name: "target selection")
 }

@@ -30,15 +30,57 @@ public struct FGSM: Attack {
 
     public var description: String { "FGSM(\(norm.rawValue), ε=\(epsilon), loss=\(loss.rawValue))" }
 
+    /// The attack's settings in an `AttackSpec` (all but ε): `{"type": "fgsm", "norm": …, "loss": …}`.
+    public struct Parameters: Codable, Equatable, Sendable {
+        public var norm: Norm
+        public var loss: AttackLoss
+
+        public init(norm: Norm = .linf, loss: AttackLoss = .crossEntropy) {
+            self.norm = norm
+            self.loss = loss
+        }
+
+        static let keys: Set<String> = ["norm", "loss"]
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            norm = try c.decodeIfPresent(Norm.self, forKey: .norm) ?? .linf
+            loss = try c.decodeIfPresent(AttackLoss.self, forKey: .loss) ?? .crossEntropy
+        }
+    }
+
+    /// Scratch of one shard: objective values and predictions at the clean input, and the results.
+    public final class Workspace: AttackWorkspace {
+        public let capacity: Int
+        public let features: Int
+        public let results: AttackRowResults
+        let objective: FloatBuffer                    // (rows)
+        let predictions: UnsafeMutablePointer<Int>    // (rows)
+
+        init(rows: Int, features: Int) {
+            capacity = rows
+            self.features = features
+            results = AttackRowResults(capacity: rows)
+            objective = FloatBuffer(count: rows)
+            predictions = allocateFilled(rows, with: 0)
+        }
+
+        deinit { predictions.deallocate() }
+    }
+
+    public func makeWorkspace(rows: Int, features: Int) -> Workspace { Workspace(rows: rows, features: features) }
+
     public func perturb(_ clean: MatrixRef, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?,
-                        into adversarial: MatrixRef, classifier: any Classifier, shard: Int,
-                        workspace: AttackWorkspace, generator: inout RandomGenerator) throws {
+                        into adversarial: MatrixRef, classifier: any DifferentiableClassifier, shard: Int,
+                        workspace ws: Workspace, generator: inout RandomGenerator) throws {
+        try checkShapes(clean, adversarial, workspace: ws, classifier: classifier)
         guard clean.rows > 0 else { return }
-        let gradient = objectiveGradient(clean, labels: labels, targets: targets, classifier: classifier,
-                                          shard: shard, workspace: workspace)!
+        let gradient = classifier.attackObjective(clean, loss: loss, labels: labels, targets: targets, shard: shard,
+                                                  objective: ws.objective.pointer, predictions: ws.predictions,
+                                                  withGradient: true)!
         adversarial.copy(from: clean)
-        step(adversarial, clean: clean, gradient: gradient, stepSize: epsilon)
-        try verify(adversarial, clean: clean, workspace: workspace)
-        Kernels.argmaxRows(classifier.logits(adversarial, shard: shard), into: workspace.resultPredictions)
+        ball.step(adversarial, clean: clean, gradient: gradient, stepSize: epsilon)
+        try ball.verify(adversarial, clean: clean, results: ws.results)
+        Kernels.argmaxRows(classifier.logits(adversarial, shard: shard), into: ws.results.predictions)
     }
 }

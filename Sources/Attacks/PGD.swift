@@ -36,13 +36,19 @@ public struct PGD: Attack {
     public let loss: AttackLoss
     public let stopAtFirstSuccess: Bool
 
+    /// Default number of iterations.
+    public static let defaultSteps = 10
+
+    /// Madry et al.'s default step size: 2.5·ε/steps.
+    public static func defaultStepSize(epsilon: Float, steps: Int) -> Float { 2.5 * epsilon / Float(steps) }
+
     /// - Throws: `AttackError.invalidParameter` naming a bad value.
-    public init(norm: Norm = .linf, epsilon: Float, stepSize: Float? = nil, steps: Int = 10, restarts: Int = 1,
+    public init(norm: Norm = .linf, epsilon: Float, stepSize: Float? = nil, steps: Int = PGD.defaultSteps, restarts: Int = 1,
                 randomStart: Bool = true, loss: AttackLoss = .crossEntropy, stopAtFirstSuccess: Bool = true) throws {
         try require(epsilon > 0 && epsilon.isFinite, "epsilon", epsilon, "must be a positive number")
         try require(steps >= 1 && steps <= 100_000, "steps", steps, "must be between 1 and 100000")
         try require(restarts >= 1 && restarts <= 1000, "restarts", restarts, "must be between 1 and 1000")
-        let alpha = stepSize ?? 2.5 * epsilon / Float(steps)
+        let alpha = stepSize ?? Self.defaultStepSize(epsilon: epsilon, steps: steps)
         try require(alpha > 0 && alpha.isFinite, "step size", alpha, "must be a positive number")
         self.norm = norm
         self.epsilon = epsilon
@@ -59,56 +65,111 @@ public struct PGD: Attack {
             + "random start=\(randomStart), loss=\(loss.rawValue)\(stopAtFirstSuccess ? "" : ", strongest iterate"))"
     }
 
+    /// Scratch of one shard: the iterates and clean inputs of the rows still attacked (compacted),
+    /// their objective values, labels, targets and predictions, and each row's best so far.
+    public final class Workspace: AttackWorkspace {
+        public let capacity: Int
+        public let features: Int
+        public let results: AttackRowResults
+        let current: FloatBuffer                       // (rows, features) iterates of the active rows
+        let activeClean: FloatBuffer                   // (rows, features) their clean inputs
+        let objective: FloatBuffer                     // (rows) J of the active rows
+        let bestObjective: FloatBuffer                 // (rows) best J per shard row
+        let activeLabels: UnsafeMutablePointer<Int>    // (rows)
+        let activeTargets: UnsafeMutablePointer<Int>   // (rows)
+        let predictions: UnsafeMutablePointer<Int>     // (rows) of the active rows
+        let activeRows: UnsafeMutablePointer<Int>      // (rows) shard row of each active row
+        let fooled: UnsafeMutablePointer<Bool>         // (rows) per shard row
+
+        init(rows: Int, features: Int) {
+            capacity = rows
+            self.features = features
+            results = AttackRowResults(capacity: rows)
+            current = FloatBuffer(count: rows * features)
+            activeClean = FloatBuffer(count: rows * features)
+            objective = FloatBuffer(count: rows)
+            bestObjective = FloatBuffer(count: rows)
+            activeLabels = allocateFilled(rows, with: 0)
+            activeTargets = allocateFilled(rows, with: 0)
+            predictions = allocateFilled(rows, with: 0)
+            activeRows = allocateFilled(rows, with: 0)
+            fooled = allocateFilled(rows, with: false)
+        }
+
+        deinit {
+            activeLabels.deallocate()
+            activeTargets.deallocate()
+            predictions.deallocate()
+            activeRows.deallocate()
+            fooled.deallocate()
+        }
+    }
+
+    public func makeWorkspace(rows: Int, features: Int) -> Workspace { Workspace(rows: rows, features: features) }
+
     public func perturb(_ clean: MatrixRef, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?,
-                        into adversarial: MatrixRef, classifier: any Classifier, shard: Int,
-                        workspace ws: AttackWorkspace, generator: inout RandomGenerator) throws {
+                        into adversarial: MatrixRef, classifier: any DifferentiableClassifier, shard: Int,
+                        workspace ws: Workspace, generator: inout RandomGenerator) throws {
+        try checkShapes(clean, adversarial, workspace: ws, classifier: classifier)
         let (n, d) = (clean.rows, clean.columns)
         guard n > 0 else { return }
-        precondition(n <= ws.capacity && d == ws.features, "attack workspace too small")
         adversarial.copy(from: clean)
         ws.bestObjective.pointer.update(repeating: -.infinity, count: n)
         ws.fooled.update(repeating: false, count: n)
 
         for restart in 0..<restarts {
-            // The rows this restart attacks, compacted into the workspace.
-            var m = 0
-            for r in 0..<n where restart == 0 || !ws.fooled[r] {
-                ws.activeRows[m] = r
-                m += 1
-            }
+            let m = activate(restart: restart, clean: clean, labels: labels, targets: targets, workspace: ws)
             if m == 0 { break }
-            for i in 0..<m {
-                let r = ws.activeRows[i]
-                ws.activeClean.pointer.advanced(by: i * d).update(from: clean.row(r), count: d)
-                ws.activeLabels[i] = labels[r]
-                if let targets { ws.activeTargets[i] = targets[r] }
-            }
-            let activeTargets: UnsafePointer<Int>? = targets == nil ? nil : UnsafePointer(ws.activeTargets)
-            ws.current.pointer.update(from: ws.activeClean.pointer, count: m * d)
             if randomStart {
-                randomize(ws.current.matrix(rows: m, columns: d), around: ws.activeClean.matrix(rows: m, columns: d),
-                          generator: &generator)
+                ball.randomPoint(ws.current.matrix(rows: m, columns: d), around: ws.activeClean.matrix(rows: m, columns: d),
+                                 generator: &generator)
             }
+            iterate(active: m, targeted: targets != nil, classifier: classifier, shard: shard, into: adversarial, workspace: ws)
+        }
+        try ball.verify(adversarial, clean: clean, results: ws.results)
+    }
 
-            for k in 0...steps {
-                let x = ws.current.matrix(rows: m, columns: d)
-                let gradient = objectiveGradient(x, labels: ws.activeLabels, targets: activeTargets, classifier: classifier,
-                                                 shard: shard, workspace: ws, needGradient: k < steps)
-                if k > 0 { keepBest(x, active: m, targets: activeTargets, into: adversarial, workspace: ws) }
-                guard let gradient else { break }
-                step(x, clean: ws.activeClean.matrix(rows: m, columns: d), gradient: gradient, stepSize: stepSize)
-                if k > 0 && stopAtFirstSuccess {
-                    m = dropFooled(active: m, workspace: ws)
-                    if m == 0 { break }
-                }
+    /// Copies the rows a restart attacks (all of them first, then those not yet fooled) into the
+    /// workspace, compacted, starting at their clean inputs. Returns their number.
+    private func activate(restart: Int, clean: MatrixRef, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?,
+                          workspace ws: Workspace) -> Int {
+        let d = clean.columns
+        var m = 0
+        for r in 0..<clean.rows where restart == 0 || !ws.fooled[r] {
+            ws.activeRows[m] = r
+            ws.activeClean.pointer.advanced(by: m * d).update(from: clean.row(r), count: d)
+            ws.activeLabels[m] = labels[r]
+            if let targets { ws.activeTargets[m] = targets[r] }
+            m += 1
+        }
+        ws.current.pointer.update(from: ws.activeClean.pointer, count: m * d)
+        return m
+    }
+
+    /// The steps of one restart on the `m` active rows.
+    private func iterate(active: Int, targeted: Bool, classifier: any DifferentiableClassifier, shard: Int,
+                         into adversarial: MatrixRef, workspace ws: Workspace) {
+        let d = ws.features
+        var m = active
+        let targets: UnsafePointer<Int>? = targeted ? UnsafePointer(ws.activeTargets) : nil
+        for k in 0...steps {
+            let x = ws.current.matrix(rows: m, columns: d)
+            let gradient = classifier.attackObjective(x, loss: loss, labels: ws.activeLabels, targets: targets, shard: shard,
+                                                      objective: ws.objective.pointer, predictions: ws.predictions,
+                                                      withGradient: k < steps)
+            if k > 0 { keepBest(x, active: m, targets: targets, into: adversarial, workspace: ws) }
+            guard let gradient else { break }
+            ball.step(x, clean: ws.activeClean.matrix(rows: m, columns: d), gradient: gradient, stepSize: stepSize)
+            if k > 0 && stopAtFirstSuccess {
+                m = dropFooled(active: m, workspace: ws)
+                if m == 0 { break }
             }
         }
-        try verify(adversarial, clean: clean, workspace: ws)
     }
 
     /// Removes the rows whose best example already fools the model from the active set (keeping
     /// order), so later steps compute nothing for them. Returns the new number of active rows.
-    private func dropFooled(active m: Int, workspace ws: AttackWorkspace) -> Int {
+    private func dropFooled(active m: Int, workspace ws: Workspace) -> Int {
         let d = ws.features
         var kept = 0
         for i in 0..<m where !ws.fooled[ws.activeRows[i]] {
@@ -127,7 +188,7 @@ public struct PGD: Attack {
     /// Keeps, per input, the first iterate that fools the model, else the one with the highest J, and
     /// the model's prediction for it.
     private func keepBest(_ x: MatrixRef, active m: Int, targets: UnsafePointer<Int>?, into adversarial: MatrixRef,
-                          workspace ws: AttackWorkspace) {
+                          workspace ws: Workspace) {
         for i in 0..<m {
             let r = ws.activeRows[i]
             if ws.fooled[r] && stopAtFirstSuccess { continue }
@@ -140,31 +201,97 @@ public struct PGD: Attack {
                 adversarial.row(r).update(from: x.row(i), count: x.columns)
                 ws.bestObjective.pointer[r] = value
                 ws.fooled[r] = fools
-                ws.resultPredictions[r] = prediction
+                ws.results.predictions[r] = prediction
+            }
+        }
+    }
+}
+
+extension PGD {
+    /// The attack's settings in an `AttackSpec` (all but ε):
+    /// `{"type": "pgd", "norm": "linf", "loss": "ce", "steps": 10, "step_size": 0.01 | "relative_step_size": 0.1,
+    ///   "restarts": 1, "random_start": true}`; omitted fields take the defaults above.
+    public struct Parameters: Codable, Equatable, Sendable {
+        public var norm: Norm
+        public var loss: AttackLoss
+        public var steps: Int
+        public var stepSize: StepSize?
+        public var restarts: Int
+        public var randomStart: Bool
+
+        public init(norm: Norm = .linf, loss: AttackLoss = .crossEntropy, steps: Int = PGD.defaultSteps,
+                    stepSize: StepSize? = nil, restarts: Int = 1, randomStart: Bool = true) throws {
+            self.norm = norm
+            self.loss = loss
+            self.steps = steps
+            self.stepSize = stepSize
+            self.restarts = restarts
+            self.randomStart = randomStart
+            try validate()
+        }
+
+        static let keys: Set<String> = ["norm", "loss", "steps", "step_size", "relative_step_size", "restarts", "random_start"]
+
+        enum CodingKeys: String, CodingKey {
+            case norm, loss, steps, restarts
+            case stepSize = "step_size", relativeStepSize = "relative_step_size", randomStart = "random_start"
+        }
+
+        /// - Throws: `AttackError.invalidParameter` naming a bad value (checks that need ε are in
+        ///   `makeAttack`).
+        public func validate() throws {
+            try require(steps >= 1 && steps <= 100_000, "steps", steps, "must be between 1 and 100000")
+            try require(restarts >= 1 && restarts <= 1000, "restarts", restarts, "must be between 1 and 1000")
+            switch stepSize {
+            case .absolute(let alpha)?: try require(alpha > 0 && alpha.isFinite, "step_size", alpha, "must be a positive number")
+            case .relative(let r)?: try require(r > 0 && r.isFinite, "relative_step_size", r, "must be a positive number")
+            case nil: break
+            }
+        }
+
+        /// α at budget ε.
+        public func stepSize(epsilon: Float) -> Float {
+            switch stepSize {
+            case .absolute(let alpha)?: return alpha
+            case .relative(let r)?: return r * epsilon
+            case nil: return PGD.defaultStepSize(epsilon: epsilon, steps: steps)
+            }
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            norm = try c.decodeIfPresent(Norm.self, forKey: .norm) ?? .linf
+            loss = try c.decodeIfPresent(AttackLoss.self, forKey: .loss) ?? .crossEntropy
+            steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? PGD.defaultSteps
+            restarts = try c.decodeIfPresent(Int.self, forKey: .restarts) ?? 1
+            randomStart = try c.decodeIfPresent(Bool.self, forKey: .randomStart) ?? true
+            switch (try c.decodeIfPresent(Float.self, forKey: .stepSize), try c.decodeIfPresent(Float.self, forKey: .relativeStepSize)) {
+            case (let alpha?, nil): stepSize = .absolute(alpha)
+            case (nil, let r?): stepSize = .relative(r)
+            case (nil, nil): stepSize = nil
+            case (_?, _?): throw c.invalid(.relativeStepSize, "give either step_size or relative_step_size, not both")
+            }
+            do { try validate() } catch { throw c.invalid(.steps, "\(error)") }
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(norm, forKey: .norm)
+            try c.encode(loss, forKey: .loss)
+            try c.encode(steps, forKey: .steps)
+            try c.encode(restarts, forKey: .restarts)
+            try c.encode(randomStart, forKey: .randomStart)
+            switch stepSize {
+            case .absolute(let alpha)?: try c.encode(alpha, forKey: .stepSize)
+            case .relative(let r)?: try c.encode(r, forKey: .relativeStepSize)
+            case nil: break
             }
         }
     }
 
-    /// A uniform random point of the ε-ball around each row, clamped to [0, 1]. L2: a Gaussian
-    /// direction scaled to radius ε·u^(1/d), which is uniform in the ball.
-    private func randomize(_ x: MatrixRef, around clean: MatrixRef, generator: inout RandomGenerator) {
-        let d = x.columns
-        for i in 0..<x.rows {
-            let row = x.row(i), center = clean.row(i)
-            switch norm {
-            case .linf:
-                for j in 0..<d { row[j] = center[j] + generator.nextFloat(in: -epsilon, epsilon) }
-            case .l2:
-                var squares: Float = 0
-                for j in 0..<d {
-                    row[j] = generator.nextGaussian()
-                    squares += row[j] * row[j]
-                }
-                let radius = epsilon * Float(Foundation.pow(Double(generator.nextUnitFloat()), 1 / Double(d)))
-                let scale = squares > 0 ? radius * (1 - 1e-6) / squares.squareRoot() : 0
-                for j in 0..<d { row[j] = center[j] + scale * row[j] }
-            }
-            Kernels.clamp(UnsafeMutableBufferPointer(start: row, count: d), lower: 0, upper: 1)
-        }
+    /// How α is given: absolute, or relative to ε (α = r·ε), which suits an ε grid.
+    public enum StepSize: Equatable, Sendable {
+        case absolute(Float)
+        case relative(Float)
     }
 }

@@ -4,94 +4,32 @@ import Datasets
 import Foundation
 import NeuralNet
 import Security
-import _FileSystem
 import TensorCore
+import _FileSystem
 
-extension Norm: ExpressibleByArgument {}
-extension AttackLoss: ExpressibleByArgument {}
-
-enum AttackName: String, ExpressibleByArgument, CaseIterable {
-    case fgsm, pgd
-}
-
-extension TargetSelection: ExpressibleByArgument {
-    public init?(argument: String) {
-        if argument == "random" {
-            self = .random
-        } else if let target = Int(argument), target >= 0 {
-            self = .fixed(target)
-        } else {
-            return nil
-        }
-    }
-}
-
-/// Options that describe one attack, shared by `attack` and adversarial training.
-struct AttackOptions: ParsableArguments {
-    @Option(help: "Attack: fgsm or pgd.")
-    var attack: AttackName = .pgd
-
-    @Option(help: "Norm of the perturbation budget: linf or l2.")
-    var norm: Norm = .linf
-
-    @Option(help: "Perturbation budget ε.")
-    var eps: Float = 0.1
-
-    @Option(help: "PGD iterations per restart.")
-    var steps: Int = 10
-
-    @Option(help: "PGD step size α (default 2.5·ε/steps).")
-    var stepSize: Float?
-
-    @Option(help: "PGD restarts (later restarts attack only inputs not yet fooled).")
-    var restarts: Int = 1
-
-    @Flag(help: "Start PGD at the clean input instead of a random point of the ε-ball.")
-    var noRandomStart = false
-
-    @Option(help: "Attack loss: ce (cross-entropy), margin (C&W) or dlr.")
-    var loss: AttackLoss = .crossEntropy
-
-    func makeAttack() throws -> any Attack {
-        do {
-            switch attack {
-            case .fgsm:
-                return try FGSM(norm: norm, epsilon: eps, loss: loss)
-            case .pgd:
-                return try PGD(norm: norm, epsilon: eps, stepSize: stepSize, steps: steps, restarts: restarts,
-                               randomStart: !noRandomStart, loss: loss)
-            }
-        } catch {
-            throw ValidationError("\(error)")
-        }
-    }
-
-    func validate() throws { _ = try makeAttack() }
-}
-
-/// `bulwark attack MODEL`: clean vs. adversarial accuracy under one attack.
+/// `bulwark attack MODEL`: clean vs. adversarial accuracy under one attack, described by flags that
+/// map onto an `AttackSpec` and an `AttackGoal`.
 struct AttackCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attack",
-        abstract: "Attack a model on the test set: clean and adversarial accuracy, success rate, perturbation sizes, speed."
+        abstract: "Attack a model on the test set: clean and adversarial accuracy, success rate, perturbation sizes, speed.",
+        discussion: """
+        The bench's PGD-20 at ε = 0.1 is --attack pgd --steps 20 --relative-step-size 0.1 --eps 0.1.
+
+        Examples:
+          bulwark attack models/mlp-standard.safetensors --attack fgsm --eps 8/255
+          bulwark attack models/mlp-pgd.safetensors --attack pgd --eps 0.1 --steps 50 --restarts 5 --loss dlr --json
+          bulwark attack models/mlp-pgd.safetensors --targeted random --save-adv adv/pgd.safetensors --eval-on models/mlp-standard.safetensors
+        """
     )
 
     @Argument(help: "Model file (.safetensors).")
     var model: String
 
-    @OptionGroup var attackOptions: AttackOptions
-
-    @Option(help: ArgumentHelp("Targeted attack: a class index, or 'random' (a random class other than the true one).", valueName: "class|random"))
-    var targeted: TargetSelection?
-
-    @Flag(help: "Attack the model's clean predictions instead of the true labels (avoids label leaking).")
-    var usePredictions = false
+    @OptionGroup(title: "Attack") var attackOptions: AttackOptions
 
     @Option(help: "Seed of random starts and random targets.")
     var seed: UInt64 = 0
-
-    @Option(help: "Attack only the first N test examples.")
-    var n: Int?
 
     @Option(help: "Examples per batch (each batch is split into shards across threads).")
     var batch: Int = 500
@@ -99,131 +37,66 @@ struct AttackCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
 
-    @Option(help: ArgumentHelp("Write the adversarial inputs, true labels and predictions as safetensors.", valueName: "path"))
+    @Option(help: ArgumentHelp("Write the adversarial inputs, true labels and predictions as safetensors (directory created if needed).", valueName: "path"))
     var saveAdv: String?
 
     @Option(help: ArgumentHelp("Also measure how the adversarial inputs transfer to this model.", valueName: "model"))
     var evalOn: String?
 
-    @Option(help: ArgumentHelp("MNIST-format data directory (default: $BULWARK_DATA_DIR, the Debian package, then the sample).", valueName: "dir"))
-    var dataDir: String?
-
-    @OptionGroup var security: SecurityOptions
-    @OptionGroup var engine: EngineOptions
+    @OptionGroup(title: "Model") var modelOptions: ModelOptions
+    @OptionGroup(title: "Data") var data: DataOptions
+    @OptionGroup(title: "Security") var security: SecurityOptions
+    @OptionGroup(title: "Engine") var engine: EngineOptions
 
     func validate() throws {
-        if let n, n < 1 { throw ValidationError("--n must be at least 1, got \(n)") }
         if !(1...100_000).contains(batch) { throw ValidationError("--batch must be between 1 and 100000, got \(batch)") }
-        if attackOptions.attack == .fgsm && (attackOptions.restarts != 1 || attackOptions.stepSize != nil) {
-            throw ValidationError("--restarts and --step-size apply to pgd only")
-        }
-        if targeted != nil && usePredictions {
-            throw ValidationError("--use-predictions applies to untargeted attacks; a targeted attack pushes toward --targeted")
-        }
         if let saveAdv, !saveAdv.hasSuffix(".safetensors") {
             throw ValidationError("--save-adv must name a .safetensors file, got '\(saveAdv)'")
         }
     }
 
-    struct Report: Encodable {
-        let model: String
-        let attack: String
-        let norm: String
-        let epsilon: Float
-        let n: Int
-        let cleanAccuracy: Double
-        let adversarialAccuracy: Double
-        let adversarialCI95: [Double]
-        let successRate: Double
-        let meanPerturbation: Double
-        let maxPerturbation: Float
-        let seconds: Double
-        let imagesPerSecond: Double
-        let transfer: Transfer?
-        let data: String
-
-        struct Transfer: Encodable {
-            let model: String
-            let cleanAccuracy: Double
-            let adversarialAccuracy: Double
-            enum CodingKeys: String, CodingKey {
-                case model
-                case cleanAccuracy = "clean_accuracy", adversarialAccuracy = "adversarial_accuracy"
-            }
+    func run() throws {
+        engine.apply()
+        let spec = try attackOptions.spec()
+        let attack = try spec.makeAttack(epsilon: attackOptions.eps.value)
+        let goal = attackOptions.goal
+        if let saveAdv { try OutputPath.prepare(saveAdv, for: "--save-adv") }
+        let loader = try security.loader(model: model)
+        let network = try modelOptions.load(model, loader: loader).network
+        let (test, description) = try data.spec.load(.test, loader: loader)
+        guard test.featureCount == network.inputWidth else {
+            throw CLIError.unusableInput("\(model) expects \(network.inputWidth) features, the data has \(test.featureCount)")
         }
+        log.info("attacking \(model) with \(attack)\(goal.targets.map { ", targeted (\($0))" } ?? "") on \(test.count) test examples from \(description)")
+        let outcome = try AttackRunner(classifier: network, batchSize: batch).run(attack, on: test, goal: goal, seed: seed)
+        let transfer = try evalOn.map { try measureTransfer(of: outcome, to: $0, test: test, loader: loader) }
+        if let saveAdv { try save(outcome, spec: spec, to: saveAdv) }
 
-        enum CodingKeys: String, CodingKey {
-            case model, attack, norm, epsilon, n, seconds, transfer, data
-            case cleanAccuracy = "clean_accuracy", adversarialAccuracy = "adversarial_accuracy"
-            case adversarialCI95 = "adversarial_accuracy_ci95", successRate = "success_rate"
-            case meanPerturbation = "mean_perturbation", maxPerturbation = "max_perturbation"
-            case imagesPerSecond = "images_per_second"
+        let report = AttackReport(model: model, spec: spec, attack: attack, goal: goal, seed: seed, outcome: outcome,
+                                  transfer: transfer, data: description)
+        if json {
+            try JSONOutput.line(report)
+        } else {
+            print(report.text)
+            if let saveAdv { print("saved adversarial inputs to \(saveAdv)") }
         }
     }
 
-    func run() throws {
-        engine.apply()
-        let attack = try attackOptions.makeAttack()
-        let loader = try security.loader(model: model)
-        let loaded = try ModelLoading.load(model, loader: loader)
-        let network = loaded.network
-        let source = try DataSource.locate(dataDirectory: dataDir)
-        let test = try MNISTFormat.load(directory: source.directory, split: .test, limit: n, loader: loader)
-        guard test.featureCount == network.inputWidth else {
-            throw ValidationError("\(model) expects \(network.inputWidth) features, the data has \(test.featureCount)")
+    func measureTransfer(of outcome: AttackOutcome, to other: String, test: LabeledData, loader: any FileLoading) throws -> AttackReport.Transfer {
+        let network = try modelOptions.load(other, loader: loader).network
+        guard network.inputWidth == test.featureCount else {
+            throw CLIError.unusableInput("--eval-on \(other) expects \(network.inputWidth) features, the data has \(test.featureCount)")
         }
-        if case .fixed(let target)? = targeted, target >= network.classCount {
-            throw ValidationError("--targeted \(target) is not a class of this model (0…\(network.classCount - 1))")
-        }
-        log.info("attacking \(model) with \(attack) on \(test.count) test examples from \(source.description)")
-        let outcome = try AttackRunner(classifier: network, batchSize: batch)
-            .run(attack, on: test, labelSource: usePredictions ? .predictions : .trueLabels, targets: targeted, seed: seed)
-
-        var transfer: Report.Transfer?
-        if let evalOn {
-            let other = try ModelLoading.load(evalOn, loader: loader).network
-            guard other.inputWidth == test.featureCount else {
-                throw ValidationError("--eval-on \(evalOn) expects \(other.inputWidth) features, the data has \(test.featureCount)")
-            }
-            let runner = AttackRunner(classifier: other, batchSize: batch)
-            let clean = zip(runner.predictions(test.features), test.labels).filter { $0 == $1 }.count
-            let adversarial = zip(runner.predictions(outcome.adversarial), test.labels).filter { $0 == $1 }.count
-            transfer = .init(model: evalOn, cleanAccuracy: Double(clean) / Double(test.count),
-                             adversarialAccuracy: Double(adversarial) / Double(test.count))
-        }
-        if let saveAdv { try save(outcome, to: saveAdv) }
-
-        let (lower, upper) = outcome.adversarialAccuracy.wilsonInterval()
-        let report = Report(
-            model: model, attack: attack.description, norm: attack.norm.rawValue, epsilon: attack.epsilon, n: outcome.n,
-            cleanAccuracy: outcome.cleanAccuracy.value, adversarialAccuracy: outcome.adversarialAccuracy.value,
-            adversarialCI95: [lower, upper], successRate: outcome.successRate.value,
-            meanPerturbation: outcome.meanPerturbation, maxPerturbation: outcome.maxPerturbation,
-            seconds: outcome.seconds, imagesPerSecond: outcome.imagesPerSecond, transfer: transfer, data: source.description)
-        if json {
-            try JSONOutput.line(report)
-            return
-        }
-        let normSymbol = attack.norm == .linf ? "‖δ‖∞" : "‖δ‖₂"
-        let (cleanLower, cleanUpper) = outcome.cleanAccuracy.wilsonInterval()
-        print("""
-        attack                 \(attack.description)\(targeted.map { " targeted \($0)" } ?? "")
-        n                      \(outcome.n)
-        clean accuracy         \(outcome.cleanAccuracy.value.formatted(4))  (95% CI \(cleanLower.formatted(4))–\(cleanUpper.formatted(4)))
-        adversarial accuracy   \(outcome.adversarialAccuracy.value.formatted(4))  (95% CI \(lower.formatted(4))–\(upper.formatted(4)))
-        attack success rate    \(outcome.successRate.value.formatted(4))  (of \(outcome.successRate.trials) \(targeted == nil ? "correctly classified" : "attacked") inputs)
-        \(normSymbol) mean / max        \(outcome.meanPerturbation.formatted(4)) / \(Double(outcome.maxPerturbation).formatted(4))
-        time                   \(outcome.seconds.formatted(2)) s (\(Int(outcome.imagesPerSecond)) images/s)
-        """)
-        if let transfer {
-            print("transfer to \(transfer.model): clean \(transfer.cleanAccuracy.formatted(4)), adversarial \(transfer.adversarialAccuracy.formatted(4))")
-        }
-        if let saveAdv { print("saved adversarial inputs to \(saveAdv)") }
+        let runner = AttackRunner(classifier: network, batchSize: batch)
+        let clean = zip(runner.predictions(test.features), test.labels).filter { $0 == $1 }.count
+        let adversarial = zip(runner.predictions(outcome.adversarial), test.labels).filter { $0 == $1 }.count
+        return .init(model: other, cleanAccuracy: Double(clean) / Double(test.count),
+                     adversarialAccuracy: Double(adversarial) / Double(test.count))
     }
 
     /// Adversarial inputs (F32, n × d), true labels, clean and adversarial predictions (I64) and
-    /// targets if any, with the attack and the model's SHA-256 in the metadata.
-    func save(_ outcome: AttackOutcome, to path: String) throws {
+    /// targets if any, with the attack, its goal, the seed and the model's SHA-256 in the metadata.
+    func save(_ outcome: AttackOutcome, spec: AttackSpec, to path: String) throws {
         var tensors: [(name: String, value: SafeTensors.Value)] = [
             ("adversarial", .float32(shape: outcome.adversarial.shape, values: outcome.adversarial.scalars)),
             ("labels", .int64(shape: [outcome.n], values: outcome.labels.map(Int64.init))),
@@ -232,11 +105,149 @@ struct AttackCommand: ParsableCommand {
         ]
         if let targets = outcome.targets { tensors.append(("targets", .int64(shape: [outcome.n], values: targets.map(Int64.init)))) }
         let metadata = [
-            "format": "bulwark-adversarial/1", "attack": outcome.attack, "norm": outcome.norm.rawValue,
-            "epsilon": String(outcome.epsilon), "seed": String(seed), "model": model,
+            "format": "bulwark-adversarial/1", "attack": outcome.attack, "attack_spec": JSONOutput.text(spec),
+            "norm": outcome.norm.rawValue, "epsilon": String(outcome.epsilon), "seed": String(seed), "model": model,
             "model_sha256": try FileDigest.sha256(path: model),
+            "targeted": outcome.goal.targets.map { JSONOutput.text($0) } ?? "false", "labels": outcome.goal.labels.rawValue,
         ]
         try AtomicFile.write(SafeTensors.serialize(tensors, metadata: metadata), to: path)
         try ModelLoading.record(path, recipe: "bulwark attack \(model) (\(outcome.attack))")
+    }
+}
+
+/// What `bulwark attack` prints: with `--json`, one object with every attack parameter as a field.
+struct AttackReport: Encodable {
+    let model: String
+    let attack: String
+    let type: String
+    let norm: String
+    let epsilon: Float
+    let loss: String
+    let steps: Int?
+    let stepSize: Float?
+    let restarts: Int?
+    let randomStart: Bool?
+    let targeted: TargetSelection?
+    let labels: String
+    let seed: UInt64
+    let n: Int
+    let cleanAccuracy: Double
+    let cleanCorrect: Int
+    let adversarialAccuracy: Double
+    let adversarialCorrect: Int
+    let adversarialCI95: [Double]
+    let successRate: Double
+    let successes: Int
+    /// The success rate's denominator: correctly classified inputs (untargeted) or attacked inputs (targeted).
+    let successTrials: Int
+    let meanPerturbation: Double
+    let maxPerturbation: Float
+    let seconds: Double
+    let imagesPerSecond: Double
+    let transfer: Transfer?
+    let data: String
+
+    struct Transfer: Encodable {
+        let model: String
+        let cleanAccuracy: Double
+        let adversarialAccuracy: Double
+        enum CodingKeys: String, CodingKey {
+            case model
+            case cleanAccuracy = "clean_accuracy", adversarialAccuracy = "adversarial_accuracy"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, attack, type, norm, epsilon, loss, steps, restarts, targeted, labels, seed, n, successes, seconds, transfer, data
+        case stepSize = "step_size", randomStart = "random_start"
+        case cleanAccuracy = "clean_accuracy", cleanCorrect = "clean_correct"
+        case adversarialAccuracy = "adversarial_accuracy", adversarialCorrect = "adversarial_correct"
+        case adversarialCI95 = "adversarial_accuracy_ci95", successRate = "success_rate", successTrials = "success_n"
+        case meanPerturbation = "mean_perturbation", maxPerturbation = "max_perturbation"
+        case imagesPerSecond = "images_per_second"
+    }
+
+    init(model: String, spec: AttackSpec, attack: any Attack, goal: AttackGoal, seed: UInt64, outcome: AttackOutcome,
+         transfer: Transfer?, data: String) {
+        self.model = model
+        self.attack = attack.description
+        type = spec.type
+        norm = spec.norm.rawValue
+        epsilon = attack.epsilon
+        loss = spec.loss.rawValue
+        let pgd = attack as? PGD
+        steps = pgd?.steps
+        stepSize = pgd?.stepSize
+        restarts = pgd?.restarts
+        randomStart = pgd?.randomStart
+        targeted = goal.targets
+        labels = goal.labels.rawValue
+        self.seed = seed
+        n = outcome.n
+        cleanAccuracy = outcome.cleanAccuracy.value
+        cleanCorrect = outcome.cleanCorrect
+        adversarialAccuracy = outcome.adversarialAccuracy.value
+        adversarialCorrect = outcome.adversarialCorrect
+        let (lower, upper) = outcome.adversarialAccuracy.wilsonInterval()
+        adversarialCI95 = [lower, upper]
+        successRate = outcome.successRate.value
+        successes = outcome.successRate.successes
+        successTrials = outcome.successRate.trials
+        meanPerturbation = outcome.meanPerturbation
+        maxPerturbation = outcome.maxPerturbation
+        seconds = outcome.seconds
+        imagesPerSecond = outcome.imagesPerSecond
+        self.transfer = transfer
+        self.data = data
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(model, forKey: .model)
+        try c.encode(attack, forKey: .attack)
+        try c.encode(type, forKey: .type)
+        try c.encode(norm, forKey: .norm)
+        try c.encode(epsilon, forKey: .epsilon)
+        try c.encode(loss, forKey: .loss)
+        try c.encode(steps, forKey: .steps)  // null for single-step attacks
+        try c.encode(stepSize, forKey: .stepSize)
+        try c.encode(restarts, forKey: .restarts)
+        try c.encode(randomStart, forKey: .randomStart)
+        try c.encode(targeted, forKey: .targeted)  // null when untargeted
+        try c.encode(labels, forKey: .labels)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(n, forKey: .n)
+        try c.encode(cleanAccuracy, forKey: .cleanAccuracy)
+        try c.encode(cleanCorrect, forKey: .cleanCorrect)
+        try c.encode(adversarialAccuracy, forKey: .adversarialAccuracy)
+        try c.encode(adversarialCorrect, forKey: .adversarialCorrect)
+        try c.encode(adversarialCI95, forKey: .adversarialCI95)
+        try c.encode(successRate, forKey: .successRate)
+        try c.encode(successes, forKey: .successes)
+        try c.encode(successTrials, forKey: .successTrials)
+        try c.encode(meanPerturbation, forKey: .meanPerturbation)
+        try c.encode(maxPerturbation, forKey: .maxPerturbation)
+        try c.encode(seconds, forKey: .seconds)
+        try c.encode(imagesPerSecond, forKey: .imagesPerSecond)
+        try c.encode(transfer, forKey: .transfer)
+        try c.encode(data, forKey: .data)
+    }
+
+    var text: String {
+        let normSymbol = norm == "linf" ? "‖δ‖∞" : "‖δ‖₂"
+        let cleanInterval = Proportion(successes: cleanCorrect, trials: n).wilsonInterval()
+        var lines = """
+        attack                 \(attack)\(targeted.map { " targeted \($0)" } ?? "")\(labels == "predictions" ? " (against the model's predictions)" : "")
+        n                      \(n)
+        clean accuracy         \(cleanAccuracy.formatted(4))  (95% CI \(cleanInterval.lower.formatted(4))–\(cleanInterval.upper.formatted(4)))
+        adversarial accuracy   \(adversarialAccuracy.formatted(4))  (95% CI \(adversarialCI95[0].formatted(4))–\(adversarialCI95[1].formatted(4)))
+        attack success rate    \(successRate.formatted(4))  (\(successes) of \(successTrials) \(targeted == nil ? "correctly classified" : "attacked") inputs)
+        \(normSymbol) mean / max        \(meanPerturbation.formatted(4)) / \(Double(maxPerturbation).formatted(4))
+        time                   \(seconds.formatted(2)) s (\(Int(imagesPerSecond)) images/s)
+        """
+        if let transfer {
+            lines += "\ntransfer to \(transfer.model): clean \(transfer.cleanAccuracy.formatted(4)), adversarial \(transfer.adversarialAccuracy.formatted(4))"
+        }
+        return lines
     }
 }

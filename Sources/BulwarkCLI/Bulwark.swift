@@ -1,5 +1,5 @@
 import ArgumentParser
-import Robustness
+import TensorCore
 
 /// The `bulwark` command line: thin commands over the libraries.
 public struct Bulwark: ParsableCommand {
@@ -8,9 +8,14 @@ public struct Bulwark: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "bulwark",
         abstract: "Adversarial-robustness testbed: train, attack, evaluate and gate dense networks.",
+        discussion: """
+        Exit codes (every command): 0 success; 1 a check failed (gate regression, bench --strict, manifest verify); \
+        2 unusable input (a file, model, dataset, configuration, report or key); 64 usage error; \
+        70 internal error; 73 an output cannot be written.
+        """,
         version: version,
         subcommands: [TrainCommand.self, EvalCommand.self, InspectCommand.self, AttackCommand.self, BenchCommand.self, GateCommand.self,
-                      ManifestCommand.self, KeysCommand.self, DataCommand.self]
+                      ImportCommand.self, ManifestCommand.self, KeysCommand.self, DataCommand.self]
     )
 
     public init() {}

@@ -28,7 +28,7 @@ struct DataCommand: ParsableCommand {
 
         func run() throws {
             let key = try requireDataKey(keyFile)
-            guard input != output else { throw ValidationError("IN and OUT must differ (use bulwark keys rotate to re-encrypt in place)") }
+            guard input != output else { throw CLIError.usage("IN and OUT must differ (use bulwark keys rotate to re-encrypt in place)") }
             try DataEncryption.encrypt(input, to: output, key: key, format: format == .fernet ? .fernet : .container)
             try ModelLoading.record(output, recipe: "bulwark data encrypt (\(format.rawValue))")
             print("encrypted \(input) → \(output) (\(format.rawValue))")
@@ -49,7 +49,7 @@ struct DataCommand: ParsableCommand {
 
         func run() throws {
             let key = try requireDataKey(keyFile)
-            guard input != output else { throw ValidationError("IN and OUT must differ") }
+            guard input != output else { throw CLIError.usage("IN and OUT must differ") }
             try DataEncryption.decrypt(input, to: output, key: key, ttl: ttl)
             print("decrypted \(input) → \(output)")
         }

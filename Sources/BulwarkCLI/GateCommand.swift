@@ -9,7 +9,15 @@ struct GateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gate",
         abstract: "Compare a bench report with a baseline: exit 0 within tolerance, 1 on a regression, 2 on unusable input.",
-        discussion: "Clean and robust accuracies are compared per model, attack and ε (and the worst case). Reports with different ε grids, attacks, n or datasets are incomparable (exit 2)."
+        discussion: """
+        Every metric of every model is compared (clean accuracy, each attack at each ε, the worst case), each in its \
+        own direction (higher or lower is better). Reports with different ε grids, attacks, n or datasets are \
+        incomparable (exit 2). Reports of schema bulwark-report/1 are read too.
+
+        Examples:
+          bulwark gate --baseline baseline.json --report bulwark-report.json --max-drop 0.01
+          bulwark gate --baseline baseline.json --report new.json --junit gate.xml
+        """
     )
 
     @Option(help: ArgumentHelp("Baseline report (JSON from bulwark bench).", valueName: "file"))
@@ -24,11 +32,14 @@ struct GateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write JUnit XML for CI systems.", valueName: "path"))
     var junit: String?
 
+    func validate() throws {
+        guard baseline != nil, report != nil else { throw ValidationError("give both --baseline BASE.json and --report NEW.json") }
+        guard maxDrop >= 0, maxDrop <= 1 else { throw ValidationError("--max-drop must be a number between 0 and 1, got \(maxDrop)") }
+    }
+
     func run() throws {
         do {
-            guard let baseline, let report else {
-                throw ValidationError("give both --baseline BASE.json and --report NEW.json")
-            }
+            guard let baseline, let report else { throw CLIError.usage("give both --baseline BASE.json and --report NEW.json") }
             let old = try BenchReport.decode(Data(FileReader.readAll(baseline, limit: 256 << 20)), source: baseline)
             let new = try BenchReport.decode(Data(FileReader.readAll(report, limit: 256 << 20)), source: report)
             let result = try Gate.compare(baseline: old, current: new, maxDrop: maxDrop)
@@ -36,7 +47,7 @@ struct GateCommand: ParsableCommand {
             for note in result.notes { print("note: \(note)") }
             if let junit { try AtomicFile.write(Array(Gate.junit(result).utf8), to: junit) }
             if result.passed {
-                print("gate: passed (\(result.comparisons.count) accuracies within --max-drop \(maxDrop))")
+                print("gate: passed (\(result.comparisons.count) metrics within --max-drop \(maxDrop))")
             } else {
                 Console.note("gate: \(result.regressions.count) regression(s) beyond --max-drop \(maxDrop)")
                 throw ExitCode(1)

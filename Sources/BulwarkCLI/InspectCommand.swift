@@ -8,7 +8,14 @@ import _FileSystem
 struct InspectCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "inspect",
-        abstract: "Show a model file's architecture, parameter count, metadata and SHA-256."
+        abstract: "Show a model file's architecture, parameter count, metadata and SHA-256.",
+        discussion: """
+        Metadata entries that hold JSON (the recipe, the training history) appear as nested JSON with --json.
+
+        Examples:
+          bulwark inspect models/mlp-pgd.safetensors
+          bulwark inspect models/mlp-pgd.safetensors --json | jq .metadata.recipe.objective
+        """
     )
 
     @Argument(help: "Model file (.safetensors).")
@@ -17,7 +24,8 @@ struct InspectCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
 
-    @OptionGroup var security: SecurityOptions
+    @OptionGroup(title: "Model") var modelOptions: ModelOptions
+    @OptionGroup(title: "Security") var security: SecurityOptions
 
     struct Report: Encodable {
         let path: String
@@ -27,17 +35,24 @@ struct InspectCommand: ParsableCommand {
         let layers: [String]
         let parameters: Int
         let torch: String
-        let metadata: [String: String]
+        let inferredArchitecture: Bool
+        let metadata: [String: JSONValue]
+
+        enum CodingKeys: String, CodingKey {
+            case path, sha256, bytes, architecture, layers, parameters, torch, metadata
+            case inferredArchitecture = "inferred_architecture"
+        }
     }
 
     func run() throws {
         let loader = try security.loader(model: model)
-        let loaded = try ModelLoading.load(model, loader: loader)
+        let loaded = try modelOptions.load(model, loader: loader)
         let network = loaded.network
         let report = Report(
             path: model, sha256: try loader.digests[model] ?? FileDigest.sha256(path: model), bytes: try FileReader.size(of: model),
             architecture: network.spec.shorthand, layers: network.layers.map(\.description),
-            parameters: network.parameterCount, torch: network.spec.torchSequential, metadata: loaded.metadata)
+            parameters: network.parameterCount, torch: network.spec.torchSequential,
+            inferredArchitecture: loaded.inferredArchitecture, metadata: loaded.metadata.mapValues(JSONValue.parsingIfJSON))
         if json {
             try JSONOutput.line(report)
             return
@@ -45,12 +60,12 @@ struct InspectCommand: ParsableCommand {
         print("""
         file          \(report.path) (\(report.bytes) bytes)
         sha256        \(report.sha256)
-        architecture  \(report.architecture): \(report.layers.joined(separator: " → "))
+        architecture  \(report.architecture): \(report.layers.joined(separator: " → "))\(loaded.inferredArchitecture ? " (inferred from a PyTorch file)" : "")
         parameters    \(report.parameters)
         pytorch       \(report.torch)
         metadata
         """)
-        for (key, value) in report.metadata.sorted(by: { $0.key < $1.key }) where key != "torch" {
+        for (key, value) in loaded.metadata.sorted(by: { $0.key < $1.key }) where key != "torch" {
             print("  \(key.padding(toLength: 16, withPad: " ", startingAt: 0)) \(value)")
         }
     }

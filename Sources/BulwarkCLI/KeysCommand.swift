@@ -33,7 +33,7 @@ struct KeysCommand: ParsableCommand {
 
         func run() throws {
             guard !FileManager.default.fileExists(atPath: out) else {
-                throw ValidationError("\(out) exists; Bulwark does not overwrite keys")
+                throw CLIError.cannotWrite("\(out) exists; Bulwark does not overwrite keys (choose another --out)")
             }
             try DataKey.generate().write(to: out)
             print("wrote \(out) (mode 0600)")

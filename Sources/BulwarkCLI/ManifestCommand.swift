@@ -44,7 +44,7 @@ struct ManifestCommand: ParsableCommand {
 
         func run() throws {
             guard let manifest = try Manifest.load(directory: directory) else {
-                throw ValidationError("\(directory) has no \(Manifest.fileName); create one with bulwark manifest create \(directory)")
+                throw CLIError.unusableInput("\(directory) has no \(Manifest.fileName); create one with bulwark manifest create \(directory)")
             }
             let result = try manifest.verify(directory: directory, trustedKey: try publicKey.map(SigningKeys.loadPublicKey))
             for name in result.verified { print("ok        \(name)") }
@@ -57,7 +57,7 @@ struct ManifestCommand: ParsableCommand {
             case (let signer?, _?): print("signature valid, trusted key \(signer)")
             }
             guard result.ok else {
-                throw ValidationError("\(result.mismatched.count) file(s) changed and \(result.missing.count) missing in \(directory)")
+                throw CLIError.checkFailed("\(result.mismatched.count) file(s) changed and \(result.missing.count) missing in \(directory)")
             }
         }
     }
@@ -73,13 +73,13 @@ struct ManifestCommand: ParsableCommand {
 
         func run() throws {
             guard var manifest = try Manifest.load(directory: directory) else {
-                throw ValidationError("\(directory) has no \(Manifest.fileName); create one with bulwark manifest create \(directory)")
+                throw CLIError.unusableInput("\(directory) has no \(Manifest.fileName); create one with bulwark manifest create \(directory)")
             }
             let privateKey = try SigningKeys.loadPrivateKey(key)
             manifest.signature = nil
             let result = try manifest.verify(directory: directory, trustedKey: nil)
             guard result.ok else {
-                throw ValidationError("refusing to sign: \(result.mismatched.count) file(s) differ from the manifest and \(result.missing.count) are missing; run bulwark manifest verify \(directory)")
+                throw CLIError.checkFailed("refusing to sign: \(result.mismatched.count) file(s) differ from the manifest and \(result.missing.count) are missing; run bulwark manifest verify \(directory)")
             }
             try manifest.sign(with: privateKey)
             try manifest.write(directory: directory)

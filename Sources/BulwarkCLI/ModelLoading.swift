@@ -3,13 +3,40 @@ import NeuralNet
 import Security
 import _FileSystem
 
-/// Loads model files for the commands: verified (and decrypted) by the loader before parsing.
-enum ModelLoading {
-    static func load(_ path: String, loader: any FileLoading) throws -> ModelFile.Loaded {
-        try ModelFile.load(contentsOf: path, loader: loader)
+extension Activation: ExpressibleByArgument {}
+
+/// How to read model files that carry no Bulwark metadata (written by PyTorch).
+struct ModelOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("For a model file written by PyTorch (no Bulwark metadata): the activation after each hidden Linear layer, one for all or a comma-separated list per layer (relu, leaky-relu, tanh, sigmoid).", valueName: "names"))
+    var activation: String?
+
+    func validate() throws { _ = try activations() }
+
+    /// The parsed `--activation` list.
+    func activations() throws -> [Activation]? {
+        guard let activation else { return nil }
+        return try activation.split(separator: ",", omittingEmptySubsequences: false).map { name in
+            guard let parsed = Activation(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
+                throw ValidationError("--activation: unknown activation '\(name)' (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            return parsed
+        }
     }
 
-    /// Records a file the command wrote in the manifest beside it, so it verifies next time.
+    /// Loads a model file, verified (and decrypted) by the loader before parsing.
+    func load(_ path: String, loader: any FileLoading) throws -> ModelFile.Loaded {
+        let loaded = try ModelFile.load(contentsOf: path, loader: loader, hiddenActivations: try activations())
+        if loaded.inferredArchitecture {
+            log.info("\(path): architecture \(loaded.network.spec.torchSequential) inferred from a PyTorch file")
+        } else if activation != nil {
+            log.warning("--activation is ignored for \(path): the file records its architecture")
+        }
+        return loaded
+    }
+}
+
+/// Records files the commands write in the manifest beside them, so they verify next time.
+enum ModelLoading {
     /// - Returns: the file's SHA-256.
     @discardableResult
     static func record(_ path: String, recipe: String?) throws -> String {

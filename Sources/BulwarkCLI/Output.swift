@@ -58,3 +58,44 @@ extension Double {
     /// Fixed-point text with `digits` decimals.
     func formatted(_ digits: Int) -> String { String(format: "%.\(digits)f", self) }
 }
+
+/// Any JSON value, for output that embeds JSON documents (metadata entries that hold JSON appear
+/// nested, not as strings of JSON).
+enum JSONValue: Codable {
+    case string(String)
+    case number(Double)
+    case bool(Bool)
+    case null
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// The JSON object or array `text` holds, or the text itself as a string.
+    static func parsingIfJSON(_ text: String) -> JSONValue {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard trimmed.hasPrefix("{") || trimmed.hasPrefix("["),
+              let value = try? JSONDecoder().decode(JSONValue.self, from: Data(trimmed.utf8)) else { return .string(text) }
+        return value
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .string(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .bool(let value): try container.encode(value)
+        case .null: try container.encodeNil()
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+}

@@ -5,6 +5,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
     case invalidCSV(path: String, line: Int, problem: String)
     case mismatch(String)
     case notFound(String)
+    case invalidSpec(String)
 
     public var description: String {
         switch self {
@@ -13,6 +14,7 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable {
         case .invalidCSV(let path, let line, let problem): return "\(path), line \(line): \(problem)"
         case .mismatch(let problem): return problem
         case .notFound(let problem): return problem
+        case .invalidSpec(let problem): return "invalid data options: \(problem)"
         }
     }
 }

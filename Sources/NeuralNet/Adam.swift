@@ -10,7 +10,7 @@ import TensorCore
 /// θ ← θ − η · (m / (1 − β₁ᵗ)) / (√(v / (1 − β₂ᵗ)) + ε)
 /// ```
 /// Defaults: β₁ = 0.9, β₂ = 0.999, ε = 1e-8, λ = 0 (Adam) or 0.01 (AdamW, as in PyTorch).
-public final class Adam: Optimizer {
+public final class Adam: Optimizer, @unchecked Sendable {  // see `Optimizer` on concurrency
     public var learningRate: Float
     public let beta1: Float
     public let beta2: Float

@@ -25,11 +25,12 @@ public struct Dense: Layer {
     public var torchModule: String { "nn.Linear(\(inputWidth), \(outputWidth))" }
     public var spec: LayerSpec { .dense(outputWidth) }
 
-    @inlinable func weight(_ p: UnsafeMutablePointer<Float>) -> MatrixRef {
-        MatrixRef(p, rows: outputWidth, columns: inputWidth)  // (out, in)
+    /// Views of a parameter (or gradient) slice. Parameters are only read through them.
+    @inlinable func weight(_ p: UnsafePointer<Float>) -> MatrixRef {
+        MatrixRef(UnsafeMutablePointer(mutating: p), rows: outputWidth, columns: inputWidth)  // (out, in)
     }
-    @inlinable func bias(_ p: UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
-        p + outputWidth * inputWidth  // (out)
+    @inlinable func bias(_ p: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        UnsafeMutablePointer(mutating: p) + outputWidth * inputWidth  // (out)
     }
 
     /// He (Kaiming) normal, std √(2/in), for ReLU-family networks (He et al., 2015); Xavier (Glorot)
@@ -52,12 +53,17 @@ public struct Dense: Layer {
         BLAS.gemm(b.input, .none, times: weight(b.parameters), .transposed, into: b.output, beta: 1)
     }
 
-    public func backward(_ b: LayerBuffers, outputGradient dY: MatrixRef, inputGradient dX: MatrixRef?, parameterGradients: ParameterGradients) {
-        if parameterGradients != .skip {
-            let beta: Float = parameterGradients == .accumulate ? 1 : 0
-            if beta == 0 { bias(b.gradients).update(repeating: 0, count: outputWidth) }
-            BLAS.gemm(dY, .transposed, times: b.input, .none, into: weight(b.gradients), beta: beta)
-            Kernels.accumulateColumnSums(of: dY, into: bias(b.gradients))
+    public func backward(_ b: LayerBuffers, outputGradient dY: MatrixRef, inputGradient dX: MatrixRef?, parameterGradients: GradientDestination) {
+        switch parameterGradients {
+        case .none:
+            break
+        case .overwrite(let g):
+            bias(g).update(repeating: 0, count: outputWidth)
+            BLAS.gemm(dY, .transposed, times: b.input, .none, into: weight(g), beta: 0)
+            Kernels.accumulateColumnSums(of: dY, into: bias(g))
+        case .accumulate(let g):
+            BLAS.gemm(dY, .transposed, times: b.input, .none, into: weight(g), beta: 1)
+            Kernels.accumulateColumnSums(of: dY, into: bias(g))
         }
         if let dX {
             BLAS.gemm(dY, .none, times: weight(b.parameters), .none, into: dX)

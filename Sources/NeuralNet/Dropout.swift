@@ -35,7 +35,7 @@ public struct Dropout: ElementwiseLayer {
         }
     }
 
-    public func backward(_ b: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: ParameterGradients) {
+    public func backward(_ b: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: GradientDestination) {
         guard let inputGradient else { return }
         Kernels.multiply(outputGradient, by: b.scratch, into: inputGradient)
     }

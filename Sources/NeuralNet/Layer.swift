@@ -12,21 +12,28 @@ public struct ParameterShape: Sendable, Equatable {
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// The memory a layer works on during one forward/backward pair, all owned by `Sequential`.
+/// The memory a layer works on during one forward/backward pair, owned by `Sequential` (training
+/// and attacks) or by an `InferenceNetwork`'s leased scratch (inference).
 public struct LayerBuffers {
     /// (batch, inputWidth)
     public let input: MatrixRef
     /// (batch, outputWidth)
     public let output: MatrixRef
-    /// This layer's slice of the flat parameter buffer (layout given by `parameterShapes`).
-    public let parameters: UnsafeMutablePointer<Float>
-    /// This layer's slice of the flat gradient buffer, same layout.
-    public let gradients: UnsafeMutablePointer<Float>
+    /// This layer's slice of the flat parameter buffer (layout given by `parameterShapes`); layers
+    /// only read it.
+    public let parameters: UnsafePointer<Float>
     /// (batch, scratchWidth): per-example state kept from forward to backward (e.g. a dropout mask).
     public let scratch: MatrixRef
+
+    public init(input: MatrixRef, output: MatrixRef, parameters: UnsafePointer<Float>, scratch: MatrixRef) {
+        self.input = input
+        self.output = output
+        self.parameters = parameters
+        self.scratch = scratch
+    }
 }
 
-/// What `backward` does with the parameter gradients.
+/// What `Sequential.backward` does with the parameter gradients.
 public enum ParameterGradients: Sendable, Equatable {
     /// Not computed: attacks need only the input gradient.
     case skip
@@ -35,6 +42,14 @@ public enum ParameterGradients: Sendable, Equatable {
     case overwrite
     /// Added to what the buffer holds (gradient accumulation over several passes; zero first).
     case accumulate
+}
+
+/// Where one layer's `backward` puts ∂L/∂θ: nowhere, over the buffer, or added into it. The
+/// pointer is the layer's slice of a flat gradient buffer, laid out as `parameterShapes` says.
+public enum GradientDestination {
+    case none
+    case overwrite(UnsafeMutablePointer<Float>)
+    case accumulate(UnsafeMutablePointer<Float>)
 }
 
 /// A layer is a forward/backward pair over batch-major matrices.
@@ -59,9 +74,9 @@ public protocol Layer: Sendable, CustomStringConvertible {
     func initialize(_ parameters: UnsafeMutableBufferPointer<Float>, scheme: InitializationScheme, using generator: inout RandomGenerator)
     /// `output = f(input)`.
     func forward(_ buffers: LayerBuffers, mode: Mode, generator: inout RandomGenerator)
-    /// Given ∂L/∂output, writes ∂L/∂input (if `inputGradient` is given) and handles ∂L/∂parameters
-    /// in `buffers.gradients` as `parameterGradients` says.
-    func backward(_ buffers: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: ParameterGradients)
+    /// Given ∂L/∂output, writes ∂L/∂input (if `inputGradient` is given) and puts ∂L/∂parameters where
+    /// `parameterGradients` says.
+    func backward(_ buffers: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: GradientDestination)
 }
 
 extension Layer {

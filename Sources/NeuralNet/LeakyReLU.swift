@@ -19,7 +19,7 @@ public struct LeakyReLU: ElementwiseLayer {
         Kernels.leakyReLU(b.input, slope: slope, into: b.output)
     }
 
-    public func backward(_ b: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: ParameterGradients) {
+    public func backward(_ b: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: GradientDestination) {
         guard let inputGradient else { return }
         Kernels.leakyReLUBackward(output: b.output, outputGradient: outputGradient, slope: slope, into: inputGradient)
     }

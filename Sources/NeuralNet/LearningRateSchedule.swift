@@ -10,7 +10,7 @@ import Foundation
 ///   η₀/10⁴ (Smith & Topin, 2019, "Super-Convergence"; PyTorch `OneCycleLR` with linear warm-up).
 /// - `cyclic(epochsPerCycle:)`: triangular cycles between η₀/10 and η₀ (Smith, 2017, "Cyclical
 ///   Learning Rates"; PyTorch `CyclicLR`, mode "triangular").
-public enum LearningRateSchedule: Equatable, Sendable, Codable {
+public enum LearningRateSchedule: Equatable, Sendable {
     case constant
     case step(every: Int, gamma: Float)
     case cosine(minimum: Float)

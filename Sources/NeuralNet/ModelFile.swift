@@ -10,6 +10,13 @@ import _FileSystem
 /// ```
 /// works unchanged. `__metadata__` carries the architecture (JSON layer list), the seed and the
 /// training recipe.
+///
+/// Files written by PyTorch itself (`safetensors.torch.save_file(model.state_dict(), path)` of a
+/// `torch.nn.Sequential` of `Linear` layers) have no architecture entry; they load when the caller
+/// names the hidden activations, which the file cannot record (`TorchSequentialLayout`).
+///
+/// Loading checks the declared architecture against the tensors actually in the file (keys,
+/// shapes, dtypes) and the size bounds of `ModelSpec` before it allocates the network.
 public enum ModelFile {
     public static let format = "bulwark-model/1"
 
@@ -17,6 +24,8 @@ public enum ModelFile {
     public struct Loaded {
         public let network: Sequential
         public let metadata: [String: String]
+        /// True if the architecture was inferred from a PyTorch file's tensor names and shapes.
+        public let inferredArchitecture: Bool
     }
 
     /// The metadata every model file carries, merged with `extra` (recipe, metrics, …).
@@ -45,48 +54,86 @@ public enum ModelFile {
         try AtomicFile.write(serialize(network, metadata: extra), to: path)
     }
 
-    public static func load(contentsOf path: String, loader: any FileLoading = PlainFileLoader()) throws -> Loaded {
-        try load(SafeTensors(contentsOf: path, limit: 1 << 31, loader: loader))
+    /// - Parameter hiddenActivations: for files without Bulwark metadata (written by PyTorch), the
+    ///   activation after each hidden `Linear` layer: one for all, or one per hidden layer.
+    public static func load(contentsOf path: String, loader: any FileLoading = PlainFileLoader(),
+                            hiddenActivations: [Activation]? = nil) throws -> Loaded {
+        try load(SafeTensors(contentsOf: path, limit: 1 << 31, loader: loader), hiddenActivations: hiddenActivations)
     }
 
     /// Rebuilds the network from a parsed file.
     /// - Throws: `NeuralNetError.invalidModelFile` if the architecture is missing or invalid, a key is
     ///   missing or unexpected, a shape differs, or a parameter is not finite.
-    public static func load(_ file: SafeTensors) throws -> Loaded {
+    public static func load(_ file: SafeTensors, hiddenActivations: [Activation]? = nil) throws -> Loaded {
         func fail(_ problem: String) -> NeuralNetError { .invalidModelFile(path: file.source, problem: problem) }
-        guard let architecture = file.metadata["architecture"] else {
-            throw fail("its __metadata__ has no 'architecture' entry (the JSON layer list Bulwark needs to rebuild the network); save models with `bulwark train`")
-        }
         let spec: ModelSpec
-        do { spec = try ModelSpec.parse(architecture) } catch { throw fail("its architecture entry is invalid: \(error)") }
+        var missingBiases: Set<String> = []
+        let inferred: Bool
+        if let architecture = file.metadata["architecture"] {
+            do { spec = try ModelSpec.parse(architecture) } catch { throw fail("its architecture entry is invalid: \(error)") }
+            inferred = false
+        } else {
+            let layout = try TorchSequentialLayout(file)
+            guard let hiddenActivations else {
+                throw fail("its __metadata__ has no 'architecture' entry. Its tensors look like a torch.nn.Sequential of "
+                    + "\(layout.description), but a file cannot record the activations between the Linear layers: "
+                    + "name them with --activation (relu, leaky-relu, tanh, sigmoid; one for all, or one per hidden layer "
+                    + "separated by commas), or convert the file once with `bulwark import`")
+            }
+            spec = try layout.spec(hiddenActivations: hiddenActivations)
+            missingBiases = layout.missingBiases
+            inferred = true
+        }
+        try checkTensors(of: file, against: spec, missingBiases: missingBiases)
         let network = Sequential(spec: spec)
-        try fillParameters(of: network, from: file)
-        return Loaded(network: network, metadata: file.metadata)
+        try fillParameters(of: network, from: file, missingBiases: missingBiases)
+        return Loaded(network: network, metadata: file.metadata, inferredArchitecture: inferred)
     }
 
-    /// Copies the parameter tensors into `network`, checking keys, shapes and values. Keys starting
-    /// with `otherPrefix` (a checkpoint's optimizer state) are left for the caller.
-    static func fillParameters(of network: Sequential, from file: SafeTensors, ignoringKeysWithPrefix otherPrefix: String? = nil) throws {
+    /// Checks keys, shapes and dtypes of the file against the spec before the network is allocated,
+    /// so a small file declaring a huge architecture is refused without allocating anything.
+    static func checkTensors(of file: SafeTensors, against spec: ModelSpec, missingBiases: Set<String> = [],
+                             ignoringKeysWithPrefix otherPrefix: String? = nil) throws {
         func fail(_ problem: String) -> NeuralNetError { .invalidModelFile(path: file.source, problem: problem) }
-        let expected = network.namedParameters
+        let layers = spec.makeLayers()
+        let expected = spec.namedParameters(of: layers, ranges: spec.parameterRanges(of: layers))
         let expectedKeys = Set(expected.map(\.key))
         let unexpected = file.entries.keys.filter { key in
             !expectedKeys.contains(key) && !(otherPrefix.map { key.hasPrefix($0) } ?? false)
         }
         if let unexpected = unexpected.sorted().first {
-            throw fail("it holds tensor '\(unexpected)', which the architecture \(network.spec.shorthand) has no place for")
+            throw fail("it holds tensor '\(unexpected)', which the architecture \(spec.shorthand) has no place for")
         }
-        for (key, shape, range) in expected {
-            guard file.entries[key] != nil else {
-                throw fail("tensor '\(key)' is missing (expected shape \(shape))")
+        for (key, shape, _) in expected where !missingBiases.contains(key) {
+            guard let entry = file.entries[key] else {
+                throw fail("tensor '\(key)' is missing (expected shape \(shape); the architecture \(spec.shorthand) "
+                    + "declares \(spec.parameterCount) parameters)")
+            }
+            guard entry.shape == shape else {
+                throw fail("tensor '\(key)' has shape \(entry.shape), the architecture needs \(shape)")
+            }
+        }
+    }
+
+    /// Copies the parameter tensors into `network`, checking keys, shapes and values. Keys starting
+    /// with `otherPrefix` (a checkpoint's optimizer state) are left for the caller; `missingBiases`
+    /// (a PyTorch `Linear(bias=False)`) are zero.
+    static func fillParameters(of network: Sequential, from file: SafeTensors, ignoringKeysWithPrefix otherPrefix: String? = nil,
+                               missingBiases: Set<String> = []) throws {
+        func fail(_ problem: String) -> NeuralNetError { .invalidModelFile(path: file.source, problem: problem) }
+        try checkTensors(of: file, against: network.spec, missingBiases: missingBiases, ignoringKeysWithPrefix: otherPrefix)
+        for (key, shape, range) in network.namedParameters {
+            if missingBiases.contains(key) {
+                (network.parameters.pointer + range.lowerBound).update(repeating: 0, count: range.count)
+                continue
             }
             let tensor: Tensor
-            do { tensor = try file.floatTensor(key) } catch { throw fail("\(error)") }
+            do { tensor = try file.floatTensorConverting(key) } catch { throw fail("\(error)") }
             guard tensor.shape == shape else {
                 throw fail("tensor '\(key)' has shape \(tensor.shape), the architecture needs \(shape)")
             }
             guard tensor.scalars.allSatisfy(\.isFinite) else {
-                throw fail("tensor '\(key)' contains NaN or infinite values")
+                throw fail("tensor '\(key)' contains NaN or infinite values (or values too large for Float32)")
             }
             tensor.scalars.withUnsafeBufferPointer { source in
                 (network.parameters.pointer + range.lowerBound).update(from: source.baseAddress!, count: range.count)

@@ -40,16 +40,29 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
 /// - shorthand `784-256-256-10`: dense layers with the hidden activation (ReLU by default) between them;
 /// - a JSON layer list: `[{"type":"dense","in":784,"out":256},{"type":"relu"},{"type":"dropout","p":0.2},
 ///   {"type":"dense","out":10}]` with types dense, relu, leaky_relu (`slope`), tanh, sigmoid, dropout (`p`).
+///
+/// Size bounds, checked before anything is allocated (a hostile file or a typo must not make
+/// Bulwark try to allocate terabytes): widths up to 2²⁰, at most 1,024 layers, at most 2²⁸
+/// parameters (1 GiB of Float32) and at most 2²² activations per example.
 public struct ModelSpec: Equatable, Sendable {
     public static let maximumWidth = 1 << 20
+    public static let maximumDepth = 1024
+    public static let maximumParameters = 1 << 28
+    public static let maximumActivationsPerExample = 1 << 22
 
     public let inputWidth: Int
     public let layers: [LayerSpec]
+    /// Number of parameters (weights and biases).
+    public let parameterCount: Int
 
-    /// - Throws: `NeuralNetError.invalidModelSpec` if the architecture is not a valid classifier.
+    /// - Throws: `NeuralNetError.invalidModelSpec` if the architecture is not a valid classifier or
+    ///   exceeds the size bounds.
     public init(inputWidth: Int, layers: [LayerSpec]) throws {
         guard inputWidth > 0, inputWidth <= Self.maximumWidth else {
             throw NeuralNetError.invalidModelSpec("input width \(inputWidth) must be between 1 and \(Self.maximumWidth)")
+        }
+        guard layers.count <= Self.maximumDepth else {
+            throw NeuralNetError.invalidModelSpec("\(layers.count) layers exceed the limit of \(Self.maximumDepth)")
         }
         guard case .dense = layers.first else {
             throw NeuralNetError.invalidModelSpec("the first layer must be dense")
@@ -71,8 +84,28 @@ public struct ModelSpec: Equatable, Sendable {
             default: break
             }
         }
+        // Sizes in Int with overflow checks: a declared architecture can be absurd.
+        var parameters = 0, activations = 0, width = inputWidth
+        for layer in layers {
+            if case .dense(let out) = layer {
+                let (weights, o1) = width.multipliedReportingOverflow(by: out)
+                let (layerTotal, o2) = weights.addingReportingOverflow(out)
+                let (total, o3) = parameters.addingReportingOverflow(layerTotal)
+                guard !o1, !o2, !o3, total <= Self.maximumParameters else {
+                    throw NeuralNetError.invalidModelSpec("the architecture has more than \(Self.maximumParameters) parameters "
+                        + "(the limit, 1 GiB of Float32); the dense layer \(width)→\(out) alone has \(o1 || o2 ? "too many" : String(layerTotal))")
+                }
+                parameters = total
+                width = out
+            }
+            activations += width
+            guard activations <= Self.maximumActivationsPerExample else {
+                throw NeuralNetError.invalidModelSpec("the layers hold more than \(Self.maximumActivationsPerExample) activations per example (the limit)")
+            }
+        }
         self.inputWidth = inputWidth
         self.layers = layers
+        parameterCount = parameters
     }
 
     /// Parses the shorthand (`784-256-256-10`) or a JSON layer list.
@@ -83,6 +116,9 @@ public struct ModelSpec: Equatable, Sendable {
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.hasPrefix("[") { return try parseJSON(trimmed) }
         let parts = trimmed.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count <= maximumDepth else {
+            throw NeuralNetError.invalidModelSpec("'\(text.prefix(40))…' lists more than \(maximumDepth) widths")
+        }
         let widths = parts.compactMap { Int($0) }
         guard parts.count >= 2, widths.count == parts.count else {
             throw NeuralNetError.invalidModelSpec("'\(text)' is neither a dash-separated list of at least two widths nor a JSON list")
@@ -107,11 +143,17 @@ public struct ModelSpec: Equatable, Sendable {
     }
 
     static func parseJSON(_ text: String) throws -> ModelSpec {
+        guard text.utf8.count <= 1 << 20 else {
+            throw NeuralNetError.invalidModelSpec("the JSON layer list is longer than 1 MiB")
+        }
         let entries: [LayerJSON]
         do {
             entries = try JSONDecoder().decode([LayerJSON].self, from: Data(text.utf8))
         } catch {
             throw NeuralNetError.invalidModelSpec("the JSON layer list does not parse (\(decodingErrorText(error)))")
+        }
+        guard entries.count <= maximumDepth else {
+            throw NeuralNetError.invalidModelSpec("the JSON layer list has \(entries.count) layers, more than the limit of \(maximumDepth)")
         }
         guard let first = entries.first, first.type == "dense", let inputWidth = first.in else {
             throw NeuralNetError.invalidModelSpec(#"the JSON list must start with {"type":"dense","in":N,"out":M}"#)
@@ -202,5 +244,24 @@ public struct ModelSpec: Equatable, Sendable {
     /// The PyTorch `nn.Sequential` that holds the same parameters under the same keys.
     public var torchSequential: String {
         "nn.Sequential(" + makeLayers().map(\.torchModule).joined(separator: ", ") + ")"
+    }
+}
+
+/// A model spec is written as text: the shorthand (`"784-256-256-10"`, ReLU between dense layers)
+/// or a JSON layer list (as a string). It is encoded as the canonical JSON layer list.
+extension ModelSpec: Codable {
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        do {
+            self = try ModelSpec.parse(text)
+        } catch {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "\(error)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(json)
     }
 }

@@ -6,6 +6,7 @@ public enum NeuralNetError: Error, CustomStringConvertible, Equatable {
     case invalidModelFile(path: String, problem: String)
     case incompatibleCheckpoint(path: String, problem: String)
     case diverged(epoch: Int, step: Int, loss: Float, checkpoint: String?)
+    case invalidData(String)
 
     public var description: String {
         switch self {
@@ -18,6 +19,8 @@ public enum NeuralNetError: Error, CustomStringConvertible, Equatable {
             return "\(path) is not a usable Bulwark model file: \(problem)"
         case .incompatibleCheckpoint(let path, let problem):
             return "cannot resume from \(path): \(problem)"
+        case .invalidData(let problem):
+            return "the data cannot be used for training: \(problem)"
         case .diverged(let epoch, let step, let loss, let checkpoint):
             let kept = checkpoint.map { "the last good checkpoint is kept at \($0)" } ?? "no checkpoint had been written yet"
             return "training diverged: loss became \(loss) at epoch \(epoch), step \(step); \(kept). "

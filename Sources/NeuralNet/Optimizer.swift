@@ -2,7 +2,10 @@ import TensorCore
 
 /// Updates parameters from gradients. Optimizers own their state (moments) in flat buffers the
 /// size of the parameter buffer, so a step allocates nothing.
-public protocol Optimizer: AnyObject {
+///
+/// Concurrency: `update` may run concurrently on disjoint ranges (each call touches only its range
+/// of the state buffers); `learningRate` and `stepCount` are set only between such calls.
+public protocol Optimizer: AnyObject, Sendable {
     /// Learning rate of the next step (schedules set it before each step).
     var learningRate: Float { get set }
     /// Number of steps taken (Adam's bias correction uses it; checkpoints save it).
@@ -23,7 +26,7 @@ extension Optimizer {
 }
 
 /// Which optimizer to build, with its hyperparameters (serialisable for model cards and checkpoints).
-public enum OptimizerConfiguration: Equatable, Sendable, Codable {
+public enum OptimizerConfiguration: Equatable, Sendable {
     case sgd(learningRate: Float, momentum: Float, nesterov: Bool, weightDecay: Float)
     case adam(learningRate: Float, beta1: Float, beta2: Float, epsilon: Float, weightDecay: Float, decoupled: Bool)
 

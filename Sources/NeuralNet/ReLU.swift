@@ -12,7 +12,7 @@ public struct ReLU: ElementwiseLayer {
         Kernels.relu(b.input, into: b.output)
     }
 
-    public func backward(_ b: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: ParameterGradients) {
+    public func backward(_ b: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: GradientDestination) {
         guard let inputGradient else { return }
         Kernels.reluBackward(output: b.output, outputGradient: outputGradient, into: inputGradient)
     }

@@ -9,7 +9,7 @@ import TensorCore
 /// θ ← θ − η·v           otherwise
 /// ```
 /// Defaults: momentum μ = 0, Nesterov off, weight decay λ = 0.
-public final class SGD: Optimizer {
+public final class SGD: Optimizer, @unchecked Sendable {  // see `Optimizer` on concurrency
     public var learningRate: Float
     public let momentum: Float
     public let nesterov: Bool

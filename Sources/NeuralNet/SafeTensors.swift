@@ -156,6 +156,48 @@ public struct SafeTensors: Sendable {
         return Tensor(shape: entry.shape, scalars: scalars)
     }
 
+    /// The floating-point tensor called `name` as Float32, converting F64, F16 and BF16 (a model
+    /// saved by PyTorch in another precision). Values that do not fit Float32 become infinite (and
+    /// model loading refuses them).
+    /// - Throws: if it is missing or not a floating-point dtype.
+    public func floatTensorConverting(_ name: String) throws -> Tensor {
+        guard let entry = entries[name] else {
+            throw SafeTensorsError(source: source, problem: "tensor '\(name)' is missing")
+        }
+        let count = Tensor.elementCount(entry.shape) ?? 0
+        func scalars<Raw: FixedWidthInteger>(_: Raw.Type, _ convert: (Raw) -> Float) -> [Float] {
+            bytes.withUnsafeBytes { raw in
+                let base = raw.baseAddress! + entry.byteRange.lowerBound
+                return (0..<count).map { i in
+                    convert(Raw(littleEndian: base.loadUnaligned(fromByteOffset: i * MemoryLayout<Raw>.size, as: Raw.self)))
+                }
+            }
+        }
+        switch entry.dtype {
+        case .F32:
+            return try floatTensor(name)
+        case .F64:
+            return Tensor(shape: entry.shape, scalars: scalars(UInt64.self) { Float(Double(bitPattern: $0)) })
+        case .F16:
+            return Tensor(shape: entry.shape, scalars: scalars(UInt16.self) { Self.halfToFloat($0) })
+        case .BF16:
+            return Tensor(shape: entry.shape, scalars: scalars(UInt16.self) { Float(bitPattern: UInt32($0) << 16) })
+        default:
+            throw SafeTensorsError(source: source, problem: "tensor '\(name)' has dtype \(entry.dtype.rawValue); a floating-point dtype (F32, F64, F16 or BF16) is expected")
+        }
+    }
+
+    /// IEEE 754 binary16 to Float32 (subnormals, infinities and NaN included).
+    static func halfToFloat(_ bits: UInt16) -> Float {
+        let sign: Float = bits & 0x8000 == 0 ? 1 : -1
+        let exponent = Int((bits >> 10) & 0x1F), fraction = Float(bits & 0x3FF)
+        switch exponent {
+        case 0: return sign * fraction * 0x1p-24
+        case 31: return fraction == 0 ? sign * .infinity : .nan
+        default: return sign * (1 + fraction / 1024) * Float(sign: .plus, exponent: exponent - 15, significand: 1)
+        }
+    }
+
     /// The I64 tensor called `name`, flattened.
     public func int64Tensor(_ name: String) throws -> (shape: [Int], values: [Int64]) {
         guard let entry = entries[name] else {

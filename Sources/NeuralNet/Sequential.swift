@@ -1,22 +1,30 @@
 import TensorCore
 
 /// A feed-forward network: layers applied in order, with every parameter, gradient and activation
-/// in buffers allocated once.
+/// in buffers allocated once. The model that trains and that white-box attacks differentiate
+/// (`DifferentiableClassifier`); `inferenceModel()` gives the thread-safe, gradient-free view a
+/// server shares.
 ///
 /// Memory layout (llm.c style):
-/// - `parameters`, `gradients`: one flat buffer each; layer `l` owns `parameterRanges[l]`, and a
-///   dense layer stores `weight` (out, in) then `bias` (out), so the flat buffer is PyTorch's
-///   `state_dict` order.
+/// - `parameters`: one flat buffer; layer `l` owns `parameterRanges[l]`, and a dense layer stores
+///   `weight` (out, in) then `bias` (out), so the flat buffer is PyTorch's `state_dict` order.
 /// - each shard (a part of a batch run on its own core) has a workspace with each layer's output
 ///   (rows, width), each layer's scratch, and two ping-pong gradient buffers (rows, max width); it
-///   grows only when a larger batch arrives, so steady-state steps do not allocate. Shard 0 writes
-///   parameter gradients into `gradients`, shard s > 0 into its own buffer, which
-///   `reduceShardGradients` adds in.
+///   grows only when a larger batch arrives, so steady-state steps do not allocate.
+/// - parameter gradients exist only once training asks for them (`reserve(…, parameterGradients:
+///   true)` or the first backward pass that computes them): shard 0 writes into `gradients`, shard
+///   s > 0 into its own buffer, which `reduceShardGradients` adds in. Attacks never allocate them.
 ///
 /// Views returned by `forward` and `backward` point into the shard's workspace and stay valid until
 /// its next call. `backward` uses the input given to the shard's last `forward`, which the caller
-/// keeps alive. Different shards may run concurrently; one shard may not.
-public final class Sequential {
+/// keeps alive.
+///
+/// Concurrency (`@unchecked Sendable`): different shards may run concurrently, one shard may not.
+/// A shard's workspace and gradient buffer are touched only by the job running that shard (the
+/// worker pool runs each shard on one thread); `parameters` are read by shard jobs and written only
+/// between jobs, or by jobs that update disjoint ranges (the optimizer step); `reserve`, `pool` and
+/// the dropout generators are set only while no shard job runs. Checked with ThreadSanitizer.
+public final class Sequential: @unchecked Sendable {
     public let spec: ModelSpec
     public let layers: [any Layer]
     public let parameters: FloatBuffer
@@ -29,8 +37,11 @@ public final class Sequential {
     public var classCount: Int { spec.classCount }
     public var parameterCount: Int { parameters.count }
     public var shardCount: Int { shards.count }
-    /// Parameter gradients of shard 0 (after `reduceShardGradients`, of the whole batch).
-    public var gradients: FloatBuffer { shards[0].gradients }
+    /// Parameter gradients of shard 0 (after `reduceShardGradients`, of the whole batch); allocated
+    /// on first use.
+    public var gradients: FloatBuffer { shards[0].parameterGradients(count: parameters.count) }
+    /// Whether any shard has allocated parameter gradients (inference and attacks never do).
+    public var hasParameterGradients: Bool { shards.contains { $0.gradients != nil } }
 
     /// A network with parameters initialised from `seed` (He or Xavier as `scheme` says; by default
     /// the one that suits the spec's activation).
@@ -47,25 +58,28 @@ public final class Sequential {
     public init(spec: ModelSpec) {
         self.spec = spec
         layers = spec.makeLayers()
-        var ranges: [Range<Int>] = []
-        var offset = 0
-        for layer in layers {
-            ranges.append(offset..<(offset + layer.parameterCount))
-            offset += layer.parameterCount
-        }
-        parameterRanges = ranges
-        parameters = FloatBuffer(count: offset)
-        shards = [ShardContext(layers: layers, parameterCount: offset)]
+        parameterRanges = spec.parameterRanges(of: layers)
+        parameters = FloatBuffer(count: parameterRanges.last?.upperBound ?? 0)
+        shards = [ShardContext(layers: layers)]
     }
 
     /// Makes room for `shardCount` shards of up to `rows` examples each. Call it before running
     /// shards concurrently (it adds shards), and before a timed loop to keep allocation out of it.
     public func reserve(rows: Int, shards shardCount: Int = 1) {
+        reserve(rows: rows, shards: shardCount, parameterGradients: false)
+    }
+
+    /// `reserve(rows:shards:)`, and with `parameterGradients` the shards' gradient buffers too
+    /// (training does this, so that its first step does not allocate them).
+    public func reserve(rows: Int, shards shardCount: Int, parameterGradients: Bool) {
         while shards.count < shardCount {
-            shards.append(ShardContext(layers: layers, parameterCount: parameters.count))
+            shards.append(ShardContext(layers: layers))
         }
         for shard in shards where rows > shard.workspace.capacity {
             shard.workspace = Workspace(layers: layers, capacity: max(rows, 1))
+        }
+        if parameterGradients {
+            for shard in shards.prefix(shardCount) { _ = shard.parameterGradients(count: parameters.count) }
         }
     }
 
@@ -75,12 +89,10 @@ public final class Sequential {
     }
 
     private func buffers(_ l: Int, input: MatrixRef, rows: Int, shard: ShardContext) -> LayerBuffers {
-        let range = parameterRanges[l]
-        return LayerBuffers(
+        LayerBuffers(
             input: input,
             output: shard.workspace.outputs[l].matrix(rows: rows, columns: layers[l].outputWidth),
-            parameters: parameters.pointer + range.lowerBound,
-            gradients: shard.gradients.pointer + range.lowerBound,
+            parameters: parameters.pointer + parameterRanges[l].lowerBound,
             scratch: shard.workspace.scratch[l].matrix(rows: rows, columns: layers[l].scratchWidth))
     }
 
@@ -88,6 +100,7 @@ public final class Sequential {
     @discardableResult
     public func forward(_ input: MatrixRef, mode: Mode, shard index: Int = 0) -> MatrixRef {
         precondition(input.columns == inputWidth, "input has \(input.columns) features, the network expects \(inputWidth)")
+        precondition(index >= 0 && index < shards.count, "shard \(index) was not reserved (\(shards.count) shards)")
         let shard = shards[index]
         if input.rows > shard.workspace.capacity { shard.workspace = Workspace(layers: layers, capacity: input.rows) }
         let rows = input.rows
@@ -123,6 +136,8 @@ public final class Sequential {
         let shard = shards[index]
         guard let input = shard.lastInput else { preconditionFailure("backward() called before forward()") }
         let rows = shard.lastRows
+        let gradientBase: UnsafeMutablePointer<Float>? = parameterGradients == .skip
+            ? nil : shard.parameterGradients(count: parameters.count).pointer
         var outputGradient = logitsGradient(shard: index)
         var target = shard.workspace.gradientB
         var other = shard.workspace.gradientA
@@ -130,8 +145,13 @@ public final class Sequential {
             let layerInput = l == 0 ? input : shard.workspace.outputs[l - 1].matrix(rows: rows, columns: layers[l].inputWidth)
             let needInputGradient = l > 0 || computeInputGradient
             let inputGradient = needInputGradient ? target.matrix(rows: rows, columns: layers[l].inputWidth) : nil
+            let destination: GradientDestination = switch (parameterGradients, gradientBase) {
+            case (.overwrite, let base?): .overwrite(base + parameterRanges[l].lowerBound)
+            case (.accumulate, let base?): .accumulate(base + parameterRanges[l].lowerBound)
+            default: .none
+            }
             layers[l].backward(buffers(l, input: layerInput, rows: rows, shard: shard), outputGradient: outputGradient,
-                               inputGradient: inputGradient, parameterGradients: parameterGradients)
+                               inputGradient: inputGradient, parameterGradients: destination)
             guard let inputGradient else { return nil }
             outputGradient = inputGradient
             swap(&target, &other)
@@ -141,17 +161,19 @@ public final class Sequential {
 
     /// Zeroes the parameter gradients of `shard` (all of them, or only `range`).
     public func zeroGradients(shard index: Int = 0, range: Range<Int>? = nil) {
-        let gradients = shards[index].gradients
+        let gradients = shards[index].parameterGradients(count: parameters.count)
         let range = range ?? 0..<gradients.count
         (gradients.pointer + range.lowerBound).update(repeating: 0, count: range.count)
     }
 
     /// Adds the parameter gradients of shards 1..<`count` into shard 0's, over `range` (so several
     /// threads can each reduce a part).
+    /// - Precondition: those shards have parameter gradients (`reserve(…, parameterGradients: true)`).
     public func reduceShardGradients(count: Int, range: Range<Int>) {
-        let total = shards[0].gradients.pointer
+        guard let total = shards[0].gradients?.pointer else { preconditionFailure("shard 0 has no parameter gradients") }
         for s in 1..<max(count, 1) {
-            Kernels.axpy(1, shards[s].gradients.pointer + range.lowerBound, total + range.lowerBound, count: range.count)
+            guard let part = shards[s].gradients?.pointer else { preconditionFailure("shard \(s) has no parameter gradients") }
+            Kernels.axpy(1, part + range.lowerBound, total + range.lowerBound, count: range.count)
         }
     }
 
@@ -162,9 +184,32 @@ public final class Sequential {
 
     /// The parameter tensors with PyTorch `nn.Sequential` state-dict keys (`0.weight`, `0.bias`, …).
     public var namedParameters: [(key: String, shape: [Int], range: Range<Int>)] {
+        spec.namedParameters(of: layers, ranges: parameterRanges)
+    }
+
+    /// A thread-safe snapshot of the current weights for inference (see `InferenceNetwork`).
+    public func inferenceModel(pool: WorkerPool? = nil) -> InferenceNetwork {
+        InferenceNetwork(spec: spec, layers: layers, parameters: parameters.array, pool: pool)
+    }
+}
+
+extension ModelSpec {
+    /// The flat-buffer range of each layer's parameters.
+    func parameterRanges(of layers: [any Layer]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
+        var offset = 0
+        for layer in layers {
+            ranges.append(offset..<(offset + layer.parameterCount))
+            offset += layer.parameterCount
+        }
+        return ranges
+    }
+
+    /// Parameter tensors with PyTorch `nn.Sequential` state-dict keys.
+    func namedParameters(of layers: [any Layer], ranges: [Range<Int>]) -> [(key: String, shape: [Int], range: Range<Int>)] {
         var result: [(String, [Int], Range<Int>)] = []
         for (index, layer) in layers.enumerated() {
-            var offset = parameterRanges[index].lowerBound
+            var offset = ranges[index].lowerBound
             for shape in layer.parameterShapes {
                 result.append(("\(index).\(shape.name)", shape.shape, offset..<(offset + shape.count)))
                 offset += shape.count
@@ -174,17 +219,24 @@ public final class Sequential {
     }
 }
 
-/// One shard's working memory and state.
+/// One shard's working memory and state (confined to the job that runs the shard).
 private final class ShardContext {
     var workspace: Workspace
-    let gradients: FloatBuffer
+    /// Parameter gradients, once training asks for them.
+    var gradients: FloatBuffer?
     var dropoutGenerator = RandomGenerator(seed: 0, stream: .dropout)
     var lastInput: MatrixRef?
     var lastRows = 0
 
-    init(layers: [any Layer], parameterCount: Int) {
+    init(layers: [any Layer]) {
         workspace = Workspace(layers: layers, capacity: 0)
-        gradients = FloatBuffer(count: parameterCount)
+    }
+
+    func parameterGradients(count: Int) -> FloatBuffer {
+        if let gradients { return gradients }
+        let created = FloatBuffer(count: count)
+        gradients = created
+        return created
     }
 }
 
@@ -204,4 +256,15 @@ private struct Workspace {
         gradientA = FloatBuffer(count: capacity * widest)
         gradientB = FloatBuffer(count: capacity * widest)
     }
+}
+
+extension RandomStream {
+    /// Weight initialisation.
+    public static let initialization = RandomStream(id: 1, name: "initialization")
+    /// Each epoch's shuffle of the training set.
+    public static let shuffle = RandomStream(id: 3, name: "shuffle")
+    /// Dropout masks, per epoch and shard.
+    public static let dropout = RandomStream(id: 4, name: "dropout")
+    /// A training objective's own draws (adversarial training's random starts), per epoch and shard.
+    public static let trainingObjective = RandomStream(id: 6, name: "training objective")
 }

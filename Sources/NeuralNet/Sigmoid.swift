@@ -12,7 +12,7 @@ public struct Sigmoid: ElementwiseLayer {
         Kernels.sigmoid(b.input, into: b.output)
     }
 
-    public func backward(_ b: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: ParameterGradients) {
+    public func backward(_ b: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: GradientDestination) {
         guard let inputGradient else { return }
         Kernels.sigmoidBackward(output: b.output, outputGradient: outputGradient, into: inputGradient)
     }

@@ -1,12 +1,11 @@
 import Foundation
-import Synchronization
 import TensorCore
 import _FileSystem
 
 /// Metrics of one training epoch.
 public struct EpochMetrics: Codable, Equatable, Sendable {
     public var epoch: Int
-    /// Mean training loss over the epoch's batches.
+    /// Mean training loss over the epoch's examples.
     public var loss: Double
     public var trainAccuracy: Double
     public var validationAccuracy: Double?
@@ -40,23 +39,6 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     }
 }
 
-/// Changes a training batch in place before the step, e.g. replacing examples by adversarial ones
-/// (adversarial training). Called with the network in evaluation mode semantics left to the augmentation.
-public protocol BatchAugmentation: AnyObject {
-    /// A one-line description stored in the training recipe.
-    var description: String { get }
-    /// Called once before training with the shard count and the largest shard (rows × features),
-    /// so scratch memory is allocated before shards run concurrently.
-    func prepare(shards: Int, rows: Int, features: Int)
-    /// - Parameters:
-    ///   - batch: (rows, features), modified in place.
-    ///   - labels: `batch.rows` true labels.
-    ///   - shard: which part of the batch this is (the network shard to run on).
-    ///   - generator: seeded per epoch and shard, so a resumed run draws the same numbers.
-    /// Shards of one batch run concurrently: use only `shard`'s workspace of `network`.
-    func augment(_ batch: MatrixRef, labels: UnsafePointer<Int>, network: Sequential, shard: Int, generator: inout RandomGenerator) throws
-}
-
 /// Where training stands, for progress displays.
 public struct TrainingProgress: Sendable {
     public let epoch: Int
@@ -66,23 +48,25 @@ public struct TrainingProgress: Sendable {
     public let runningLoss: Double
 }
 
-/// Mini-batch training with shuffling, validation, per-epoch checkpoints, resume and a divergence
-/// guard.
+/// Mini-batch training: the epoch loop (shuffling, steps, validation, checkpoints, the divergence
+/// guard) around a `TrainingStep`, minimising a pluggable `TrainingObjective`.
 ///
-/// Reproducibility: initialisation, the validation split, each epoch's shuffle, dropout masks and
-/// augmentation draw from independent streams of the seeded generator (`RandomStream`), keyed by the
-/// epoch. A checkpoint after epoch e therefore holds everything needed (weights, optimizer state,
+/// Reproducibility: initialisation, each epoch's shuffle, dropout masks and the objective's draws
+/// come from independent streams of the seeded generator (`RandomStream`), keyed by the epoch (and
+/// shard). A checkpoint after epoch e therefore holds everything needed (weights, optimizer state,
 /// step count, metrics) to continue to exactly the weights an uninterrupted run reaches.
 public final class Trainer {
-    public let recipe: TrainingRecipe
+    public let configuration: TrainerConfiguration
+    public let objective: any TrainingObjective
     public let network: Sequential
     public let optimizer: any Optimizer
-    public var augmentation: (any BatchAugmentation)?
     /// Called after each epoch's metrics are computed; may add entries to `extra` and `warnings`.
     public var epochObserver: ((inout EpochMetrics, Sequential) -> Void)?
     public var progress: ((TrainingProgress) -> Void)?
     /// Where a checkpoint is written (atomically) after every epoch; nil for none.
     public var checkpointPath: String?
+    /// Extra `__metadata__` entries of every checkpoint (e.g. the full recipe, for provenance).
+    public var checkpointMetadata: [String: String] = [:]
     /// Called after each checkpoint is written (e.g. to record its digest in a manifest).
     public var checkpointWritten: ((String) throws -> Void)?
     public private(set) var history: [EpochMetrics] = []
@@ -90,144 +74,34 @@ public final class Trainer {
     public var completedEpochs: Int { history.count }
 
     /// A trainer with a freshly initialised network.
-    /// - Throws: `NeuralNetError` if the recipe has an invalid value.
-    public init(recipe: TrainingRecipe) throws {
-        try recipe.validate()
-        self.recipe = recipe
-        network = Sequential(spec: try recipe.spec, seed: recipe.seed, scheme: recipe.initialization)
-        optimizer = try recipe.optimizer.makeOptimizer(parameterCount: network.parameterCount)
+    /// - Throws: `NeuralNetError` if the configuration has an invalid value.
+    public init(configuration: TrainerConfiguration, objective: any TrainingObjective) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.objective = objective
+        network = Sequential(spec: configuration.architecture, seed: configuration.seed, scheme: configuration.initialization)
+        optimizer = try configuration.optimizer.makeOptimizer(parameterCount: network.parameterCount)
     }
 
-    /// Trains until `recipe.epochs` epochs are complete.
-    ///
-    /// Each batch is split into `WorkerPool.defaultShardCount` shards that run forward and backward
-    /// on the network's pool; their gradients are summed and the optimizer updates the parameters
-    /// in parallel parts. The split is fixed, so the weights do not depend on the thread count.
-    /// - Throws: `NeuralNetError.diverged` if the loss stops being finite (the last checkpoint is kept).
+    /// Trains until `configuration.epochs` epochs are complete.
+    /// - Throws: `NeuralNetError.invalidData` if the data does not fit the network or is empty,
+    ///   `NeuralNetError.diverged` if the loss stops being finite (the last checkpoint is kept), or
+    ///   what the objective throws.
     @discardableResult
     public func train(on train: LabeledData, validation: LabeledData?) throws -> [EpochMetrics] {
-        precondition(train.featureCount == network.inputWidth, "data has \(train.featureCount) features, network \(network.inputWidth)")
-        precondition(train.count > 0, "no training examples")
-        let batchSize = min(recipe.batchSize, train.count)
-        let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
-        let totalSteps = stepsPerEpoch * recipe.epochs
-        let features = train.featureCount
-        let shards = WorkerPool.defaultShardCount
-        let pool = network.pool
-
-        network.reserve(rows: (batchSize + shards - 1) / shards, shards: shards)
-        augmentation?.prepare(shards: shards, rows: (batchSize + shards - 1) / shards, features: features)
-        let shardFailure = Mutex<(any Error)?>(nil)
-        let batch = FloatBuffer(count: batchSize * features)
-        let labels = UnsafeMutablePointer<Int>.allocate(capacity: batchSize)
-        let predictions = UnsafeMutablePointer<Int>.allocate(capacity: batchSize)
-        let shardLoss = UnsafeMutablePointer<Double>.allocate(capacity: shards)
-        let generators = UnsafeMutablePointer<RandomGenerator>.allocate(capacity: shards)
-        defer {
-            labels.deallocate(); predictions.deallocate(); shardLoss.deallocate()
-            generators.deinitialize(count: shards); generators.deallocate()
+        guard train.featureCount == network.inputWidth else {
+            throw NeuralNetError.invalidData("the data has \(train.featureCount) features, the network expects \(network.inputWidth)")
         }
-        generators.initialize(repeating: RandomGenerator(seed: 0), count: shards)
+        guard train.count > 0 else {
+            throw NeuralNetError.invalidData("there are no training examples (check --limit and --val-split)")
+        }
+        let batchSize = min(configuration.batchSize, train.count)
+        let step = TrainingStep(network: network, optimizer: optimizer, objective: objective, clipNorm: configuration.clipNorm,
+                                batchSize: batchSize, features: train.featureCount)
         var order = Array(0..<train.count)
-
-        while completedEpochs < recipe.epochs {
-            let epoch = completedEpochs + 1
-            for i in order.indices { order[i] = i }
-            var shuffler = RandomGenerator(seed: recipe.seed, stream: .shuffle, index: UInt64(epoch))
-            shuffler.shuffle(&order)
-            for s in 0..<shards {
-                let index = UInt64(epoch) << 8 | UInt64(s)
-                network.setDropoutGenerator(RandomGenerator(seed: recipe.seed, stream: .dropout, index: index), shard: s)
-                generators[s] = RandomGenerator(seed: recipe.seed, stream: .adversarialTraining, index: index)
-            }
-
-            let start = DispatchTime.now().uptimeNanoseconds
-            var lossSum = 0.0
-            var correct = 0
-            var learningRate = recipe.optimizer.learningRate
-            // The shard bodies are created once per epoch and read `first` and `rows` for each step,
-            // so a step allocates nothing.
-            var first = 0
-            var rows = 0
-            let parameterCount = network.parameterCount
-            try order.withUnsafeBufferPointer { order in
-            try train.labels.withUnsafeBufferPointer { trainLabels in
-            try train.features.withReadOnlyMatrix { source in
-                let forwardBackward: (Int) -> Void = { [network, augmentation, recipe] s in
-                    let part = WorkerPool.shardRange(rows, part: s, parts: shards)
-                    let x = batch.matrix(rows: part.count, columns: features, offset: part.lowerBound * features)
-                    let y = labels + part.lowerBound
-                    for r in 0..<part.count {
-                        let index = order[first + part.lowerBound + r]
-                        x.row(r).update(from: source.row(index), count: features)
-                        y[r] = trainLabels[index]
-                    }
-                    do {
-                        try augmentation?.augment(x, labels: y, network: network, shard: s, generator: &generators[s])
-                    } catch {
-                        shardFailure.withLock { $0 = error }
-                        return
-                    }
-                    let logits = network.forward(x, mode: .training, shard: s)
-                    shardLoss[s] = SoftmaxCrossEntropy.lossAndGradient(
-                        logits: logits, labels: y, labelSmoothing: recipe.labelSmoothing,
-                        gradientScale: 1 / Float(rows), gradient: network.logitsGradient(shard: s))
-                    Kernels.argmaxRows(logits, into: predictions + part.lowerBound)
-                    network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: s)
-                }
-                let reduce: (Int) -> Void = { [network] s in
-                    network.reduceShardGradients(count: shards, range: WorkerPool.shardRange(parameterCount, part: s, parts: shards, alignment: 16))
-                }
-                let update: (Int) -> Void = { [network, optimizer] s in
-                    optimizer.update(parameters: network.parameters, gradients: network.gradients,
-                                     range: WorkerPool.shardRange(parameterCount, part: s, parts: shards, alignment: 16),
-                                     step: optimizer.stepCount)
-                }
-                let reduceAndUpdate: (Int) -> Void = { s in
-                    reduce(s)
-                    update(s)
-                }
-                for step in 0..<stepsPerEpoch {
-                    first = step * batchSize
-                    rows = min(batchSize, train.count - first)
-                    pool.run(shards: shards, forwardBackward)
-                    if let failure = shardFailure.withLock({ $0 }) { throw failure }
-                    var batchLoss = 0.0
-                    for s in 0..<shards { batchLoss += shardLoss[s] }
-                    guard batchLoss.isFinite else {
-                        throw NeuralNetError.diverged(epoch: epoch, step: step + 1, loss: Float(batchLoss / Double(rows)),
-                                                      checkpoint: completedEpochs > 0 ? checkpointPath : nil)
-                    }
-                    lossSum += batchLoss
-                    for r in 0..<rows where predictions[r] == labels[r] { correct += 1 }
-
-                    learningRate = recipe.schedule.rate(base: recipe.optimizer.learningRate,
-                                                        step: (epoch - 1) * stepsPerEpoch + step,
-                                                        stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps)
-                    optimizer.learningRate = learningRate
-                    optimizer.stepCount += 1
-                    if let clipNorm = recipe.clipNorm {
-                        pool.run(shards: shards, reduce)
-                        clipGradientNorm(network.gradients, maxNorm: clipNorm)
-                        pool.run(shards: shards, update)
-                    } else {
-                        pool.run(shards: shards, reduceAndUpdate)
-                    }
-                    progress?(TrainingProgress(epoch: epoch, epochs: recipe.epochs, step: step + 1,
-                                               stepsPerEpoch: stepsPerEpoch, runningLoss: lossSum / Double(first + rows)))
-                }
-            }
-            }
-            }
-            let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-            guard Kernels.allFinite(UnsafeBufferPointer(network.parameters.buffer)) else {
-                throw NeuralNetError.diverged(epoch: epoch, step: stepsPerEpoch, loss: .nan,
-                                              checkpoint: completedEpochs > 0 ? checkpointPath : nil)
-            }
-            var metrics = EpochMetrics(
-                epoch: epoch, loss: lossSum / Double(train.count), trainAccuracy: Double(correct) / Double(train.count),
-                validationAccuracy: validation.flatMap { $0.count > 0 ? network.accuracy(on: $0) : nil },
-                seconds: seconds, samplesPerSecond: Double(train.count) / max(seconds, 1e-9), learningRate: learningRate)
+        while completedEpochs < configuration.epochs {
+            var metrics = try runEpoch(completedEpochs + 1, step: step, data: train, order: &order)
+            metrics.validationAccuracy = validation.flatMap { $0.count > 0 ? network.accuracy(on: $0) : nil }
             epochObserver?(&metrics, network)
             history.append(metrics)
             if let checkpointPath {
@@ -238,10 +112,69 @@ public final class Trainer {
         return history
     }
 
+    /// One pass over the shuffled training set.
+    private func runEpoch(_ epoch: Int, step: TrainingStep, data: LabeledData, order: inout [Int]) throws -> EpochMetrics {
+        let seed = configuration.seed
+        for i in order.indices { order[i] = i }
+        var shuffler = RandomGenerator(seed: seed, stream: .shuffle, index: UInt64(epoch))
+        shuffler.shuffle(&order)
+        for s in 0..<step.shards {
+            let index = UInt64(epoch) << 8 | UInt64(s)
+            network.setDropoutGenerator(RandomGenerator(seed: seed, stream: .dropout, index: index), shard: s)
+            step.generators.pointer[s] = RandomGenerator(seed: seed, stream: .trainingObjective, index: index)
+        }
+        var noise = RandomGenerator(seed: seed, stream: .gradientNoise, index: UInt64(epoch))
+
+        let batchSize = step.batchSize
+        let stepsPerEpoch = (data.count + batchSize - 1) / batchSize
+        let totalSteps = stepsPerEpoch * configuration.epochs
+        let baseRate = configuration.optimizer.learningRate
+        let start = DispatchTime.now().uptimeNanoseconds
+        var lossSum = 0.0
+        var correct = 0
+        var learningRate = baseRate
+        try order.withUnsafeBufferPointer { order in
+            try data.labels.withUnsafeBufferPointer { labels in
+                try data.features.withReadOnlyMatrix { source in
+                    step.setSource(order: order.baseAddress!, features: source, labels: labels.baseAddress!)
+                    for index in 0..<stepsPerEpoch {
+                        let first = index * batchSize
+                        let rows = min(batchSize, data.count - first)
+                        learningRate = configuration.schedule.rate(base: baseRate, step: (epoch - 1) * stepsPerEpoch + index,
+                                                                   stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps)
+                        let result = try step.run(first: first, rows: rows, learningRate: learningRate, noise: &noise)
+                        guard result.loss.isFinite else {
+                            throw NeuralNetError.diverged(epoch: epoch, step: index + 1, loss: Float(result.loss / Double(rows)),
+                                                          checkpoint: completedEpochs > 0 ? checkpointPath : nil)
+                        }
+                        lossSum += result.loss
+                        correct += result.correct
+                        progress?(TrainingProgress(epoch: epoch, epochs: configuration.epochs, step: index + 1,
+                                                   stepsPerEpoch: stepsPerEpoch, runningLoss: lossSum / Double(first + rows)))
+                    }
+                }
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        guard Kernels.allFinite(UnsafeBufferPointer(network.parameters.buffer)) else {
+            throw NeuralNetError.diverged(epoch: epoch, step: stepsPerEpoch, loss: .nan,
+                                          checkpoint: completedEpochs > 0 ? checkpointPath : nil)
+        }
+        return EpochMetrics(
+            epoch: epoch, loss: lossSum / Double(data.count), trainAccuracy: Double(correct) / Double(data.count),
+            validationAccuracy: nil, seconds: seconds, samplesPerSecond: Double(data.count) / max(seconds, 1e-9),
+            learningRate: learningRate)
+    }
+
     /// Restores weights, optimizer state and history from a checkpoint written by a run with a
-    /// compatible recipe.
+    /// compatible configuration and objective.
     /// - Throws: `NeuralNetError.incompatibleCheckpoint` naming the difference.
     public func resume(from path: String, loader: any FileLoading = PlainFileLoader()) throws {
         history = try Checkpoint.restore(self, from: path, loader: loader)
     }
+}
+
+extension RandomStream {
+    /// Noise an objective adds to the summed gradients (DP-SGD), per epoch.
+    public static let gradientNoise = RandomStream("gradient noise")
 }

@@ -1,12 +1,16 @@
 import Attacks
+import Datasets
 import Foundation
+import NeuralNet
+import Training
 import _FileSystem
 
 /// Errors in a benchmark configuration or report, each naming the problem and the fix.
 public enum BenchError: Error, CustomStringConvertible, Equatable {
     case invalidConfiguration(String)
     case invalidReport(path: String, problem: String)
-    case missingModel(name: String, path: String)
+    case missingModels([String])
+    case modelMismatch(String)
 
     public var description: String {
         switch self {
@@ -14,27 +18,34 @@ public enum BenchError: Error, CustomStringConvertible, Equatable {
             return "invalid bench configuration: \(problem)"
         case .invalidReport(let path, let problem):
             return "\(path) is not a usable Bulwark report: \(problem)"
-        case .missingModel(let name, let path):
-            return "model '\(name)' is missing at \(path) and the configuration has no \"train\" arguments to make it; add them or fix the path"
+        case .missingModels(let lines):
+            return "models are missing:\n" + lines.map { "  - \($0)" }.joined(separator: "\n")
+        case .modelMismatch(let problem):
+            return "a model does not fit the data: \(problem)"
         }
     }
 }
 
-/// What `bulwark bench` measures: models, attacks, the ε grid, the data and the seed. Stored whole
-/// in every report, so a report says exactly how it was made.
+/// What `bulwark bench` measures: models, attacks with their ε grids, the data and the seed. Stored
+/// whole in every report, so a report says exactly how it was made. Decoding is strict: an unknown
+/// or misspelled key is an error that names it (docs/bench-config.md has the schema).
 ///
 /// ```json
-/// {"schema": "bulwark-bench-config/1", "seed": 0, "epsilons": [0, 0.05, 0.1, 0.2],
+/// {"schema": "bulwark-bench-config/2", "seed": 0, "epsilons": [0, 0.05, 0.1, 0.2],
 ///  "dataset": {"name": "fashion-mnist", "split": "test", "n": 10000},
-///  "models": [{"name": "standard", "path": "models/mlp-standard.safetensors", "train": ["--epochs", "5"]}],
+///  "models": [{"name": "standard", "path": "models/mlp-standard.safetensors", "recipe": {"architecture": "784-256-256-10"}}],
 ///  "attacks": [{"name": "FGSM", "type": "fgsm", "norm": "linf"},
-///              {"name": "PGD-20", "type": "pgd", "norm": "linf", "steps": 20, "relative_step_size": 0.1}]}
+///              {"name": "PGD-20", "type": "pgd", "norm": "linf", "steps": 20, "relative_step_size": 0.1},
+///              {"name": "PGD-L2", "type": "pgd", "norm": "l2", "epsilons": [0.5, 1, 2], "targeted": "random"}]}
 /// ```
-public struct BenchConfiguration: Codable, Equatable, Sendable {
-    public static let schema = "bulwark-bench-config/1"
+public struct BenchConfiguration: Equatable, Sendable {
+    public static let schema = "bulwark-bench-config/2"
+    /// Earlier schemas this Bulwark still reads.
+    public static let readableSchemas = ["bulwark-bench-config/1", schema]
 
     public var schema: String
     public var seed: UInt64
+    /// The ε grid of every attack that has no `epsilons` of its own (0 means clean accuracy).
     public var epsilons: [Float]
     public var dataset: DatasetSelection
     public var models: [ModelEntry]
@@ -44,114 +55,122 @@ public struct BenchConfiguration: Codable, Equatable, Sendable {
     /// Examples used by the large-ε and gradient sanity checks.
     public var checkExamples: Int?
 
-    public struct DatasetSelection: Codable, Equatable, Sendable {
-        /// Only MNIST-format data is supported; the name is recorded in reports.
+    public init(schema: String = BenchConfiguration.schema, seed: UInt64, epsilons: [Float], dataset: DatasetSelection,
+                models: [ModelEntry], attacks: [AttackEntry], batchSize: Int? = nil, checkExamples: Int? = nil) {
+        self.schema = schema
+        self.seed = seed
+        self.epsilons = epsilons
+        self.dataset = dataset
+        self.models = models
+        self.attacks = attacks
+        self.batchSize = batchSize
+        self.checkExamples = checkExamples
+    }
+
+    /// The test data: a name for the report, the split (only `test`), how many examples, and where
+    /// they come from (an MNIST-format directory, by default located as for every command, or a CSV
+    /// file).
+    public struct DatasetSelection: Equatable, Sendable {
         public var name: String
         public var split: String
         /// Test examples to use (the first n); fewer are used if the data has fewer.
         public var n: Int
-        /// MNIST-format directory; default: `--data-dir`, `$BULWARK_DATA_DIR`, the Debian package, the sample.
         public var dataDir: String?
+        public var testCSV: String?
+        public var labelColumn: Int?
+        public var featureScale: Float?
 
-        enum CodingKeys: String, CodingKey {
-            case name, split, n
-            case dataDir = "data_dir"
+        public init(name: String, split: String = "test", n: Int, dataDir: String? = nil, testCSV: String? = nil,
+                    labelColumn: Int? = nil, featureScale: Float? = nil) {
+            self.name = name
+            self.split = split
+            self.n = n
+            self.dataDir = dataDir
+            self.testCSV = testCSV
+            self.labelColumn = labelColumn
+            self.featureScale = featureScale
+        }
+
+        /// Where the data comes from, with relative paths resolved against `baseDirectory`.
+        public func dataSpec(baseDirectory: String) -> DataSpec {
+            let resolve = { (path: String) in path.hasPrefix("/") ? path : (baseDirectory as NSString).appendingPathComponent(path) }
+            if let testCSV {
+                return DataSpec(source: .csv(train: nil, test: resolve(testCSV), labelColumn: labelColumn ?? 0, featureScale: featureScale ?? 1),
+                                limit: n)
+            }
+            return DataSpec(source: .mnistFormat(directory: dataDir.map(resolve)), limit: n)
         }
     }
 
-    public struct ModelEntry: Codable, Equatable, Sendable {
+    public struct ModelEntry: Equatable, Sendable {
         public var name: String
         /// Relative paths are relative to the configuration file's directory (or the working
         /// directory for the built-in configuration).
         public var path: String
-        /// `bulwark train` arguments that make the model when the file is missing (`--out` is added).
-        public var train: [String]?
+        /// How to make the model when the file is missing (`bench --train-missing`).
+        public var recipe: TrainingRecipe?
+        /// Hidden activations of a model file written by PyTorch (no Bulwark metadata).
+        public var activations: [Activation]?
+        /// A version-1 configuration's `train` argument list (kept so old reports still read; it
+        /// cannot train: write a `recipe`).
+        public var legacyTrainArguments: [String]?
 
-        public init(name: String, path: String, train: [String]? = nil) {
+        public init(name: String, path: String, recipe: TrainingRecipe? = nil, activations: [Activation]? = nil) {
             self.name = name
             self.path = path
-            self.train = train
+            self.recipe = recipe
+            self.activations = activations
         }
     }
 
-    public struct AttackEntry: Codable, Equatable, Sendable {
+    /// One attack of the benchmark: a name, the attack (`AttackSpec`, flat), what it aims at, and
+    /// optionally its own ε grid.
+    public struct AttackEntry: Equatable, Sendable {
         public var name: String
-        /// `fgsm` or `pgd`.
-        public var type: String
-        public var norm: Norm
-        public var steps: Int?
-        /// Absolute step size α; or `relativeStepSize`·ε; default 2.5·ε/steps.
-        public var stepSize: Float?
-        public var relativeStepSize: Float?
-        public var restarts: Int?
-        public var randomStart: Bool?
-        public var loss: AttackLoss?
+        public var spec: AttackSpec
+        public var goal: AttackGoal
+        public var epsilons: [Float]?
 
-        public init(name: String, type: String, norm: Norm, steps: Int? = nil, stepSize: Float? = nil,
-                    relativeStepSize: Float? = nil, restarts: Int? = nil, randomStart: Bool? = nil, loss: AttackLoss? = nil) {
+        public init(name: String, spec: AttackSpec, goal: AttackGoal = .untargeted, epsilons: [Float]? = nil) {
             self.name = name
-            self.type = type
-            self.norm = norm
-            self.steps = steps
-            self.stepSize = stepSize
-            self.relativeStepSize = relativeStepSize
-            self.restarts = restarts
-            self.randomStart = randomStart
-            self.loss = loss
+            self.spec = spec
+            self.goal = goal
+            self.epsilons = epsilons
         }
 
-        enum CodingKeys: String, CodingKey {
-            case name, type, norm, steps, restarts, loss
-            case stepSize = "step_size", relativeStepSize = "relative_step_size", randomStart = "random_start"
-        }
+        public var isIterative: Bool { spec.isIterative }
 
-        public var isIterative: Bool { type == "pgd" }
+        /// The ε grid of this attack in `configuration`.
+        public func grid(in configuration: BenchConfiguration) -> [Float] { epsilons ?? configuration.epsilons }
 
         /// The attack at budget ε.
-        public func makeAttack(epsilon: Float) throws -> any Attack {
-            switch type {
-            case "fgsm":
-                return try FGSM(norm: norm, epsilon: epsilon, loss: loss ?? .crossEntropy)
-            case "pgd":
-                let alpha = stepSize ?? relativeStepSize.map { $0 * epsilon }
-                return try PGD(norm: norm, epsilon: epsilon, stepSize: alpha, steps: steps ?? 10, restarts: restarts ?? 1,
-                               randomStart: randomStart ?? true, loss: loss ?? .crossEntropy)
-            default:
-                throw BenchError.invalidConfiguration("attack '\(name)' has unknown type '\(type)' (known: fgsm, pgd)")
-            }
-        }
+        public func makeAttack(epsilon: Float) throws -> any Attack { try spec.makeAttack(epsilon: epsilon) }
     }
 
-    enum CodingKeys: String, CodingKey {
-        case schema, seed, epsilons, dataset, models, attacks
-        case batchSize = "batch_size", checkExamples = "check_examples"
-    }
-
-    /// The main job's configuration: a standard and a PGD-trained 784-256-256-10 MLP on
+    /// The main job's configuration: the shipped standard and PGD-trained 784-256-256-10 MLPs on
     /// Fashion-MNIST, FGSM and PGD-20 (α = ε/10, random start) at ε ∈ {0, 0.05, 0.1, 0.2}, all
     /// 10,000 test images, seed 0.
     public static let standard = BenchConfiguration(
-        schema: schema, seed: 0, epsilons: [0, 0.05, 0.1, 0.2],
-        dataset: DatasetSelection(name: "fashion-mnist", split: "test", n: 10_000, dataDir: nil),
+        seed: 0, epsilons: [0, 0.05, 0.1, 0.2],
+        dataset: DatasetSelection(name: "fashion-mnist", n: 10_000),
         models: [
-            ModelEntry(name: "standard", path: "models/mlp-standard.safetensors",
-                       train: ModelEntry.standardRecipe),
-            ModelEntry(name: "pgd-trained", path: "models/mlp-pgd.safetensors",
-                       train: ModelEntry.pgdRecipe),
+            ModelEntry(name: "standard", path: "models/mlp-standard.safetensors", recipe: .standardMLP),
+            ModelEntry(name: "pgd-trained", path: "models/mlp-pgd.safetensors", recipe: .pgdMLP),
         ],
         attacks: [
-            AttackEntry(name: "FGSM", type: "fgsm", norm: .linf),
-            AttackEntry(name: "PGD-20", type: "pgd", norm: .linf, steps: 20, relativeStepSize: 0.1, restarts: 1,
-                        randomStart: true, loss: .crossEntropy),
+            AttackEntry(name: "FGSM", spec: .fgsm(FGSM.Parameters())),
+            AttackEntry(name: "PGD-20", spec: .pgd(try! PGD.Parameters(steps: 20, stepSize: .relative(0.1)))),
         ],
         batchSize: 500, checkExamples: 500)
 
     /// Parses and validates a configuration.
-    /// - Throws: `BenchError.invalidConfiguration` naming the problem.
+    /// - Throws: `BenchError.invalidConfiguration` naming the problem (and the key, for unknown keys).
     public static func decode(_ data: Data, source: String) throws -> BenchConfiguration {
         let configuration: BenchConfiguration
         do {
             configuration = try JSONDecoder().decode(BenchConfiguration.self, from: data)
+        } catch let error as BenchError {
+            throw error
         } catch {
             throw BenchError.invalidConfiguration("\(source) does not parse (\(decodingErrorText(error)))")
         }
@@ -162,17 +181,18 @@ public struct BenchConfiguration: Codable, Equatable, Sendable {
     /// - Throws: `BenchError.invalidConfiguration` for the first problem found.
     public func validate() throws {
         func fail(_ problem: String) -> BenchError { .invalidConfiguration(problem) }
-        guard schema == Self.schema else { throw fail("schema is '\(schema)', expected '\(Self.schema)'") }
-        guard !epsilons.isEmpty else { throw fail("\"epsilons\" is empty; give at least one ε, e.g. [0, 0.1]") }
-        guard epsilons.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw fail("every ε must be a finite number ≥ 0, got \(epsilons)") }
-        guard epsilons == epsilons.sorted(), Set(epsilons).count == epsilons.count else {
-            throw fail("\"epsilons\" must be increasing without repeats, got \(epsilons)")
+        guard Self.readableSchemas.contains(schema) else {
+            throw fail("schema is '\(schema)', this Bulwark reads \(Self.readableSchemas.joined(separator: " and "))")
         }
-        guard dataset.name == "fashion-mnist" || dataset.name == "mnist-format" else {
-            throw fail("dataset name '\(dataset.name)' is not supported (fashion-mnist or mnist-format)")
-        }
+        try Self.validateGrid(epsilons, "\"epsilons\"")
+        guard !dataset.name.isEmpty else { throw fail("dataset name is empty") }
         guard dataset.split == "test" else { throw fail("dataset split must be \"test\", got '\(dataset.split)'") }
         guard dataset.n >= 1 else { throw fail("dataset n must be at least 1, got \(dataset.n)") }
+        if dataset.testCSV != nil && dataset.dataDir != nil { throw fail("dataset has both data_dir and test_csv; keep one") }
+        if dataset.testCSV == nil && (dataset.labelColumn != nil || dataset.featureScale != nil) {
+            throw fail("dataset label_column and feature_scale apply to test_csv data only")
+        }
+        if let scale = dataset.featureScale, !(scale.isFinite && scale > 0) { throw fail("dataset feature_scale must be positive, got \(scale)") }
         guard !models.isEmpty else { throw fail("\"models\" is empty") }
         guard Set(models.map(\.name)).count == models.count else { throw fail("model names must be unique") }
         guard !attacks.isEmpty else { throw fail("\"attacks\" is empty") }
@@ -180,14 +200,24 @@ public struct BenchConfiguration: Codable, Equatable, Sendable {
         if let batchSize, !(1...100_000).contains(batchSize) { throw fail("batch_size must be between 1 and 100000, got \(batchSize)") }
         if let checkExamples, checkExamples < 0 { throw fail("check_examples must be ≥ 0, got \(checkExamples)") }
         for attack in attacks {
-            if attack.stepSize != nil && attack.relativeStepSize != nil {
-                throw fail("attack '\(attack.name)' gives both step_size and relative_step_size; keep one")
-            }
-            for epsilon in epsilons where epsilon > 0 {
-                do { _ = try attack.makeAttack(epsilon: epsilon) } catch let error as BenchError { throw error } catch {
+            if let grid = attack.epsilons { try Self.validateGrid(grid, "the \"epsilons\" of attack '\(attack.name)'") }
+            for epsilon in attack.grid(in: self) where epsilon > 0 {
+                do { _ = try attack.makeAttack(epsilon: epsilon) } catch {
                     throw fail("attack '\(attack.name)' at ε = \(epsilon): \(error)")
                 }
             }
+            if attack.goal.isTargeted && attack.goal.labels == .predictions {
+                throw fail("attack '\(attack.name)' is targeted; \"labels\" applies to untargeted attacks")
+            }
+        }
+    }
+
+    static func validateGrid(_ grid: [Float], _ what: String) throws {
+        func fail(_ problem: String) -> BenchError { .invalidConfiguration(problem) }
+        guard !grid.isEmpty else { throw fail("\(what) is empty; give at least one ε, e.g. [0, 0.1]") }
+        guard grid.allSatisfy({ $0 >= 0 && $0.isFinite }) else { throw fail("every ε must be a finite number ≥ 0, got \(grid) in \(what)") }
+        guard grid == grid.sorted(), Set(grid).count == grid.count else {
+            throw fail("\(what) must be increasing without repeats, got \(grid)")
         }
     }
 
@@ -197,16 +227,4 @@ public struct BenchConfiguration: Codable, Equatable, Sendable {
         encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self)
     }
-}
-
-extension BenchConfiguration.ModelEntry {
-    /// The default standard model: `bulwark train` with its defaults.
-    public static let standardRecipe = ["--model", "784-256-256-10", "--epochs", "5", "--batch", "128",
-                                        "--optimizer", "adam", "--lr", "0.001", "--seed", "0"]
-    /// The default PGD-trained model (Madry et al.): PGD-7, α = 0.025, ε = 0.1 on 90% of each batch
-    /// (10% clean), 100 epochs, cosine schedule.
-    public static let pgdRecipe = ["--model", "784-256-256-10", "--epochs", "100", "--batch", "128",
-                                   "--optimizer", "adam", "--lr", "0.001", "--schedule", "cosine", "--seed", "0",
-                                   "--adversarial", "pgd", "--train-eps", "0.1", "--train-steps", "7",
-                                   "--train-step-size", "0.025", "--adversarial-mix", "0.9"]
 }

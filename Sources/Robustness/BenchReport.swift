@@ -1,11 +1,18 @@
+import Attacks
 import Foundation
 import TensorCore
 import _FileSystem
 
-/// The JSON report of `bulwark bench` (schema `bulwark-report/1`): the full configuration, seeds,
-/// model SHA-256s, Bulwark version, machine, and every measurement with n and a 95% Wilson interval.
+/// The JSON report of `bulwark bench` (schema `bulwark-report/2`): the full configuration, seeds,
+/// model SHA-256s, Bulwark version, machine, every measurement with n and a 95% Wilson interval,
+/// and each model's results as generic `Metric`s, which the gate compares. The schema only holds
+/// data; renderers (`MarkdownReport`) turn it into text.
+///
+/// Version-1 reports still decode (their metrics are derived from their accuracies), so an older
+/// baseline keeps working with `bulwark gate`.
 public struct BenchReport: Codable, Equatable, Sendable {
-    public static let schema = "bulwark-report/1"
+    public static let schema = "bulwark-report/2"
+    public static let readableSchemas = ["bulwark-report/1", schema]
 
     public var schema: String
     public var bulwarkVersion: String
@@ -15,6 +22,18 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public var data: String
     public var n: Int
     public var models: [ModelResult]
+
+    public init(bulwarkVersion: String = BulwarkVersion.current, created: String, machine: Machine,
+                configuration: BenchConfiguration, data: String, n: Int, models: [ModelResult]) {
+        schema = Self.schema
+        self.bulwarkVersion = bulwarkVersion
+        self.created = created
+        self.machine = machine
+        self.configuration = configuration
+        self.data = data
+        self.n = n
+        self.models = models
+    }
 
     public struct Machine: Codable, Equatable, Sendable {
         public var hostname: String
@@ -54,32 +73,62 @@ public struct BenchReport: Codable, Equatable, Sendable {
             let (lower, upper) = proportion.wilsonInterval()
             ci95 = [lower, upper]
         }
+
+        public var proportion: Proportion { Proportion(successes: correct, trials: n) }
     }
 
     public struct AttackResult: Codable, Equatable, Sendable {
         public var attack: String
         public var description: String
+        public var norm: Norm?
         public var epsilon: Float
         public var accuracy: Accuracy
-        /// Untargeted success rate among correctly classified inputs.
+        /// Untargeted: fooled among correctly classified inputs; targeted: reached the target among
+        /// attacked inputs.
         public var successRate: Double
+        public var successes: Int?
+        /// The denominator of the success rate.
+        public var successTrials: Int?
         public var meanPerturbation: Double
         public var maxPerturbation: Float
         public var seconds: Double
         public var imagesPerSecond: Double
 
+        public init(attack: String, description: String, norm: Norm?, epsilon: Float, accuracy: Accuracy, success: Proportion,
+                    meanPerturbation: Double, maxPerturbation: Float, seconds: Double, imagesPerSecond: Double) {
+            self.attack = attack
+            self.description = description
+            self.norm = norm
+            self.epsilon = epsilon
+            self.accuracy = accuracy
+            successRate = success.value
+            successes = success.successes
+            successTrials = success.trials
+            self.meanPerturbation = meanPerturbation
+            self.maxPerturbation = maxPerturbation
+            self.seconds = seconds
+            self.imagesPerSecond = imagesPerSecond
+        }
+
         enum CodingKeys: String, CodingKey {
-            case attack, description, epsilon, accuracy, seconds
-            case successRate = "success_rate", meanPerturbation = "mean_perturbation"
+            case attack, description, norm, epsilon, accuracy, seconds, successes
+            case successRate = "success_rate", successTrials = "success_n", meanPerturbation = "mean_perturbation"
             case maxPerturbation = "max_perturbation", imagesPerSecond = "images_per_second"
         }
     }
 
-    /// Per-example worst case over all attacks at one ε: an example is robust only if it is
-    /// classified correctly and every attack failed on it.
+    /// Per-example worst case over all attacks of one norm at one ε: an example is robust only if it
+    /// is classified correctly and every attack failed on it.
     public struct WorstCase: Codable, Equatable, Sendable {
+        public var norm: Norm?
         public var epsilon: Float
         public var accuracy: Accuracy
+
+        public init(norm: Norm?, epsilon: Float, accuracy: Accuracy) {
+            self.norm = norm
+            self.epsilon = epsilon
+            self.accuracy = accuracy
+        }
     }
 
     public struct CheckResult: Codable, Equatable, Sendable {
@@ -100,10 +149,51 @@ public struct BenchReport: Codable, Equatable, Sendable {
         public var attacks: [AttackResult]
         public var worstCase: [WorstCase]
         public var checks: [CheckResult]
+        /// Every number above as a generic metric (what the gate compares).
+        public var metrics: [Metric]
+
+        public init(name: String, path: String, sha256: String, architecture: String, parameters: Int, clean: Accuracy,
+                    attacks: [AttackResult], worstCase: [WorstCase], checks: [CheckResult], metrics: [Metric]? = nil) {
+            self.name = name
+            self.path = path
+            self.sha256 = sha256
+            self.architecture = architecture
+            self.parameters = parameters
+            self.clean = clean
+            self.attacks = attacks
+            self.worstCase = worstCase
+            self.checks = checks
+            self.metrics = metrics ?? Self.derivedMetrics(clean: clean, attacks: attacks, worstCase: worstCase)
+        }
 
         enum CodingKeys: String, CodingKey {
-            case name, path, sha256, architecture, parameters, clean, attacks, checks
+            case name, path, sha256, architecture, parameters, clean, attacks, checks, metrics
             case worstCase = "worst_case"
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            self.init(name: try c.decode(String.self, forKey: .name), path: try c.decode(String.self, forKey: .path),
+                      sha256: try c.decode(String.self, forKey: .sha256), architecture: try c.decode(String.self, forKey: .architecture),
+                      parameters: try c.decode(Int.self, forKey: .parameters), clean: try c.decode(Accuracy.self, forKey: .clean),
+                      attacks: try c.decode([AttackResult].self, forKey: .attacks),
+                      worstCase: try c.decode([WorstCase].self, forKey: .worstCase),
+                      checks: try c.decode([CheckResult].self, forKey: .checks),
+                      metrics: try c.decodeIfPresent([Metric].self, forKey: .metrics))
+        }
+
+        /// Metric names: `clean`, `<attack> ε=<ε>`, `worst case ε=<ε>` (with the norm when the
+        /// worst case is not L∞).
+        public static func metricName(attack: String, epsilon: Float) -> String { "\(attack) ε=\(format(epsilon))" }
+        public static func worstCaseName(norm: Norm?, epsilon: Float) -> String {
+            "worst case" + (norm == nil || norm == .linf ? "" : " \(norm!.rawValue)") + " ε=\(format(epsilon))"
+        }
+
+        /// The metrics of a version-1 report (no per-example outcomes).
+        static func derivedMetrics(clean: Accuracy, attacks: [AttackResult], worstCase: [WorstCase]) -> [Metric] {
+            [Metric.accuracy("clean", clean.proportion)]
+                + attacks.map { Metric.accuracy(metricName(attack: $0.attack, epsilon: $0.epsilon), $0.accuracy.proportion) }
+                + worstCase.map { Metric.accuracy(worstCaseName(norm: $0.norm, epsilon: $0.epsilon), $0.accuracy.proportion) }
         }
     }
 
@@ -126,79 +216,22 @@ public struct BenchReport: Codable, Equatable, Sendable {
     /// Reads a report, checking its schema.
     /// - Throws: `BenchError.invalidReport` naming the file and the problem.
     public static func decode(_ data: Data, source: String) throws -> BenchReport {
-        let report: BenchReport
+        struct Header: Decodable { let schema: String }
+        guard let header = try? JSONDecoder().decode(Header.self, from: data) else {
+            throw BenchError.invalidReport(path: source, problem: "it is not a JSON object with a \"schema\"")
+        }
+        guard readableSchemas.contains(header.schema) else {
+            throw BenchError.invalidReport(path: source, problem: "its schema is '\(header.schema)', this Bulwark reads \(readableSchemas.joined(separator: " and "))")
+        }
         do {
-            report = try JSONDecoder().decode(BenchReport.self, from: data)
+            return try JSONDecoder().decode(BenchReport.self, from: data)
         } catch {
             throw BenchError.invalidReport(path: source, problem: "it does not parse (\(decodingErrorText(error)))")
         }
-        guard report.schema == schema else {
-            throw BenchError.invalidReport(path: source, problem: "its schema is '\(report.schema)', this Bulwark reads '\(schema)'")
-        }
-        return report
-    }
-
-    // MARK: - Markdown
-
-    /// Clean vs. adversarial accuracy per model and attack across the ε grid, with 95% intervals,
-    /// then timing and the sanity checks.
-    public var markdown: String {
-        let epsilons = configuration.epsilons
-        func cell(_ a: Accuracy) -> String {
-            String(format: "%.4f (%.3f–%.3f)", a.accuracy, a.ci95[0], a.ci95[1])
-        }
-        var lines: [String] = []
-        lines.append("## Clean vs. adversarial accuracy (\(data), n = \(n), seed \(configuration.seed))")
-        lines.append("")
-        lines.append("| model | attack | " + epsilons.map { "ε = \(format($0))" }.joined(separator: " | ") + " |")
-        lines.append("|---|---|" + String(repeating: "---|", count: epsilons.count))
-        for model in models {
-            for attack in configuration.attacks {
-                let cells = epsilons.map { epsilon -> String in
-                    epsilon == 0 ? cell(model.clean)
-                        : model.attacks.first { $0.attack == attack.name && $0.epsilon == epsilon }.map { cell($0.accuracy) } ?? "–"
-                }
-                lines.append("| \(model.name) | \(attack.name) | " + cells.joined(separator: " | ") + " |")
-            }
-            let worst = epsilons.map { epsilon -> String in
-                epsilon == 0 ? cell(model.clean) : model.worstCase.first { $0.epsilon == epsilon }.map { cell($0.accuracy) } ?? "–"
-            }
-            lines.append("| \(model.name) | **worst case** | " + worst.joined(separator: " | ") + " |")
-        }
-        lines.append("")
-        lines.append("Accuracy (95% Wilson interval); ε = 0 is clean accuracy; L∞ budgets on pixels in [0, 1]. "
-                     + "Worst case: an example counts as robust only if every attack failed on it.")
-        lines.append("")
-        lines.append("| model | attack | ε | success rate | mean ‖δ‖ | max ‖δ‖ | seconds | images/s |")
-        lines.append("|---|---|---|---|---|---|---|---|")
-        for model in models {
-            for result in model.attacks {
-                lines.append("| \(model.name) | \(result.attack) | \(format(result.epsilon)) | "
-                             + String(format: "%.4f | %.4f | %.4f | %.2f | %.0f |", result.successRate, result.meanPerturbation,
-                                      Double(result.maxPerturbation), result.seconds, result.imagesPerSecond))
-            }
-        }
-        lines.append("")
-        for model in models {
-            let sha = model.sha256.prefix(16)
-            lines.append("- \(model.name): `\(model.path)` (\(model.architecture), sha256 \(sha)…)")
-        }
-        let failed = failedChecks
-        lines.append("")
-        if failed.isEmpty {
-            lines.append("Sanity checks: all \(models.flatMap(\.checks).count) passed (docs/sanity-checks.md).")
-        } else {
-            lines.append("Sanity checks failed:")
-            for (model, check) in failed {
-                lines.append("- **\(check.id)** \(model): \(check.message) (see \(check.documentation))")
-            }
-        }
-        return lines.joined(separator: "\n")
     }
 }
 
 /// ε as short text (0.05, not 0.0500000007).
 func format(_ epsilon: Float) -> String {
-    let text = String(format: "%g", Double(epsilon))
-    return text
+    String(format: "%g", Double(epsilon))
 }

@@ -1,93 +1,88 @@
 import Attacks
 import Foundation
 import NeuralNet
-import Security
 import TensorCore
 
-/// Runs a benchmark configuration: for each model, clean accuracy, accuracy under every attack at
-/// every ε, the per-example worst case over attacks, timing and the sanity checks.
-public final class BenchRunner {
+/// Evaluates one model under a bench configuration: clean accuracy, accuracy under every attack at
+/// every ε of its grid, the per-example worst case over the attacks of each norm, timing, metrics
+/// (with per-example outcomes) and the sanity checks.
+public struct BenchRunner {
     public let configuration: BenchConfiguration
-    /// Directory that relative model paths are resolved against.
-    public let baseDirectory: String
-    /// Reads (and verifies) model files, and remembers their SHA-256 for the report. The default
-    /// accepts files no manifest vouches for, as the library's plain loaders do.
-    public var loader = VerifyingFileLoader(allowUnverified: true)
-    /// The `__metadata__` of each evaluated model, by model name (for model cards).
-    public private(set) var metadata: [String: [String: String]] = [:]
-    /// Makes a missing model from its entry's `train` arguments, writing it to the given path.
-    public var trainModel: ((BenchConfiguration.ModelEntry, String) throws -> Void)?
     /// Progress messages.
     public var log: (String) -> Void = { _ in }
 
-    public init(configuration: BenchConfiguration, baseDirectory: String = ".") {
+    public init(configuration: BenchConfiguration) {
         self.configuration = configuration
-        self.baseDirectory = baseDirectory
-    }
-
-    public func resolvedPath(_ entry: BenchConfiguration.ModelEntry) -> String {
-        entry.path.hasPrefix("/") ? entry.path : (baseDirectory as NSString).appendingPathComponent(entry.path)
     }
 
     /// - Parameters:
+    ///   - name, path, sha256: how the report names the model.
     ///   - test: the test examples (already limited to the configured n).
-    ///   - dataDescription: where they came from, for the report.
-    /// - Throws: `BenchError` for a missing or unusable model, `AttackError` from attacks.
-    public func run(test: LabeledData, dataDescription: String, threads: Int) throws -> BenchReport {
-        var models: [BenchReport.ModelResult] = []
-        for entry in configuration.models {
-            let path = resolvedPath(entry)
-            if !FileManager.default.fileExists(atPath: path) {
-                guard let trainModel, entry.train != nil else {
-                    throw BenchError.missingModel(name: entry.name, path: path)
-                }
-                log("\(entry.name): \(path) is missing; training it with bulwark train \(entry.train!.joined(separator: " "))")
-                try trainModel(entry, path)
-            }
-            models.append(try evaluate(entry, path: path, test: test))
-        }
-        let formatter = ISO8601DateFormatter()
-        return BenchReport(schema: BenchReport.schema, bulwarkVersion: BulwarkVersion.current, created: formatter.string(from: Date()),
-                           machine: .current(threads: threads), configuration: configuration, data: dataDescription,
-                           n: test.count, models: models)
-    }
-
-    func evaluate(_ entry: BenchConfiguration.ModelEntry, path: String, test: LabeledData) throws -> BenchReport.ModelResult {
-        let loaded = try ModelFile.load(contentsOf: path, loader: loader)
-        metadata[entry.name] = loaded.metadata
-        let network = loaded.network
+    /// - Throws: `BenchError.modelMismatch` if the model does not fit the data, `AttackError` from attacks.
+    public func evaluate(_ network: Sequential, name: String, path: String, sha256: String,
+                         test: LabeledData) throws -> BenchReport.ModelResult {
         guard network.inputWidth == test.featureCount else {
-            throw BenchError.invalidConfiguration("model '\(entry.name)' expects \(network.inputWidth) features, the data has \(test.featureCount)")
+            throw BenchError.modelMismatch("model '\(name)' expects \(network.inputWidth) features, the data has \(test.featureCount)")
+        }
+        guard test.classCount <= network.classCount else {
+            throw BenchError.modelMismatch("model '\(name)' has \(network.classCount) classes, the data \(test.classCount)")
         }
         let runner = AttackRunner(classifier: network, batchSize: configuration.batchSize ?? 500)
         let cleanPredictions = runner.predictions(test.features)
         let cleanCorrect = zip(cleanPredictions, test.labels).map { $0 == $1 }
         let clean = Proportion(successes: cleanCorrect.filter { $0 }.count, trials: test.count)
-        log("\(entry.name): clean accuracy \(clean.value) (n = \(test.count))")
+        log("\(name): clean accuracy \(clean.value) (n = \(test.count))")
 
         var results: [BenchReport.AttackResult] = []
         var worstCase: [BenchReport.WorstCase] = []
-        for epsilon in configuration.epsilons where epsilon > 0 {
-            var robust = cleanCorrect
-            for attackEntry in configuration.attacks {
-                let attack = try attackEntry.makeAttack(epsilon: epsilon)
-                let outcome = try runner.run(attack, on: test, seed: configuration.seed, cleanPredictions: cleanPredictions)
-                for i in 0..<test.count where outcome.adversarialPredictions[i] != test.labels[i] { robust[i] = false }
+        var metrics = [Metric.accuracy("clean", clean, outcomes: cleanCorrect)]
+        var robust: [WorstCaseKey: [Bool]] = [:]
+        for epsilon in gridUnion() where epsilon > 0 {
+            for entry in configuration.attacks where entry.grid(in: configuration).contains(epsilon) {
+                let attack = try entry.makeAttack(epsilon: epsilon)
+                let outcome = try runner.run(attack, on: test, goal: entry.goal, seed: configuration.seed, cleanPredictions: cleanPredictions)
+                let correct = (0..<test.count).map { outcome.adversarialPredictions[$0] == test.labels[$0] }
+                let key = WorstCaseKey(norm: attack.norm, epsilon: epsilon)
+                robust[key] = zip(robust[key] ?? cleanCorrect, correct).map { $0 && $1 }
                 results.append(BenchReport.AttackResult(
-                    attack: attackEntry.name, description: attack.description, epsilon: epsilon,
-                    accuracy: .init(outcome.adversarialAccuracy), successRate: outcome.successRate.value,
+                    attack: entry.name, description: attack.description, norm: attack.norm, epsilon: epsilon,
+                    accuracy: .init(outcome.adversarialAccuracy), success: outcome.successRate,
                     meanPerturbation: outcome.meanPerturbation, maxPerturbation: outcome.maxPerturbation,
                     seconds: outcome.seconds, imagesPerSecond: outcome.imagesPerSecond))
-                log("\(entry.name): \(attackEntry.name) ε = \(format(epsilon)): accuracy \(outcome.adversarialAccuracy.value) "
+                metrics.append(.accuracy(BenchReport.ModelResult.metricName(attack: entry.name, epsilon: epsilon),
+                                         outcome.adversarialAccuracy, outcomes: correct))
+                log("\(name): \(entry.name) ε = \(format(epsilon)): accuracy \(outcome.adversarialAccuracy.value) "
                     + "(\(Int(outcome.imagesPerSecond)) images/s)")
             }
-            worstCase.append(.init(epsilon: epsilon, accuracy: .init(Proportion(successes: robust.filter { $0 }.count, trials: test.count))))
+            for norm in MarkdownReport.norms(of: configuration) {
+                guard let flags = robust[WorstCaseKey(norm: norm, epsilon: epsilon)] else { continue }
+                let accuracy = Proportion(successes: flags.filter { $0 }.count, trials: test.count)
+                worstCase.append(.init(norm: norm, epsilon: epsilon, accuracy: .init(accuracy)))
+                metrics.append(.accuracy(BenchReport.ModelResult.worstCaseName(norm: norm, epsilon: epsilon), accuracy, outcomes: flags))
+            }
         }
+        let checks = try sanityChecks(network, clean: clean.value, results: results, worstCase: worstCase, test: test)
+        return BenchReport.ModelResult(
+            name: name, path: path, sha256: sha256, architecture: network.spec.shorthand, parameters: network.parameterCount,
+            clean: .init(clean), attacks: results, worstCase: worstCase, checks: checks, metrics: metrics)
+    }
 
+    /// Every ε of any attack's grid, increasing.
+    func gridUnion() -> [Float] {
+        Array(Set(configuration.attacks.flatMap { $0.grid(in: configuration) })).sorted()
+    }
+
+    private struct WorstCaseKey: Hashable {
+        let norm: Norm
+        let epsilon: Float
+    }
+
+    private func sanityChecks(_ network: Sequential, clean: Double, results: [BenchReport.AttackResult],
+                              worstCase: [BenchReport.WorstCase], test: LabeledData) throws -> [BenchReport.CheckResult] {
         let checker = SanityChecker(n: test.count)
         let checkSlice = test.prefix(configuration.checkExamples ?? 500)
         var checks = [
-            checker.monotonicity(clean: clean.value, results: results, worstCase: worstCase, attacks: configuration.attacks.map(\.name)),
+            checker.monotonicity(clean: clean, results: results, worstCase: worstCase, attacks: configuration.attacks),
             checker.iterativeVersusSingleStep(results: results, attacks: configuration.attacks),
         ]
         if checkSlice.count > 0 {
@@ -96,13 +91,6 @@ public final class BenchRunner {
                                                    seed: configuration.seed, batchSize: configuration.batchSize ?? 500))
             checks.append(checker.gradients(classifier: network, data: checkSlice))
         }
-        return BenchReport.ModelResult(
-            name: entry.name, path: entry.path, sha256: try loader.digests[path] ?? FileDigest.sha256(path: path), architecture: network.spec.shorthand,
-            parameters: network.parameterCount, clean: .init(clean), attacks: results, worstCase: worstCase, checks: checks)
+        return checks
     }
-}
-
-/// The version of Bulwark recorded in reports and model files.
-public enum BulwarkVersion {
-    public static let current = "0.1.0"
 }

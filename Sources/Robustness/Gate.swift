@@ -1,13 +1,15 @@
 import Foundation
 
-/// The CI gate: compares a new report with a baseline, metric by metric (clean accuracy, each attack
-/// at each ε, the worst case at each ε), and fails when an accuracy dropped by more than a tolerance.
+/// The CI gate: compares a new report with a baseline, metric by metric (every `Metric` of every
+/// model: clean accuracy, each attack at each ε, the worst case, and whatever else an experiment
+/// reports), and fails when a metric got worse (in its own direction) by more than a tolerance.
 /// Reports made with different configurations are incomparable, never silently compared.
 public enum Gate {
     /// One compared metric.
     public struct Comparison: Sendable, Equatable {
         public let model: String
         public let metric: String
+        public let better: Metric.Direction
         public let baseline: Double
         /// nil when the new report lacks the metric (a removed model or attack counts as a regression).
         public let current: Double?
@@ -64,22 +66,18 @@ public enum Gate {
             notes.append("seeds differ (\(baseline.configuration.seed) vs \(current.configuration.seed)); random starts differ")
         }
         var comparisons: [Comparison] = []
-        func compare(_ model: String, _ metric: String, _ old: Double, _ new: Double?) {
-            let regressed = new.map { old - $0 > maxDrop + 1e-12 } ?? true
-            comparisons.append(Comparison(model: model, metric: metric, baseline: old, current: new, regressed: regressed))
-        }
         for old in baseline.models {
             let new = current.models.first { $0.name == old.name }
             if new == nil { notes.append("model '\(old.name)' is missing from the new report") }
             if let new, new.sha256 != old.sha256 { notes.append("model '\(old.name)' changed (sha256 \(old.sha256.prefix(12))… → \(new.sha256.prefix(12))…)") }
-            compare(old.name, "clean", old.clean.accuracy, new?.clean.accuracy)
-            for result in old.attacks {
-                let match = new?.attacks.first { $0.attack == result.attack && $0.epsilon == result.epsilon }
-                compare(old.name, "\(result.attack) ε=\(format(result.epsilon))", result.accuracy.accuracy, match?.accuracy.accuracy)
-            }
-            for result in old.worstCase {
-                let match = new?.worstCase.first { $0.epsilon == result.epsilon }
-                compare(old.name, "worst case ε=\(format(result.epsilon))", result.accuracy.accuracy, match?.accuracy.accuracy)
+            for metric in old.metrics {
+                let match = new?.metrics.first { $0.name == metric.name }
+                if let match, match.better != metric.better {
+                    notes.append("metric '\(metric.name)' of model '\(old.name)' changed direction; compared as \(metric.better.rawValue)-is-better")
+                }
+                let regressed = match.map { metric.regressed(to: $0.value, tolerance: maxDrop) } ?? true
+                comparisons.append(Comparison(model: old.name, metric: metric.name, better: metric.better, baseline: metric.value,
+                                              current: match?.value, regressed: regressed))
             }
         }
         for new in current.models where !baseline.models.contains(where: { $0.name == new.name }) {
@@ -111,7 +109,8 @@ public enum Gate {
                 xml += #"    <testcase classname="bulwark.gate.\#(escape(model))" name="\#(escape(c.metric))""#
                 if c.regressed {
                     let message = c.current.map {
-                        String(format: "accuracy dropped from %.4f to %.4f (%+.4f), more than --max-drop %g", c.baseline, $0, $0 - c.baseline, result.maxDrop)
+                        (c.better == .higher ? "dropped" : "rose")
+                            + String(format: " from %.4f to %.4f (%+.4f), more than --max-drop %g", c.baseline, $0, $0 - c.baseline, result.maxDrop)
                     } ?? "missing from the new report (baseline \(String(format: "%.4f", c.baseline)))"
                     xml += ">\n" + #"      <failure message="\#(escape(message))" type="regression"/>"# + "\n    </testcase>\n"
                 } else {

@@ -1,5 +1,6 @@
 import Foundation
 import NeuralNet
+import Training
 
 /// A model card (JSON, schema `bulwark-model-card/1`) written next to a model by
 /// `bulwark bench --cards`: the file's SHA-256, the command and recipe that made it, its seed, and
@@ -43,9 +44,9 @@ public struct ModelCard: Codable, Equatable, Sendable {
         sha256 = result.sha256
         architecture = result.architecture
         parameters = result.parameters
-        recipe = metadata["recipe"].flatMap { try? TrainingRecipe.decode(json: $0) }
+        recipe = metadata["recipe"].flatMap { try? TrainingRecipe.decode(json: $0) } ?? entry.recipe
         seed = recipe?.seed
-        trainCommand = entry.train.map { (["bulwark", "train"] + $0 + ["--out", entry.path]).joined(separator: " ") }
+        trainCommand = recipe.map { (["bulwark", "train"] + $0.commandLineArguments + ["--out", entry.path]).map(shellQuoted).joined(separator: " ") }
         data = "\(report.data), n = \(report.n)"
         cleanAccuracy = result.clean
         robustAccuracy = result.attacks.map { Robust(attack: $0.attack, description: $0.description, epsilon: $0.epsilon, accuracy: $0.accuracy) }
@@ -62,4 +63,10 @@ public struct ModelCard: Codable, Equatable, Sendable {
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
         return try encoder.encode(self)
     }
+}
+
+/// `word` as one shell word (single-quoted when it holds anything but safe characters).
+func shellQuoted(_ word: String) -> String {
+    let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+    return safe && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
 }

@@ -43,15 +43,19 @@ struct SanityChecker {
         tolerance = max(0.005, 5 / Double(max(n, 1)))
     }
 
-    /// BW001: for every attack and for the worst case, accuracy must not increase with ε.
+    /// BW001: for every attack and for the worst case of each norm, accuracy must not increase with ε.
     func monotonicity(clean: Double, results: [BenchReport.AttackResult], worstCase: [BenchReport.WorstCase],
-                      attacks: [String]) -> BenchReport.CheckResult {
+                      attacks: [BenchConfiguration.AttackEntry]) -> BenchReport.CheckResult {
         var problems: [String] = []
         let start: [(Float, Double)] = [(0, clean)]
-        var series: [(String, [(Float, Double)])] = attacks.map { name in
-            (name, start + results.filter { $0.attack == name }.map { ($0.epsilon, $0.accuracy.accuracy) })
+        var series: [(String, [(Float, Double)])] = attacks.map { attack in
+            (attack.name, start + results.filter { $0.attack == attack.name }.map { ($0.epsilon, $0.accuracy.accuracy) })
         }
-        series.append(("worst case", start + worstCase.map { ($0.epsilon, $0.accuracy.accuracy) }))
+        let norms = attacks.map(\.spec.norm).reduce(into: [Norm]()) { if !$0.contains($1) { $0.append($1) } }
+        for norm in norms {
+            let name = norms.count > 1 ? "worst case \(norm.rawValue)" : "worst case"
+            series.append((name, start + worstCase.filter { ($0.norm ?? .linf) == norm }.map { ($0.epsilon, $0.accuracy.accuracy) }))
+        }
         for (name, points) in series {
             for (a, b) in zip(points, points.dropFirst()) where b.1 > a.1 + tolerance {
                 problems.append("\(name): \(a.1) at ε = \(format(a.0)) but \(b.1) at ε = \(format(b.0))")
@@ -66,8 +70,8 @@ struct SanityChecker {
     func iterativeVersusSingleStep(results: [BenchReport.AttackResult],
                                    attacks: [BenchConfiguration.AttackEntry]) -> BenchReport.CheckResult {
         var problems: [String] = []
-        for iterative in attacks where iterative.isIterative {
-            for single in attacks where single.type == "fgsm" && single.norm == iterative.norm {
+        for iterative in attacks where iterative.isIterative && !iterative.goal.isTargeted {
+            for single in attacks where !single.isIterative && !single.goal.isTargeted && single.spec.norm == iterative.spec.norm {
                 for result in results where result.attack == iterative.name {
                     guard let reference = results.first(where: { $0.attack == single.name && $0.epsilon == result.epsilon }) else { continue }
                     if result.accuracy.accuracy > reference.accuracy.accuracy + tolerance {
@@ -77,7 +81,7 @@ struct SanityChecker {
                 }
             }
         }
-        let compared = attacks.contains { $0.isIterative } && attacks.contains { $0.type == "fgsm" }
+        let compared = attacks.contains { $0.isIterative } && attacks.contains { !$0.isIterative }
         return SanityCheck.iterativeWeakerThanSingleStep.result(
             passed: problems.isEmpty,
             problems.isEmpty ? (compared ? "every iterative attack is at least as strong as FGSM" : "no FGSM/iterative pair to compare")
@@ -85,23 +89,28 @@ struct SanityChecker {
     }
 
     /// BW003: PGD at an ε that covers the whole input cube must leave (almost) nothing correct.
-    func largeEpsilon(classifier: any Classifier, data: LabeledData, attack entry: BenchConfiguration.AttackEntry?,
+    /// The attack is the first iterative one of the configuration with its default step size
+    /// (2.5·ε/steps), untargeted against the true labels; PGD-20 (L∞) if there is none.
+    func largeEpsilon(classifier: any DifferentiableClassifier, data: LabeledData, attack entry: BenchConfiguration.AttackEntry?,
                       seed: UInt64, batchSize: Int) throws -> BenchReport.CheckResult {
-        var entry = entry ?? BenchConfiguration.AttackEntry(name: "PGD-20", type: "pgd", norm: .linf, steps: 20)
-        entry.stepSize = nil
-        entry.relativeStepSize = nil
-        let epsilon: Float = entry.norm == .linf ? 1 : Float(data.featureCount).squareRoot()
+        let name = entry?.name ?? "PGD-20"
+        var parameters = try PGD.Parameters(steps: 20)
+        if case .pgd(let configured)? = entry?.spec {
+            parameters = configured
+            parameters.stepSize = nil
+        }
+        let epsilon: Float = parameters.norm == .linf ? 1 : Float(data.featureCount).squareRoot()
         let outcome = try AttackRunner(classifier: classifier, batchSize: batchSize)
-            .run(try entry.makeAttack(epsilon: epsilon), on: data, seed: seed)
+            .run(try AttackSpec.pgd(parameters).makeAttack(epsilon: epsilon), on: data, seed: seed)
         let accuracy = outcome.adversarialAccuracy.value
         return SanityCheck.largeEpsilonNotBroken.result(
             passed: accuracy <= Self.largeEpsilonLimit,
-            "\(entry.name) at ε = \(format(epsilon)) (\(entry.norm.rawValue)) leaves accuracy \(accuracy) on \(data.count) examples"
+            "\(name) at ε = \(format(epsilon)) (\(parameters.norm.rawValue)) leaves accuracy \(accuracy) on \(data.count) examples"
                 + (accuracy <= Self.largeEpsilonLimit ? "" : " (expected ≤ \(Self.largeEpsilonLimit))"))
     }
 
     /// BW004: the cross-entropy input gradient at clean inputs must not be all zero or contain NaN.
-    func gradients(classifier: any Classifier, data: LabeledData) -> BenchReport.CheckResult {
+    func gradients(classifier: any DifferentiableClassifier, data: LabeledData) -> BenchReport.CheckResult {
         var zeroRows = 0, nonFiniteRows = 0
         var features = data.features
         let objective = UnsafeMutablePointer<Float>.allocate(capacity: max(data.count, 1))

@@ -8,7 +8,7 @@ extension Kernels {
     /// ```
     @inlinable
     public static func linfStep(_ x: MatrixRef, clean: MatrixRef, gradient g: MatrixRef, stepSize alpha: Float, epsilon: Float) {
-        precondition(x.count == clean.count && x.count == g.count, "attack step shapes differ")
+        requireSameShape(x, clean, g)
         bulwark_linf_step(x.base, clean.base, g.base, x.count, alpha, epsilon)
     }
 
@@ -18,14 +18,14 @@ extension Kernels {
     /// ```
     @inlinable
     public static func l2Step(_ x: MatrixRef, clean: MatrixRef, gradient g: MatrixRef, stepSize alpha: Float, epsilon: Float) {
-        precondition(x.count == clean.count && x.count == g.count && x.columns == g.columns, "attack step shapes differ")
+        requireSameShape(x, clean, g)
         bulwark_l2_step(x.base, clean.base, g.base, x.rows, x.columns, alpha, epsilon)
     }
 
     /// Per-row L∞ and L2 norms of `a − b`.
     @inlinable
     public static func rowDistances(_ a: MatrixRef, _ b: MatrixRef, linf: UnsafeMutablePointer<Float>, l2: UnsafeMutablePointer<Float>) {
-        precondition(a.rows == b.rows && a.columns == b.columns, "distance shapes differ")
+        requireSameShape(a, b)
         bulwark_row_distances(a.base, b.base, a.rows, a.columns, linf, l2)
     }
 }

@@ -25,28 +25,33 @@ public enum Kernels {
 
     @inlinable
     public static func relu(_ x: MatrixRef, into y: MatrixRef) {
+        requireSameShape(x, y)
         bulwark_relu(x.base, y.base, x.count)
     }
 
     /// `dx = dy` where `y > 0`, else 0. `dx` may alias `dy`.
     @inlinable
     public static func reluBackward(output y: MatrixRef, outputGradient dy: MatrixRef, into dx: MatrixRef) {
+        requireSameShape(y, dy, dx)
         bulwark_relu_backward(y.base, dy.base, dx.base, y.count)
     }
 
     @inlinable
     public static func leakyReLU(_ x: MatrixRef, slope: Float, into y: MatrixRef) {
+        requireSameShape(x, y)
         bulwark_leaky_relu(x.base, y.base, x.count, slope)
     }
 
     /// `dx = dy` where `y > 0`, else `slope · dy` (slope > 0 keeps the sign of x in y). May alias.
     @inlinable
     public static func leakyReLUBackward(output y: MatrixRef, outputGradient dy: MatrixRef, slope: Float, into dx: MatrixRef) {
+        requireSameShape(y, dy, dx)
         bulwark_leaky_relu_backward(y.base, dy.base, dx.base, y.count, slope)
     }
 
     @inlinable
     public static func tanh(_ x: MatrixRef, into y: MatrixRef) {
+        requireSameShape(x, y)
         let (xp, yp) = (x.base, y.base)
         for i in 0..<x.count { yp[i] = Foundation.tanh(xp[i]) }
     }
@@ -54,12 +59,14 @@ public enum Kernels {
     /// `dx = dy · (1 − y²)`. May alias.
     @inlinable
     public static func tanhBackward(output y: MatrixRef, outputGradient dy: MatrixRef, into dx: MatrixRef) {
+        requireSameShape(y, dy, dx)
         bulwark_tanh_backward(y.base, dy.base, dx.base, y.count)
     }
 
     /// `y = 1 / (1 + e^(−x))`, computed without overflow for large |x|.
     @inlinable
     public static func sigmoid(_ x: MatrixRef, into y: MatrixRef) {
+        requireSameShape(x, y)
         let (xp, yp) = (x.base, y.base)
         for i in 0..<x.count {
             let v = xp[i]
@@ -75,13 +82,29 @@ public enum Kernels {
     /// `dx = dy · y · (1 − y)`. May alias.
     @inlinable
     public static func sigmoidBackward(output y: MatrixRef, outputGradient dy: MatrixRef, into dx: MatrixRef) {
+        requireSameShape(y, dy, dx)
         bulwark_sigmoid_backward(y.base, dy.base, dx.base, y.count)
     }
 
     /// `dx = dy ⊙ mask`. May alias.
     @inlinable
     public static func multiply(_ dy: MatrixRef, by mask: MatrixRef, into dx: MatrixRef) {
+        requireSameShape(dy, mask, dx)
         bulwark_multiply(mask.base, dy.base, dx.base, dy.count)
+    }
+
+    /// Element-wise kernels need operands of one shape (a programmer error otherwise). Two fixed
+    /// arities rather than a variadic list, which would allocate an array on hot paths.
+    @inlinable
+    static func requireSameShape(_ a: MatrixRef, _ b: MatrixRef) {
+        precondition(a.rows == b.rows && a.columns == b.columns,
+                     "element-wise kernel shapes differ: \(a.rows)×\(a.columns) and \(b.rows)×\(b.columns)")
+    }
+
+    @inlinable
+    static func requireSameShape(_ a: MatrixRef, _ b: MatrixRef, _ c: MatrixRef) {
+        requireSameShape(a, b)
+        requireSameShape(a, c)
     }
 
     // MARK: - Vector arithmetic
@@ -133,7 +156,7 @@ public enum Kernels {
     /// Index of the largest element of each row (first index on ties; NaN never wins).
     @inlinable
     public static func argmaxRows(_ x: MatrixRef, into indices: UnsafeMutablePointer<Int>) {
-        precondition(x.columns > 0, "argmax of rows with no columns")
+        precondition(x.columns > 0 || x.rows == 0, "argmax of rows with no columns")
         for i in 0..<x.rows {
             let row = x.row(i)
             var best = 0

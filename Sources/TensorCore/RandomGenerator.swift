@@ -22,7 +22,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
 
     /// A generator for one named purpose (`stream`) and occurrence (`index`, e.g. the epoch).
     public init(seed: UInt64, stream: RandomStream, index: UInt64 = 0) {
-        self.init(seed: Self.mix(Self.mix(seed ^ Self.mix(stream.rawValue)) ^ index))
+        self.init(seed: Self.mix(Self.mix(seed ^ Self.mix(stream.id)) ^ index))
     }
 
     /// SplitMix64's output function: a bijective 64-bit mixer.
@@ -94,13 +94,35 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     }
 }
 
-/// Named, independent random streams (see `RandomGenerator(seed:stream:index:)`).
-public enum RandomStream: UInt64, Sendable {
-    case initialization = 1
-    case validationSplit = 2
-    case shuffle = 3
-    case dropout = 4
-    case attack = 5
-    case adversarialTraining = 6
-    case sampling = 7
+/// An independent stream of random numbers for one purpose (see `RandomGenerator(seed:stream:index:)`).
+///
+/// Streams are open: each module declares the ones it uses, derived from a name
+/// (`RandomStream("threats.membership.shadow")`), so a new experiment never edits the tensor core.
+/// The engine's first streams keep the small numeric ids they were created with, so that seeds
+/// reproduce the numbers of earlier versions.
+public struct RandomStream: Hashable, Sendable, CustomStringConvertible {
+    public let id: UInt64
+    public let description: String
+
+    /// A stream with an explicit id (for the engine's original streams).
+    public init(id: UInt64, name: String) {
+        self.id = id
+        description = name
+    }
+
+    /// A stream derived from its name: the FNV-1a hash of the UTF-8 bytes (Fowler, Noll & Vo),
+    /// mixed by SplitMix64's finaliser. Different names give independent streams.
+    public init(_ name: String) {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        self.init(id: RandomGenerator.mix(hash) | 1 << 63, name: name)  // the top bit keeps names apart from numeric ids
+    }
+}
+
+extension RandomStream {
+    /// The seeded train/validation split of a dataset.
+    public static let validationSplit = RandomStream(id: 2, name: "validation split")
 }

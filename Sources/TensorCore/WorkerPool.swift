@@ -5,15 +5,24 @@ import Synchronization
 ///
 /// `run(shards:_:)` calls `body(s)` for every shard `s` in `0..<shards` and returns when all are done.
 /// Shard `s` runs on thread `s % threadCount` (thread 0 is the caller). Work split into a fixed number
-/// of shards therefore gives the same numbers whatever the thread count. Idle workers spin briefly,
-/// then sleep on a condition variable.
+/// of shards therefore gives the same numbers whatever the thread count.
 ///
 /// Bulwark splits batches across cores with this pool and keeps OpenBLAS single-threaded: on the
 /// 784-256-256-10 training step at batch 128 two shards on two threads beat OpenBLAS's own
 /// two-thread GEMMs, and OpenBLAS's threaded GEMM allocates on every call (see Benchmarks/).
 ///
-/// The pool runs one job at a time: a `run` that finds the pool busy (another thread's job, or a
-/// nested call) runs its shards on the calling thread instead, with the same results.
+/// Who may call `run`, and what a body may do:
+/// - Any thread may call `run`, including threads the pool does not own (a Swift concurrency task,
+///   a server's event loop). The caller runs its own shards, then *blocks* on a condition variable
+///   until the workers are done; it never spins. Only the pool's own worker threads spin, briefly,
+///   before they sleep.
+/// - The pool runs one job at a time. A `run` that finds the pool busy (another caller's job, or a
+///   nested call from inside a body) runs all its shards on the calling thread instead, with the
+///   same results. So concurrent callers are correct, merely serial.
+/// - Bodies are `@Sendable`: the compiler checks what they capture. A body must not wait for work
+///   that another job of the same pool would do.
+/// - Values a hot loop changes between calls (a batch offset, a row count) live in a `ShardLoopState`
+///   that the caller writes only between `run` calls.
 public final class WorkerPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: SharedState
@@ -79,8 +88,9 @@ public final class WorkerPool: @unchecked Sendable {
     ///
     /// `body` is escaping only so the pool can hand it to its threads without a per-call wrapper
     /// allocation: hot loops create the closure once, outside the loop, and pass it every
-    /// iteration (variables it captures may change between calls); then a call allocates nothing.
-    public func run(shards: Int, _ body: @escaping (Int) -> Void) {
+    /// iteration (with the values that change per call in a `ShardLoopState`); then a call
+    /// allocates nothing.
+    public func run(shards: Int, _ body: @escaping @Sendable (Int) -> Void) {
         guard threadCount > 1, shards > 1, pthread_mutex_trylock(busy) == 0 else {
             for s in 0..<shards { body(s) }
             return
@@ -101,30 +111,42 @@ public final class WorkerPool: @unchecked Sendable {
 }
 
 /// State shared by the caller and the worker threads (the workers do not keep the pool alive).
+///
+/// `@unchecked Sendable`: `job` and `jobShards` are written by the one caller that holds the pool's
+/// `busy` lock, before `generation` is incremented with release ordering; workers read them only
+/// after observing the new generation with acquire ordering, and the caller clears them only after
+/// every worker has decremented `pending` (release) and the caller has seen it reach zero (acquire,
+/// or under `mutex`). Checked with ThreadSanitizer (`.ci/run`).
 private final class SharedState: @unchecked Sendable {
     let threadCount: Int
     let generation = Atomic<Int>(0)
     let pending = Atomic<Int>(0)
     let shuttingDown = Atomic<Bool>(false)
     let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    /// Workers sleep on `condition` for a new job; the caller sleeps on `finished` for the end of one.
     let condition: UnsafeMutablePointer<pthread_cond_t>
+    let finished: UnsafeMutablePointer<pthread_cond_t>
     /// The current job: written before `generation` is bumped (release), read after (acquire).
-    var job: ((Int) -> Void)?
+    var job: (@Sendable (Int) -> Void)?
     var jobShards = 0
 
     init(threadCount: Int) {
         self.threadCount = threadCount
         mutex = .allocate(capacity: 1)
         condition = .allocate(capacity: 1)
+        finished = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
+        pthread_cond_init(finished, nil)
     }
 
     deinit {
         pthread_cond_destroy(condition)
+        pthread_cond_destroy(finished)
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
         condition.deallocate()
+        finished.deallocate()
     }
 
     func wakeWorkers() {
@@ -133,17 +155,20 @@ private final class SharedState: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    func run(shards: Int, _ body: @escaping (Int) -> Void) {
+    func run(shards: Int, _ body: @escaping @Sendable (Int) -> Void) {
         job = body
         jobShards = shards
         pending.store(threadCount - 1, ordering: .relaxed)
         generation.add(1, ordering: .releasing)
         wakeWorkers()
         runShards(of: 0)
-        var spins = 0
-        while pending.load(ordering: .acquiring) > 0 {
-            spins += 1
-            if spins > 1 << 14 { sched_yield() }
+        // Block (never spin) until the workers are done: the last one to finish signals under `mutex`.
+        if pending.load(ordering: .acquiring) > 0 {
+            pthread_mutex_lock(mutex)
+            while pending.load(ordering: .acquiring) > 0 {
+                pthread_cond_wait(finished, mutex)
+            }
+            pthread_mutex_unlock(mutex)
         }
         job = nil
     }
@@ -174,7 +199,13 @@ private final class SharedState: @unchecked Sendable {
             seen = generation.load(ordering: .acquiring)
             if shuttingDown.load(ordering: .acquiring) { return }
             runShards(of: index)
-            pending.subtract(1, ordering: .releasing)
+            if pending.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
+                // The caller may be waiting: wake it under the mutex, so the wake-up cannot fall
+                // between its check of `pending` and its wait.
+                pthread_mutex_lock(mutex)
+                pthread_cond_signal(finished)
+                pthread_mutex_unlock(mutex)
+            }
         }
     }
 
@@ -185,11 +216,51 @@ private final class SharedState: @unchecked Sendable {
     }
 }
 
-private final class WorkerContext {
+private final class WorkerContext: @unchecked Sendable {  // handed to one new thread, then only read
     let shared: SharedState
     let index: Int
     init(shared: SharedState, index: Int) {
         self.shared = shared
         self.index = index
+    }
+}
+
+/// Values that a hot loop's shard body reads and the calling thread changes between
+/// `WorkerPool.run` calls (a batch offset, a row count, pointers to this call's data).
+///
+/// `@unchecked Sendable`: the calling thread writes `value` only while no job of the pool runs;
+/// `run` publishes the job with a release store that workers acquire before calling the body, and
+/// returns only after acquiring their completion, so every shard reads the values written before
+/// its job started and none are written while it runs. Checked with ThreadSanitizer.
+public final class ShardLoopState<Value>: @unchecked Sendable {
+    public var value: Value
+    public init(_ value: Value) { self.value = value }
+}
+
+/// A pointer that shard bodies may capture: memory the calling thread keeps alive for the whole
+/// `WorkerPool.run` call, of which each shard writes only its own disjoint rows.
+///
+/// `@unchecked Sendable`: that discipline (disjoint writes, lifetime covering the job) is the
+/// caller's obligation, stated where each one is created; ThreadSanitizer checks it in CI.
+public struct SendablePointer<Pointee>: @unchecked Sendable {
+    public let pointer: UnsafeMutablePointer<Pointee>
+    @inlinable public init(_ pointer: UnsafeMutablePointer<Pointee>) { self.pointer = pointer }
+}
+
+/// The first error thrown by a shard body, kept for the calling thread to rethrow after
+/// `WorkerPool.run` returns (shard bodies cannot throw).
+public final class ShardFailure: Sendable {
+    private let error = Mutex<(any Error)?>(nil)
+
+    public init() {}
+
+    /// Keeps `error` unless an earlier one is kept.
+    public func record(_ error: any Error) {
+        self.error.withLock { if $0 == nil { $0 = error } }
+    }
+
+    /// Throws the kept error (and forgets it).
+    public func rethrow() throws {
+        if let error = error.withLock({ kept -> (any Error)? in defer { kept = nil }; return kept }) { throw error }
     }
 }

@@ -2,7 +2,20 @@
 
 #include <math.h>
 
-#if defined(__x86_64__) && defined(__clang__)
+// `target_clones` makes the dynamic loader call an ifunc resolver during relocation, before any
+// sanitizer runtime is initialised. Instrumented resolvers then crash (ThreadSanitizer: a segfault
+// in __tsan_func_entry before main). Sanitizer builds therefore compile one plain version of each
+// kernel; they are for finding bugs, not for speed.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer) || __has_feature(memory_sanitizer)
+#define BULWARK_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define BULWARK_SANITIZED 1
+#endif
+
+#if defined(__x86_64__) && defined(__clang__) && !defined(BULWARK_SANITIZED)
 #define MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define MULTIVERSION

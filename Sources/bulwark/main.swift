@@ -1,3 +1,3 @@
 import BulwarkCLI
 
-Bulwark.main()
+CommandLineEntry.main()

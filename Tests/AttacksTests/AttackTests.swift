@@ -39,7 +39,7 @@ struct AttackTests {
             for epsilon in [Float(0.01), 0.1, 0.3] {
                 for attack in try Fixture.attacks(epsilon: epsilon, loss: loss) {
                     let outcome = try AttackRunner(classifier: model, batchSize: 16)
-                        .run(attack, on: data, targets: targeted ? .random : nil, seed: seed)
+                        .run(attack, on: data, goal: AttackGoal(targets: targeted ? .random : nil), seed: seed)
                     #expect(outcome.adversarial.scalars.allSatisfy { $0 >= 0 && $0 <= 1 }, "\(attack)")
                     for i in 0..<data.count {
                         let a = Array(outcome.adversarial.scalars[(i * 20)..<((i + 1) * 20)])
@@ -77,10 +77,10 @@ struct AttackTests {
         let data = Fixture.data(count: 50, seed: 4)
         let epsilon: Float = norm == .linf ? 0.1 : 0.5
         for targets in [nil, TargetSelection.random] {
-            let fgsm = try AttackRunner(classifier: model).run(try FGSM(norm: norm, epsilon: epsilon, loss: loss), on: data, targets: targets, seed: 1)
+            let fgsm = try AttackRunner(classifier: model).run(try FGSM(norm: norm, epsilon: epsilon, loss: loss), on: data, goal: AttackGoal(targets: targets), seed: 1)
             let pgd = try AttackRunner(classifier: model).run(
                 try PGD(norm: norm, epsilon: epsilon, stepSize: epsilon, steps: 1, randomStart: false, loss: loss),
-                on: data, targets: targets, seed: 1)
+                on: data, goal: AttackGoal(targets: targets), seed: 1)
             #expect(pgd.adversarial.scalars == fgsm.adversarial.scalars)
         }
     }
@@ -90,7 +90,7 @@ struct AttackTests {
         let model = Fixture.model(seed: 5)
         let data = Fixture.data(count: 60, seed: 6)
         let attack: any Attack = iterative ? try PGD(epsilon: 0.2, steps: 10) : try FGSM(epsilon: 0.2)
-        let outcome = try AttackRunner(classifier: model).run(attack, on: data, targets: .random, seed: 2)
+        let outcome = try AttackRunner(classifier: model).run(attack, on: data, goal: AttackGoal(targets: .random), seed: 2)
         let targets = try #require(outcome.targets)
         func targetProbability(_ features: Tensor) -> [Double] {
             var features = features
@@ -139,7 +139,7 @@ struct AttackTests {
         let model = Fixture.model(seed: 0, spec: "20-8-2")
         let data = Fixture.data(count: 4, classes: 2, seed: 1)
         #expect(throws: AttackError.self) { try AttackRunner(classifier: model).run(try FGSM(epsilon: 0.1, loss: .dlr), on: data, seed: 0) }
-        #expect(throws: AttackError.self) { try AttackRunner(classifier: model).run(try FGSM(epsilon: 0.1), on: data, targets: .fixed(7), seed: 0) }
+        #expect(throws: AttackError.self) { try AttackRunner(classifier: model).run(try FGSM(epsilon: 0.1), on: data, goal: AttackGoal(targets: .fixed(7)), seed: 0) }
     }
 }
 

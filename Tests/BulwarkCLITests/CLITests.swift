@@ -96,10 +96,10 @@ struct CLITests {
         let path = TestSupport.temporaryDirectory() + "/page.safetensors"
         try "<!DOCTYPE html><html>Google Drive - virus scan warning</html>".write(toFile: path, atomically: true, encoding: .utf8)
         let refused = try CLIRun(["eval", path])
-        #expect(refused.status == 1)
+        #expect(refused.status == 2)
         #expect(refused.stderr.contains("no entry in a manifest") && refused.stderr.contains("--allow-unverified"))
         let parsed = try CLIRun(["eval", path, "--allow-unverified"])
-        #expect(parsed.status == 1)
+        #expect(parsed.status == 2)
         #expect(parsed.stderr.contains("without verification") && parsed.stderr.contains("is not a valid safetensors file"))
     }
 }

@@ -25,6 +25,10 @@ struct GateCLITests {
         accuracy["accuracy"] = (accuracy["accuracy"] as! Double) + accuracyShift
         attacks[1]["accuracy"] = accuracy
         models[0]["attacks"] = attacks
+        var metrics = models[0]["metrics"] as! [[String: Any]]  // the gate compares the metrics
+        let index = metrics.firstIndex { $0["name"] as? String == "PGD-5 ε=0.1" }!
+        metrics[index]["value"] = (metrics[index]["value"] as! Double) + accuracyShift
+        models[0]["metrics"] = metrics
         json["models"] = models
         if let n { json["n"] = n }
         let path = directory + "/new-\(accuracyShift)-\(n ?? 0).json"
@@ -62,21 +66,28 @@ struct GateCLITests {
         #expect(garbage.status == 2 && garbage.stderr.contains("not a usable Bulwark report"))
 
         let badDrop = try CLIRun(["gate", "--baseline", base, "--report", same, "--max-drop", "3"])
-        #expect(badDrop.status == 2 && badDrop.stderr.contains("--max-drop"))
+        #expect(badDrop.status == 64 && badDrop.stderr.contains("--max-drop"))
     }
 
-    @Test("bench trains every missing model, records it in the manifest and evaluates it")
+    @Test("bench trains missing models only with --train-missing, records them in the manifest and evaluates them")
     func benchTrainsMissingModels() throws {
         let directory = TestSupport.temporaryDirectory()
-        let train = #"["--model","784-8-10","--epochs","1","--limit","300","--seed","%d"]"#
-        let config = #"{"schema":"bulwark-bench-config/1","seed":0,"epsilons":[0,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":100},"models":[{"name":"a","path":"models/a.safetensors","train":\#(String(format: train, 1))},{"name":"b","path":"models/b.safetensors","train":\#(String(format: train, 2))}],"attacks":[{"name":"FGSM","type":"fgsm","norm":"linf"}],"check_examples":20}"#
+        let recipe = #"{"architecture":"784-8-10","epochs":1,"seed":%d}"#
+        let config = #"{"schema":"bulwark-bench-config/2","seed":0,"epsilons":[0,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":100},"models":[{"name":"a","path":"models/a.safetensors","recipe":\#(String(format: recipe, 1))},{"name":"b","path":"models/b.safetensors","recipe":\#(String(format: recipe, 2))}],"attacks":[{"name":"FGSM","type":"fgsm","norm":"linf"}],"check_examples":20}"#
         try config.write(toFile: directory + "/bench.json", atomically: true, encoding: .utf8)
-        let bench = try CLIRun(["bench", "--config", directory + "/bench.json", "--report", directory + "/report.json", "--cards",
-                                "--data-dir", TestSupport.sampleDirectory])
+        let arguments = ["bench", "--config", directory + "/bench.json", "--report", directory + "/report.json", "--cards",
+                         "--data-dir", TestSupport.sampleDirectory]
+        let refused = try CLIRun(arguments)
+        #expect(refused.status == 2 && refused.stderr.contains("'a' (") && refused.stderr.contains("1 epochs of cross-entropy")
+                && refused.stderr.contains("--train-missing"), "\(refused.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/models/a.safetensors"))
+        let bench = try CLIRun(arguments + ["--train-missing"])
         #expect(bench.status == 0, "\(bench.stderr)")
         #expect(bench.stdout.contains("| a | FGSM |") && bench.stdout.contains("| b | FGSM |"))
         let verify = try CLIRun(["manifest", "verify", directory + "/models"])
         #expect(verify.status == 0 && verify.stdout.contains("ok        a.card.json") && verify.stdout.contains("ok        b.safetensors"))
+        let card = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/models/a.card.json"))) as? [String: Any]
+        #expect(card?["train_command"] as? String == "bulwark train --model 784-8-10 --epochs 1 --batch 128 --optimizer adam --lr 0.001 --seed 1 --out models/a.safetensors")
     }
 
     @Test("bench refuses a bad configuration with a clear message")
@@ -90,6 +101,6 @@ struct GateCLITests {
         try #"{"schema":"bulwark-bench-config/1","seed":0,"epsilons":[0,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":10},"models":[{"name":"m","path":"m.safetensors"}],"attacks":[{"name":"F","type":"fgsm","norm":"linf"}]}"#
             .write(toFile: directory + "/bench2.json", atomically: true, encoding: .utf8)
         let missing = try CLIRun(["bench", "--config", directory + "/bench2.json", "--data-dir", TestSupport.sampleDirectory])
-        #expect(missing.status != 0 && missing.stderr.contains("model 'm' is missing"))
+        #expect(missing.status == 2 && missing.stderr.contains("models are missing") && missing.stderr.contains("has no \"recipe\""))
     }
 }

@@ -25,14 +25,14 @@ struct SecurityCLITests {
         let digest = try CLIRun(["inspect", path, "--json"]).jsonLines.first?["sha256"] as? String ?? ""
         #expect(try CLIRun(["eval", path, "--expect-sha256", digest] + sample).status == 0)
         let wrong = try CLIRun(["eval", path, "--expect-sha256", String(repeating: "0", count: 64)] + sample)
-        #expect(wrong.status == 1 && wrong.stderr.contains("--expect-sha256 expects 0000"))
+        #expect(wrong.status == 2 && wrong.stderr.contains("--expect-sha256 expects 0000"))
         #expect(try CLIRun(["eval", path, "--expect-sha256", "xyz"] + sample).stderr.contains("is not a SHA-256 digest"))
 
         var data = try Data(contentsOf: URL(fileURLWithPath: path))
         data[5000] ^= 0x01
         try data.write(to: URL(fileURLWithPath: path))
         let tampered = try CLIRun(["eval", path] + sample)
-        #expect(tampered.status == 1)
+        #expect(tampered.status == 2)
         #expect(tampered.stderr.contains("refusing \(path): its SHA-256 is") && tampered.stderr.contains(digest))
         let verify = try CLIRun(["manifest", "verify", directory])
         #expect(verify.status != 0 && verify.stdout.contains("MISMATCH  m.safetensors"))
@@ -54,13 +54,13 @@ struct SecurityCLITests {
         let otherKeys = TestSupport.temporaryDirectory() + "/other"
         _ = try CLIRun(["keys", "generate", "--out", otherKeys])
         let untrusted = try CLIRun(["eval", path, "--public-key", otherKeys + "/bulwark-signing.pub"] + sample)
-        #expect(untrusted.status == 1 && untrusted.stderr.contains("not by the trusted key"))
+        #expect(untrusted.status == 2 && untrusted.stderr.contains("not by the trusted key"))
 
         let manifestPath = directory + "/bulwark-manifest.json"
         let edited = try String(contentsOfFile: manifestPath, encoding: .utf8).replacingOccurrences(of: "\"size\" : ", with: "\"size\" : 1")
         try edited.write(toFile: manifestPath, atomically: true, encoding: .utf8)
         let refused = try CLIRun(["eval", path] + sample)
-        #expect(refused.status == 1 && refused.stderr.contains("modified after signing"))
+        #expect(refused.status == 2 && refused.stderr.contains("modified after signing"))
 
         chmod(keys + "/bulwark-signing.key", 0o644)
         let loose = try CLIRun(["manifest", "sign", directory, "--key", keys + "/bulwark-signing.key"])
@@ -77,13 +77,13 @@ struct SecurityCLITests {
         #expect(try CLIRun(["data", "encrypt", "--key-file", key, path, sealed]).status == 0)
         #expect(try CLIRun(["eval", sealed, "--key-file", key] + sample).status == 0)
         let noKey = try CLIRun(["eval", sealed] + sample)
-        #expect(noKey.status == 1 && noKey.stderr.contains("is encrypted"))
+        #expect(noKey.status == 2 && noKey.stderr.contains("is encrypted"))
         let wrongKey = try CLIRun(["eval", sealed, "--key-file", newKey] + sample)
-        #expect(wrongKey.status == 1 && wrongKey.stderr.contains("failed authentication"))
+        #expect(wrongKey.status == 2 && wrongKey.stderr.contains("failed authentication"))
 
         #expect(try CLIRun(["keys", "rotate", "--key-file", key, "--new-key-file", newKey, sealed]).status == 0)
         #expect(try CLIRun(["eval", sealed, "--key-file", newKey] + sample).status == 0)
-        #expect(try CLIRun(["eval", sealed, "--key-file", key] + sample).status == 1)
+        #expect(try CLIRun(["eval", sealed, "--key-file", key] + sample).status == 2)
 
         let token = directory + "/token.fernet"
         #expect(try CLIRun(["data", "encrypt", "--format", "fernet", "--key-file", newKey, path, token]).status == 0)

@@ -4,6 +4,7 @@ import NeuralNet
 @testable import Robustness
 import TensorCore
 import Testing
+import Training
 import _TestSupport
 
 @Suite("Benchmark configuration")
@@ -28,15 +29,15 @@ struct BenchConfigurationTests {
     func invalid() {
         #expect(message(config()) == "")
         #expect(message("{").contains("bench.json does not parse"))
-        #expect(message(#"{"schema":"bulwark-bench-config/1"}"#).contains("missing \"seed\""))
+        #expect(message(#"{"schema":"bulwark-bench-config/1"}"#).contains("missing \"epsilons\""))
         #expect(message(config(schema: "v0")).contains("schema is 'v0'"))
         #expect(message(config(epsilons: "[0.1, 0.05]")).contains("increasing"))
         #expect(message(config(epsilons: "[-0.1]")).contains("≥ 0"))
         #expect(message(config(epsilons: "[]")).contains("is empty"))
-        #expect(message(config(attacks: #"[{"name":"X","type":"cw","norm":"linf"}]"#)).contains("unknown type 'cw'"))
+        #expect(message(config(attacks: #"[{"name":"X","type":"cw","norm":"linf"}]"#)).contains("unknown attack type \"cw\""))
         #expect(message(config(attacks: #"[{"name":"P","type":"pgd","norm":"linf","steps":0}]"#)).contains("steps 0"))
         #expect(message(config(attacks: #"[{"name":"P","type":"pgd","norm":"l3"}]"#)).contains("does not parse"))
-        #expect(message(config(attacks: #"[{"name":"P","type":"pgd","norm":"linf","step_size":0.1,"relative_step_size":0.1}]"#)).contains("keep one"))
+        #expect(message(config(attacks: #"[{"name":"P","type":"pgd","norm":"linf","step_size":0.1,"relative_step_size":0.1}]"#)).contains("not both"))
         #expect(message(config(models: "[]")).contains("\"models\" is empty"))
         #expect(message(config(models: #"[{"name":"a","path":"x"},{"name":"a","path":"y"}]"#)).contains("unique"))
     }
@@ -48,10 +49,10 @@ struct BenchRunnerTests {
     func setup(epsilons: [Float] = [0, 0.05, 0.2]) throws -> (BenchConfiguration, String, LabeledData) {
         let directory = TestSupport.temporaryDirectory()
         let data = TestSupport.syntheticData(count: 120, features: 20, classes: 4, seed: 3)
-        let trainer = try Trainer(recipe: TrainingRecipe(
+        let trainer = try Trainer(configuration: TrainerConfiguration(
             architecture: try ModelSpec.parse("20-16-4"), seed: 1, epochs: 20, batchSize: 32,
-            optimizer: .adam(learningRate: 3e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, decoupled: false),
-            dataset: "synthetic"))
+            optimizer: .adam(learningRate: 3e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, decoupled: false)),
+            objective: CrossEntropyObjective())
         try trainer.train(on: data, validation: nil)
         try ModelFile.save(trainer.network, to: directory + "/good.safetensors")
         // All-zero weights and a bias favouring the most common class: constant logits, zero input gradients.
@@ -63,8 +64,8 @@ struct BenchRunnerTests {
         configuration.epsilons = epsilons
         configuration.dataset.n = data.count
         configuration.models = [.init(name: "good", path: "good.safetensors"), .init(name: "constant", path: "constant.safetensors")]
-        configuration.attacks = [.init(name: "FGSM", type: "fgsm", norm: .linf),
-                                 .init(name: "PGD-10", type: "pgd", norm: .linf, steps: 10, relativeStepSize: 0.25)]
+        configuration.attacks = [.init(name: "FGSM", spec: .fgsm(FGSM.Parameters())),
+                                 .init(name: "PGD-10", spec: .pgd(try PGD.Parameters(steps: 10, stepSize: .relative(0.25))))]
         configuration.checkExamples = 60
         return (configuration, directory, data)
     }
@@ -72,9 +73,8 @@ struct BenchRunnerTests {
     @Test("worst case is the per-example AND over attacks; checks flag a model with no gradient")
     func harness() throws {
         let (configuration, directory, data) = try setup()
-        let report = try BenchRunner(configuration: configuration, baseDirectory: directory)
-            .run(test: data, dataDescription: "synthetic", threads: 2)
-        #expect(report.schema == "bulwark-report/1" && report.n == 120 && report.configuration == configuration)
+        let report = try Self.report(configuration, directory: directory, data: data)
+        #expect(report.schema == "bulwark-report/2" && report.n == 120 && report.configuration == configuration)
         let good = report.models[0]
         #expect(good.sha256.count == 64)
         for worst in good.worstCase {
@@ -92,19 +92,19 @@ struct BenchRunnerTests {
         let constant = Dictionary(uniqueKeysWithValues: report.models[1].checks.map { ($0.id, $0) })
         #expect(constant["BW003"]?.passed == false)
         #expect(constant["BW004"]?.passed == false && constant["BW004"]?.message.contains("all-zero") == true)
-        #expect(report.markdown.contains("| good | **worst case** |"))
-        #expect(report.markdown.contains("BW004"))
+        #expect(MarkdownReport.render(report).contains("| good | **worst case** |"))
+        #expect(MarkdownReport.render(report).contains("BW004"))
     }
 
     @Test("BW001 and BW002 catch non-monotone accuracy and an iterative attack weaker than FGSM")
     func checkLogic() throws {
         func result(_ attack: String, _ epsilon: Float, _ accuracy: Double) -> BenchReport.AttackResult {
-            .init(attack: attack, description: attack, epsilon: epsilon,
+            .init(attack: attack, description: attack, norm: .linf, epsilon: epsilon,
                   accuracy: .init(Proportion(successes: Int(accuracy * 1000), trials: 1000)),
-                  successRate: 0, meanPerturbation: 0, maxPerturbation: 0, seconds: 1, imagesPerSecond: 1)
+                  success: Proportion(successes: 0, trials: 1), meanPerturbation: 0, maxPerturbation: 0, seconds: 1, imagesPerSecond: 1)
         }
         let results = [result("FGSM", 0.1, 0.30), result("FGSM", 0.2, 0.40), result("PGD", 0.1, 0.35), result("PGD", 0.2, 0.10)]
-        let attacks: [BenchConfiguration.AttackEntry] = [.init(name: "FGSM", type: "fgsm", norm: .linf), .init(name: "PGD", type: "pgd", norm: .linf)]
+        let attacks: [BenchConfiguration.AttackEntry] = [.init(name: "FGSM", spec: .fgsm(FGSM.Parameters())), .init(name: "PGD", spec: .pgd(try PGD.Parameters()))]
         let report = try BenchRunnerTests.checks(results: results, attacks: attacks)
         #expect(report[0].passed == false && report[0].message.contains("FGSM: 0.3 at ε = 0.1 but 0.4 at ε = 0.2"))
         #expect(report[1].passed == false && report[1].message.contains("PGD leaves 0.35 at ε = 0.1"))
@@ -112,17 +112,18 @@ struct BenchRunnerTests {
 
     static func checks(results: [BenchReport.AttackResult], attacks: [BenchConfiguration.AttackEntry]) throws -> [BenchReport.CheckResult] {
         let checker = SanityChecker(n: 1000)
-        return [checker.monotonicity(clean: 0.9, results: results, worstCase: [], attacks: attacks.map(\.name)),
+        return [checker.monotonicity(clean: 0.9, results: results, worstCase: [], attacks: attacks),
                 checker.iterativeVersusSingleStep(results: results, attacks: attacks)]
     }
 
-    @Test("catastrophic overfitting is flagged when robust accuracy collapses while training accuracy rises")
-    func catastrophicOverfitting() throws {
-        let monitor = RobustnessMonitor(attack: try PGD(epsilon: 0.1), slice: TestSupport.syntheticData(count: 1, features: 2, classes: 2, seed: 0), seed: 0)
-        #expect(monitor.record(epoch: 1, robust: 0.40, train: 0.50) == nil)
-        #expect(monitor.record(epoch: 2, robust: 0.45, train: 0.55) == nil)
-        #expect(monitor.record(epoch: 3, robust: 0.30, train: 0.60) == nil)  // a drop within the threshold
-        let warning = try #require(monitor.record(epoch: 4, robust: 0.05, train: 0.80))
-        #expect(warning.contains("catastrophic overfitting") && warning.contains("epoch 2"))
+    /// Evaluates every model of the configuration on `data` (what `BenchJob` does after loading).
+    static func report(_ configuration: BenchConfiguration, directory: String, data: LabeledData) throws -> BenchReport {
+        let runner = BenchRunner(configuration: configuration)
+        let models = try configuration.models.map { entry in
+            let network = try ModelFile.load(contentsOf: directory + "/" + entry.path).network
+            return try runner.evaluate(network, name: entry.name, path: entry.path, sha256: String(repeating: "0", count: 64), test: data)
+        }
+        return BenchReport(created: "now", machine: .current(threads: 2), configuration: configuration, data: "synthetic",
+                           n: data.count, models: models)
     }
 }

@@ -4,7 +4,8 @@ import Foundation
 import TensorCore
 import _FileSystem
 
-/// Where examples come from: an MNIST-format directory (Fashion-MNIST by default) or CSV files.
+/// Where examples come from, the same options for every command that reads data (`train`, `eval`,
+/// `attack`, `bench`): an MNIST-format directory (Fashion-MNIST by default) or CSV files.
 struct DataOptions: ParsableArguments {
     @Option(help: ArgumentHelp("MNIST-format data directory (default: $BULWARK_DATA_DIR, then /usr/share/datasets/fashion-mnist, then the committed sample).", valueName: "dir"))
     var dataDir: String?
@@ -15,39 +16,40 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("test-csv"), help: ArgumentHelp("CSV file of test examples.", valueName: "file"))
     var testCSV: String?
 
-    @Option(help: "Zero-based label column of the CSV files (-1 = last).")
-    var labelColumn: Int = 0
+    @Option(help: "Zero-based label column of the CSV files (-1 = last; default 0).")
+    var labelColumn: Int?
 
-    @Option(help: "Factor applied to CSV features (1/255 = 0.00392156862745098 maps 0–255 pixels to [0, 1]).")
-    var featureScale: Float = 1
+    @Option(help: ArgumentHelp("Factor applied to CSV features, e.g. 1/255 to map 0–255 pixels to [0, 1] (default 1).", valueName: "x"))
+    var featureScale: Real?
 
     @Option(help: ArgumentHelp("Use only the first N examples of each split.", valueName: "n"))
     var limit: Int?
 
+    var usesCSV: Bool { trainCSV != nil || testCSV != nil }
+
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
-        if !(featureScale.isFinite && featureScale > 0) {
+        if let featureScale, !(featureScale.value.isFinite && featureScale.value > 0) {
             throw ValidationError("--feature-scale must be a positive number, got \(featureScale)")
         }
-        if (trainCSV != nil || testCSV != nil) && dataDir != nil {
+        if usesCSV && dataDir != nil {
             throw ValidationError("give either --data-dir or --train-csv/--test-csv, not both")
+        }
+        if !usesCSV && (labelColumn != nil || featureScale != nil) {
+            throw ValidationError("--label-column and --feature-scale apply to CSV data (--train-csv, --test-csv)")
         }
     }
 
-    /// Loads one split and says where it came from.
-    func load(_ split: Split, loader: any FileLoading) throws -> (data: LabeledData, description: String) {
-        if let csv = split == .train ? trainCSV : testCSV {
-            let data = try CSVDataset.load(path: csv, options: .init(labelColumn: labelColumn, scale: featureScale), loader: loader)
-            let limited = limit.map { data.prefix($0) } ?? data
-            return (limited, "\(csv) (CSV, \(limited.count) examples)")
-        }
-        if trainCSV != nil || testCSV != nil {
-            throw ValidationError("--\(split == .train ? "train" : "test")-csv is needed when CSV data is used")
-        }
-        let source = try DataSource.locate(dataDirectory: dataDir)
-        let data = try MNISTFormat.load(directory: source.directory, split: split, limit: limit, loader: loader)
-        return (data, "\(source.description), \(split.rawValue) split, \(data.count) examples")
+    /// The data these options describe.
+    var spec: DataSpec {
+        let source: DataSpec.Source = usesCSV
+            ? .csv(train: trainCSV, test: testCSV, labelColumn: labelColumn ?? 0, featureScale: featureScale?.value ?? 1)
+            : .mnistFormat(directory: dataDir)
+        return DataSpec(source: source, limit: limit)
     }
+
+    /// Whether any option was given (bench: they replace the configuration's dataset).
+    var isSet: Bool { dataDir != nil || usesCSV }
 }
 
 /// Engine settings shared by the commands that compute.

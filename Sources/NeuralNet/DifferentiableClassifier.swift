@@ -1,10 +1,13 @@
 import TensorCore
 
-/// What attacks see of a model: logits for a batch, and the gradient of any function of the logits
-/// with respect to the input. Everything runs in evaluation mode (dropout off).
+/// What white-box attacks and training see of a model: logits for a part (shard) of a batch, and
+/// the gradient of any function of the logits with respect to the input. Everything runs in
+/// evaluation mode (dropout off).
 ///
-/// Calls are per shard: different shards may run concurrently on `pool`, one shard may not.
-public protocol Classifier: AnyObject {
+/// Calls are per shard: different shards may run concurrently on `pool`, one shard may not. This is
+/// the fast, allocation-free contract for attack loops; a model that can only answer queries (a
+/// black box, a query counter, a remote model) implements `InferenceModel` instead.
+public protocol DifferentiableClassifier: AnyObject, Sendable {
     var inputWidth: Int { get }
     var classCount: Int { get }
     /// Threads that run the shards of a batch.
@@ -20,7 +23,7 @@ public protocol Classifier: AnyObject {
     func inputGradient(shard: Int) -> MatrixRef
 }
 
-extension Sequential: Classifier {
+extension Sequential: DifferentiableClassifier {
     public func logits(_ input: MatrixRef, shard: Int) -> MatrixRef {
         forward(input, mode: .evaluation, shard: shard)
     }
@@ -30,7 +33,7 @@ extension Sequential: Classifier {
     }
 }
 
-extension Classifier {
+extension DifferentiableClassifier {
     /// Predicted classes for every row of `features`, in evaluation mode, in chunks of `batchSize`
     /// split into shards on the classifier's pool.
     /// - Precondition: `features` has `inputWidth` columns (callers check data against the model).
@@ -40,21 +43,21 @@ extension Classifier {
         let shards = WorkerPool.defaultShardCount
         reserve(rows: (batchSize + shards - 1) / shards, shards: shards)
         var result = [Int](repeating: 0, count: rows)
-        var start = 0, chunk = 0
         features.withReadOnlyMatrix { x in
             result.withUnsafeMutableBufferPointer { buffer in
-                let out = buffer.baseAddress!
-                // Created once; reads `start` and `chunk` for each chunk, so the loop allocates nothing.
-                let body: (Int) -> Void = { s in
+                // Created once; reads the chunk from `state` for each chunk, so the loop allocates nothing.
+                let state = ShardLoopState((start: 0, chunk: 0, output: SendablePointer(buffer.baseAddress!)))
+                let body: @Sendable (Int) -> Void = { s in
+                    let (start, chunk, out) = state.value
                     let part = WorkerPool.shardRange(chunk, part: s, parts: shards)
                     guard !part.isEmpty else { return }
                     let view = x.rows((start + part.lowerBound)..<(start + part.upperBound))
-                    Kernels.argmaxRows(self.logits(view, shard: s), into: out + start + part.lowerBound)
+                    Kernels.argmaxRows(self.logits(view, shard: s), into: out.pointer + start + part.lowerBound)
                 }
-                while start < rows {
-                    chunk = min(batchSize, rows - start)
+                while state.value.start < rows {
+                    state.value.chunk = min(batchSize, rows - state.value.start)
                     pool.run(shards: shards, body)
-                    start += chunk
+                    state.value.start += state.value.chunk
                 }
             }
         }

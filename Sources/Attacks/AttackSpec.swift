@@ -1,0 +1,187 @@
+import Foundation
+import _FileSystem
+
+/// A typed, Codable description of an attack, everything but its budget ε: the one description
+/// that `bulwark attack`'s flags, bench configurations and adversarial training all use.
+///
+/// JSON: a `type` and that attack's parameters, flat, validated when decoded; a key that does not
+/// belong to the type is an error naming it:
+/// ```json
+/// {"type": "fgsm", "norm": "linf", "loss": "ce"}
+/// {"type": "pgd", "norm": "linf", "loss": "ce", "steps": 20, "relative_step_size": 0.1, "restarts": 1, "random_start": true}
+/// ```
+/// Adding an attack: its file (the attack, its `Parameters`, its `Workspace`), one case here, and
+/// one line in each switch below.
+public enum AttackSpec: Equatable, Sendable {
+    case fgsm(FGSM.Parameters)
+    case pgd(PGD.Parameters)
+
+    /// The `type` names, in the order they are listed in messages.
+    public static let types = ["fgsm", "pgd"]
+
+    public var type: String {
+        switch self {
+        case .fgsm: "fgsm"
+        case .pgd: "pgd"
+        }
+    }
+
+    public var norm: Norm {
+        switch self {
+        case .fgsm(let p): p.norm
+        case .pgd(let p): p.norm
+        }
+    }
+
+    public var loss: AttackLoss {
+        switch self {
+        case .fgsm(let p): p.loss
+        case .pgd(let p): p.loss
+        }
+    }
+
+    /// Whether the attack takes several gradient steps (and so must be at least as strong as FGSM).
+    public var isIterative: Bool {
+        switch self {
+        case .fgsm: false
+        case .pgd: true
+        }
+    }
+
+    /// The parameter keys of attack type `type` (besides `type`).
+    public static func keys(for type: String) -> Set<String>? {
+        switch type {
+        case "fgsm": FGSM.Parameters.keys
+        case "pgd": PGD.Parameters.keys
+        default: nil
+        }
+    }
+
+    /// What an attack is run for. Training wants PGD's strongest iterate for every input (Madry et
+    /// al.); evaluation stops attacking an input once it is fooled.
+    public enum Purpose: Sendable {
+        case evaluation, training
+    }
+
+    /// The attack at budget ε: the one factory.
+    /// - Throws: `AttackError.invalidParameter` naming a bad value.
+    public func makeAttack(epsilon: Float, purpose: Purpose = .evaluation) throws -> any Attack {
+        switch self {
+        case .fgsm(let p):
+            return try FGSM(norm: p.norm, epsilon: epsilon, loss: p.loss)
+        case .pgd(let p):
+            return try PGD(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize(epsilon: epsilon), steps: p.steps,
+                           restarts: p.restarts, randomStart: p.randomStart, loss: p.loss,
+                           stopAtFirstSuccess: purpose == .evaluation)
+        }
+    }
+}
+
+extension AttackSpec: Codable {
+    public init(from decoder: any Decoder) throws {
+        try self.init(from: decoder, alsoAllowing: [])
+    }
+
+    /// Decodes a spec that shares its JSON object with other fields (a bench configuration's attack
+    /// entry also has `name`, `epsilons`, `targeted`, `labels`): keys outside the type's parameters
+    /// and `alsoAllowing` are errors.
+    public init(from decoder: any Decoder, alsoAllowing extra: Set<String>) throws {
+        let container = try decoder.container(keyedBy: AnyCodingKey.self)
+        let typeKey = AnyCodingKey("type")
+        let type = try container.decode(String.self, forKey: typeKey)
+        guard let keys = Self.keys(for: type) else {
+            let suggestion = StrictDecoding.closest(to: type, in: Self.types).map { "; did you mean \"\($0)\"?" } ?? ""
+            throw container.invalid(typeKey, "unknown attack type \"\(type)\" (known: \(Self.types.joined(separator: ", ")))\(suggestion)")
+        }
+        try StrictDecoding.rejectUnknownKeys(decoder, allowed: keys.union(extra).union(["type"])) { key in
+            let owners = Self.types.filter { Self.keys(for: $0)?.contains(key) == true }
+            return owners.isEmpty ? nil : "\"\(key)\" is a parameter of \(owners.joined(separator: " and ")) attacks, not \(type)"
+        }
+        switch type {
+        case "fgsm": self = .fgsm(try FGSM.Parameters(from: decoder))
+        default: self = .pgd(try PGD.Parameters(from: decoder))
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: AnyCodingKey.self)
+        try container.encode(type, forKey: AnyCodingKey("type"))
+        switch self {
+        case .fgsm(let p): try p.encode(to: encoder)
+        case .pgd(let p): try p.encode(to: encoder)
+        }
+    }
+}
+
+/// Which labels an untargeted attack pushes away from.
+public enum LabelSource: String, Sendable, Codable, CaseIterable {
+    /// The true labels.
+    case trueLabels = "true"
+    /// The model's clean predictions, which avoids label leaking (Kurakin et al., 2017).
+    case predictions
+}
+
+/// The class each input is pushed toward in a targeted attack. JSON: `"random"` or a class index.
+public enum TargetSelection: Sendable, Equatable, Codable, CustomStringConvertible {
+    /// The same class for every input (inputs of that class are left unchanged and not counted).
+    case fixed(Int)
+    /// A class drawn uniformly from the classes other than the true label (seeded).
+    case random
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let text = try? container.decode(String.self), text == "random" {
+            self = .random
+        } else if let target = try? container.decode(Int.self), target >= 0 {
+            self = .fixed(target)
+        } else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "\"targeted\" must be \"random\" or a class index ≥ 0")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .fixed(let target): try container.encode(target)
+        case .random: try container.encode("random")
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .fixed(let target): "class \(target)"
+        case .random: "random"
+        }
+    }
+}
+
+/// What an attack run aims at: untargeted away from the true labels or the model's predictions,
+/// or targeted toward a class. JSON (beside an attack spec): `"targeted": "random" | 3`,
+/// `"labels": "true" | "predictions"`.
+public struct AttackGoal: Equatable, Sendable {
+    public var targets: TargetSelection?
+    public var labels: LabelSource
+
+    public init(targets: TargetSelection? = nil, labels: LabelSource = .trueLabels) {
+        self.targets = targets
+        self.labels = labels
+    }
+
+    public static let untargeted = AttackGoal()
+
+    public var isTargeted: Bool { targets != nil }
+
+    /// Checks the goal against a model's class count and the attack's loss.
+    /// - Throws: `AttackError.invalidParameter` naming the problem.
+    public func validate(classes: Int, loss: AttackLoss) throws {
+        if case .fixed(let target)? = targets {
+            try require(target < classes, "target class", target, "must be between 0 and \(classes - 1)")
+        }
+        if targets != nil && labels == .predictions {
+            throw AttackError.invalidParameter(name: "labels", value: "predictions",
+                                               requirement: "applies to untargeted attacks; a targeted attack pushes toward its target")
+        }
+        let needed = loss.minimumClasses(targeted: targets != nil)
+        try require(classes >= needed, "loss", loss.rawValue, "needs at least \(needed) classes, the model has \(classes)")
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Attacks
+
+extension Norm: ExpressibleByArgument {}
+extension AttackLoss: ExpressibleByArgument {}
+
+extension TargetSelection: ExpressibleByArgument {
+    public init?(argument: String) {
+        if argument == "random" {
+            self = .random
+        } else if let target = Int(argument), target >= 0 {
+            self = .fixed(target)
+        } else {
+            return nil
+        }
+    }
+}
+
+/// The flags of `bulwark attack` that describe the attack: they map onto an `AttackSpec` (the same
+/// description bench configurations and adversarial training use) and an `AttackGoal`. A flag that
+/// does not apply to the chosen attack is an error, not silently ignored.
+struct AttackOptions: ParsableArguments {
+    @Option(help: "Attack: \(AttackSpec.types.joined(separator: " or ")).")
+    var attack: String = "pgd"
+
+    @Option(help: "Norm of the perturbation budget: linf or l2.")
+    var norm: Norm = .linf
+
+    @Option(help: ArgumentHelp("Perturbation budget ε, e.g. 0.1 or 8/255.", valueName: "ε"))
+    var eps: Real = Real(0.1)
+
+    @Option(help: "PGD iterations per restart (default \(PGD.defaultSteps)).")
+    var steps: Int?
+
+    @Option(help: ArgumentHelp("PGD step size α, e.g. 0.01 or 2/255 (default 2.5·ε/steps).", valueName: "α"))
+    var stepSize: Real?
+
+    @Option(help: ArgumentHelp("PGD step size as a multiple of ε (α = r·ε).", valueName: "r"))
+    var relativeStepSize: Real?
+
+    @Option(help: "PGD restarts; later restarts attack only inputs not yet fooled (default 1).")
+    var restarts: Int?
+
+    @Flag(help: "Start PGD at the clean input instead of a random point of the ε-ball.")
+    var noRandomStart = false
+
+    @Option(help: "Attack loss: ce (cross-entropy), margin (C&W) or dlr.")
+    var loss: AttackLoss = .crossEntropy
+
+    @Option(help: ArgumentHelp("Targeted attack: a class index, or 'random' (a random class other than the true one).", valueName: "class|random"))
+    var targeted: TargetSelection?
+
+    @Flag(help: "Attack the model's clean predictions instead of the true labels (avoids label leaking).")
+    var usePredictions = false
+
+    func validate() throws {
+        let spec = try spec()
+        do { _ = try spec.makeAttack(epsilon: eps.value) } catch { throw ValidationError("--eps: \(error)") }
+        if targeted != nil && usePredictions {
+            throw ValidationError("--use-predictions applies to untargeted attacks; a targeted attack pushes toward --targeted")
+        }
+    }
+
+    /// The attack these flags describe.
+    func spec() throws -> AttackSpec {
+        do {
+            switch attack {
+            case "fgsm":
+                let pgdOnly = [("--steps", steps != nil), ("--step-size", stepSize != nil), ("--relative-step-size", relativeStepSize != nil),
+                               ("--restarts", restarts != nil), ("--no-random-start", noRandomStart)].filter(\.1).map(\.0)
+                guard pgdOnly.isEmpty else {
+                    throw ValidationError("\(pgdOnly.joined(separator: ", ")) \(pgdOnly.count == 1 ? "applies" : "apply") to pgd only, not fgsm")
+                }
+                return .fgsm(FGSM.Parameters(norm: norm, loss: loss))
+            case "pgd":
+                if stepSize != nil && relativeStepSize != nil { throw ValidationError("give --step-size or --relative-step-size, not both") }
+                let size: PGD.StepSize? = stepSize.map { .absolute($0.value) } ?? relativeStepSize.map { .relative($0.value) }
+                return .pgd(try PGD.Parameters(norm: norm, loss: loss, steps: steps ?? PGD.defaultSteps, stepSize: size,
+                                               restarts: restarts ?? 1, randomStart: !noRandomStart))
+            default:
+                throw ValidationError("--attack: unknown attack '\(attack)' (known: \(AttackSpec.types.joined(separator: ", ")))")
+            }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    var goal: AttackGoal { AttackGoal(targets: targeted, labels: usePredictions ? .predictions : .trueLabels) }
+}

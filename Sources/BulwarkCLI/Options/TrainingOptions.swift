@@ -1,0 +1,224 @@
+import ArgumentParser
+import Attacks
+import Foundation
+import NeuralNet
+import Training
+
+extension InitializationScheme: ExpressibleByArgument {}
+
+enum OptimizerName: String, ExpressibleByArgument, CaseIterable {
+    case sgd, adam, adamw
+}
+
+enum ScheduleName: String, ExpressibleByArgument, CaseIterable {
+    case constant, step, cosine, onecycle, cyclic
+}
+
+/// The flags of `bulwark train` that make up the recipe; they map one-to-one onto a typed
+/// `TrainingRecipe` (which renders them back as a model card's `train_command`). A flag that does
+/// not apply (`--momentum` with Adam, `--train-steps` without `--adversarial pgd`) is an error.
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Architecture: widths such as 784-256-256-10, or a JSON layer list (inline or a .json file).")
+    var model: String = "784-256-256-10"
+
+    @Option(help: "Hidden activation for the width shorthand: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")) (default relu).")
+    var activation: Activation?
+
+    @Option(help: ArgumentHelp("Dropout probability after each hidden activation (shorthand only).", valueName: "p"))
+    var dropout: Float?
+
+    @Option(name: .customLong("init"), help: "Weight initialisation: he or xavier (default: suits the activation).")
+    var initialization: InitializationScheme?
+
+    @Option(help: "Number of epochs.")
+    var epochs: Int = 5
+
+    @Option(help: "Mini-batch size.")
+    var batch: Int = 128
+
+    @Option(help: "Optimizer: sgd, adam or adamw.")
+    var optimizer: OptimizerName = .adam
+
+    @Option(help: ArgumentHelp("Learning rate.", valueName: "η"))
+    var lr: Real = Real(1e-3)
+
+    @Option(help: "SGD momentum (default 0).")
+    var momentum: Float?
+
+    @Flag(help: "Use Nesterov momentum with SGD.")
+    var nesterov = false
+
+    @Option(help: "Weight decay (L2 for sgd/adam, decoupled for adamw; default 0, adamw 0.01).")
+    var weightDecay: Float?
+
+    @Option(help: "Adam β₁ (default 0.9).")
+    var beta1: Float?
+
+    @Option(help: "Adam β₂ (default 0.999).")
+    var beta2: Float?
+
+    @Option(help: "Adam ε (default 1e-8).")
+    var adamEps: Float?
+
+    @Option(help: "Learning-rate schedule: constant, step, cosine, onecycle or cyclic.")
+    var schedule: ScheduleName = .constant
+
+    @Option(help: "Epochs between decays (step) or per cycle (cyclic) (default 1).")
+    var scheduleEvery: Int?
+
+    @Option(help: "Decay factor of the step schedule (default 0.5).")
+    var gamma: Float?
+
+    @Option(help: "Final learning rate of the cosine schedule (default 0).")
+    var minLr: Float?
+
+    @Option(help: "Clip the global gradient norm to this value.")
+    var clipNorm: Float?
+
+    @Option(help: "Label smoothing ε of the cross-entropy loss.")
+    var labelSmoothing: Float = 0
+
+    @Option(help: "Fraction of the training set held out for validation.")
+    var valSplit: Double = 0.1
+
+    @Option(help: "Seed for initialisation, shuffling, the validation split, dropout and the training attack.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Adversarial training: fgsm (Goodfellow et al., mixed with clean examples) or pgd (Madry et al.).")
+    var adversarial: String?
+
+    @Option(help: ArgumentHelp("ε of the training attack, e.g. 0.1 or 8/255 (default 0.1).", valueName: "ε"))
+    var trainEps: Real?
+
+    @Option(help: "Norm of the training attack: linf or l2 (default linf).")
+    var trainNorm: Norm?
+
+    @Option(help: "Loss of the training attack: ce, margin or dlr (default ce).")
+    var trainLoss: AttackLoss?
+
+    @Option(help: "PGD steps of the training attack (default 7).")
+    var trainSteps: Int?
+
+    @Option(help: ArgumentHelp("PGD step size of the training attack (default 2.5·ε/steps).", valueName: "α"))
+    var trainStepSize: Real?
+
+    @Option(help: ArgumentHelp("PGD step size of the training attack as a multiple of ε.", valueName: "r"))
+    var trainRelativeStepSize: Real?
+
+    @Option(help: "PGD restarts of the training attack (default 1).")
+    var trainRestarts: Int?
+
+    @Flag(help: "Start the training PGD at the clean input.")
+    var trainNoRandomStart = false
+
+    @Option(help: "Fraction of each batch replaced by adversarial examples (default: 0.5 for fgsm, 1 for pgd).")
+    var adversarialMix: Float?
+
+    @Option(help: "Held-out examples on which PGD-10 robust accuracy is measured after each adversarial epoch (default 1000).")
+    var robustEvalN: Int?
+
+    func validate() throws { _ = try recipe() }
+
+    /// The recipe these flags describe.
+    func recipe() throws -> TrainingRecipe {
+        try checkApplicability()
+        let recipe = TrainingRecipe(
+            architecture: try modelSpec(), initialization: initialization, seed: seed, epochs: epochs, batchSize: batch,
+            validationFraction: valSplit, optimizer: optimizerConfiguration, schedule: scheduleConfiguration, clipNorm: clipNorm,
+            objective: try objective(), robustEvaluationExamples: robustEvalN ?? 1000)
+        do { try recipe.validate() } catch let error as TrainingError {
+            if case .invalidRecipe(let problem) = error { throw ValidationError(problem) }
+            throw ValidationError("\(error)")
+        }
+        return recipe
+    }
+
+    /// Flags given for a setting they do not apply to.
+    private func checkApplicability() throws {
+        func refuse(_ flags: [(String, Bool)], _ condition: Bool, _ reason: String) throws {
+            let given = flags.filter(\.1).map(\.0)
+            guard condition || given.isEmpty else {
+                throw ValidationError("\(given.joined(separator: ", ")) \(given.count == 1 ? "applies" : "apply") \(reason)")
+            }
+        }
+        try refuse([("--momentum", momentum != nil), ("--nesterov", nesterov)], optimizer == .sgd, "to --optimizer sgd only")
+        try refuse([("--beta1", beta1 != nil), ("--beta2", beta2 != nil), ("--adam-eps", adamEps != nil)],
+                   optimizer != .sgd, "to --optimizer adam or adamw only")
+        try refuse([("--schedule-every", scheduleEvery != nil)], schedule == .step || schedule == .cyclic, "to --schedule step or cyclic only")
+        try refuse([("--gamma", gamma != nil)], schedule == .step, "to --schedule step only")
+        try refuse([("--min-lr", minLr != nil)], schedule == .cosine, "to --schedule cosine only")
+        let json = model.trimmingCharacters(in: .whitespaces).hasPrefix("[") || model.hasSuffix(".json")
+        try refuse([("--activation", activation != nil), ("--dropout", dropout != nil)], !json, "to the width shorthand (784-256-10) only")
+        try refuse([("--train-eps", trainEps != nil), ("--train-norm", trainNorm != nil), ("--train-loss", trainLoss != nil),
+                    ("--adversarial-mix", adversarialMix != nil), ("--robust-eval-n", robustEvalN != nil)],
+                   adversarial != nil, "to adversarial training (--adversarial fgsm|pgd) only")
+        try refuse([("--train-steps", trainSteps != nil), ("--train-step-size", trainStepSize != nil),
+                    ("--train-relative-step-size", trainRelativeStepSize != nil), ("--train-restarts", trainRestarts != nil),
+                    ("--train-no-random-start", trainNoRandomStart)], adversarial == "pgd", "to --adversarial pgd only")
+    }
+
+    /// The architecture from --model (inline shorthand, inline JSON, or a JSON file).
+    func modelSpec() throws -> ModelSpec {
+        var text = model
+        if model.hasSuffix(".json") {
+            guard let contents = try? String(contentsOfFile: model, encoding: .utf8) else {
+                throw ValidationError("cannot read the model file '\(model)'")
+            }
+            text = contents
+        }
+        if let dropout, !(dropout >= 0 && dropout < 1) {
+            throw ValidationError("--dropout must be in [0, 1), got \(dropout)")
+        }
+        do {
+            return try ModelSpec.parse(text, activation: activation ?? .relu, dropout: dropout)
+        } catch {
+            throw ValidationError("--model: \(error)")
+        }
+    }
+
+    var optimizerConfiguration: OptimizerConfiguration {
+        switch optimizer {
+        case .sgd: .sgd(learningRate: lr.value, momentum: momentum ?? 0, nesterov: nesterov, weightDecay: weightDecay ?? 0)
+        case .adam: .adam(learningRate: lr.value, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999, epsilon: adamEps ?? 1e-8,
+                          weightDecay: weightDecay ?? 0, decoupled: false)
+        case .adamw: .adam(learningRate: lr.value, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999, epsilon: adamEps ?? 1e-8,
+                           weightDecay: weightDecay ?? 0.01, decoupled: true)
+        }
+    }
+
+    var scheduleConfiguration: LearningRateSchedule {
+        switch schedule {
+        case .constant: .constant
+        case .step: .step(every: scheduleEvery ?? 1, gamma: gamma ?? 0.5)
+        case .cosine: .cosine(minimum: minLr ?? 0)
+        case .onecycle: .oneCycle
+        case .cyclic: .cyclic(epochsPerCycle: scheduleEvery ?? 1)
+        }
+    }
+
+    func objective() throws -> ObjectiveSpec {
+        guard let adversarial else { return .crossEntropy(labelSmoothing: labelSmoothing) }
+        let attack: AttackSpec
+        do {
+            switch adversarial {
+            case "fgsm":
+                attack = .fgsm(FGSM.Parameters(norm: trainNorm ?? .linf, loss: trainLoss ?? .crossEntropy))
+            case "pgd":
+                if trainStepSize != nil && trainRelativeStepSize != nil {
+                    throw ValidationError("give --train-step-size or --train-relative-step-size, not both")
+                }
+                let size: PGD.StepSize? = trainStepSize.map { .absolute($0.value) } ?? trainRelativeStepSize.map { .relative($0.value) }
+                attack = .pgd(try PGD.Parameters(norm: trainNorm ?? .linf, loss: trainLoss ?? .crossEntropy, steps: trainSteps ?? 7,
+                                                 stepSize: size, restarts: trainRestarts ?? 1, randomStart: !trainNoRandomStart))
+            default:
+                throw ValidationError("--adversarial: unknown attack '\(adversarial)' (known: \(AttackSpec.types.joined(separator: ", ")))")
+            }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        return .adversarial(AdversarialTrainingSpec(attack: attack, epsilon: trainEps?.value ?? 0.1, mix: adversarialMix,
+                                                    labelSmoothing: labelSmoothing))
+    }
+}

@@ -1,0 +1,110 @@
+import Attacks
+import Datasets
+import Foundation
+import NeuralNet
+import Security
+import TensorCore
+import Training
+
+/// `bulwark bench` as a library job: locate and load the test data, train the missing models when
+/// asked (with their typed recipes), evaluate every model (`BenchRunner`) and assemble the report.
+public struct BenchJob {
+    public var configuration: BenchConfiguration
+    /// Directory that relative model and data paths are resolved against.
+    public var baseDirectory: String
+    /// Where the test data comes from (by default, the configuration's dataset).
+    public var data: DataSpec
+    /// Train models whose files are missing (consent: training can take many minutes).
+    public var trainMissing = false
+
+    public init(configuration: BenchConfiguration, baseDirectory: String, data: DataSpec? = nil) {
+        self.configuration = configuration
+        self.baseDirectory = baseDirectory
+        self.data = data ?? configuration.dataset.dataSpec(baseDirectory: baseDirectory)
+    }
+
+    public func resolvedPath(_ entry: BenchConfiguration.ModelEntry) -> String {
+        entry.path.hasPrefix("/") ? entry.path : (baseDirectory as NSString).appendingPathComponent(entry.path)
+    }
+
+    /// A model file that does not exist yet.
+    public struct MissingModel: Sendable {
+        public let entry: BenchConfiguration.ModelEntry
+        public let path: String
+        /// Rough training time for Fashion-MNIST's 54,000 training images (nil without a recipe).
+        public let estimatedSeconds: Double?
+
+        public var summary: String {
+            guard let recipe = entry.recipe else {
+                return "'\(entry.name)' (\(path)) has no \"recipe\" in the configuration to make it; add one or fix the path"
+            }
+            let minutes = (estimatedSeconds ?? 0) / 60
+            let time = minutes < 1 ? "under a minute" : "about \(Int(minutes.rounded())) min"
+            return "'\(entry.name)' (\(path)): \(recipe.epochs) epochs of \(recipe.objective.summary), \(time) on 2 cores"
+        }
+    }
+
+    public func missingModels() -> [MissingModel] {
+        configuration.models.compactMap { entry in
+            let path = resolvedPath(entry)
+            guard !FileManager.default.fileExists(atPath: path) else { return nil }
+            return MissingModel(entry: entry, path: path, estimatedSeconds: entry.recipe?.estimatedSeconds(trainingExamples: 54_000))
+        }
+    }
+
+    public struct Events {
+        public var log: (String) -> Void = { _ in }
+        public var warning: (String) -> Void = { _ in }
+        /// Events of the training jobs of missing models.
+        public var training = TrainingJob.Events()
+        public init() {}
+    }
+
+    public struct Outcome {
+        public let report: BenchReport
+        /// The `__metadata__` of each evaluated model, by model name (for model cards).
+        public let metadata: [String: [String: String]]
+    }
+
+    /// - Throws: `BenchError.missingModels` when models are missing and `trainMissing` is off (or
+    ///   they have no recipe); errors of data, models, training and attacks.
+    public func run(loader: VerifyingFileLoader, threads: Int, events: Events = Events()) throws -> Outcome {
+        let missing = missingModels()
+        if missing.contains(where: { $0.entry.recipe == nil }) || (!missing.isEmpty && !trainMissing) {
+            throw BenchError.missingModels(missing.map(\.summary)
+                + (trainMissing ? [] : ["run again with --train-missing to train them with their recipes"]))
+        }
+        var testData = data
+        testData.limit = configuration.dataset.n
+        let (test, description) = try testData.load(.test, loader: loader)
+        if test.count < configuration.dataset.n {
+            events.warning("the data has \(test.count) test examples, fewer than the \(configuration.dataset.n) configured; using \(test.count)")
+        }
+        for model in missing {
+            events.log("\(model.entry.name): \(model.path) is missing; training it (\(model.summary))")
+            var trainingData = data
+            trainingData.limit = nil
+            let job = TrainingJob(recipe: model.entry.recipe!, data: trainingData, output: model.path)
+            let result = try job.run(loader: loader, events: events.training)
+            events.log("\(model.entry.name): trained, test accuracy \(result.testAccuracy.value), saved \(model.path)")
+        }
+
+        var runner = BenchRunner(configuration: configuration)
+        runner.log = events.log
+        var results: [BenchReport.ModelResult] = []
+        var metadata: [String: [String: String]] = [:]
+        for entry in configuration.models {
+            let path = resolvedPath(entry)
+            let loaded = try ModelFile.load(contentsOf: path, loader: loader, hiddenActivations: entry.activations)
+            if loaded.inferredArchitecture {
+                events.log("\(entry.name): architecture \(loaded.network.spec.shorthand) inferred from a PyTorch file")
+            }
+            metadata[entry.name] = loaded.metadata
+            let sha256 = try loader.digests[path] ?? FileDigest.sha256(path: path)
+            results.append(try runner.evaluate(loaded.network, name: entry.name, path: entry.path, sha256: sha256, test: test))
+        }
+        let report = BenchReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
+                                 configuration: configuration, data: description, n: test.count, models: results)
+        return Outcome(report: report, metadata: metadata)
+    }
+}

@@ -1,0 +1,82 @@
+import Attacks
+import Foundation
+
+/// Renders a bench report as Markdown: clean vs. adversarial accuracy per model and attack across
+/// each norm's ε grid, with 95% intervals and the per-example worst case; then success rates,
+/// perturbation sizes and timing; the models' digests; and the sanity checks.
+public enum MarkdownReport {
+    public static func render(_ report: BenchReport) -> String {
+        var lines: [String] = []
+        let configuration = report.configuration
+        for norm in norms(of: configuration) {
+            lines += accuracyTable(report, norm: norm)
+        }
+        lines.append("| model | attack | ε | success rate | mean ‖δ‖ | max ‖δ‖ | seconds | images/s |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for model in report.models {
+            for result in model.attacks {
+                lines.append("| \(model.name) | \(result.attack) | \(format(result.epsilon)) | "
+                             + String(format: "%.4f | %.4f | %.4f | %.2f | %.0f |", result.successRate, result.meanPerturbation,
+                                      Double(result.maxPerturbation), result.seconds, result.imagesPerSecond))
+            }
+        }
+        lines.append("")
+        for model in report.models {
+            lines.append("- \(model.name): `\(model.path)` (\(model.architecture), sha256 \(model.sha256.prefix(16))…)")
+        }
+        lines.append("")
+        let failed = report.failedChecks
+        if failed.isEmpty {
+            lines.append("Sanity checks: all \(report.models.flatMap(\.checks).count) passed (docs/sanity-checks.md).")
+        } else {
+            lines.append("Sanity checks failed:")
+            for (model, check) in failed {
+                lines.append("- **\(check.id)** \(model): \(check.message) (see \(check.documentation))")
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The norms of the configuration's attacks, in order of first appearance.
+    static func norms(of configuration: BenchConfiguration) -> [Norm] {
+        configuration.attacks.map(\.spec.norm).reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+    }
+
+    /// One table per norm: a row per model and attack of that norm, then the worst case.
+    static func accuracyTable(_ report: BenchReport, norm: Norm) -> [String] {
+        let configuration = report.configuration
+        let attacks = configuration.attacks.filter { $0.spec.norm == norm }
+        let epsilons = Array(Set(attacks.flatMap { $0.grid(in: configuration) })).sorted()
+        func cell(_ a: BenchReport.Accuracy?) -> String {
+            a.map { String(format: "%.4f (%.3f–%.3f)", $0.accuracy, $0.ci95[0], $0.ci95[1]) } ?? "–"
+        }
+        let normName = norm == .linf ? "L∞" : "L2"
+        var lines: [String] = []
+        let scope = norms(of: configuration).count > 1 ? ", \(normName)" : ""
+        lines.append("## Clean vs. adversarial accuracy (\(report.data), n = \(report.n), seed \(configuration.seed)\(scope))")
+        lines.append("")
+        lines.append("| model | attack | " + epsilons.map { "ε = \(format($0))" }.joined(separator: " | ") + " |")
+        lines.append("|---|---|" + String(repeating: "---|", count: epsilons.count))
+        for model in report.models {
+            for attack in attacks {
+                let grid = attack.grid(in: configuration)
+                let cells = epsilons.map { epsilon -> String in
+                    guard grid.contains(epsilon) else { return "–" }
+                    return epsilon == 0 ? cell(model.clean)
+                        : cell(model.attacks.first { $0.attack == attack.name && $0.epsilon == epsilon }?.accuracy)
+                }
+                lines.append("| \(model.name) | \(attack.name) | " + cells.joined(separator: " | ") + " |")
+            }
+            let worst = epsilons.map { epsilon -> String in
+                epsilon == 0 ? cell(model.clean)
+                    : cell(model.worstCase.first { ($0.norm ?? .linf) == norm && $0.epsilon == epsilon }?.accuracy)
+            }
+            lines.append("| \(model.name) | **worst case** | " + worst.joined(separator: " | ") + " |")
+        }
+        lines.append("")
+        lines.append("Accuracy (95% Wilson interval); ε = 0 is clean accuracy; \(normName) budgets on pixels in [0, 1]. "
+                     + "Worst case: an example counts as robust only if every attack failed on it.")
+        lines.append("")
+        return lines
+    }
+}

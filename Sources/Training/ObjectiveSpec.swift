@@ -1,0 +1,108 @@
+import Attacks
+import Foundation
+import NeuralNet
+import _FileSystem
+
+/// What a recipe trains on, as a typed, Codable value; `makeObjective()` builds the
+/// `TrainingObjective` the trainer runs.
+///
+/// ```json
+/// {"type": "cross_entropy", "label_smoothing": 0}
+/// {"type": "adversarial", "attack": {"type": "pgd", "steps": 7, "step_size": 0.025}, "epsilon": 0.1, "mix": 0.9}
+/// ```
+/// `mix` is the fraction of each batch replaced by adversarial examples (default 0.5 for FGSM, as
+/// in Goodfellow et al.; 1 for iterative attacks, as in Madry et al.).
+public enum ObjectiveSpec: Equatable, Sendable {
+    case crossEntropy(labelSmoothing: Float)
+    case adversarial(AdversarialTrainingSpec)
+
+    public static let standard = ObjectiveSpec.crossEntropy(labelSmoothing: 0)
+
+    public var labelSmoothing: Float {
+        switch self {
+        case .crossEntropy(let smoothing): smoothing
+        case .adversarial(let spec): spec.labelSmoothing
+        }
+    }
+
+    /// - Throws: `NeuralNetError` or `AttackError` naming a bad value.
+    public func makeObjective() throws -> any TrainingObjective {
+        switch self {
+        case .crossEntropy(let smoothing):
+            return try CrossEntropyObjective(labelSmoothing: smoothing)
+        case .adversarial(let spec):
+            return try AdversarialObjective(spec)
+        }
+    }
+
+    /// A short phrase: "cross-entropy", "PGD adversarial training (ε = 0.1, mix 0.9)".
+    public var summary: String {
+        switch self {
+        case .crossEntropy(let smoothing): smoothing == 0 ? "cross-entropy" : "cross-entropy (label smoothing \(smoothing))"
+        case .adversarial(let spec): "\(spec.attack.type.uppercased()) adversarial training (ε = \(spec.epsilon), mix \(spec.mix))"
+        }
+    }
+
+    /// The canonical JSON (sorted keys), which is also the objective's checkpoint record.
+    public var json: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(self)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+}
+
+/// Adversarial training: which attack, at which ε, on which fraction of each batch.
+public struct AdversarialTrainingSpec: Equatable, Sendable {
+    public var attack: AttackSpec
+    public var epsilon: Float
+    public var mix: Float
+    public var labelSmoothing: Float
+
+    /// - Parameter mix: default 0.5 for a single-step attack, 1 for an iterative one.
+    public init(attack: AttackSpec, epsilon: Float, mix: Float? = nil, labelSmoothing: Float = 0) {
+        self.attack = attack
+        self.epsilon = epsilon
+        self.mix = mix ?? (attack.isIterative ? 1 : 0.5)
+        self.labelSmoothing = labelSmoothing
+    }
+}
+
+extension ObjectiveSpec: Codable {
+    enum CodingKeys: String, CodingKey {
+        case type, attack, epsilon, mix
+        case labelSmoothing = "label_smoothing"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let type = try c.decode(String.self, forKey: .type)
+        let smoothing = try c.decodeIfPresent(Float.self, forKey: .labelSmoothing) ?? 0
+        switch type {
+        case "cross_entropy":
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "label_smoothing"])
+            self = .crossEntropy(labelSmoothing: smoothing)
+        case "adversarial":
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "label_smoothing", "attack", "epsilon", "mix"])
+            self = .adversarial(AdversarialTrainingSpec(
+                attack: try c.decode(AttackSpec.self, forKey: .attack), epsilon: try c.decode(Float.self, forKey: .epsilon),
+                mix: try c.decodeIfPresent(Float.self, forKey: .mix), labelSmoothing: smoothing))
+        default:
+            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial)")
+        }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        switch self {
+        case .crossEntropy(let smoothing):
+            try c.encode("cross_entropy", forKey: .type)
+            try c.encode(smoothing, forKey: .labelSmoothing)
+        case .adversarial(let spec):
+            try c.encode("adversarial", forKey: .type)
+            try c.encode(spec.attack, forKey: .attack)
+            try c.encode(spec.epsilon, forKey: .epsilon)
+            try c.encode(spec.mix, forKey: .mix)
+            try c.encode(spec.labelSmoothing, forKey: .labelSmoothing)
+        }
+    }
+}

@@ -1,0 +1,18 @@
+import Attacks
+import NeuralNet
+
+extension TrainingRecipe {
+    /// The shipped standard model (`models/mlp-standard.safetensors`): a 784-256-256-10 ReLU MLP,
+    /// Adam 1e-3, batch 128, 5 epochs, seed 0.
+    public static let standardMLP = TrainingRecipe(
+        architecture: try! ModelSpec.parse("784-256-256-10"), seed: 0, epochs: 5, batchSize: 128)
+
+    /// The shipped PGD-trained model (`models/mlp-pgd.safetensors`): the same network trained with
+    /// PGD (Madry et al., 2018): PGD-7, α = 0.025, ε = 0.1 (L∞) on 90% of each batch (10% stay
+    /// clean), 100 epochs, Adam 1e-3 with a cosine schedule, seed 0.
+    public static let pgdMLP = TrainingRecipe(
+        architecture: try! ModelSpec.parse("784-256-256-10"), seed: 0, epochs: 100, batchSize: 128,
+        schedule: .cosine(minimum: 0),
+        objective: .adversarial(AdversarialTrainingSpec(
+            attack: .pgd(try! PGD.Parameters(steps: 7, stepSize: .absolute(0.025))), epsilon: 0.1, mix: 0.9)))
+}

@@ -1,0 +1,181 @@
+import Attacks
+import Datasets
+import Foundation
+import NeuralNet
+import Security
+import TensorCore
+import _FileSystem
+
+/// Training as a library job: the whole pipeline of `bulwark train` (and of `bulwark bench`
+/// training a missing model), as a value.
+///
+/// ```
+/// check the output path → load and check the data → split off validation → train (objective,
+/// robustness monitor, per-epoch checkpoints recorded in the manifest) → test accuracy →
+/// save the model atomically with its recipe and metrics → record it in the manifest
+/// ```
+public struct TrainingJob: Sendable {
+    public var recipe: TrainingRecipe
+    public var data: DataSpec
+    /// The model file to write (`.safetensors`).
+    public var output: String
+    /// The per-epoch checkpoint (default: `output` with `.checkpoint.safetensors`).
+    public var checkpoint: String?
+    /// A checkpoint to continue (made with the same recipe).
+    public var resume: String?
+
+    public init(recipe: TrainingRecipe, data: DataSpec = DataSpec(), output: String, checkpoint: String? = nil, resume: String? = nil) {
+        self.recipe = recipe
+        self.data = data
+        self.output = output
+        self.checkpoint = checkpoint
+        self.resume = resume
+    }
+
+    public var checkpointPath: String { checkpoint ?? Self.defaultCheckpointPath(for: output) }
+
+    public static func defaultCheckpointPath(for output: String) -> String {
+        (output.hasSuffix(".safetensors") ? String(output.dropLast(".safetensors".count)) : output) + ".checkpoint.safetensors"
+    }
+
+    /// What the caller sees while the job runs.
+    public struct Events {
+        public var log: (String) -> Void = { _ in }
+        public var warning: (String) -> Void = { _ in }
+        public var progress: (TrainingProgress) -> Void = { _ in }
+        /// After each epoch, with its metrics (robust accuracy and warnings included).
+        public var epochFinished: (EpochMetrics) -> Void = { _ in }
+        public init() {}
+    }
+
+    public struct Result: Sendable {
+        public let testAccuracy: Proportion
+        public let model: String
+        public let sha256: String
+        public let checkpoint: String
+        public let history: [EpochMetrics]
+        public let seconds: Double
+        public let trainData: String
+        public let testData: String
+    }
+
+    /// Checks what can be checked before any work: the recipe, the output and checkpoint paths.
+    /// - Throws: `TrainingError`, `FileSystemError` naming the problem.
+    public func validate() throws {
+        try recipe.validate()
+        guard output.hasSuffix(".safetensors") else {
+            throw TrainingError.invalidRecipe("the output must be a .safetensors file, got '\(output)'")
+        }
+        try data.validate()
+        try OutputPath.prepare(output, for: "the trained model")
+        try OutputPath.prepare(checkpointPath, for: "the training checkpoint")
+    }
+
+    /// Runs the job, reading every file through `loader` (which verifies and decrypts).
+    public func run(loader: any FileLoading, events: Events = Events()) throws -> Result {
+        let started = Date()
+        try validate()
+        let (trainSet, trainDescription) = try data.load(.train, loader: loader)
+        let (testSet, testDescription) = try data.load(.test, loader: loader)
+        events.log("training data: \(trainDescription)")
+        let (train, validation) = try split(trainSet, test: testSet)
+
+        let trainer = try Trainer(configuration: recipe.trainerConfiguration, objective: try recipe.objective.makeObjective())
+        let monitor = try makeMonitor(validation: validation, events: events)
+        trainer.checkpointPath = checkpointPath
+        trainer.checkpointMetadata = ["recipe": recipe.json, "bulwark_version": BulwarkVersion.current]
+        trainer.checkpointWritten = { try Self.record($0, recipe: recipe.json, events: events) }
+        if let resume {
+            try checkResumable(resume, loader: loader)
+            try trainer.resume(from: resume, loader: loader)
+            events.log("resumed from \(resume) after epoch \(trainer.completedEpochs)")
+        }
+        trainer.progress = events.progress
+        trainer.epochObserver = { metrics, network in
+            monitor?.observe(&metrics, network: network)
+            events.epochFinished(metrics)
+        }
+        events.log("model \(recipe.architecture.shorthand) (\(trainer.network.parameterCount) parameters), \(train.count) training / "
+                   + "\(validation.count) validation examples, objective: \(trainer.objective), \(trainer.network.pool.threadCount) threads")
+        try trainer.train(on: train, validation: validation)
+
+        let testAccuracy = Proportion(successes: trainer.network.correctPredictions(on: testSet), trials: testSet.count)
+        var metadata: [String: String] = [
+            "seed": String(recipe.seed), "recipe": recipe.json, "test_accuracy": String(testAccuracy.value),
+            "test_n": String(testSet.count), "test_data": testDescription, "train_data": trainDescription,
+            "history": Self.deterministicHistory(trainer.history), "bulwark_version": BulwarkVersion.current,
+        ]
+        if let last = trainer.history.last { metadata["epochs_trained"] = String(last.epoch) }
+        try ModelFile.save(trainer.network, metadata: metadata, to: output)
+        let digest = try Self.record(output, recipe: recipe.json, events: events)
+        return Result(testAccuracy: testAccuracy, model: output, sha256: digest, checkpoint: checkpointPath, history: trainer.history,
+                      seconds: Date().timeIntervalSince(started), trainData: trainDescription, testData: testDescription)
+    }
+
+    /// The seeded train/validation split, after checking the data against the architecture.
+    private func split(_ trainSet: LabeledData, test testSet: LabeledData) throws -> (LabeledData, LabeledData) {
+        let spec = recipe.architecture
+        guard trainSet.featureCount == spec.inputWidth else {
+            throw TrainingError.dataMismatch("the model expects \(spec.inputWidth) input features but the training data has \(trainSet.featureCount); change the architecture (--model)")
+        }
+        guard testSet.featureCount == spec.inputWidth else {
+            throw TrainingError.dataMismatch("the test data has \(testSet.featureCount) features but the model expects \(spec.inputWidth)")
+        }
+        guard trainSet.classCount <= spec.classCount, testSet.classCount <= spec.classCount else {
+            throw TrainingError.dataMismatch("the data has \(max(trainSet.classCount, testSet.classCount)) classes but the model outputs \(spec.classCount); change the architecture (--model)")
+        }
+        let (train, validation) = trainSet.split(validationFraction: recipe.validationFraction, seed: recipe.seed)
+        guard train.count > 0 else {
+            throw TrainingError.dataMismatch("holding out \(validation.count) of \(trainSet.count) examples for validation "
+                + "(--val-split \(recipe.validationFraction)) leaves no training examples; use more data (--limit) or a smaller --val-split")
+        }
+        guard testSet.count > 0 else { throw TrainingError.dataMismatch("the test split has no examples") }
+        return (train, validation)
+    }
+
+    /// PGD-10 at the training ε on a held-out slice after every epoch of adversarial training.
+    private func makeMonitor(validation: LabeledData, events: Events) throws -> RobustnessMonitor? {
+        guard case .adversarial(let spec) = recipe.objective else { return nil }
+        guard recipe.robustEvaluationExamples > 0, validation.count > 0 else {
+            events.warning("robust accuracy is not monitored: it needs held-out examples (--val-split > 0, --robust-eval-n > 0)")
+            return nil
+        }
+        let attack = try PGD(norm: spec.attack.norm, epsilon: spec.epsilon, steps: 10)
+        return RobustnessMonitor(attack: attack, slice: validation.prefix(recipe.robustEvaluationExamples), seed: recipe.seed)
+    }
+
+    /// Refuses a checkpoint whose full recipe differs, naming the difference (the trainer then
+    /// checks its own part again).
+    private func checkResumable(_ path: String, loader: any FileLoading) throws {
+        let file = try SafeTensors(contentsOf: path, loader: loader)
+        guard let json = file.metadata["recipe"], let saved = try? TrainingRecipe.decode(json: json) else { return }
+        if let conflict = saved.resumeConflict(with: recipe) {
+            throw TrainingError.incompatibleCheckpoint(path: path, problem: "\(conflict); resume with the same options as the original run")
+        }
+    }
+
+    /// Records a written file in the manifest beside it. Returns its SHA-256.
+    @discardableResult
+    static func record(_ path: String, recipe: String, events: Events) throws -> String {
+        let (entry, removedSignature) = try Manifest.record(path, recipe: recipe)
+        if removedSignature {
+            events.warning("the manifest beside \(path) was signed; its signature was removed because \(path) changed. Sign it again with bulwark manifest sign")
+        }
+        return entry.sha256
+    }
+
+    /// Per-epoch metrics without wall-clock figures, so the same job writes the same file.
+    static func deterministicHistory(_ history: [EpochMetrics]) -> String {
+        let entries = history.map { m -> [String: Double] in
+            var entry = m.extra
+            entry["epoch"] = Double(m.epoch)
+            entry["loss"] = m.loss
+            entry["train_accuracy"] = m.trainAccuracy
+            if let v = m.validationAccuracy { entry["val_accuracy"] = v }
+            return entry
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(entries)).map { String(decoding: $0, as: UTF8.self) } ?? "[]"
+    }
+}

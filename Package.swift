@@ -60,7 +60,7 @@ let package = Package(
         ),
 
         // MARK: - Fuzzing (entry points for Fuzz/ and the corpus replay test)
-        .target(name: "_FuzzTargets", dependencies: ["Datasets", "NeuralNet", "Security"]),
+        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "Security"]),
 
         // MARK: - Command line
         .target(

@@ -7,7 +7,7 @@ import PackageDescription
 // The parent package's identity is its directory name, which depends on where it was cloned.
 let bulwark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 let targets = ["safetensors": "FuzzSafeTensors", "idx": "FuzzIDX", "csv": "FuzzCSV",
-               "manifest": "FuzzManifest", "container": "FuzzContainer", "fernet": "FuzzFernet"]
+               "manifest": "FuzzManifest", "container": "FuzzContainer", "fernet": "FuzzFernet", "config": "FuzzConfig"]
 
 let package = Package(
     name: "BulwarkFuzz",

@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # Builds Bulwark's libFuzzer targets (Fuzz/, swiftc -sanitize=fuzzer,address through SwiftPM) and
-# runs each for RUNS executions, starting from the committed seed corpus in Fuzz/Corpus/<target>.
-# New interesting inputs go to a scratch corpus (not committed); crashes to Fuzz/Crashes/.
+# runs each one, starting from the committed seed corpus in Fuzz/Corpus/<target>. New interesting
+# inputs go to a scratch corpus (not committed); crashes, leaks, time-outs and allocation bombs go to
+# Fuzz/Crashes/.
 #
-#     scripts/fuzz.sh [RUNS] [TARGET...]     # default: 1000000 runs of every target
+#     scripts/fuzz.sh [RUNS] [TARGET...]       # default: 1000000 runs of every target
+#     FUZZ_SECONDS=20 scripts/fuzz.sh -1       # time-bounded instead: 20 s per target (CI: .ci/run)
 #
-# Targets: safetensors idx csv manifest container fernet. Prints one summary line per target.
+# Every run has -rss_limit_mb=2048 and -malloc_limit_mb=1024: an input that makes a parser allocate
+# more than 1 GiB at once, or hold more than 2 GiB, is a failure (the hostile-file bounds must hold).
+# Targets: safetensors idx csv manifest container fernet config. Prints one summary line per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1000000}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors idx csv manifest container fernet)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors idx csv manifest container fernet config)
 declare -A binaries=([safetensors]=FuzzSafeTensors [idx]=FuzzIDX [csv]=FuzzCSV [manifest]=FuzzManifest
-                     [container]=FuzzContainer [fernet]=FuzzFernet)
+                     [container]=FuzzContainer [fernet]=FuzzFernet [config]=FuzzConfig)
+limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -max_len=65536)
+if [ -n "${FUZZ_SECONDS:-}" ]; then limits+=(-max_total_time="$FUZZ_SECONDS"); fi
 
 swift build -c release --package-path Fuzz --scratch-path .build-fuzz --sanitize=fuzzer --sanitize=address >&2
 mkdir -p Fuzz/Crashes
@@ -23,11 +29,12 @@ for target in "${targets[@]}"; do
     scratch=$(mktemp -d)
     log=$(mktemp)
     start=$(date +%s)
-    if "$binary" -runs="$runs" -max_len=65536 -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+    if "$binary" -runs="$runs" "${limits[@]}" -print_final_stats=1 \
         -artifact_prefix="Fuzz/Crashes/$target-" "$scratch" "Fuzz/Corpus/$target" >"$log" 2>&1; then
         result="no crash"
     else
         result="FAILED (see Fuzz/Crashes/ and $log)"
+        tail -40 "$log" >&2
         status=1
     fi
     seconds=$(( $(date +%s) - start ))

@@ -8,19 +8,19 @@ bulwark=${BULWARK:-.build/debug/bulwark}
 corpus=Fuzz/Corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-rm -rf "$corpus" && mkdir -p "$corpus"/{safetensors,idx,csv,manifest,container,fernet}
+rm -rf "$corpus" && mkdir -p "$corpus"/{safetensors,idx,csv,manifest,container,fernet,config}
 
 python3 - "$corpus" <<'PY'
 import gzip, json, struct, sys
 corpus = sys.argv[1]
 
-def safetensors(tensors, metadata):
+def safetensors(tensors, metadata, dtype="F32"):
     header, offset, data = {}, 0, b""
     if metadata:
         header["__metadata__"] = metadata
     for name, (shape, values) in tensors.items():
-        raw = struct.pack(f"<{len(values)}f", *values)
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        raw = struct.pack(f"<{len(values)}{'e' if dtype == 'F16' else 'f'}", *values)
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(raw)]}
         offset += len(raw)
         data += raw
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -33,6 +33,15 @@ model = {"0.weight": ([3, 4], [0.1 * i for i in range(12)]), "0.bias": ([3], [0.
 open(f"{corpus}/safetensors/model.safetensors", "wb").write(safetensors(model, {"architecture": arch, "seed": "0"}))
 open(f"{corpus}/safetensors/no-metadata.safetensors", "wb").write(safetensors({"a": ([2], [1.0, 2.0])}, None))
 open(f"{corpus}/safetensors/empty.safetensors", "wb").write(safetensors({}, {"format": "bulwark-model/1"}))
+# A state dict written by PyTorch (no metadata: the architecture is inferred), half precision,
+# and hostile declarations: an architecture of 10^12 parameters in a tiny file, 2,000 layers.
+open(f"{corpus}/safetensors/torch-sequential.safetensors", "wb").write(safetensors(model, None))
+open(f"{corpus}/safetensors/f16.safetensors", "wb").write(safetensors(model, {"architecture": arch}, dtype="F16"))
+huge = json.dumps([{"type": "dense", "in": 784, "out": 1048576}, {"type": "relu"}, {"type": "dense", "out": 1048576},
+                   {"type": "relu"}, {"type": "dense", "out": 10}])
+open(f"{corpus}/safetensors/huge-architecture.safetensors", "wb").write(safetensors({"0.weight": ([1], [0.0])}, {"architecture": huge}))
+deep = json.dumps([{"type": "dense", "in": 4, "out": 3}] + [{"type": "relu"}] * 2000 + [{"type": "dense", "out": 2}])
+open(f"{corpus}/safetensors/deep.safetensors", "wb").write(safetensors({"0.weight": ([1], [0.0])}, {"architecture": deep}))
 
 def idx(dims, data):
     return bytes([0, 0, 8, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims) + bytes(data)
@@ -45,6 +54,18 @@ open(f"{corpus}/idx/truncated.idx", "wb").write(images[:-3])
 open(f"{corpus}/csv/header.csv", "w").write('label,"a, b",c\n1,0.5,2\n0,1e-3,-4\n')
 open(f"{corpus}/csv/crlf.csv", "w").write("3,1,2,3\r\n2,4,5,6\r\n")
 open(f"{corpus}/csv/ragged.csv", "w").write("1,2\n1,2,3\n")
+
+# Bench configurations (the strict decoder of files people write): v2 with a recipe, per-attack grids
+# and goals; v1; a misspelled key.
+v2 = {"schema": "bulwark-bench-config/2", "seed": 0, "epsilons": [0, 0.1], "dataset": {"name": "fashion-mnist", "n": 100},
+      "models": [{"name": "m", "path": "m.safetensors", "recipe": {"architecture": "784-16-10", "epochs": 1,
+                  "objective": {"type": "adversarial", "attack": {"type": "pgd", "steps": 3}, "epsilon": 0.1}}}],
+      "attacks": [{"name": "F", "type": "fgsm"}, {"name": "P", "type": "pgd", "norm": "l2", "epsilons": [0.5], "targeted": "random"}]}
+json.dump(v2, open(f"{corpus}/config/v2.json", "w"))
+v1 = {"schema": "bulwark-bench-config/1", "seed": 0, "epsilons": [0, 0.1], "dataset": {"name": "fashion-mnist", "split": "test", "n": 10},
+      "models": [{"name": "m", "path": "m.safetensors", "train": ["--epochs", "1"]}], "attacks": [{"name": "F", "type": "fgsm", "norm": "linf"}]}
+json.dump(v1, open(f"{corpus}/config/v1.json", "w"))
+open(f"{corpus}/config/typo.json", "w").write(json.dumps(v2).replace("epsilons", "epsilon", 1))
 PY
 
 # Manifests, containers and tokens are made with bulwark itself.

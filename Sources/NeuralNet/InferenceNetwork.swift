@@ -1,4 +1,3 @@
-import Synchronization
 import TensorCore
 
 /// A network frozen for inference: immutable weights, evaluation mode, no gradient buffers, and
@@ -18,7 +17,7 @@ public final class InferenceNetwork: InferenceModel {
     /// The weights, never written after `init`.
     private let parameters: FloatBuffer
     private let pool: WorkerPool?
-    private let scratchPool = Mutex<[Scratch]>([])
+    private let scratchPool = Locked<[Scratch]>([])
 
     /// Rows per chunk (two shards of `chunkRows / 2`).
     public static let chunkRows = 1000
@@ -83,7 +82,10 @@ public final class InferenceNetwork: InferenceModel {
             guard let index = free.lastIndex(where: { $0.capacity >= rows }) else { return nil }
             return free.remove(at: index)
         }
-        return leased ?? Scratch(layers: layers, capacity: max(rows, Self.chunkRows / WorkerPool.defaultShardCount))
+        // New scratch holds the next power of two of rows (at most a shard of a chunk), so calls of
+        // varying sizes share a few size classes and a steady stream of calls allocates nothing.
+        let shardRows = (Self.chunkRows + WorkerPool.defaultShardCount - 1) / WorkerPool.defaultShardCount
+        return leased ?? Scratch(layers: layers, capacity: min(max(1, rows).nextPowerOfTwo, max(rows, shardRows)))
     }
 
     private func giveBack(_ scratch: Scratch) {
@@ -91,7 +93,7 @@ public final class InferenceNetwork: InferenceModel {
     }
 
     /// Activation memory for one forward pass of up to `capacity` rows.
-    private final class Scratch: @unchecked Sendable {  // leased to one call at a time through the Mutex
+    private final class Scratch: @unchecked Sendable {  // leased to one call at a time through `scratchPool`
         let capacity: Int
         let outputs: [FloatBuffer]
         let scratch: [FloatBuffer]
@@ -102,4 +104,9 @@ public final class InferenceNetwork: InferenceModel {
             scratch = layers.map { FloatBuffer(count: capacity * $0.scratchWidth) }
         }
     }
+}
+
+extension Int {
+    /// The smallest power of two ≥ self (self ≥ 1).
+    var nextPowerOfTwo: Int { self <= 1 ? 1 : 1 << (Int.bitWidth - (self - 1).leadingZeroBitCount) }
 }

@@ -43,12 +43,13 @@ public enum Activation: String, Sendable, CaseIterable, Codable {
 ///
 /// Size bounds, checked before anything is allocated (a hostile file or a typo must not make
 /// Bulwark try to allocate terabytes): widths up to 2²⁰, at most 1,024 layers, at most 2²⁸
-/// parameters (1 GiB of Float32) and at most 2²² activations per example.
+/// parameters (1 GiB of Float32) and at most 2¹⁸ activations per example (a batch of 500 then
+/// needs at most 512 MiB of activations).
 public struct ModelSpec: Equatable, Sendable {
     public static let maximumWidth = 1 << 20
     public static let maximumDepth = 1024
     public static let maximumParameters = 1 << 28
-    public static let maximumActivationsPerExample = 1 << 22
+    public static let maximumActivationsPerExample = 1 << 18
 
     public let inputWidth: Int
     public let layers: [LayerSpec]

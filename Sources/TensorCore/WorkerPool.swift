@@ -46,7 +46,7 @@ public final class WorkerPool: @unchecked Sendable {
         sharedPool.withLock { $0 = makeSharedPool(threadCount: threadCount) }
     }
 
-    private static let sharedPool = Mutex<WorkerPool?>(nil)
+    private static let sharedPool = Locked<WorkerPool?>(nil)
 
     private static func makeSharedPool(threadCount: Int) -> WorkerPool {
         BLAS.threadCount = 1
@@ -250,7 +250,7 @@ public struct SendablePointer<Pointee>: @unchecked Sendable {
 /// The first error thrown by a shard body, kept for the calling thread to rethrow after
 /// `WorkerPool.run` returns (shard bodies cannot throw).
 public final class ShardFailure: Sendable {
-    private let error = Mutex<(any Error)?>(nil)
+    private let error = Locked<(any Error)?>(nil)
 
     public init() {}
 

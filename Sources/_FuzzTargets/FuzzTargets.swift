@@ -1,6 +1,8 @@
 import Datasets
 import Foundation
+import TensorCore
 import NeuralNet
+import Robustness
 import Security
 
 /// The parsers Bulwark exposes to files, as fuzz entry points: each takes arbitrary bytes and must
@@ -10,6 +12,7 @@ public enum FuzzTargets {
     /// The target names, matching Fuzz/Corpus/<name>/.
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "safetensors": safetensors, "idx": idx, "csv": csv, "manifest": manifest, "container": container, "fernet": fernet,
+        "config": config,
     ]
 
     /// A fixed key, so that corpus entries can be valid encrypted files.
@@ -22,10 +25,18 @@ public enum FuzzTargets {
     /// exhaust the fuzzer's memory.
     static let outputLimit = 64 << 20
 
-    /// safetensors header and data validation, then model reconstruction (keys, shapes, values).
+    /// safetensors header and data validation, then model reconstruction (declared or inferred
+    /// architecture, size bounds, keys, shapes, dtype conversion, values) and one forward pass.
     public static func safetensors(_ bytes: [UInt8]) {
         guard let file = try? SafeTensors(bytes: bytes, source: "fuzz") else { return }
-        _ = try? ModelFile.load(file)
+        guard let loaded = try? ModelFile.load(file, hiddenActivations: [.relu]) else { return }
+        let inference = loaded.network.inferenceModel()
+        _ = try? inference.logits(Tensor(zeros: [2, inference.inputWidth]))
+    }
+
+    /// Bench configurations: strict JSON decoding (typed attacks, recipes, goals) and validation.
+    public static func config(_ bytes: [UInt8]) {
+        _ = try? BenchConfiguration.decode(Data(bytes), source: "fuzz")
     }
 
     /// gzip (if compressed) and IDX validation.

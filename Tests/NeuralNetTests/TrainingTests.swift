@@ -41,7 +41,7 @@ struct TrainingTests {
 
             let first = try trainer(epochs: 3, schedule: schedule, dropout: 0.2)
             first.checkpointPath = directory + "/run.ckpt"
-            first.epochObserver = { metrics, _ in
+            first.epochObserver = { [unowned first] metrics, _ in
                 if metrics.epoch == 3 { first.checkpointPath = nil }  // as if the run died after the epoch-2 checkpoint
             }
             try first.train(on: data, validation: nil)

@@ -37,19 +37,20 @@ let attackBenchmarks: @Sendable () -> Void = {
             let attack = try PGD(epsilon: 0.1, steps: 10)
             let rows = 128 / shards
             network.reserve(rows: rows, shards: shards)
-            let workspaces = (0..<shards).map { _ in AttackWorkspace(rows: rows, features: 784) }
+            let workspaces = (0..<shards).map { _ in attack.makeWorkspace(rows: rows, features: 784) }
             let output = FloatBuffer(count: 128 * 784)
             var features = data.features
-            let labels = UnsafeMutablePointer<Int>.allocate(capacity: 128)
-            for i in 0..<128 { labels[i] = data.labels[i] }
-            let generators = UnsafeMutablePointer<RandomGenerator>.allocate(capacity: shards)
-            generators.initialize(repeating: RandomGenerator(seed: 1), count: shards)
+            let labels = SendablePointer<Int>(.allocate(capacity: 128))
+            for i in 0..<128 { labels.pointer[i] = data.labels[i] }
+            let generators = SendablePointer<RandomGenerator>(.allocate(capacity: shards))
+            generators.pointer.initialize(repeating: RandomGenerator(seed: 1), count: shards)
+            let box = Workspaces(workspaces)
             try features.withMatrix { clean in
-                let body: (Int) -> Void = { s in
+                let body: @Sendable (Int) -> Void = { s in
                     let part = WorkerPool.shardRange(128, part: s, parts: shards)
-                    try? attack.perturb(clean.rows(part), labels: labels + part.lowerBound, targets: nil,
+                    try? attack.perturb(clean.rows(part), labels: labels.pointer + part.lowerBound, targets: nil,
                                         into: output.matrix(rows: 128, columns: 784).rows(part), classifier: network,
-                                        shard: s, workspace: workspaces[s], generator: &generators[s])
+                                        shard: s, workspace: box.items[s], generator: &generators.pointer[s])
                 }
                 network.pool.run(shards: shards, body)  // warm-up outside the measurement
                 benchmark.startMeasurement()
@@ -70,4 +71,10 @@ let attackBenchmarks: @Sendable () -> Void = {
             for _ in benchmark.scaledIterations { blackHole(try runner.run(attack, on: data, seed: 0).adversarialCorrect) }
         }
     }
+}
+
+/// The shards' workspaces, handed to the shard bodies (shard s touches only item s).
+private final class Workspaces: @unchecked Sendable {
+    let items: [PGD.Workspace]
+    init(_ items: [PGD.Workspace]) { self.items = items }
 }

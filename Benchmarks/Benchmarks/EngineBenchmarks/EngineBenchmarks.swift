@@ -19,12 +19,12 @@ private let shards = WorkerPool.defaultShardCount
 private func spec() -> ModelSpec { try! ModelSpec.parse("784-256-256-10") }
 
 /// Inputs in [0, 1] and labels, fixed by a seed.
-private func makeBatch() -> (FloatBuffer, UnsafeMutablePointer<Int>) {
+private func makeBatch() -> (FloatBuffer, SendablePointer<Int>) {
     var generator = RandomGenerator(seed: 42)
     let x = FloatBuffer(count: batch * widths[0])
     for i in 0..<x.count { x.pointer[i] = generator.nextUnitFloat() }
-    let labels = UnsafeMutablePointer<Int>.allocate(capacity: batch)
-    for i in 0..<batch { labels[i] = generator.nextInt(below: widths.last!) }
+    let labels = SendablePointer<Int>(.allocate(capacity: batch))
+    for i in 0..<batch { labels.pointer[i] = generator.nextInt(below: widths.last!) }
     return (x, labels)
 }
 
@@ -40,7 +40,7 @@ private func configuration() -> Benchmark.Configuration {
 }
 
 /// Buffers for the GEMMs of one training step on `rows` examples.
-private final class GEMMStep {
+private final class GEMMStep: @unchecked Sendable {  // each shard runs only its own step
     let rows: Int
     let weights = (0..<3).map { FloatBuffer(count: widths[$0 + 1] * widths[$0]) }
     let weightGradients = (0..<3).map { FloatBuffer(count: widths[$0 + 1] * widths[$0]) }
@@ -90,17 +90,17 @@ let benchmarks: @Sendable () -> Void = {
         let network = Sequential(spec: spec(), seed: 0)
         let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
         let (x, labels) = makeBatch()
-        network.reserve(rows: batch / shards, shards: shards)
+        network.reserve(rows: batch / shards, shards: shards, parameterGradients: true)
         let count = network.parameterCount
-        let forwardBackward: (Int) -> Void = { s in
+        let forwardBackward: @Sendable (Int) -> Void = { s in
             let part = WorkerPool.shardRange(batch, part: s, parts: shards)
             let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
             let logits = network.forward(input, mode: .training, shard: s)
-            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels + part.lowerBound,
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
                                                 gradientScale: 1 / Float(batch), gradient: network.logitsGradient(shard: s))
             network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: s)
         }
-        let reduceAndUpdate: (Int) -> Void = { s in
+        let reduceAndUpdate: @Sendable (Int) -> Void = { s in
             let range = WorkerPool.shardRange(count, part: s, parts: shards, alignment: 16)
             network.reduceShardGradients(count: shards, range: range)
             optimizer.update(parameters: network.parameters, gradients: network.gradients, range: range, step: optimizer.stepCount)
@@ -117,7 +117,7 @@ let benchmarks: @Sendable () -> Void = {
         let pool = WorkerPool.shared
         BLAS.threadCount = 1
         let steps = (0..<shards).map { GEMMStep(rows: WorkerPool.shardRange(batch, part: $0, parts: shards).count) }
-        let body: (Int) -> Void = { s in steps[s].run() }
+        let body: @Sendable (Int) -> Void = { s in steps[s].run() }
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             pool.run(shards: shards, body)
@@ -130,7 +130,7 @@ let benchmarks: @Sendable () -> Void = {
         let network = Sequential(spec: spec(), seed: 0)
         let (x, _) = makeBatch()
         network.reserve(rows: batch / shards, shards: shards)
-        let body: (Int) -> Void = { s in
+        let body: @Sendable (Int) -> Void = { s in
             let part = WorkerPool.shardRange(batch, part: s, parts: shards)
             let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
             blackHole(network.forward(input, mode: .evaluation, shard: s).base)
@@ -147,11 +147,11 @@ let benchmarks: @Sendable () -> Void = {
         let network = Sequential(spec: spec(), seed: 0)
         let (x, labels) = makeBatch()
         network.reserve(rows: batch / shards, shards: shards)
-        let body: (Int) -> Void = { s in
+        let body: @Sendable (Int) -> Void = { s in
             let part = WorkerPool.shardRange(batch, part: s, parts: shards)
             let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
             let logits = network.forward(input, mode: .evaluation, shard: s)
-            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels + part.lowerBound,
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
                                                 gradient: network.logitsGradient(shard: s))
             blackHole(network.backward(parameterGradients: .skip, computeInputGradient: true, shard: s)?.base)
         }
@@ -174,7 +174,7 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
             let logits = network.forward(input, mode: .training)
-            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, gradientScale: 1 / Float(batch),
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer, gradientScale: 1 / Float(batch),
                                                 gradient: network.logitsGradient())
             network.backward(parameterGradients: .overwrite, computeInputGradient: false)
             optimizer.step(parameters: network.parameters, gradients: network.gradients)
@@ -187,6 +187,18 @@ let benchmarks: @Sendable () -> Void = {
         let step = GEMMStep(rows: batch)
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations { step.run() }
+    }
+
+    Benchmark("MLP inference, InferenceModel, batch 128, one thread") { benchmark in
+        let inference = Sequential(spec: spec(), seed: 0).inferenceModel()
+        let (x, _) = makeBatch()
+        let logits = FloatBuffer(count: batch * widths.last!)
+        let input = x.matrix(rows: batch, columns: widths[0]), output = logits.matrix(rows: batch, columns: widths.last!)
+        try inference.logits(input, into: output)  // leases its scratch once, outside the measurement
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations { try inference.logits(input, into: output) }
+        benchmark.stopMeasurement()
+        blackHole(logits.pointer[0])
     }
 
     Benchmark("Adam update 269k parameters, one thread") { benchmark in
@@ -207,11 +219,11 @@ let stepPartBenchmarks: @Sendable () -> Void = {
         let network = Sequential(spec: spec(), seed: 0)
         let (x, labels) = makeBatch()
         network.reserve(rows: batch / shards, shards: shards)
-        let forwardBackward: (Int) -> Void = { s in
+        let forwardBackward: @Sendable (Int) -> Void = { s in
             let part = WorkerPool.shardRange(batch, part: s, parts: shards)
             let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
             let logits = network.forward(input, mode: .training, shard: s)
-            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels + part.lowerBound,
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
                                                 gradientScale: 1 / Float(batch), gradient: network.logitsGradient(shard: s))
             network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: s)
         }
@@ -221,10 +233,10 @@ let stepPartBenchmarks: @Sendable () -> Void = {
     Benchmark("Gradient reduction + Adam update, sharded") { benchmark in
         let pool = WorkerPool.shared
         let network = Sequential(spec: spec(), seed: 0)
-        network.reserve(rows: 1, shards: shards)
+        network.reserve(rows: 1, shards: shards, parameterGradients: true)
         let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
         let count = network.parameterCount
-        let reduceAndUpdate: (Int) -> Void = { s in
+        let reduceAndUpdate: @Sendable (Int) -> Void = { s in
             let range = WorkerPool.shardRange(count, part: s, parts: shards, alignment: 16)
             network.reduceShardGradients(count: shards, range: range)
             optimizer.update(parameters: network.parameters, gradients: network.gradients, range: range, step: optimizer.stepCount)

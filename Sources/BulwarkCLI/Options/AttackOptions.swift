@@ -73,10 +73,9 @@ struct AttackOptions: ParsableArguments {
                 }
                 return .fgsm(FGSM.Parameters(norm: norm, loss: loss))
             case "pgd":
-                if stepSize != nil && relativeStepSize != nil { throw ValidationError("give --step-size or --relative-step-size, not both") }
-                let size: PGD.StepSize? = stepSize.map { .absolute($0.value) } ?? relativeStepSize.map { .relative($0.value) }
-                return .pgd(try PGD.Parameters(norm: norm, loss: loss, steps: steps ?? PGD.defaultSteps, stepSize: size,
-                                               restarts: restarts ?? 1, randomStart: !noRandomStart))
+                return .pgd(try Self.pgdParameters(norm: norm, loss: loss, steps: steps ?? PGD.defaultSteps, stepSize: stepSize,
+                                                   relativeStepSize: relativeStepSize, restarts: restarts, noRandomStart: noRandomStart,
+                                                   flagPrefix: "--"))
             default:
                 throw ValidationError("--attack: unknown attack '\(attack)' (known: \(AttackSpec.types.joined(separator: ", ")))")
             }
@@ -88,4 +87,14 @@ struct AttackOptions: ParsableArguments {
     }
 
     var goal: AttackGoal { AttackGoal(targets: targeted, labels: usePredictions ? .predictions : .trueLabels) }
+
+    /// PGD's parameters from flags (`attack`'s, or `train`'s with the `--train-` prefix).
+    static func pgdParameters(norm: Norm, loss: AttackLoss, steps: Int, stepSize: Real?, relativeStepSize: Real?,
+                              restarts: Int?, noRandomStart: Bool, flagPrefix: String) throws -> PGD.Parameters {
+        if stepSize != nil && relativeStepSize != nil {
+            throw ValidationError("give \(flagPrefix)step-size or \(flagPrefix)relative-step-size, not both")
+        }
+        let size: PGD.StepSize? = stepSize.map { .absolute($0.value) } ?? relativeStepSize.map { .relative($0.value) }
+        return try PGD.Parameters(norm: norm, loss: loss, steps: steps, stepSize: size, restarts: restarts ?? 1, randomStart: !noRandomStart)
+    }
 }

@@ -204,12 +204,10 @@ struct TrainingOptions: ParsableArguments {
             case "fgsm":
                 attack = .fgsm(FGSM.Parameters(norm: trainNorm ?? .linf, loss: trainLoss ?? .crossEntropy))
             case "pgd":
-                if trainStepSize != nil && trainRelativeStepSize != nil {
-                    throw ValidationError("give --train-step-size or --train-relative-step-size, not both")
-                }
-                let size: PGD.StepSize? = trainStepSize.map { .absolute($0.value) } ?? trainRelativeStepSize.map { .relative($0.value) }
-                attack = .pgd(try PGD.Parameters(norm: trainNorm ?? .linf, loss: trainLoss ?? .crossEntropy, steps: trainSteps ?? 7,
-                                                 stepSize: size, restarts: trainRestarts ?? 1, randomStart: !trainNoRandomStart))
+                attack = .pgd(try AttackOptions.pgdParameters(
+                    norm: trainNorm ?? .linf, loss: trainLoss ?? .crossEntropy, steps: trainSteps ?? 7, stepSize: trainStepSize,
+                    relativeStepSize: trainRelativeStepSize, restarts: trainRestarts, noRandomStart: trainNoRandomStart,
+                    flagPrefix: "--train-"))
             default:
                 throw ValidationError("--adversarial: unknown attack '\(adversarial)' (known: \(AttackSpec.types.joined(separator: ", ")))")
             }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import TensorCore
 
 /// The `bulwark` process: refuses repeated single-valued options, parses, runs, and turns errors
 /// into the documented exit codes (`ExitStatus`) with a message on stderr.
@@ -15,7 +16,9 @@ public enum CommandLineEntry {
             Bulwark.exit(withError: error)  // help, version, or a usage error with the usage text (exit 64)
         }
         do {
-            try command.run()
+            // A command is a batch job that owns its main thread: hand it to the worker pools, so
+            // they poll for their workers instead of paying a blocked wake-up per job.
+            try WorkerPool.dedicating { try command.run() }
         } catch let exit as ExitCode {
             Foundation.exit(exit.rawValue)
         } catch let error as ValidationError {

@@ -13,9 +13,13 @@ import Synchronization
 ///
 /// Who may call `run`, and what a body may do:
 /// - Any thread may call `run`, including threads the pool does not own (a Swift concurrency task,
-///   a server's event loop). The caller runs its own shards, then *blocks* on a condition variable
-///   until the workers are done; it never spins. Only the pool's own worker threads spin, briefly,
-///   before they sleep.
+///   a server's event loop). Such a caller runs its own shards, then *blocks* on a condition
+///   variable until the workers are done; it never spins.
+/// - A thread handed to the pool with `WorkerPool.dedicating(_:)` (a command-line batch job's main
+///   thread) instead polls for the workers, as the pool's own threads do: a wake-up from a blocked
+///   wait costs tens of microseconds on a virtual machine, which measurably slowed the training step
+///   (see Benchmarks/: "MLP training step, sharded" and its "blocking caller" twin).
+/// - The pool's own worker threads spin briefly for the next job, then sleep.
 /// - The pool runs one job at a time. A `run` that finds the pool busy (another caller's job, or a
 ///   nested call from inside a body) runs all its shards on the calling thread instead, with the
 ///   same results. So concurrent callers are correct, merely serial.
@@ -57,6 +61,27 @@ public final class WorkerPool: @unchecked Sendable {
     /// threads run the shards.
     public static let defaultShardCount = 2
 
+    /// Runs `body` with the calling thread handed to the pools: while it runs, `run` calls from this
+    /// thread poll for the workers instead of blocking (for batch jobs that own their thread, such as
+    /// the command line's). Nests; the previous state is restored afterwards.
+    public static func dedicating<Result>(_ body: () throws -> Result) rethrows -> Result {
+        let previous = pthread_getspecific(dedicatedKey)
+        pthread_setspecific(dedicatedKey, UnsafeRawPointer(bitPattern: 1))
+        defer { pthread_setspecific(dedicatedKey, previous) }
+        return try body()
+    }
+
+    /// Whether the calling thread is inside `dedicating(_:)`.
+    public static var callerIsDedicated: Bool { pthread_getspecific(dedicatedKey) != nil }
+
+    /// Thread-local flag of `dedicating(_:)` (pthread-specific data: one key for the process).
+    private static let dedicatedKey: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key, nil)
+        precondition(status == 0, "pthread_key_create failed with status \(status)")
+        return key
+    }()
+
     /// A pool of `threadCount` threads including the caller (so `threadCount - 1` are started).
     public init(threadCount: Int) {
         precondition(threadCount >= 1, "a worker pool needs at least one thread, got \(threadCount)")
@@ -96,7 +121,7 @@ public final class WorkerPool: @unchecked Sendable {
             return
         }
         defer { pthread_mutex_unlock(busy) }
-        shared.run(shards: shards, body)
+        shared.run(shards: shards, poll: Self.callerIsDedicated, body)
     }
 
     /// The contiguous part `part` of `parts` of `0..<count`, with inner bounds on multiples of
@@ -155,15 +180,23 @@ private final class SharedState: @unchecked Sendable {
         pthread_mutex_unlock(mutex)
     }
 
-    func run(shards: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    /// - Parameter poll: the caller is dedicated to the pool: poll for the workers (yielding the CPU
+    ///   after a while) instead of blocking.
+    func run(shards: Int, poll: Bool, _ body: @escaping @Sendable (Int) -> Void) {
         job = body
         jobShards = shards
         pending.store(threadCount - 1, ordering: .relaxed)
         generation.add(1, ordering: .releasing)
         wakeWorkers()
         runShards(of: 0)
-        // Block (never spin) until the workers are done: the last one to finish signals under `mutex`.
-        if pending.load(ordering: .acquiring) > 0 {
+        if poll {
+            var spins = 0
+            while pending.load(ordering: .acquiring) > 0 {
+                spins += 1
+                if spins > 1 << 14 { sched_yield() }
+            }
+        } else if pending.load(ordering: .acquiring) > 0 {
+            // Block until the last worker to finish signals under `mutex`.
             pthread_mutex_lock(mutex)
             while pending.load(ordering: .acquiring) > 0 {
                 pthread_cond_wait(finished, mutex)

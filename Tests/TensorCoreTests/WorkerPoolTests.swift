@@ -45,6 +45,22 @@ struct WorkerPoolTests {
         #expect(totals == [Int](repeating: 800, count: 8))
     }
 
+    @Test("a dedicated caller polls, others block; both get every shard, and the flag nests and restores")
+    func dedicatedCaller() {
+        #expect(!WorkerPool.callerIsDedicated)
+        let pool = WorkerPool(threadCount: 2)
+        let count = Atomic<Int>(0)
+        WorkerPool.dedicating {
+            #expect(WorkerPool.callerIsDedicated)
+            WorkerPool.dedicating { #expect(WorkerPool.callerIsDedicated) }
+            #expect(WorkerPool.callerIsDedicated)
+            for _ in 0..<100 { pool.run(shards: 2) { _ in count.add(1, ordering: .relaxed) } }
+        }
+        #expect(!WorkerPool.callerIsDedicated)
+        for _ in 0..<100 { pool.run(shards: 2) { _ in count.add(1, ordering: .relaxed) } }
+        #expect(count.load(ordering: .relaxed) == 400)
+    }
+
     @Test("values set between jobs in a ShardLoopState are seen by every shard")
     func loopState() {
         let pool = WorkerPool(threadCount: 2)

@@ -45,17 +45,19 @@ let attackBenchmarks: @Sendable () -> Void = {
             let generators = SendablePointer<RandomGenerator>(.allocate(capacity: shards))
             generators.pointer.initialize(repeating: RandomGenerator(seed: 1), count: shards)
             let box = Workspaces(workspaces)
-            try features.withMatrix { clean in
+            features.withMatrix { clean in
                 let body: @Sendable (Int) -> Void = { s in
                     let part = WorkerPool.shardRange(128, part: s, parts: shards)
                     try? attack.perturb(clean.rows(part), labels: labels.pointer + part.lowerBound, targets: nil,
                                         into: output.matrix(rows: 128, columns: 784).rows(part), classifier: network,
                                         shard: s, workspace: box.items[s], generator: &generators.pointer[s])
                 }
-                network.pool.run(shards: shards, body)  // warm-up outside the measurement
-                benchmark.startMeasurement()
-                for _ in benchmark.scaledIterations { network.pool.run(shards: shards, body) }
-                benchmark.stopMeasurement()
+                WorkerPool.dedicating {  // as `bulwark attack` runs it
+                    network.pool.run(shards: shards, body)  // warm-up outside the measurement
+                    benchmark.startMeasurement()
+                    for _ in benchmark.scaledIterations { network.pool.run(shards: shards, body) }
+                    benchmark.stopMeasurement()
+                }
                 blackHole(output.pointer[0])
             }
         }
@@ -68,7 +70,9 @@ let attackBenchmarks: @Sendable () -> Void = {
             let runner = AttackRunner(classifier: network, batchSize: 500)
             let attack = try PGD(epsilon: 0.1, steps: 10)
             benchmark.startMeasurement()
-            for _ in benchmark.scaledIterations { blackHole(try runner.run(attack, on: data, seed: 0).adversarialCorrect) }
+            try WorkerPool.dedicating {
+                for _ in benchmark.scaledIterations { blackHole(try runner.run(attack, on: data, seed: 0).adversarialCorrect) }
+            }
         }
     }
 }

@@ -6,7 +6,7 @@ import TensorCore
 //
 // Two execution strategies are measured side by side, which is how Bulwark chose the first:
 // - "sharded": the batch is split in two shards run on the worker pool, OpenBLAS single-threaded
-//   (what `bulwark train` does);
+//   (what `bulwark train` does, from a thread handed to the pool: `WorkerPool.dedicating`);
 // - "OpenBLAS 2 threads": the whole batch on one thread, OpenBLAS parallelising each GEMM.
 // Each training step has a "GEMMs alone" twin performing exactly its GEMM calls, so the overhead
 // beyond pure GEMM is the ratio of the two. The "empty" benchmark shows the harness's own malloc
@@ -84,33 +84,14 @@ let benchmarks: @Sendable () -> Void = {
 
     // MARK: Sharded (Bulwark's strategy)
 
+    // What `bulwark train` does: the command line hands its thread to the pool, which polls.
     Benchmark("MLP training step, sharded") { benchmark in
-        let pool = WorkerPool.shared
-        BLAS.threadCount = 1
-        let network = Sequential(spec: spec(), seed: 0)
-        let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
-        let (x, labels) = makeBatch()
-        network.reserve(rows: batch / shards, shards: shards, parameterGradients: true)
-        let count = network.parameterCount
-        let forwardBackward: @Sendable (Int) -> Void = { s in
-            let part = WorkerPool.shardRange(batch, part: s, parts: shards)
-            let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
-            let logits = network.forward(input, mode: .training, shard: s)
-            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
-                                                gradientScale: 1 / Float(batch), gradient: network.logitsGradient(shard: s))
-            network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: s)
-        }
-        let reduceAndUpdate: @Sendable (Int) -> Void = { s in
-            let range = WorkerPool.shardRange(count, part: s, parts: shards, alignment: 16)
-            network.reduceShardGradients(count: shards, range: range)
-            optimizer.update(parameters: network.parameters, gradients: network.gradients, range: range, step: optimizer.stepCount)
-        }
-        benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            pool.run(shards: shards, forwardBackward)
-            optimizer.stepCount += 1
-            pool.run(shards: shards, reduceAndUpdate)
-        }
+        try WorkerPool.dedicating { try shardedTrainingStep(benchmark) }
+    }
+
+    // The same step from a thread the pool does not own (a server task): the caller blocks.
+    Benchmark("MLP training step, sharded, blocking caller") { benchmark in
+        try shardedTrainingStep(benchmark)
     }
 
     Benchmark("MLP training-step GEMMs alone, sharded") { benchmark in
@@ -119,8 +100,8 @@ let benchmarks: @Sendable () -> Void = {
         let steps = (0..<shards).map { GEMMStep(rows: WorkerPool.shardRange(batch, part: $0, parts: shards).count) }
         let body: @Sendable (Int) -> Void = { s in steps[s].run() }
         benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            pool.run(shards: shards, body)
+        WorkerPool.dedicating {
+            for _ in benchmark.scaledIterations { pool.run(shards: shards, body) }
         }
     }
 
@@ -136,8 +117,8 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(network.forward(input, mode: .evaluation, shard: s).base)
         }
         benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            pool.run(shards: shards, body)
+        WorkerPool.dedicating {
+            for _ in benchmark.scaledIterations { pool.run(shards: shards, body) }
         }
     }
 
@@ -156,8 +137,8 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(network.backward(parameterGradients: .skip, computeInputGradient: true, shard: s)?.base)
         }
         benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations {
-            pool.run(shards: shards, body)
+        WorkerPool.dedicating {
+            for _ in benchmark.scaledIterations { pool.run(shards: shards, body) }
         }
     }
 
@@ -169,7 +150,7 @@ let benchmarks: @Sendable () -> Void = {
         let network = Sequential(spec: spec(), seed: 0)
         let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
         let (x, labels) = makeBatch()
-        network.reserve(rows: batch)
+        network.reserve(rows: batch, shards: 1, parameterGradients: true)
         let input = x.matrix(rows: batch, columns: widths[0])
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -203,6 +184,7 @@ let benchmarks: @Sendable () -> Void = {
 
     Benchmark("Adam update 269k parameters, one thread") { benchmark in
         let network = Sequential(spec: spec(), seed: 0)
+        network.reserve(rows: 1, shards: 1, parameterGradients: true)  // gradients exist before the measurement
         let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
         benchmark.startMeasurement()
         for _ in benchmark.scaledIterations {
@@ -218,7 +200,7 @@ let stepPartBenchmarks: @Sendable () -> Void = {
         BLAS.threadCount = 1
         let network = Sequential(spec: spec(), seed: 0)
         let (x, labels) = makeBatch()
-        network.reserve(rows: batch / shards, shards: shards)
+        network.reserve(rows: batch / shards, shards: shards, parameterGradients: true)
         let forwardBackward: @Sendable (Int) -> Void = { s in
             let part = WorkerPool.shardRange(batch, part: s, parts: shards)
             let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
@@ -228,7 +210,9 @@ let stepPartBenchmarks: @Sendable () -> Void = {
             network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: s)
         }
         benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations { pool.run(shards: shards, forwardBackward) }
+        WorkerPool.dedicating {
+            for _ in benchmark.scaledIterations { pool.run(shards: shards, forwardBackward) }
+        }
     }
     Benchmark("Gradient reduction + Adam update, sharded") { benchmark in
         let pool = WorkerPool.shared
@@ -242,6 +226,38 @@ let stepPartBenchmarks: @Sendable () -> Void = {
             optimizer.update(parameters: network.parameters, gradients: network.gradients, range: range, step: optimizer.stepCount)
         }
         benchmark.startMeasurement()
-        for _ in benchmark.scaledIterations { optimizer.stepCount += 1; pool.run(shards: shards, reduceAndUpdate) }
+        WorkerPool.dedicating {
+            for _ in benchmark.scaledIterations { optimizer.stepCount += 1; pool.run(shards: shards, reduceAndUpdate) }
+        }
+    }
+}
+
+/// One sharded training step of the default model (forward, backward, reduction, Adam), measured.
+private func shardedTrainingStep(_ benchmark: Benchmark) throws {
+    let pool = WorkerPool.shared
+    BLAS.threadCount = 1
+    let network = Sequential(spec: spec(), seed: 0)
+    let optimizer = try Adam(parameterCount: network.parameterCount, learningRate: 1e-3)
+    let (x, labels) = makeBatch()
+    network.reserve(rows: batch / shards, shards: shards, parameterGradients: true)
+    let count = network.parameterCount
+    let forwardBackward: @Sendable (Int) -> Void = { s in
+        let part = WorkerPool.shardRange(batch, part: s, parts: shards)
+        let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
+        let logits = network.forward(input, mode: .training, shard: s)
+        SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
+                                            gradientScale: 1 / Float(batch), gradient: network.logitsGradient(shard: s))
+        network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: s)
+    }
+    let reduceAndUpdate: @Sendable (Int) -> Void = { s in
+        let range = WorkerPool.shardRange(count, part: s, parts: shards, alignment: 16)
+        network.reduceShardGradients(count: shards, range: range)
+        optimizer.update(parameters: network.parameters, gradients: network.gradients, range: range, step: optimizer.stepCount)
+    }
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations {
+        pool.run(shards: shards, forwardBackward)
+        optimizer.stepCount += 1
+        pool.run(shards: shards, reduceAndUpdate)
     }
 }

@@ -111,6 +111,7 @@ extension Attack {
 public enum AttackError: Error, CustomStringConvertible, Equatable {
     case invalidParameter(name: String, value: String, requirement: String)
     case shapeMismatch(String)
+    case inputsOutOfRange(lowest: Float, highest: Float)
     case invariantViolated(row: Int, distance: Float, epsilon: Float, norm: Norm)
 
     public var description: String {
@@ -119,6 +120,9 @@ public enum AttackError: Error, CustomStringConvertible, Equatable {
             return "invalid \(name) \(value): \(requirement)"
         case .shapeMismatch(let problem):
             return "attack inputs do not fit: \(problem)"
+        case .inputsOutOfRange(let lowest, let highest):
+            return "the inputs range from \(lowest) to \(highest), but attacks work on inputs in [0, 1]; scale the data "
+                + "(for CSV pixels 0–255: --feature-scale 1/255, or \"feature_scale\" in a bench configuration)"
         case .invariantViolated(let row, let distance, let epsilon, let norm):
             return "internal error: adversarial example \(row) is at \(norm.rawValue) distance \(distance) from its input "
                 + "(ε = \(epsilon)) or outside [0, 1]; please report this"

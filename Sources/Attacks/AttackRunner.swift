@@ -92,6 +92,12 @@ public final class AttackRunner {
             throw AttackError.invalidParameter(name: "label", value: "\(label)", requirement: "the model has only \(classes) classes; use data labelled 0…\(classes - 1)")
         }
         try goal.validate(classes: classes, loss: attack.loss)
+        try Self.checkInputRange(data.features)
+        if let spec = (classifier as? Sequential)?.spec {
+            do { try spec.checkWorkspace(rows: (batchSize + shards - 1) / shards, what: "an attack batch of \(batchSize)") } catch {
+                throw AttackError.invalidParameter(name: "batch size", value: "\(batchSize)", requirement: "\(error)")
+            }
+        }
         try require(known == nil || known!.count == n, "clean predictions", known?.count ?? 0, "must have one entry per example (\(n))")
         let started = DispatchTime.now().uptimeNanoseconds
         let cleanPredictions = known ?? predictions(data.features)
@@ -161,6 +167,20 @@ public final class AttackRunner {
                              adversarial: adversarial, labels: data.labels, cleanPredictions: cleanPredictions,
                              adversarialPredictions: adversarialPredictions, targets: targets,
                              perturbationNorms: norms, seconds: seconds)
+    }
+
+    /// Attacks perturb inputs in [0, 1] (every step clamps to it): data outside it cannot be attacked
+    /// within ε, so it is refused up front rather than failing the ε-ball check later.
+    /// - Throws: `AttackError.inputsOutOfRange` with the range found.
+    public static func checkInputRange(_ features: Tensor) throws {
+        var lowest = Float.infinity, highest = -Float.infinity
+        for value in features.scalars {
+            lowest = min(lowest, value)
+            highest = max(highest, value)
+        }
+        if !features.scalars.isEmpty && (lowest < 0 || highest > 1 || !lowest.isFinite || !highest.isFinite) {
+            throw AttackError.inputsOutOfRange(lowest: lowest, highest: highest)
+        }
     }
 
     /// The target of each input (−1 for inputs already of a fixed target class), or nil untargeted.

@@ -99,7 +99,8 @@ extension AttackSpec: Codable {
         }
         switch type {
         case "fgsm": self = .fgsm(try FGSM.Parameters(from: decoder))
-        default: self = .pgd(try PGD.Parameters(from: decoder))
+        case "pgd": self = .pgd(try PGD.Parameters(from: decoder))
+        default: throw container.invalid(typeKey, "attack type \"\(type)\" has parameters but no decoder (a bug: add it here)")
         }
     }
 

@@ -49,6 +49,7 @@ struct AttackCommand: ParsableCommand {
     @OptionGroup(title: "Engine") var engine: EngineOptions
 
     func validate() throws {
+        try data.checkCSVOptions()
         if !(1...100_000).contains(batch) { throw ValidationError("--batch must be between 1 and 100000, got \(batch)") }
         if let saveAdv, !saveAdv.hasSuffix(".safetensors") {
             throw ValidationError("--save-adv must name a .safetensors file, got '\(saveAdv)'")

@@ -57,7 +57,9 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         if security.expectSHA256 != nil { throw ValidationError("--expect-sha256 does not apply to bench; model digests come from manifests") }
         if report != "-" && !report.hasSuffix(".json") { throw ValidationError("--report must name a .json file or be '-', got '\(report)'") }
-        if data.trainCSV != nil { throw ValidationError("--train-csv does not apply to bench (it evaluates on test data); give --test-csv") }
+        if data.trainCSV != nil && !trainMissing {
+            throw ValidationError("--train-csv applies to bench only with --train-missing (it trains missing models)")
+        }
     }
 
     func loadConfiguration() throws -> (BenchConfiguration, baseDirectory: String) {
@@ -79,9 +81,10 @@ struct BenchCommand: ParsableCommand {
             return
         }
         engine.apply()
-        if let limit = data.limit { configuration.dataset.n = limit }
+        configuration.dataset = try effectiveDataset(configuration.dataset)
+        try configuration.validate()
         if report != "-" { try OutputPath.prepare(report, for: "--report") }
-        var job = BenchJob(configuration: configuration, baseDirectory: baseDirectory, data: data.isSet ? data.spec : nil)
+        var job = BenchJob(configuration: configuration, baseDirectory: baseDirectory)
         job.trainMissing = trainMissing
         let missing = job.missingModels()
         if !missing.isEmpty && trainMissing {
@@ -114,6 +117,32 @@ struct BenchCommand: ParsableCommand {
         if strict && !result.failedChecks.isEmpty {
             throw CLIError.checkFailed("\(result.failedChecks.count) sanity check(s) failed and --strict is set")
         }
+    }
+
+    /// The configuration's dataset with the data options applied, so the report records the data
+    /// actually used (and the gate can tell different data apart).
+    func effectiveDataset(_ configured: BenchConfiguration.DatasetSelection) throws -> BenchConfiguration.DatasetSelection {
+        var dataset = configured
+        if let limit = data.limit { dataset.n = limit }
+        let absolute = { (path: String) in
+            path.hasPrefix("/") ? path : (FileManager.default.currentDirectoryPath as NSString).appendingPathComponent(path)
+        }
+        if data.isSet {
+            dataset.dataDir = data.dataDir.map(absolute)
+            dataset.testCSV = data.testCSV.map(absolute)
+            dataset.trainCSV = data.trainCSV.map(absolute)
+            dataset.labelColumn = nil
+            dataset.featureScale = nil
+            if data.usesCSV && data.testCSV == nil { throw ValidationError("bench evaluates test data: give --test-csv with --train-csv") }
+        }
+        if data.labelColumn != nil || data.featureScale != nil {
+            guard dataset.testCSV != nil else {
+                throw ValidationError("--label-column and --feature-scale apply to CSV data (--test-csv, or test_csv in the configuration)")
+            }
+            dataset.labelColumn = data.labelColumn ?? dataset.labelColumn
+            dataset.featureScale = data.featureScale?.value ?? dataset.featureScale
+        }
+        return dataset
     }
 
     func writeCards(_ result: BenchReport, job: BenchJob, metadata: [String: [String: String]]) throws {

@@ -44,6 +44,8 @@ struct EvalCommand: ParsableCommand {
         }
     }
 
+    func validate() throws { try data.checkCSVOptions() }
+
     func run() throws {
         engine.apply()
         let loader = try security.loader(model: model)

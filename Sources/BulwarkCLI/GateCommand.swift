@@ -26,7 +26,7 @@ struct GateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("New report (JSON from bulwark bench).", valueName: "file"))
     var report: String?
 
-    @Option(help: "Largest accepted drop of any accuracy (absolute, e.g. 0.01 = one point).")
+    @Option(help: "Largest accepted change for the worse of any metric (absolute, e.g. 0.01 = one point of accuracy).")
     var maxDrop: Double = 0.01
 
     @Option(help: ArgumentHelp("Write JUnit XML for CI systems.", valueName: "path"))
@@ -40,6 +40,7 @@ struct GateCommand: ParsableCommand {
     func run() throws {
         do {
             guard let baseline, let report else { throw CLIError.usage("give both --baseline BASE.json and --report NEW.json") }
+            if let junit { try OutputPath.prepare(junit, for: "--junit") }
             let old = try BenchReport.decode(Data(FileReader.readAll(baseline, limit: 256 << 20)), source: baseline)
             let new = try BenchReport.decode(Data(FileReader.readAll(report, limit: 256 << 20)), source: report)
             let result = try Gate.compare(baseline: old, current: new, maxDrop: maxDrop)
@@ -54,10 +55,18 @@ struct GateCommand: ParsableCommand {
             }
         } catch let exit as ExitCode {
             throw exit
+        } catch let error as FileSystemError {
+            guard case .cannotWrite = error else { throw unusable(error) }
+            throw error  // exit 73: an output cannot be written
         } catch {
-            Console.note("error: \(error)")
-            if let junit { try? AtomicFile.write(Array(Gate.junitError("\(error)").utf8), to: junit) }
-            throw ExitCode(2)
+            throw unusable(error)
         }
+    }
+
+    /// Exit 2 (the documented gate status for unusable input), with the error in the JUnit file too.
+    private func unusable(_ error: any Error) -> ExitCode {
+        Console.note("error: \(error)")
+        if let junit { try? AtomicFile.write(Array(Gate.junitError("\(error)").utf8), to: junit) }
+        return ExitCode(2)
     }
 }

@@ -41,6 +41,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup(title: "Engine") var engine: EngineOptions
 
     func validate() throws {
+        try data.checkCSVOptions()
         if !out.hasSuffix(".safetensors") {
             throw ValidationError("--out must name a .safetensors file, got '\(out)'")
         }

@@ -3,9 +3,9 @@ import TensorCore
 /// A network frozen for inference: immutable weights, evaluation mode, no gradient buffers, and
 /// safe to share between any number of concurrent callers (a server's requests).
 ///
-/// Each call leases activation scratch from a small pool (created on demand, returned after the
-/// call), so concurrent calls never share memory and a steady stream of calls allocates no
-/// activations. A batch is processed in chunks of `chunkRows` rows, each split into
+/// Each call leases activation scratch from a small pool (created on demand in power-of-two size
+/// classes, returned after the call, at most 16 kept), so concurrent calls never share memory and a
+/// steady stream of calls on the calling thread allocates nothing (package-benchmark checks it). A batch is processed in chunks of `chunkRows` rows, each split into
 /// `WorkerPool.defaultShardCount` shards exactly as `DifferentiableClassifier.predictions` splits
 /// it, so both paths run the same GEMMs on the same rows and give the same logits. With a `pool`,
 /// the shards of a chunk run on it (when it is free; otherwise on the calling thread); without one,
@@ -88,8 +88,18 @@ public final class InferenceNetwork: InferenceModel {
         return leased ?? Scratch(layers: layers, capacity: min(max(1, rows).nextPowerOfTwo, max(rows, shardRows)))
     }
 
+    /// Scratch buffers kept for reuse at most (more concurrent calls allocate and free their own).
+    static let maximumFreeScratch = 16
+
     private func giveBack(_ scratch: Scratch) {
-        scratchPool.withLock { $0.append(scratch) }
+        scratchPool.withLock { free in
+            if free.count < Self.maximumFreeScratch {
+                free.append(scratch)
+            } else if let smallest = free.indices.min(by: { free[$0].capacity < free[$1].capacity }),
+                      free[smallest].capacity < scratch.capacity {
+                free[smallest] = scratch  // keep the larger one
+            }
+        }
     }
 
     /// Activation memory for one forward pass of up to `capacity` rows.

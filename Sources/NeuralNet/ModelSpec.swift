@@ -50,6 +50,9 @@ public struct ModelSpec: Equatable, Sendable {
     public static let maximumDepth = 1024
     public static let maximumParameters = 1 << 28
     public static let maximumActivationsPerExample = 1 << 18
+    /// Largest working memory of one shard (activations, scratch and gradient buffers), in floats:
+    /// 2³⁰ floats = 4 GiB.
+    public static let maximumWorkspaceFloats = 1 << 30
 
     public let inputWidth: Int
     public let layers: [LayerSpec]
@@ -223,6 +226,27 @@ public struct ModelSpec: Equatable, Sendable {
             }
         }
         return .he
+    }
+
+    /// Floats a shard of `rows` examples needs for its activations, per-layer scratch and the two
+    /// ping-pong gradient buffers (what `Sequential.reserve` allocates per shard).
+    public func workspaceFloats(rows: Int) -> Int {
+        let layers = makeLayers()
+        let perExample = layers.reduce(0) { $0 + $1.outputWidth + $1.scratchWidth }
+            + 2 * layers.reduce(0) { max($0, $1.inputWidth, $1.outputWidth) }
+        let (total, overflow) = perExample.multipliedReportingOverflow(by: rows)
+        return overflow ? .max : total
+    }
+
+    /// Checks that shards of `rows` examples fit the working-memory bound.
+    /// - Throws: `NeuralNetError.invalidModelSpec` naming the batch that is too large.
+    public func checkWorkspace(rows: Int, what: String) throws {
+        let floats = workspaceFloats(rows: rows)
+        guard floats <= Self.maximumWorkspaceFloats else {
+            let largest = Self.maximumWorkspaceFloats / max(1, workspaceFloats(rows: 1))
+            throw NeuralNetError.invalidModelSpec("\(what) of \(rows) rows per shard would need \(floats / (1 << 28)) GiB of working memory "
+                + "for \(shorthand) (the limit is 4 GiB); use at most \(largest) rows per shard")
+        }
     }
 
     /// Concrete layers with their widths.

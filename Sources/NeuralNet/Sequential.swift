@@ -40,6 +40,13 @@ public final class Sequential: @unchecked Sendable {
     /// Parameter gradients of shard 0 (after `reduceShardGradients`, of the whole batch); allocated
     /// on first use.
     public var gradients: FloatBuffer { shards[0].parameterGradients(count: parameters.count) }
+    /// The parameter gradients of `shard` (allocated on first use): what `backward` writes for that
+    /// shard, before `reduceShardGradients` sums them into shard 0's. An objective that needs
+    /// per-example gradients (DP-SGD's clipping) reads and rewrites its shard's buffer here.
+    public func parameterGradients(shard index: Int) -> FloatBuffer {
+        shards[index].parameterGradients(count: parameters.count)
+    }
+
     /// Whether any shard has allocated parameter gradients (inference and attacks never do).
     public var hasParameterGradients: Bool { shards.contains { $0.gradients != nil } }
 

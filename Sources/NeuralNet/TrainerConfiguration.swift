@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 import _FileSystem
 
 /// The engine's part of a training recipe: the architecture, initialisation, seed, batching,
@@ -42,6 +43,8 @@ public struct TrainerConfiguration: Codable, Equatable, Sendable {
         if let clipNorm { try require(clipNorm > 0 && clipNorm.isFinite, "clip norm", clipNorm, "must be positive") }
         try schedule.validate()
         _ = try optimizer.makeOptimizer(parameterCount: 0)
+        let shards = WorkerPool.defaultShardCount
+        try architecture.checkWorkspace(rows: (batchSize + shards - 1) / shards, what: "a batch of \(batchSize) split in \(shards) shards")
     }
 
     /// Whether a run with `other` can continue a checkpoint made with `self` and reach exactly the
@@ -73,7 +76,7 @@ func firstDifference<T>(_ a: T, _ b: T) -> String? {
 /// `{"type": "adam", "lr": 0.001, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8, "weight_decay": 0}`,
 /// `{"type": "adamw", …}` (decoupled decay, default 0.01) or
 /// `{"type": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": true, "weight_decay": 5e-4}`; omitted
-/// fields take PyTorch's defaults; unknown keys are errors.
+/// fields take `bulwark train`'s defaults (lr 1e-3, PyTorch's for the rest); unknown keys are errors.
 extension OptimizerConfiguration: Codable {
     enum CodingKeys: String, CodingKey {
         case type, lr, momentum, nesterov, beta1, beta2, epsilon
@@ -83,7 +86,7 @@ extension OptimizerConfiguration: Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let type = try c.decode(String.self, forKey: .type)
-        let lr = try c.decode(Float.self, forKey: .lr)
+        let lr = try c.decodeIfPresent(Float.self, forKey: .lr) ?? 1e-3
         let common: Set<String> = ["type", "lr", "weight_decay"]
         switch type {
         case "sgd":
@@ -123,7 +126,8 @@ extension OptimizerConfiguration: Codable {
 }
 
 /// `{"type": "constant"}`, `{"type": "step", "every": 10, "gamma": 0.5}`, `{"type": "cosine",
-/// "minimum": 0}`, `{"type": "onecycle"}`, `{"type": "cyclic", "every": 4}`; unknown keys are errors.
+/// "minimum": 0}`, `{"type": "onecycle"}`, `{"type": "cyclic", "every": 4}` (`every` 1, `gamma` 0.5
+/// and `minimum` 0 by default, as `bulwark train`'s flags); unknown keys are errors.
 extension LearningRateSchedule: Codable {
     enum CodingKeys: String, CodingKey {
         case type, every, gamma, minimum
@@ -138,7 +142,7 @@ extension LearningRateSchedule: Codable {
             self = .constant
         case "step":
             try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "every", "gamma"])
-            self = .step(every: try c.decode(Int.self, forKey: .every), gamma: try c.decode(Float.self, forKey: .gamma))
+            self = .step(every: try c.decodeIfPresent(Int.self, forKey: .every) ?? 1, gamma: try c.decodeIfPresent(Float.self, forKey: .gamma) ?? 0.5)
         case "cosine":
             try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "minimum"])
             self = .cosine(minimum: try c.decodeIfPresent(Float.self, forKey: .minimum) ?? 0)
@@ -147,7 +151,7 @@ extension LearningRateSchedule: Codable {
             self = .oneCycle
         case "cyclic":
             try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "every"])
-            self = .cyclic(epochsPerCycle: try c.decode(Int.self, forKey: .every))
+            self = .cyclic(epochsPerCycle: try c.decodeIfPresent(Int.self, forKey: .every) ?? 1)
         default:
             throw c.invalid(.type, "unknown schedule \"\(type)\" (known: constant, step, cosine, onecycle, cyclic)")
         }

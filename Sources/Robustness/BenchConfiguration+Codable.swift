@@ -50,7 +50,7 @@ extension BenchConfiguration: Codable {
 extension BenchConfiguration.DatasetSelection: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, split, n
-        case dataDir = "data_dir", testCSV = "test_csv", labelColumn = "label_column", featureScale = "feature_scale"
+        case dataDir = "data_dir", testCSV = "test_csv", trainCSV = "train_csv", labelColumn = "label_column", featureScale = "feature_scale"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -59,6 +59,7 @@ extension BenchConfiguration.DatasetSelection: Codable {
         self.init(name: try c.decode(String.self, forKey: .name), split: try c.decodeIfPresent(String.self, forKey: .split) ?? "test",
                   n: try c.decode(Int.self, forKey: .n), dataDir: try c.decodeIfPresent(String.self, forKey: .dataDir),
                   testCSV: try c.decodeIfPresent(String.self, forKey: .testCSV),
+                  trainCSV: try c.decodeIfPresent(String.self, forKey: .trainCSV),
                   labelColumn: try c.decodeIfPresent(Int.self, forKey: .labelColumn),
                   featureScale: try c.decodeIfPresent(Float.self, forKey: .featureScale))
     }
@@ -70,6 +71,7 @@ extension BenchConfiguration.DatasetSelection: Codable {
         try c.encode(n, forKey: .n)
         try c.encodeIfPresent(dataDir, forKey: .dataDir)
         try c.encodeIfPresent(testCSV, forKey: .testCSV)
+        try c.encodeIfPresent(trainCSV, forKey: .trainCSV)
         try c.encodeIfPresent(labelColumn, forKey: .labelColumn)
         try c.encodeIfPresent(featureScale, forKey: .featureScale)
     }
@@ -103,7 +105,7 @@ extension BenchConfiguration.ModelEntry: Codable {
     }
 
     static func parseActivations(_ text: String, _ c: KeyedDecodingContainer<CodingKeys>) throws -> [Activation] {
-        try text.split(separator: ",").map { name in
+        try text.split(separator: ",", omittingEmptySubsequences: false).map { name in
             guard let activation = Activation(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
                 throw c.invalid(.activation, "unknown activation '\(name)' (known: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")))")
             }

@@ -77,16 +77,19 @@ public struct BenchConfiguration: Equatable, Sendable {
         public var n: Int
         public var dataDir: String?
         public var testCSV: String?
+        /// Training examples for models that `--train-missing` makes (CSV data only).
+        public var trainCSV: String?
         public var labelColumn: Int?
         public var featureScale: Float?
 
         public init(name: String, split: String = "test", n: Int, dataDir: String? = nil, testCSV: String? = nil,
-                    labelColumn: Int? = nil, featureScale: Float? = nil) {
+                    trainCSV: String? = nil, labelColumn: Int? = nil, featureScale: Float? = nil) {
             self.name = name
             self.split = split
             self.n = n
             self.dataDir = dataDir
             self.testCSV = testCSV
+            self.trainCSV = trainCSV
             self.labelColumn = labelColumn
             self.featureScale = featureScale
         }
@@ -95,10 +98,21 @@ public struct BenchConfiguration: Equatable, Sendable {
         public func dataSpec(baseDirectory: String) -> DataSpec {
             let resolve = { (path: String) in path.hasPrefix("/") ? path : (baseDirectory as NSString).appendingPathComponent(path) }
             if let testCSV {
-                return DataSpec(source: .csv(train: nil, test: resolve(testCSV), labelColumn: labelColumn ?? 0, featureScale: featureScale ?? 1),
-                                limit: n)
+                return DataSpec(source: .csv(train: trainCSV.map(resolve), test: resolve(testCSV), labelColumn: labelColumn ?? 0,
+                                             featureScale: featureScale ?? 1), limit: n)
             }
             return DataSpec(source: .mnistFormat(directory: dataDir.map(resolve)), limit: n)
+        }
+
+        /// Why data described by `self` and `other` is not the same data (nil if it is, as far as
+        /// the configuration says: the same name, split, kind of source and CSV reading options).
+        public func difference(from other: DatasetSelection) -> String? {
+            if name != other.name || split != other.split { return "\(name)/\(split) vs \(other.name)/\(other.split)" }
+            if (testCSV == nil) != (other.testCSV == nil) { return "\(testCSV == nil ? "MNIST-format" : "CSV") vs \(other.testCSV == nil ? "MNIST-format" : "CSV") data" }
+            if testCSV != nil && (labelColumn ?? 0, featureScale ?? 1) != (other.labelColumn ?? 0, other.featureScale ?? 1) {
+                return "CSV label column / feature scale \(labelColumn ?? 0) / \(featureScale ?? 1) vs \(other.labelColumn ?? 0) / \(other.featureScale ?? 1)"
+            }
+            return nil
         }
     }
 
@@ -189,14 +203,17 @@ public struct BenchConfiguration: Equatable, Sendable {
         guard dataset.split == "test" else { throw fail("dataset split must be \"test\", got '\(dataset.split)'") }
         guard dataset.n >= 1 else { throw fail("dataset n must be at least 1, got \(dataset.n)") }
         if dataset.testCSV != nil && dataset.dataDir != nil { throw fail("dataset has both data_dir and test_csv; keep one") }
-        if dataset.testCSV == nil && (dataset.labelColumn != nil || dataset.featureScale != nil) {
-            throw fail("dataset label_column and feature_scale apply to test_csv data only")
+        if dataset.testCSV == nil && (dataset.labelColumn != nil || dataset.featureScale != nil || dataset.trainCSV != nil) {
+            throw fail("dataset train_csv, label_column and feature_scale apply to test_csv data only")
         }
         if let scale = dataset.featureScale, !(scale.isFinite && scale > 0) { throw fail("dataset feature_scale must be positive, got \(scale)") }
         guard !models.isEmpty else { throw fail("\"models\" is empty") }
         guard Set(models.map(\.name)).count == models.count else { throw fail("model names must be unique") }
         guard !attacks.isEmpty else { throw fail("\"attacks\" is empty") }
         guard Set(attacks.map(\.name)).count == attacks.count else { throw fail("attack names must be unique") }
+        if let reserved = attacks.first(where: { $0.name == "clean" || $0.name.hasPrefix("worst case") }) {
+            throw fail("attack name '\(reserved.name)' is reserved for the report's own metrics (clean, worst case); rename it")
+        }
         if let batchSize, !(1...100_000).contains(batchSize) { throw fail("batch_size must be between 1 and 100000, got \(batchSize)") }
         if let checkExamples, checkExamples < 0 { throw fail("check_examples must be ≥ 0, got \(checkExamples)") }
         for attack in attacks {

@@ -74,6 +74,10 @@ public struct BenchJob {
             throw BenchError.missingModels(missing.map(\.summary)
                 + (trainMissing ? [] : ["run again with --train-missing to train them with their recipes"]))
         }
+        if !missing.isEmpty, case .csv(nil, _, _, _) = data.source {
+            throw BenchError.missingModels(missing.map(\.summary)
+                + ["the data is CSV without a training file: give \"train_csv\" in the configuration's dataset (or --train-csv)"])
+        }
         var testData = data
         testData.limit = configuration.dataset.n
         let (test, description) = try testData.load(.test, loader: loader)
@@ -98,6 +102,8 @@ public struct BenchJob {
             let loaded = try ModelFile.load(contentsOf: path, loader: loader, hiddenActivations: entry.activations)
             if loaded.inferredArchitecture {
                 events.log("\(entry.name): architecture \(loaded.network.spec.shorthand) inferred from a PyTorch file")
+            } else if entry.activations != nil {
+                events.warning("\(entry.name): \"activation\" is ignored: \(path) records its architecture")
             }
             metadata[entry.name] = loaded.metadata
             let sha256 = try loader.digests[path] ?? FileDigest.sha256(path: path)

@@ -49,9 +49,7 @@ public enum Gate {
         if a.attacks != b.attacks {
             reasons.append("attacks differ (\(a.attacks.map(\.name)) vs \(b.attacks.map(\.name)), or their parameters)")
         }
-        if a.dataset.name != b.dataset.name || a.dataset.split != b.dataset.split {
-            reasons.append("datasets differ (\(a.dataset.name)/\(a.dataset.split) vs \(b.dataset.name)/\(b.dataset.split))")
-        }
+        if let difference = a.dataset.difference(from: b.dataset) { reasons.append("datasets differ (\(difference))") }
         if baseline.n != current.n { reasons.append("n differs (\(baseline.n) vs \(current.n))") }
         return reasons
     }
@@ -62,6 +60,9 @@ public enum Gate {
         let reasons = incompatibilities(baseline: baseline, current: current)
         guard reasons.isEmpty else { throw GateError.incomparable(reasons) }
         var notes: [String] = []
+        if baseline.data != current.data {
+            notes.append("the data sources are described differently (\(baseline.data) vs \(current.data)); check that they hold the same examples")
+        }
         if baseline.configuration.seed != current.configuration.seed {
             notes.append("seeds differ (\(baseline.configuration.seed) vs \(current.configuration.seed)); random starts differ")
         }

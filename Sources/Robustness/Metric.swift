@@ -53,7 +53,7 @@ public struct Metric: Codable, Equatable, Sendable {
 
     /// The per-example outcomes, if recorded.
     public var outcomeFlags: [Bool]? {
-        guard let outcomes, let n, let data = Data(base64Encoded: outcomes), data.count == (n + 7) / 8 else { return nil }
+        guard let outcomes, let n, n >= 0, let data = Data(base64Encoded: outcomes), data.count == (n + 7) / 8 else { return nil }
         let bytes = [UInt8](data)
         return (0..<n).map { bytes[$0 / 8] & (1 << ($0 % 8)) != 0 }
     }

@@ -18,6 +18,9 @@ public struct ModelCard: Codable, Equatable, Sendable {
     /// The command that reproduces the file (same machine type gives the same SHA-256).
     public var trainCommand: String?
     public var recipe: TrainingRecipe?
+    /// Where `recipe` comes from: "model file" (the recipe the file was trained with) or
+    /// "configuration" (the file records none this Bulwark reads, e.g. one made by an older version).
+    public var recipeSource: String?
     public var data: String
     public var cleanAccuracy: BenchReport.Accuracy
     public var robustAccuracy: [Robust]
@@ -32,7 +35,7 @@ public struct ModelCard: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case schema, name, file, sha256, architecture, parameters, seed, recipe, data
-        case trainCommand = "train_command", cleanAccuracy = "clean_accuracy"
+        case trainCommand = "train_command", cleanAccuracy = "clean_accuracy", recipeSource = "recipe_source"
         case robustAccuracy = "robust_accuracy", bulwarkVersion = "bulwark_version"
     }
 
@@ -44,7 +47,13 @@ public struct ModelCard: Codable, Equatable, Sendable {
         sha256 = result.sha256
         architecture = result.architecture
         parameters = result.parameters
-        recipe = metadata["recipe"].flatMap { try? TrainingRecipe.decode(json: $0) } ?? entry.recipe
+        if let fromFile = metadata["recipe"].flatMap({ try? TrainingRecipe.decode(json: $0) }) {
+            recipe = fromFile
+            recipeSource = "model file"
+        } else {
+            recipe = entry.recipe
+            recipeSource = entry.recipe == nil ? nil : "configuration"
+        }
         seed = recipe?.seed
         trainCommand = recipe.map { (["bulwark", "train"] + $0.commandLineArguments + ["--out", entry.path]).map(shellQuoted).joined(separator: " ") }
         data = "\(report.data), n = \(report.n)"

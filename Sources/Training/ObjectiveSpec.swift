@@ -11,7 +11,9 @@ import _FileSystem
 /// {"type": "adversarial", "attack": {"type": "pgd", "steps": 7, "step_size": 0.025}, "epsilon": 0.1, "mix": 0.9}
 /// ```
 /// `mix` is the fraction of each batch replaced by adversarial examples (default 0.5 for FGSM, as
-/// in Goodfellow et al.; 1 for iterative attacks, as in Madry et al.).
+/// in Goodfellow et al.; 1 for iterative attacks, as in Madry et al.); `epsilon` defaults to 0.1 and
+/// the attack's parameters to `AttackSpec`'s defaults (PGD: 10 steps of 2.5·ε/steps), as with
+/// `bulwark train`'s flags.
 public enum ObjectiveSpec: Equatable, Sendable {
     case crossEntropy(labelSmoothing: Float)
     case adversarial(AdversarialTrainingSpec)
@@ -53,6 +55,9 @@ public enum ObjectiveSpec: Equatable, Sendable {
 
 /// Adversarial training: which attack, at which ε, on which fraction of each batch.
 public struct AdversarialTrainingSpec: Equatable, Sendable {
+    /// ε when none is given (`--train-eps`, `"epsilon"`).
+    public static let defaultEpsilon: Float = 0.1
+
     public var attack: AttackSpec
     public var epsilon: Float
     public var mix: Float
@@ -84,7 +89,8 @@ extension ObjectiveSpec: Codable {
         case "adversarial":
             try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "label_smoothing", "attack", "epsilon", "mix"])
             self = .adversarial(AdversarialTrainingSpec(
-                attack: try c.decode(AttackSpec.self, forKey: .attack), epsilon: try c.decode(Float.self, forKey: .epsilon),
+                attack: try c.decode(AttackSpec.self, forKey: .attack),
+                epsilon: try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? AdversarialTrainingSpec.defaultEpsilon,
                 mix: try c.decodeIfPresent(Float.self, forKey: .mix), labelSmoothing: smoothing))
         default:
             throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial)")

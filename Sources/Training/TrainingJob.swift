@@ -124,6 +124,9 @@ public struct TrainingJob: Sendable {
         guard trainSet.classCount <= spec.classCount, testSet.classCount <= spec.classCount else {
             throw TrainingError.dataMismatch("the data has \(max(trainSet.classCount, testSet.classCount)) classes but the model outputs \(spec.classCount); change the architecture (--model)")
         }
+        if case .adversarial = recipe.objective {
+            do { try AttackRunner.checkInputRange(trainSet.features) } catch { throw TrainingError.dataMismatch("\(error)") }
+        }
         let (train, validation) = trainSet.split(validationFraction: recipe.validationFraction, seed: recipe.seed)
         guard train.count > 0 else {
             throw TrainingError.dataMismatch("holding out \(validation.count) of \(trainSet.count) examples for validation "

@@ -1,7 +1,10 @@
+@testable import BulwarkCLI
+import Attacks
 import Datasets
 import Foundation
 import NeuralNet
 import Testing
+import Training
 import _TestSupport
 
 /// The command line as one strict, consistent layer: exit codes, repeated and inapplicable flags,
@@ -138,6 +141,9 @@ struct CommandLineContractTests {
         #expect(eval.status == 0 && eval.jsonLines.first?["n"] as? Int == 200, "\(eval.stderr)")
         let attack = try CLIRun(["attack", model, "--attack", "fgsm", "--json", "--test-csv", directory + "/test.csv", "--feature-scale", "1/255"])
         #expect(attack.status == 0 && attack.jsonLines.first?["n"] as? Int == 200, "\(attack.stderr)")
+        let unscaled = try CLIRun(["attack", model, "--attack", "fgsm", "--test-csv", directory + "/test.csv"])
+        #expect(unscaled.status == 2 && unscaled.stderr.contains("range from 0.0 to 255.0") && unscaled.stderr.contains("--feature-scale 1/255"),
+                "\(unscaled.stderr)")
         let config = #"{"schema":"bulwark-bench-config/2","epsilons":[0,0.1],"dataset":{"name":"csv sample","n":200,"test_csv":"test.csv","feature_scale":0.00392156862745098},"models":[{"name":"csv","path":"csv.safetensors"}],"attacks":[{"name":"FGSM","type":"fgsm"}],"check_examples":20}"#
         try config.write(toFile: directory + "/bench.json", atomically: true, encoding: .utf8)
         let bench = try CLIRun(["bench", "--config", directory + "/bench.json", "--report", directory + "/r.json"])
@@ -145,6 +151,9 @@ struct CommandLineContractTests {
         let flags = try CLIRun(["bench", "--config", directory + "/bench.json", "--report", directory + "/r2.json", "--test-csv", directory + "/test.csv",
                                 "--feature-scale", "1/255", "--limit", "50"])
         #expect(flags.status == 0 && flags.stdout.contains("n = 50"), "\(flags.stderr)")
+        let recorded = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/r2.json"))) as? [String: Any]
+        let dataset = ((recorded?["configuration"] as? [String: Any])?["dataset"] as? [String: Any])
+        #expect(dataset?["test_csv"] as? String == directory + "/test.csv" && dataset?["n"] as? Int == 50)  // the data actually used
     }
 
     @Test("a PyTorch-written Sequential file evaluates with --activation and imports into a Bulwark model")
@@ -169,6 +178,26 @@ struct CommandLineContractTests {
         let inspect = try CLIRun(["inspect", imported, "--json"])
         let metadata = try #require(inspect.jsonLines.first?["metadata"] as? [String: Any])
         #expect(metadata["imported_from"] as? String == model && inspect.jsonLines.first?["architecture"] as? String == "20-16-12-5")
+    }
+
+    @Test("a recipe's JSON defaults are bulwark train's flag defaults, and rendered commands parse back to the recipe")
+    func recipeDefaults() throws {
+        #expect(try TrainingOptions.parse([]).recipe() == TrainingRecipe.decode(json: #"{"architecture":"784-256-256-10"}"#))
+        #expect(try TrainingOptions.parse(["--adversarial", "pgd"]).recipe()
+            == TrainingRecipe.decode(json: #"{"architecture":"784-256-256-10","objective":{"type":"adversarial","attack":{"type":"pgd"}}}"#))
+        #expect(try TrainingOptions.parse(["--schedule", "step"]).recipe()
+            == TrainingRecipe.decode(json: #"{"architecture":"784-256-256-10","schedule":{"type":"step"}}"#))
+        var custom = TrainingRecipe.pgdMLP
+        custom.architecture = try ModelSpec.parse("784-64-10", activation: .tanh, dropout: 0.2)
+        custom.optimizer = .sgd(learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4)
+        custom.schedule = .step(every: 3, gamma: 0.3)
+        custom.clipNorm = 1
+        custom.validationFraction = 0.2
+        custom.objective = .adversarial(AdversarialTrainingSpec(attack: .pgd(try PGD.Parameters(norm: .l2, loss: .margin, steps: 4,
+            stepSize: .relative(0.3), restarts: 2, randomStart: false)), epsilon: 0.5, mix: 0.7, labelSmoothing: 0.1))
+        for recipe in [TrainingRecipe.standardMLP, .pgdMLP, custom] {
+            #expect(try TrainingOptions.parse(recipe.commandLineArguments).recipe() == recipe, "\(recipe.commandLineArguments)")
+        }
     }
 
     @Test("inspect --json nests the JSON held in metadata (recipe, history) instead of quoting it")

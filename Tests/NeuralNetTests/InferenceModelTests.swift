@@ -10,9 +10,19 @@ struct InferenceModelTests {
         Sequential(spec: try ModelSpec.parse("784-64-32-10", dropout: 0.3), seed: 7)
     }
 
-    @Test("8 concurrent tasks predicting with one loaded model get exactly the single-threaded predictions")
-    func concurrentTasks() async throws {
-        let inference: any InferenceModel = try network().inferenceModel()
+    /// A model loaded from a file, as `eval` and a server load it.
+    func loaded(pool: WorkerPool?) throws -> any InferenceModel {
+        let path = TestSupport.temporaryDirectory() + "/model.safetensors"
+        try ModelFile.save(try network(), to: path)
+        return try ModelFile.load(contentsOf: path).network.inferenceModel(pool: pool)
+    }
+
+    @Test("8 concurrent tasks predicting with one loaded model get exactly the single-threaded predictions",
+          arguments: [false, true])
+    func concurrentTasks(sharedPool: Bool) async throws {
+        // With the shared pool, concurrent calls contend for it: one runs its shards on it, the
+        // others run theirs inline; every call must still give the same logits.
+        let inference = try loaded(pool: sharedPool ? .shared : nil)
         let batches = (0..<8).map { TestSupport.randomTensor(rows: 37 + 50 * $0, columns: 784, seed: UInt64($0), in: 0, 1) }
         let expected = try batches.map { try inference.logits($0).scalars }
         let results = try await withThrowingTaskGroup(of: (Int, [[Float]]).self) { group in

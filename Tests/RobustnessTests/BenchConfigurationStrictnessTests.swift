@@ -32,6 +32,8 @@ struct BenchConfigurationStrictnessTests {
         #expect(message(Self.config(models: #"[{"name":"m","path":"m.safetensors","train":["--epochs","5"]}]"#)).contains("\"recipe\" object"))
         #expect(message(Self.config(models: #"[{"name":"m","path":"m.safetensors","train":["--epochs","5"]}]"#, schema: "bulwark-bench-config/1")) == "")
         #expect(message(Self.config(schema: "bulwark-bench-config/3")).contains("this Bulwark reads"))
+        #expect(message(Self.config(attacks: #"[{"name":"worst case","type":"fgsm"}]"#)).contains("reserved"))
+        #expect(message(Self.config(models: #"[{"name":"m","path":"m.safetensors","activation":"relu,,tanh"}]"#)).contains("unknown activation"))
     }
 
     @Test("targeted attacks, label source, step size and a norm and ε grid per attack are expressible, and round-trip")
@@ -51,6 +53,16 @@ struct BenchConfigurationStrictnessTests {
         #expect(try BenchConfiguration.decode(configuration.encoded(), source: "again") == configuration)
         #expect(message(Self.config(attacks: #"[{"name":"P","type":"pgd","norm":"linf","targeted":"random","labels":"predictions"}]"#)).contains("targeted"))
         #expect(message(Self.config(attacks: #"[{"name":"P","type":"pgd","norm":"linf","epsilons":[0.2,0.1]}]"#)).contains("increasing"))
+    }
+
+    @Test("the example in docs/bench-config.md is a valid configuration")
+    func documentedExample() throws {
+        let doc = try String(contentsOfFile: TestSupport.repositoryRoot + "/docs/bench-config.md", encoding: .utf8)
+        let example = try #require(doc.components(separatedBy: "## Example").last?.components(separatedBy: "```json").dropFirst().first?
+            .components(separatedBy: "```").first)
+        let configuration = try BenchConfiguration.decode(Data(example.utf8), source: "docs/bench-config.md")
+        #expect(configuration.models.count == 2 && configuration.attacks.count == 4)
+        #expect(configuration.models[1].activations == [.relu] && configuration.models[0].recipe?.epochs == 30)
     }
 
     @Test("the built-in configuration is version 2, valid, and round-trips")
@@ -110,5 +122,13 @@ struct BenchMetricsTests {
         let old = try BenchReport.decode(JSONSerialization.data(withJSONObject: json), source: "old.json")
         #expect(old.models[0].metrics.map(\.name) == ["clean", "FGSM ε=0.1", "PGD ε=0.1", "worst case ε=0.1"])
         #expect(try Gate.compare(baseline: old, current: GateTests.report(), maxDrop: 0.01).passed)
+
+        // Different data (CSV vs MNIST-format, or other CSV reading options) is incomparable.
+        var csv = GateTests.report()
+        csv.configuration.dataset.testCSV = "test.csv"
+        #expect(Gate.incompatibilities(baseline: GateTests.report(), current: csv).contains { $0.contains("CSV") })
+        var scaled = csv
+        scaled.configuration.dataset.featureScale = 1.0 / 255
+        #expect(Gate.incompatibilities(baseline: csv, current: scaled).contains { $0.contains("feature scale") })
     }
 }

@@ -35,6 +35,11 @@ struct DataOptions: ParsableArguments {
         if usesCSV && dataDir != nil {
             throw ValidationError("give either --data-dir or --train-csv/--test-csv, not both")
         }
+    }
+
+    /// `--label-column` and `--feature-scale` describe CSV files: refused without them (bench also
+    /// accepts them for a configuration's CSV data, and checks that itself).
+    func checkCSVOptions() throws {
         if !usesCSV && (labelColumn != nil || featureScale != nil) {
             throw ValidationError("--label-column and --feature-scale apply to CSV data (--train-csv, --test-csv)")
         }

@@ -3,6 +3,7 @@ import Attacks
 import Foundation
 import NeuralNet
 import Training
+import _FileSystem
 
 extension InitializationScheme: ExpressibleByArgument {}
 
@@ -96,7 +97,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Loss of the training attack: ce, margin or dlr (default ce).")
     var trainLoss: AttackLoss?
 
-    @Option(help: "PGD steps of the training attack (default 7).")
+    @Option(help: "PGD steps of the training attack (default \(PGD.defaultSteps)).")
     var trainSteps: Int?
 
     @Option(help: ArgumentHelp("PGD step size of the training attack (default 2.5·ε/steps).", valueName: "α"))
@@ -117,7 +118,11 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Held-out examples on which PGD-10 robust accuracy is measured after each adversarial epoch (default 1000).")
     var robustEvalN: Int?
 
-    func validate() throws { _ = try recipe() }
+    func validate() throws {
+        // A layer list in a file is read when the command runs (an unreadable file is unusable
+        // input, exit 2, not a usage error).
+        if !model.hasSuffix(".json") { _ = try recipe() }
+    }
 
     /// The recipe these flags describe.
     func recipe() throws -> TrainingRecipe {
@@ -161,10 +166,11 @@ struct TrainingOptions: ParsableArguments {
     func modelSpec() throws -> ModelSpec {
         var text = model
         if model.hasSuffix(".json") {
-            guard let contents = try? String(contentsOfFile: model, encoding: .utf8) else {
-                throw ValidationError("cannot read the model file '\(model)'")
+            do {
+                text = String(decoding: try FileReader.readAll(model, limit: 1 << 20), as: UTF8.self)
+            } catch {
+                throw CLIError.unusableInput("--model: \(error)")
             }
-            text = contents
         }
         if let dropout, !(dropout >= 0 && dropout < 1) {
             throw ValidationError("--dropout must be in [0, 1), got \(dropout)")
@@ -205,7 +211,7 @@ struct TrainingOptions: ParsableArguments {
                 attack = .fgsm(FGSM.Parameters(norm: trainNorm ?? .linf, loss: trainLoss ?? .crossEntropy))
             case "pgd":
                 attack = .pgd(try AttackOptions.pgdParameters(
-                    norm: trainNorm ?? .linf, loss: trainLoss ?? .crossEntropy, steps: trainSteps ?? 7, stepSize: trainStepSize,
+                    norm: trainNorm ?? .linf, loss: trainLoss ?? .crossEntropy, steps: trainSteps ?? PGD.defaultSteps, stepSize: trainStepSize,
                     relativeStepSize: trainRelativeStepSize, restarts: trainRestarts, noRandomStart: trainNoRandomStart,
                     flagPrefix: "--train-"))
             default:
@@ -216,7 +222,7 @@ struct TrainingOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
-        return .adversarial(AdversarialTrainingSpec(attack: attack, epsilon: trainEps?.value ?? 0.1, mix: adversarialMix,
+        return .adversarial(AdversarialTrainingSpec(attack: attack, epsilon: trainEps?.value ?? AdversarialTrainingSpec.defaultEpsilon, mix: adversarialMix,
                                                     labelSmoothing: labelSmoothing))
     }
 }

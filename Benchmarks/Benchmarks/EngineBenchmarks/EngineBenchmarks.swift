@@ -78,6 +78,24 @@ let benchmarks: @Sendable () -> Void = {
     stepPartBenchmarks()
     attackBenchmarks()
 
+    // The real training path (`Trainer`, `TrainingStep`, `CrossEntropyObjective`), as `bulwark train`
+    // runs it: one epoch of 100 steps per measurement. Setup (the step's buffers) is inside it, so the
+    // malloc count is a small constant; a step that allocated would add 100.
+    Benchmark("Training epoch, 100 steps of 128, Trainer",
+              configuration: .init(metrics: [.wallClock, .mallocCountTotal], warmupIterations: 1, scalingFactor: .one,
+                                   maxDuration: .seconds(10), maxIterations: 20, thresholds: [:])) { benchmark in
+        let data = syntheticTrainingSet(count: 100 * batch)
+        let configuration = TrainerConfiguration(architecture: spec(), seed: 0, epochs: 1, batchSize: batch,
+                                                 optimizer: .adam(learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8,
+                                                                  weightDecay: 0, decoupled: false))
+        for _ in benchmark.scaledIterations {
+            let trainer = try Trainer(configuration: configuration, objective: CrossEntropyObjective())
+            benchmark.startMeasurement()
+            try WorkerPool.dedicating { _ = try trainer.train(on: data, validation: nil) }
+            benchmark.stopMeasurement()
+        }
+    }
+
     Benchmark("empty") { benchmark in
         for _ in benchmark.scaledIterations { blackHole(1) }
     }
@@ -260,4 +278,12 @@ private func shardedTrainingStep(_ benchmark: Benchmark) throws {
         optimizer.stepCount += 1
         pool.run(shards: shards, reduceAndUpdate)
     }
+}
+
+/// `count` examples of 784 features in [0, 1] with labels in 0..<10, fixed by a seed.
+private func syntheticTrainingSet(count: Int) -> LabeledData {
+    var generator = RandomGenerator(seed: 7)
+    let features = (0..<(count * widths[0])).map { _ in generator.nextUnitFloat() }
+    let labels = (0..<count).map { _ in generator.nextInt(below: widths.last!) }
+    return LabeledData(features: Tensor(shape: [count, widths[0]], scalars: features), labels: labels, classCount: widths.last!)
 }

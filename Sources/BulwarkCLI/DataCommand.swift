@@ -7,6 +7,12 @@ struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "data",
         abstract: "Encrypt and decrypt model and data files (AES-256-GCM chunked containers, or Fernet).",
+        discussion: """
+        Examples:
+          bulwark data encrypt --key-file data.key models/mlp-pgd.safetensors secret/mlp-pgd.safetensors
+          bulwark data encrypt --format fernet --key-file data.key IN OUT
+          bulwark data decrypt --key-file data.key --ttl 3600 IN OUT
+        """,
         subcommands: [Encrypt.self, Decrypt.self]
     )
 

@@ -7,6 +7,12 @@ struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
         abstract: "Generate signing keys and data keys; re-encrypt files under a new key.",
+        discussion: """
+        Examples:
+          bulwark keys generate --out ~/.bulwark-keys
+          bulwark keys new-data-key --out data.key
+          bulwark keys rotate --key-file data.key --new-key-file new.key secret/*.safetensors
+        """,
         subcommands: [Generate.self, NewDataKey.self, Rotate.self]
     )
 

@@ -9,6 +9,12 @@ struct ManifestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "manifest",
         abstract: "Create, verify and sign integrity manifests (SHA-256, size and recipe of every file).",
+        discussion: """
+        Examples:
+          bulwark manifest create models
+          bulwark manifest sign models --key ~/.bulwark-keys/bulwark-signing.key
+          bulwark manifest verify models --public-key ~/.bulwark-keys/bulwark-signing.pub
+        """,
         subcommands: [Create.self, Verify.self, Sign.self]
     )
 

@@ -24,7 +24,10 @@ public enum CommandLineEntry {
         } catch let error as ValidationError {
             finish(.usage, "error: \(error)")
         } catch {
-            finish(exitStatus(of: error), "error: \(error)")
+            guard let status = exitStatus(of: error) else {
+                Bulwark.exit(withError: error)  // ArgumentParser's own (a command group asked for help, …)
+            }
+            finish(status, "error: \(error)")
         }
         Foundation.exit(0)
     }

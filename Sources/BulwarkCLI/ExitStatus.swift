@@ -54,8 +54,9 @@ enum CLIError: Error, CustomStringConvertible {
     }
 }
 
-/// The exit status of an error thrown while a command runs (after its flags parsed).
-func exitStatus(of error: any Error) -> ExitStatus {
+/// The exit status of an error thrown while a command runs (after its flags parsed), or nil for an
+/// error Bulwark does not know (ArgumentParser's own, which it reports itself).
+func exitStatus(of error: any Error) -> ExitStatus? {
     switch error {
     case let error as CLIError: return error.status
     case AttackError.invariantViolated: return .internalError
@@ -63,9 +64,9 @@ func exitStatus(of error: any Error) -> ExitStatus {
         if case .cannotWrite = error { return .cannotWrite }
         return .unusableInput
     case is AttackError, is NeuralNetError, is SafeTensorsError, is DatasetError, is SecurityError, is BenchError,
-         is TrainingError, is InferenceError, is DecodingError, is Gate.GateError:
+         is TrainingError, is InferenceError, is DecodingError, is Gate.GateError, is CocoaError:
         return .unusableInput
     default:
-        return .unusableInput
+        return nil
     }
 }

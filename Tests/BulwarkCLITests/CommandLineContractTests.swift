@@ -56,6 +56,13 @@ struct CommandLineContractTests {
         #expect(trainSteps.status == 64 && trainSteps.stderr.contains("--train-steps applies to --adversarial pgd only"))
     }
 
+    @Test("every command's help exits 0 and shows examples", arguments: ["train", "eval", "inspect", "attack", "bench", "gate", "import",
+                                                                       "manifest", "keys", "data"])
+    func help(command: String) throws {
+        let run = try CLIRun([command, "--help"])
+        #expect(run.status == 0 && run.stdout.contains("Examples:") && run.stdout.contains("bulwark \(command)"), "\(run.stdout)\(run.stderr)")
+    }
+
     @Test("attack --json has every parameter as a field; --eps takes a fraction; --limit is the data option")
     func attackJSON() throws {
         let run = try CLIRun(["attack", Self.trained.model, "--eps", "8/255", "--steps", "3", "--restarts", "2", "--loss", "margin",

@@ -74,7 +74,7 @@ let package = Package(
         .executableTarget(name: "bulwark", dependencies: ["BulwarkCLI"]),
 
         // MARK: - Tests
-        .target(name: "_TestSupport", dependencies: ["TensorCore", "NeuralNet"], path: "Tests/_TestSupport"),
+        .target(name: "_TestSupport", dependencies: ["CBLAS", "TensorCore", "NeuralNet"], path: "Tests/_TestSupport"),
         .testTarget(name: "TensorCoreTests", dependencies: ["TensorCore", "_TestSupport"]),
         .testTarget(name: "NeuralNetTests", dependencies: ["NeuralNet", "Datasets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),

@@ -20,9 +20,9 @@ public protocol Attack: Sendable, CustomStringConvertible {
     /// Scratch for one shard of up to `rows` examples with `features` inputs.
     func makeWorkspace(rows: Int, features: Int) -> Workspace
 
-    /// Writes adversarial versions of the rows of `clean` into `adversarial` (same shape), the
-    /// model's predictions for them into `workspace.results.predictions`, and their distances to
-    /// the clean rows into `workspace.results`.
+    /// Writes adversarial versions of the rows of `clean` into `adversarial` (same shape) and their
+    /// distances to the clean rows into `workspace.results` (`PerturbationBall.verify` does both
+    /// the check and the distances). The runner classifies the returned rows afresh.
     /// - Parameters:
     ///   - labels: the reference label of each row (true labels, or the model's predictions).
     ///   - targets: for a targeted attack, the class each row should be pushed to; nil for untargeted.
@@ -32,6 +32,11 @@ public protocol Attack: Sendable, CustomStringConvertible {
     func perturb(_ clean: MatrixRef, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?,
                  into adversarial: MatrixRef, classifier: any DifferentiableClassifier, shard: Int,
                  workspace: Workspace, generator: inout RandomGenerator) throws
+
+    /// Checks that the attack can pursue `goal` on a model with `classes` classes (by default: the
+    /// goal's own checks against the attack's loss).
+    /// - Throws: `AttackError.invalidParameter` naming the problem.
+    func validate(goal: AttackGoal, classes: Int) throws
 }
 
 /// The scratch of one attack on one shard. Every workspace carries the per-row results the runner
@@ -44,31 +49,29 @@ public protocol AttackWorkspace: AnyObject {
     var results: AttackRowResults { get }
 }
 
-/// Per-row outputs of an attack on one shard: the model's prediction for each adversarial example
-/// and its L∞ and L2 distance to the clean input.
+/// Per-row outputs of an attack on one shard: each adversarial example's L∞ and L2 distance to the
+/// clean input.
 public final class AttackRowResults {
     public let capacity: Int
-    /// (rows)
-    public let predictions: UnsafeMutablePointer<Int>
     /// (rows) ‖x_adv − x‖∞ and ‖x_adv − x‖₂
     public let linf: FloatBuffer
     public let l2: FloatBuffer
 
     public init(capacity: Int) {
         self.capacity = capacity
-        predictions = .allocate(capacity: max(capacity, 1))
-        predictions.initialize(repeating: 0, count: max(capacity, 1))
         linf = FloatBuffer(count: capacity)
         l2 = FloatBuffer(count: capacity)
     }
-
-    deinit { predictions.deallocate() }
 
     /// The distances in `norm`.
     public func distances(_ norm: Norm) -> UnsafeMutablePointer<Float> { norm == .linf ? linf.pointer : l2.pointer }
 }
 
 extension Attack {
+    public func validate(goal: AttackGoal, classes: Int) throws {
+        try goal.validate(classes: classes, loss: loss)
+    }
+
     /// The threat model: the ε-ball of the attack's norm.
     public var ball: PerturbationBall { PerturbationBall(norm: norm, epsilon: epsilon) }
 

@@ -47,7 +47,16 @@ public enum AttackLoss: String, Sendable, CaseIterable, Codable {
                 let sign: Float = t == nil ? 1 : -1
                 objective[i] = sign * (lse - row[reference])
                 if let g {
-                    for j in 0..<k { g[j] = sign * (Foundation.exp(row[j] - lse) - (j == reference ? 1 : 0)) }
+                    // ∂CE/∂z_j = p_j − [j = reference]. For the reference class p_r − 1 would round to 0 in
+                    // Float32 on a confident example and drop its row of the last layer from ∂J/∂x, so it
+                    // is −Σ_{j≠r} p_j, with every p_j taken from log space.
+                    var others: Float = 0
+                    for j in 0..<k where j != reference {
+                        g[j] = Foundation.exp(row[j] - lse)
+                        others += g[j]
+                    }
+                    g[reference] = -others
+                    if sign < 0 { for j in 0..<k { g[j] = -g[j] } }
                 }
             case (.margin, nil):
                 let other = Self.argmax(row, k, excluding: y)

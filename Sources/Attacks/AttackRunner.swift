@@ -13,6 +13,8 @@ public struct AttackOutcome: Sendable {
     public let adversarial: Tensor
     public let labels: [Int]
     public let cleanPredictions: [Int]
+    /// The model's predictions for the returned adversarial inputs (a fresh forward pass on them,
+    /// not the attack's own bookkeeping).
     public let adversarialPredictions: [Int]
     /// Targets of a targeted attack (−1 where an input was not attacked).
     public let targets: [Int]?
@@ -25,7 +27,18 @@ public struct AttackOutcome: Sendable {
     public var cleanCorrect: Int { zip(cleanPredictions, labels).filter { $0 == $1 }.count }
     public var adversarialCorrect: Int { zip(adversarialPredictions, labels).filter { $0 == $1 }.count }
     public var cleanAccuracy: Proportion { Proportion(successes: cleanCorrect, trials: n) }
+    /// Adversarial inputs classified correctly, whatever the clean prediction was.
     public var adversarialAccuracy: Proportion { Proportion(successes: adversarialCorrect, trials: n) }
+
+    /// Per input: correct on the clean input AND on the adversarial one. This is robust accuracy
+    /// as RobustBench and AutoAttack count it: an input the model gets wrong is not robust, even if
+    /// the attack happens to move it to the right class.
+    public var robust: [Bool] {
+        (0..<n).map { cleanPredictions[$0] == labels[$0] && adversarialPredictions[$0] == labels[$0] }
+    }
+    public var robustCorrect: Int { robust.filter { $0 }.count }
+    /// Robust accuracy: the fraction of inputs classified correctly both clean and attacked.
+    public var robustAccuracy: Proportion { Proportion(successes: robustCorrect, trials: n) }
 
     /// Whether the attack fooled the model on each input: untargeted, a correctly classified input
     /// is now misclassified; targeted, an attacked input is now classified as its target.
@@ -91,7 +104,7 @@ public final class AttackRunner {
         if let label = data.labels.first(where: { $0 >= classes }) {
             throw AttackError.invalidParameter(name: "label", value: "\(label)", requirement: "the model has only \(classes) classes; use data labelled 0…\(classes - 1)")
         }
-        try goal.validate(classes: classes, loss: attack.loss)
+        try attack.validate(goal: goal, classes: classes)
         try Self.checkInputRange(data.features)
         if let spec = (classifier as? Sequential)?.spec {
             do { try spec.checkWorkspace(rows: (batchSize + shards - 1) / shards, what: "an attack batch of \(batchSize)") } catch {
@@ -140,7 +153,8 @@ public final class AttackRunner {
                         }
                         let results = workspaces[s].value.results
                         (normOut.pointer + rows.lowerBound).update(from: results.distances(attack.norm), count: rows.count)
-                        (predicted.pointer + rows.lowerBound).update(from: results.predictions, count: rows.count)
+                        // Accuracy is decided by a fresh forward pass on the returned examples.
+                        Kernels.argmaxRows(classifier.logits(outputs.rows(rows), shard: s), into: predicted.pointer + rows.lowerBound)
                     }
                     while state.value.start < n {
                         state.value.chunk = min(batchSize, n - state.value.start)

@@ -9,20 +9,26 @@ import _FileSystem
 /// ```json
 /// {"type": "fgsm", "norm": "linf", "loss": "ce"}
 /// {"type": "pgd", "norm": "linf", "loss": "ce", "steps": 20, "relative_step_size": 0.1, "restarts": 1, "random_start": true}
+/// {"type": "apgd", "norm": "linf", "loss": "ce", "steps": 100, "restarts": 1, "rho": 0.75}
+/// {"type": "apgd-t", "norm": "linf", "steps": 100, "restarts": 1, "target_classes": 9, "rho": 0.75}
 /// ```
 /// Adding an attack: its file (the attack, its `Parameters`, its `Workspace`), one case here, and
 /// one line in each switch below.
 public enum AttackSpec: Equatable, Sendable {
     case fgsm(FGSM.Parameters)
     case pgd(PGD.Parameters)
+    case apgd(APGD.Parameters)
+    case apgdTargeted(APGDT.Parameters)
 
     /// The `type` names, in the order they are listed in messages.
-    public static let types = ["fgsm", "pgd"]
+    public static let types = ["fgsm", "pgd", "apgd", "apgd-t"]
 
     public var type: String {
         switch self {
         case .fgsm: "fgsm"
         case .pgd: "pgd"
+        case .apgd: "apgd"
+        case .apgdTargeted: "apgd-t"
         }
     }
 
@@ -30,6 +36,8 @@ public enum AttackSpec: Equatable, Sendable {
         switch self {
         case .fgsm(let p): p.norm
         case .pgd(let p): p.norm
+        case .apgd(let p): p.norm
+        case .apgdTargeted(let p): p.norm
         }
     }
 
@@ -37,6 +45,8 @@ public enum AttackSpec: Equatable, Sendable {
         switch self {
         case .fgsm(let p): p.loss
         case .pgd(let p): p.loss
+        case .apgd(let p): p.loss
+        case .apgdTargeted: .dlr
         }
     }
 
@@ -44,7 +54,17 @@ public enum AttackSpec: Equatable, Sendable {
     public var isIterative: Bool {
         switch self {
         case .fgsm: false
-        case .pgd: true
+        case .pgd, .apgd, .apgdTargeted: true
+        }
+    }
+
+    /// Gradient steps per input at most (over restarts and target classes): the attack's cost.
+    public var maximumSteps: Int {
+        switch self {
+        case .fgsm: 1
+        case .pgd(let p): p.steps * p.restarts
+        case .apgd(let p): (p.steps + 1) * p.restarts
+        case .apgdTargeted(let p): (p.steps + 1) * p.restarts * p.targetClasses
         }
     }
 
@@ -53,14 +73,20 @@ public enum AttackSpec: Equatable, Sendable {
         switch type {
         case "fgsm": FGSM.Parameters.keys
         case "pgd": PGD.Parameters.keys
+        case "apgd": APGD.Parameters.keys
+        case "apgd-t": APGDT.Parameters.keys
         default: nil
         }
     }
 
-    /// What an attack is run for. Training wants PGD's strongest iterate for every input (Madry et
-    /// al.); evaluation stops attacking an input once it is fooled.
+    /// What an attack is run for. Evaluation stops attacking an input once it is fooled and returns
+    /// that first fooling iterate (it decides accuracy, cheaply). Training (Madry et al. train on the
+    /// strongest examples) and `examples` (adversarial inputs that are saved or transferred to other
+    /// models) run every step for every input and return its highest-loss iterate.
     public enum Purpose: Sendable {
-        case evaluation, training
+        case evaluation, training, examples
+
+        var stopsAtFirstSuccess: Bool { self == .evaluation }
     }
 
     /// The attack at budget ε: the one factory.
@@ -72,7 +98,13 @@ public enum AttackSpec: Equatable, Sendable {
         case .pgd(let p):
             return try PGD(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize(epsilon: epsilon), steps: p.steps,
                            restarts: p.restarts, randomStart: p.randomStart, loss: p.loss,
-                           stopAtFirstSuccess: purpose == .evaluation)
+                           stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
+        case .apgd(let p):
+            return try APGD(norm: p.norm, epsilon: epsilon, steps: p.steps, restarts: p.restarts, loss: p.loss, rho: p.rho,
+                            stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
+        case .apgdTargeted(let p):
+            return try APGDT(norm: p.norm, epsilon: epsilon, steps: p.steps, restarts: p.restarts, targetClasses: p.targetClasses,
+                             rho: p.rho, stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
         }
     }
 }
@@ -95,11 +127,14 @@ extension AttackSpec: Codable {
         }
         try StrictDecoding.rejectUnknownKeys(decoder, allowed: keys.union(extra).union(["type"])) { key in
             let owners = Self.types.filter { Self.keys(for: $0)?.contains(key) == true }
-            return owners.isEmpty ? nil : "\"\(key)\" is a parameter of \(owners.joined(separator: " and ")) attacks, not \(type)"
+            let list = owners.count > 1 ? owners.dropLast().joined(separator: ", ") + " and " + owners.last! : owners.joined()
+            return owners.isEmpty ? nil : "\"\(key)\" is a parameter of \(list) attacks, not \(type)"
         }
         switch type {
         case "fgsm": self = .fgsm(try FGSM.Parameters(from: decoder))
         case "pgd": self = .pgd(try PGD.Parameters(from: decoder))
+        case "apgd": self = .apgd(try APGD.Parameters(from: decoder))
+        case "apgd-t": self = .apgdTargeted(try APGDT.Parameters(from: decoder))
         default: throw container.invalid(typeKey, "attack type \"\(type)\" has parameters but no decoder (a bug: add it here)")
         }
     }
@@ -110,6 +145,8 @@ extension AttackSpec: Codable {
         switch self {
         case .fgsm(let p): try p.encode(to: encoder)
         case .pgd(let p): try p.encode(to: encoder)
+        case .apgd(let p): try p.encode(to: encoder)
+        case .apgdTargeted(let p): try p.encode(to: encoder)
         }
     }
 }

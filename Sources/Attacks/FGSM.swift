@@ -81,6 +81,5 @@ public struct FGSM: Attack {
         adversarial.copy(from: clean)
         ball.step(adversarial, clean: clean, gradient: gradient, stepSize: epsilon)
         try ball.verify(adversarial, clean: clean, results: ws.results)
-        Kernels.argmaxRows(classifier.logits(adversarial, shard: shard), into: ws.results.predictions)
     }
 }

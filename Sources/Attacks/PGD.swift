@@ -201,7 +201,6 @@ public struct PGD: Attack {
                 adversarial.row(r).update(from: x.row(i), count: x.columns)
                 ws.bestObjective.pointer[r] = value
                 ws.fooled[r] = fools
-                ws.results.predictions[r] = prediction
             }
         }
     }

@@ -15,10 +15,14 @@ struct AttackCommand: ParsableCommand {
         abstract: "Attack a model on the test set: clean and adversarial accuracy, success rate, perturbation sizes, speed.",
         discussion: """
         The bench's PGD-20 at ε = 0.1 is --attack pgd --steps 20 --relative-step-size 0.1 --eps 0.1.
+        Robust accuracy counts inputs classified correctly both clean and attacked (as RobustBench
+        and AutoAttack do). The reported accuracy is that of the returned examples: an input's first
+        fooling iterate, or with --save-adv or --eval-on its highest-loss iterate (what transfers).
 
         Examples:
           bulwark attack models/mlp-standard.safetensors --attack fgsm --eps 8/255
           bulwark attack models/mlp-pgd.safetensors --attack pgd --eps 0.1 --steps 50 --restarts 5 --loss dlr --json
+          bulwark attack models/mlp-pgd.safetensors --attack apgd-t --eps 0.1 --limit 1000
           bulwark attack models/mlp-pgd.safetensors --targeted random --save-adv adv/pgd.safetensors --eval-on models/mlp-standard.safetensors
         """
     )
@@ -59,7 +63,8 @@ struct AttackCommand: ParsableCommand {
     func run() throws {
         engine.apply()
         let spec = try attackOptions.spec()
-        let attack = try spec.makeAttack(epsilon: attackOptions.eps.value)
+        let purpose: AttackSpec.Purpose = saveAdv != nil || evalOn != nil ? .examples : .evaluation
+        let attack = try spec.makeAttack(epsilon: attackOptions.eps.value, purpose: purpose)
         let goal = attackOptions.goal
         if let saveAdv { try OutputPath.prepare(saveAdv, for: "--save-adv") }
         let loader = try security.loader(model: model)
@@ -74,7 +79,7 @@ struct AttackCommand: ParsableCommand {
         if let saveAdv { try save(outcome, spec: spec, to: saveAdv) }
 
         let report = AttackReport(model: model, spec: spec, attack: attack, goal: goal, seed: seed, outcome: outcome,
-                                  transfer: transfer, data: description)
+                                  examples: purpose == .examples ? "highest-loss" : "first-success", transfer: transfer, data: description)
         if json {
             try JSONOutput.line(report)
         } else {
@@ -89,10 +94,12 @@ struct AttackCommand: ParsableCommand {
             throw CLIError.unusableInput("--eval-on \(other) expects \(network.inputWidth) features, the data has \(test.featureCount)")
         }
         let runner = AttackRunner(classifier: network, batchSize: batch)
-        let clean = zip(runner.predictions(test.features), test.labels).filter { $0 == $1 }.count
-        let adversarial = zip(runner.predictions(outcome.adversarial), test.labels).filter { $0 == $1 }.count
-        return .init(model: other, cleanAccuracy: Double(clean) / Double(test.count),
-                     adversarialAccuracy: Double(adversarial) / Double(test.count))
+        let clean = zip(runner.predictions(test.features), test.labels).map { $0 == $1 }
+        let adversarial = zip(runner.predictions(outcome.adversarial), test.labels).map { $0 == $1 }
+        let robust = zip(clean, adversarial).filter { $0 && $1 }.count
+        return .init(model: other, cleanAccuracy: Double(clean.filter { $0 }.count) / Double(test.count),
+                     adversarialAccuracy: Double(adversarial.filter { $0 }.count) / Double(test.count),
+                     robustAccuracy: Double(robust) / Double(test.count))
     }
 
     /// Adversarial inputs (F32, n × d), true labels, clean and adversarial predictions (I64) and
@@ -116,11 +123,14 @@ struct AttackCommand: ParsableCommand {
     }
 }
 
-/// What `bulwark attack` prints: with `--json`, one object with every attack parameter as a field.
+/// What `bulwark attack` prints: with `--json`, one object with every attack parameter as a field
+/// (`spec` holds the whole `AttackSpec`; `steps`, `step_size`, `restarts`, `random_start` are
+/// null where the attack has no such parameter).
 struct AttackReport: Encodable {
     let model: String
     let attack: String
     let type: String
+    let spec: AttackSpec
     let norm: String
     let epsilon: Float
     let loss: String
@@ -132,11 +142,15 @@ struct AttackReport: Encodable {
     let labels: String
     let seed: UInt64
     let n: Int
+    /// Which iterate an input returns: "first-success" (evaluation) or "highest-loss" (saved or transferred).
+    let examples: String
     let cleanAccuracy: Double
     let cleanCorrect: Int
+    let robustAccuracy: Double
+    let robustCorrect: Int
+    let robustCI95: [Double]
     let adversarialAccuracy: Double
     let adversarialCorrect: Int
-    let adversarialCI95: [Double]
     let successRate: Double
     let successes: Int
     /// The success rate's denominator: correctly classified inputs (untargeted) or attacked inputs (targeted).
@@ -152,45 +166,57 @@ struct AttackReport: Encodable {
         let model: String
         let cleanAccuracy: Double
         let adversarialAccuracy: Double
+        let robustAccuracy: Double
         enum CodingKeys: String, CodingKey {
             case model
-            case cleanAccuracy = "clean_accuracy", adversarialAccuracy = "adversarial_accuracy"
+            case cleanAccuracy = "clean_accuracy", adversarialAccuracy = "adversarial_accuracy", robustAccuracy = "robust_accuracy"
         }
     }
 
     enum CodingKeys: String, CodingKey {
-        case model, attack, type, norm, epsilon, loss, steps, restarts, targeted, labels, seed, n, successes, seconds, transfer, data
+        case model, attack, type, spec, norm, epsilon, loss, steps, restarts, targeted, labels, seed, n, examples, successes, seconds, transfer, data
         case stepSize = "step_size", randomStart = "random_start"
         case cleanAccuracy = "clean_accuracy", cleanCorrect = "clean_correct"
+        case robustAccuracy = "robust_accuracy", robustCorrect = "robust_correct", robustCI95 = "robust_accuracy_ci95"
         case adversarialAccuracy = "adversarial_accuracy", adversarialCorrect = "adversarial_correct"
-        case adversarialCI95 = "adversarial_accuracy_ci95", successRate = "success_rate", successTrials = "success_n"
+        case successRate = "success_rate", successTrials = "success_n"
         case meanPerturbation = "mean_perturbation", maxPerturbation = "max_perturbation"
         case imagesPerSecond = "images_per_second"
     }
 
     init(model: String, spec: AttackSpec, attack: any Attack, goal: AttackGoal, seed: UInt64, outcome: AttackOutcome,
-         transfer: Transfer?, data: String) {
+         examples: String, transfer: Transfer?, data: String) {
         self.model = model
         self.attack = attack.description
         type = spec.type
+        self.spec = spec
         norm = spec.norm.rawValue
         epsilon = attack.epsilon
         loss = spec.loss.rawValue
-        let pgd = attack as? PGD
-        steps = pgd?.steps
-        stepSize = pgd?.stepSize
-        restarts = pgd?.restarts
-        randomStart = pgd?.randomStart
+        switch spec {
+        case .fgsm:
+            (steps, stepSize, restarts, randomStart) = (nil, nil, nil, nil)
+        case .pgd:
+            let pgd = attack as? PGD
+            (steps, stepSize, restarts, randomStart) = (pgd?.steps, pgd?.stepSize, pgd?.restarts, pgd?.randomStart)
+        case .apgd(let p):
+            (steps, stepSize, restarts, randomStart) = (p.steps, nil, p.restarts, true)
+        case .apgdTargeted(let p):
+            (steps, stepSize, restarts, randomStart) = (p.steps, nil, p.restarts, true)
+        }
         targeted = goal.targets
         labels = goal.labels.rawValue
         self.seed = seed
         n = outcome.n
+        self.examples = examples
         cleanAccuracy = outcome.cleanAccuracy.value
         cleanCorrect = outcome.cleanCorrect
+        robustAccuracy = outcome.robustAccuracy.value
+        robustCorrect = outcome.robustCorrect
+        let (lower, upper) = outcome.robustAccuracy.wilsonInterval()
+        robustCI95 = [lower, upper]
         adversarialAccuracy = outcome.adversarialAccuracy.value
         adversarialCorrect = outcome.adversarialCorrect
-        let (lower, upper) = outcome.adversarialAccuracy.wilsonInterval()
-        adversarialCI95 = [lower, upper]
         successRate = outcome.successRate.value
         successes = outcome.successRate.successes
         successTrials = outcome.successRate.trials
@@ -207,6 +233,7 @@ struct AttackReport: Encodable {
         try c.encode(model, forKey: .model)
         try c.encode(attack, forKey: .attack)
         try c.encode(type, forKey: .type)
+        try c.encode(spec, forKey: .spec)
         try c.encode(norm, forKey: .norm)
         try c.encode(epsilon, forKey: .epsilon)
         try c.encode(loss, forKey: .loss)
@@ -218,11 +245,14 @@ struct AttackReport: Encodable {
         try c.encode(labels, forKey: .labels)
         try c.encode(seed, forKey: .seed)
         try c.encode(n, forKey: .n)
+        try c.encode(examples, forKey: .examples)
         try c.encode(cleanAccuracy, forKey: .cleanAccuracy)
         try c.encode(cleanCorrect, forKey: .cleanCorrect)
+        try c.encode(robustAccuracy, forKey: .robustAccuracy)
+        try c.encode(robustCorrect, forKey: .robustCorrect)
+        try c.encode(robustCI95, forKey: .robustCI95)
         try c.encode(adversarialAccuracy, forKey: .adversarialAccuracy)
         try c.encode(adversarialCorrect, forKey: .adversarialCorrect)
-        try c.encode(adversarialCI95, forKey: .adversarialCI95)
         try c.encode(successRate, forKey: .successRate)
         try c.encode(successes, forKey: .successes)
         try c.encode(successTrials, forKey: .successTrials)
@@ -241,13 +271,16 @@ struct AttackReport: Encodable {
         attack                 \(attack)\(targeted.map { " targeted \($0)" } ?? "")\(labels == "predictions" ? " (against the model's predictions)" : "")
         n                      \(n)
         clean accuracy         \(cleanAccuracy.formatted(4))  (95% CI \(cleanInterval.lower.formatted(4))–\(cleanInterval.upper.formatted(4)))
-        adversarial accuracy   \(adversarialAccuracy.formatted(4))  (95% CI \(adversarialCI95[0].formatted(4))–\(adversarialCI95[1].formatted(4)))
+        robust accuracy        \(robustAccuracy.formatted(4))  (95% CI \(robustCI95[0].formatted(4))–\(robustCI95[1].formatted(4)); correct both clean and attacked)
+        adversarial accuracy   \(adversarialAccuracy.formatted(4))  (attacked inputs classified correctly, whatever the clean prediction)
         attack success rate    \(successRate.formatted(4))  (\(successes) of \(successTrials) \(targeted == nil ? "correctly classified" : "attacked") inputs)
         \(normSymbol) mean / max        \(meanPerturbation.formatted(4)) / \(Double(maxPerturbation).formatted(4))
+        examples               \(examples == "first-success" ? "each input's first fooling iterate" : "each input's highest-loss iterate")
         time                   \(seconds.formatted(2)) s (\(Int(imagesPerSecond)) images/s)
         """
         if let transfer {
-            lines += "\ntransfer to \(transfer.model): clean \(transfer.cleanAccuracy.formatted(4)), adversarial \(transfer.adversarialAccuracy.formatted(4))"
+            lines += "\ntransfer to \(transfer.model): clean \(transfer.cleanAccuracy.formatted(4)), robust \(transfer.robustAccuracy.formatted(4)), "
+                + "adversarial \(transfer.adversarialAccuracy.formatted(4))"
         }
         return lines
     }

@@ -11,8 +11,12 @@ struct GateCommand: ParsableCommand {
         abstract: "Compare a bench report with a baseline: exit 0 within tolerance, 1 on a regression, 2 on unusable input.",
         discussion: """
         Every metric of every model is compared (clean accuracy, each attack at each ε, the worst case), each in its \
-        own direction (higher or lower is better). Reports with different ε grids, attacks, n or datasets are \
-        incomparable (exit 2). Reports of schema bulwark-report/1 are read too.
+        own direction (higher or lower is better). A metric fails when it got worse by more than --max-drop AND the \
+        change is significant: McNemar's exact test on the examples whose outcome changed, Holm-corrected across \
+        metrics, at --alpha. A significant rise of a robust accuracy without a rise of clean accuracy is flagged \
+        ("an attack got weaker?"; a failure with --fail-on-suspicious). A new report with failed sanity checks fails \
+        unless --allow-failed-checks. Reports with different ε grids, attack parameters, n, test data (content \
+        digest) or Bulwark major version are incomparable (exit 2). Reports of schema bulwark-report/1 are read too.
 
         Examples:
           bulwark gate --baseline baseline.json --report bulwark-report.json --max-drop 0.01
@@ -29,12 +33,22 @@ struct GateCommand: ParsableCommand {
     @Option(help: "Largest accepted change for the worse of any metric (absolute, e.g. 0.01 = one point of accuracy).")
     var maxDrop: Double = 0.01
 
+    @Option(help: "Significance level of the paired tests (Holm-corrected across metrics).")
+    var alpha: Double = 0.05
+
+    @Flag(help: "Fail when a robust accuracy rose significantly without clean accuracy rising (an attack got weaker?).")
+    var failOnSuspicious = false
+
+    @Flag(help: "Pass even if the new report has failed sanity checks.")
+    var allowFailedChecks = false
+
     @Option(help: ArgumentHelp("Write JUnit XML for CI systems.", valueName: "path"))
     var junit: String?
 
     func validate() throws {
         guard baseline != nil, report != nil else { throw ValidationError("give both --baseline BASE.json and --report NEW.json") }
         guard maxDrop >= 0, maxDrop <= 1 else { throw ValidationError("--max-drop must be a number between 0 and 1, got \(maxDrop)") }
+        guard alpha > 0, alpha < 1 else { throw ValidationError("--alpha must be a number between 0 and 1 (e.g. 0.05), got \(alpha)") }
     }
 
     func run() throws {
@@ -43,14 +57,25 @@ struct GateCommand: ParsableCommand {
             if let junit { try OutputPath.prepare(junit, for: "--junit") }
             let old = try BenchReport.decode(Data(FileReader.readAll(baseline, limit: 256 << 20)), source: baseline)
             let new = try BenchReport.decode(Data(FileReader.readAll(report, limit: 256 << 20)), source: report)
-            let result = try Gate.compare(baseline: old, current: new, maxDrop: maxDrop)
+            let policy = Gate.Policy(maxDrop: maxDrop, alpha: alpha, failOnSuspicious: failOnSuspicious, allowFailedChecks: allowFailedChecks)
+            let result = try Gate.compare(baseline: old, current: new, policy: policy)
             print(Gate.table(result))
             for note in result.notes { print("note: \(note)") }
+            for check in result.failedChecks {
+                print("\(result.checksFail ? "failed check" : "failed check (allowed)"): \(check)")
+            }
+            for c in result.suspicious {
+                print("warning: \(c.model) \(c.metric) rose significantly without clean accuracy rising: an attack got weaker?")
+            }
             if let junit { try AtomicFile.write(Array(Gate.junit(result).utf8), to: junit) }
             if result.passed {
-                print("gate: passed (\(result.comparisons.count) metrics within --max-drop \(maxDrop))")
+                print("gate: passed (\(result.comparisons.count) metrics: no significant drop beyond --max-drop \(maxDrop) at α = \(alpha))")
             } else {
-                Console.note("gate: \(result.regressions.count) regression(s) beyond --max-drop \(maxDrop)")
+                var reasons: [String] = []
+                if !result.regressions.isEmpty { reasons.append("\(result.regressions.count) significant regression(s) beyond --max-drop \(maxDrop)") }
+                if result.checksFail { reasons.append("\(result.failedChecks.count) failed sanity check(s) in the new report (--allow-failed-checks to accept)") }
+                if failOnSuspicious && !result.suspicious.isEmpty { reasons.append("\(result.suspicious.count) suspicious rise(s)") }
+                Console.note("gate: failed: " + reasons.joined(separator: "; "))
                 throw ExitCode(1)
             }
         } catch let exit as ExitCode {

@@ -162,8 +162,9 @@ public struct BenchConfiguration: Equatable, Sendable {
     }
 
     /// The main job's configuration: the shipped standard and PGD-trained 784-256-256-10 MLPs on
-    /// Fashion-MNIST, FGSM and PGD-20 (α = ε/10, random start) at ε ∈ {0, 0.05, 0.1, 0.2}, all
-    /// 10,000 test images, seed 0.
+    /// Fashion-MNIST, FGSM, PGD-20 (α = ε/10, random start), APGD-CE (100 steps) and APGD-T (100
+    /// steps, the 3 most likely wrong classes as targets; AutoAttack's standard suite tries 9) at
+    /// ε ∈ {0, 0.05, 0.1, 0.2}, all 10,000 test images, seed 0.
     public static let standard = BenchConfiguration(
         seed: 0, epsilons: [0, 0.05, 0.1, 0.2],
         dataset: DatasetSelection(name: "fashion-mnist", n: 10_000),
@@ -174,6 +175,8 @@ public struct BenchConfiguration: Equatable, Sendable {
         attacks: [
             AttackEntry(name: "FGSM", spec: .fgsm(FGSM.Parameters())),
             AttackEntry(name: "PGD-20", spec: .pgd(try! PGD.Parameters(steps: 20, stepSize: .relative(0.1)))),
+            AttackEntry(name: "APGD-CE", spec: .apgd(try! APGD.Parameters())),
+            AttackEntry(name: "APGD-T", spec: .apgdTargeted(try! APGDT.Parameters(targetClasses: 3))),
         ],
         batchSize: 500, checkExamples: 500)
 
@@ -222,6 +225,9 @@ public struct BenchConfiguration: Equatable, Sendable {
                 do { _ = try attack.makeAttack(epsilon: epsilon) } catch {
                     throw fail("attack '\(attack.name)' at ε = \(epsilon): \(error)")
                 }
+            }
+            if case .apgdTargeted = attack.spec, attack.goal.isTargeted {
+                throw fail("attack '\(attack.name)' is apgd-t, which picks its own target classes; remove \"targeted\" or use apgd")
             }
             if attack.goal.isTargeted && attack.goal.labels == .predictions {
                 throw fail("attack '\(attack.name)' is targeted; \"labels\" applies to untargeted attacks")

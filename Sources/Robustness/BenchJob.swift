@@ -110,7 +110,19 @@ public struct BenchJob {
             results.append(try runner.evaluate(loaded.network, name: entry.name, path: entry.path, sha256: sha256, test: test))
         }
         let report = BenchReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
-                                 configuration: configuration, data: description, n: test.count, models: results)
+                                 configuration: configuration, data: description, dataSHA256: Self.contentDigest(test),
+                                 n: test.count, models: results)
         return Outcome(report: report, metadata: metadata)
+    }
+
+    /// SHA-256 of the examples themselves (features as little-endian Float32, then labels as
+    /// little-endian Int64), whatever file they came from: the gate refuses to compare reports
+    /// made on different data.
+    public static func contentDigest(_ data: LabeledData) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(data.features.scalars.count * 4 + data.labels.count * 8)
+        for value in data.features.scalars { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+        for label in data.labels { withUnsafeBytes(of: Int64(label).littleEndian) { bytes.append(contentsOf: $0) } }
+        return FileDigest.sha256(bytes)
     }
 }

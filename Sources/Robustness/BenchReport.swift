@@ -20,17 +20,20 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public var machine: Machine
     public var configuration: BenchConfiguration
     public var data: String
+    /// SHA-256 of the test examples used (`LabeledData.contentDigest`); nil in reports of older versions.
+    public var dataSHA256: String?
     public var n: Int
     public var models: [ModelResult]
 
     public init(bulwarkVersion: String = BulwarkVersion.current, created: String, machine: Machine,
-                configuration: BenchConfiguration, data: String, n: Int, models: [ModelResult]) {
+                configuration: BenchConfiguration, data: String, dataSHA256: String? = nil, n: Int, models: [ModelResult]) {
         schema = Self.schema
         self.bulwarkVersion = bulwarkVersion
         self.created = created
         self.machine = machine
         self.configuration = configuration
         self.data = data
+        self.dataSHA256 = dataSHA256
         self.n = n
         self.models = models
     }
@@ -199,7 +202,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case schema, created, machine, configuration, data, n, models
-        case bulwarkVersion = "bulwark_version"
+        case bulwarkVersion = "bulwark_version", dataSHA256 = "data_sha256"
     }
 
     /// Failed checks over all models.

@@ -2,44 +2,114 @@ import Foundation
 
 /// The CI gate: compares a new report with a baseline, metric by metric (every `Metric` of every
 /// model: clean accuracy, each attack at each ε, the worst case, and whatever else an experiment
-/// reports), and fails when a metric got worse (in its own direction) by more than a tolerance.
-/// Reports made with different configurations are incomparable, never silently compared.
+/// reports), each in its own direction.
+///
+/// A metric regresses when it got worse by more than `--max-drop` AND the change is significant:
+/// McNemar's exact test on the examples whose outcome changed (the reports store one bit per
+/// example), Holm-corrected across all tested metrics, at level α. Noise within the interval
+/// passes; a real drop fails even if the point estimates look close. Metrics without per-example
+/// outcomes (older reports) are compared on point estimates alone, and the gate says so.
+///
+/// A significant rise of a robust accuracy without a significant rise of the same model's clean
+/// accuracy is flagged as suspicious ("an attack got weaker?"): a broken attack looks exactly like
+/// a better defence. A new report with failed sanity checks fails the gate. Reports made on other
+/// data, with other attacks or by another major version of Bulwark are refused, never silently
+/// compared.
 public enum Gate {
+    /// How the gate decides.
+    public struct Policy: Sendable, Equatable {
+        /// Largest accepted change for the worse (absolute).
+        public var maxDrop: Double
+        /// Significance level of the Holm-corrected paired tests.
+        public var alpha: Double
+        /// Fail when a robust metric rose significantly without clean accuracy rising.
+        public var failOnSuspicious: Bool
+        /// Pass even if the new report has failed sanity checks.
+        public var allowFailedChecks: Bool
+
+        public init(maxDrop: Double = 0.01, alpha: Double = 0.05, failOnSuspicious: Bool = false, allowFailedChecks: Bool = false) {
+            self.maxDrop = maxDrop
+            self.alpha = alpha
+            self.failOnSuspicious = failOnSuspicious
+            self.allowFailedChecks = allowFailedChecks
+        }
+    }
+
     /// One compared metric.
     public struct Comparison: Sendable, Equatable {
+        public enum Status: String, Sendable {
+            case ok
+            /// Worse by more than --max-drop and significant (or no outcomes to test).
+            case regression
+            /// Worse by more than --max-drop, but within what chance explains.
+            case insignificantDrop = "drop not significant"
+            /// Better, significantly, for a robust metric while clean accuracy did not rise.
+            case suspiciousRise = "suspicious rise"
+            /// Missing from the new report.
+            case missing
+        }
+
         public let model: String
         public let metric: String
         public let better: Metric.Direction
         public let baseline: Double
         /// nil when the new report lacks the metric (a removed model or attack counts as a regression).
         public let current: Double?
-        public let regressed: Bool
+        /// Examples that succeeded only in the baseline / only in the new report (nil without outcomes).
+        public let discordant: (onlyBaseline: Int, onlyCurrent: Int)?
+        /// McNemar's exact p-value, and Holm-adjusted.
+        public let pValue: Double?
+        public let adjustedPValue: Double?
+        public let status: Status
 
         public var change: Double? { current.map { $0 - baseline } }
+        public var regressed: Bool { status == .regression || status == .missing }
+
+        public static func == (a: Comparison, b: Comparison) -> Bool {
+            a.model == b.model && a.metric == b.metric && a.baseline == b.baseline && a.current == b.current
+                && a.pValue == b.pValue && a.status == b.status
+        }
     }
 
     public struct Result: Sendable {
         public let comparisons: [Comparison]
         public let notes: [String]
-        public let maxDrop: Double
+        public let policy: Policy
+        /// Failed sanity checks of the new report.
+        public let failedChecks: [String]
+        public var maxDrop: Double { policy.maxDrop }
         public var regressions: [Comparison] { comparisons.filter(\.regressed) }
-        public var passed: Bool { regressions.isEmpty }
+        public var suspicious: [Comparison] { comparisons.filter { $0.status == .suspiciousRise } }
+        public var checksFail: Bool { !failedChecks.isEmpty && !policy.allowFailedChecks }
+        public var passed: Bool {
+            regressions.isEmpty && !checksFail && !(policy.failOnSuspicious && !suspicious.isEmpty)
+        }
     }
 
     public enum GateError: Error, CustomStringConvertible, Equatable {
         case incomparable([String])
         case invalidTolerance(Double)
+        case invalidAlpha(Double)
+        case inconsistentMetric(report: String, model: String, metric: String, value: Double, fromOutcomes: Double)
 
         public var description: String {
             switch self {
             case .incomparable(let reasons):
                 return "the reports are incomparable: " + reasons.joined(separator: "; ")
-                    + ". Re-run the baseline with the same configuration (bulwark bench --config …)"
+                    + ". Re-run the baseline with the same configuration, data and Bulwark version (bulwark bench --config …)"
             case .invalidTolerance(let value):
                 return "--max-drop must be a number between 0 and 1, got \(value)"
+            case .invalidAlpha(let value):
+                return "--alpha must be a number between 0 and 1, got \(value)"
+            case .inconsistentMetric(let report, let model, let metric, let value, let fromOutcomes):
+                return "the \(report) report is inconsistent: metric '\(metric)' of model '\(model)' has value \(value), but its per-example "
+                    + "outcomes give \(fromOutcomes); the report was edited or is corrupt: regenerate it with bulwark bench"
             }
         }
     }
+
+    /// The major version of a version string ("0.2.0" → "0").
+    static func majorVersion(_ version: String) -> String { String(version.split(separator: ".").first ?? Substring(version)) }
 
     /// Why two reports cannot be compared (empty if they can).
     public static func incompatibilities(baseline: BenchReport, current: BenchReport) -> [String] {
@@ -47,26 +117,54 @@ public enum Gate {
         let (a, b) = (baseline.configuration, current.configuration)
         if a.epsilons != b.epsilons { reasons.append("ε grids differ (\(a.epsilons) vs \(b.epsilons))") }
         if a.attacks != b.attacks {
-            reasons.append("attacks differ (\(a.attacks.map(\.name)) vs \(b.attacks.map(\.name)), or their parameters)")
+            let names = (a.attacks.map(\.name), b.attacks.map(\.name))
+            reasons.append(names.0 == names.1 ? "the parameters of attacks differ (\(zip(a.attacks, b.attacks).filter { $0 != $1 }.map(\.0.name).joined(separator: ", ")))"
+                                              : "attacks differ (\(names.0) vs \(names.1))")
         }
         if let difference = a.dataset.difference(from: b.dataset) { reasons.append("datasets differ (\(difference))") }
         if baseline.n != current.n { reasons.append("n differs (\(baseline.n) vs \(current.n))") }
+        if let old = baseline.dataSHA256, let new = current.dataSHA256, old != new {
+            reasons.append("the test data differs (content sha256 \(old.prefix(12))… vs \(new.prefix(12))…)")
+        }
+        if majorVersion(baseline.bulwarkVersion) != majorVersion(current.bulwarkVersion) {
+            reasons.append("Bulwark major versions differ (\(baseline.bulwarkVersion) vs \(current.bulwarkVersion))")
+        }
         return reasons
     }
 
     /// - Throws: `GateError.incomparable` with every difference found.
-    public static func compare(baseline: BenchReport, current: BenchReport, maxDrop: Double) throws -> Result {
-        guard maxDrop >= 0, maxDrop <= 1 else { throw GateError.invalidTolerance(maxDrop) }
+    public static func compare(baseline: BenchReport, current: BenchReport, policy: Policy) throws -> Result {
+        guard policy.maxDrop >= 0, policy.maxDrop <= 1 else { throw GateError.invalidTolerance(policy.maxDrop) }
+        guard policy.alpha > 0, policy.alpha < 1 else { throw GateError.invalidAlpha(policy.alpha) }
+        for (name, report) in [("baseline", baseline), ("new", current)] {
+            for model in report.models {
+                for metric in model.metrics {
+                    guard let flags = metric.outcomeFlags, !flags.isEmpty else { continue }
+                    let fraction = Double(flags.filter { $0 }.count) / Double(flags.count)
+                    if abs(fraction - metric.value) > 1e-9 {
+                        throw GateError.inconsistentMetric(report: name, model: model.name, metric: metric.name, value: metric.value, fromOutcomes: fraction)
+                    }
+                }
+            }
+        }
         let reasons = incompatibilities(baseline: baseline, current: current)
         guard reasons.isEmpty else { throw GateError.incomparable(reasons) }
         var notes: [String] = []
         if baseline.data != current.data {
-            notes.append("the data sources are described differently (\(baseline.data) vs \(current.data)); check that they hold the same examples")
+            notes.append("the data sources are described differently (\(baseline.data) vs \(current.data))"
+                         + (baseline.dataSHA256 != nil && current.dataSHA256 != nil ? "; their content is the same" : "; check that they hold the same examples"))
+        }
+        if baseline.dataSHA256 == nil || current.dataSHA256 == nil {
+            notes.append("a report records no test-data digest (made by an older Bulwark): the data could not be checked")
         }
         if baseline.configuration.seed != current.configuration.seed {
             notes.append("seeds differ (\(baseline.configuration.seed) vs \(current.configuration.seed)); random starts differ")
         }
-        var comparisons: [Comparison] = []
+
+        // Pair the metrics, with the paired test where both sides have per-example outcomes.
+        struct Pair { let model: String; let old: Metric; let new: Metric?; let discordant: (Int, Int)?; let p: Double? }
+        var pairs: [Pair] = []
+        var untested = 0
         for old in baseline.models {
             let new = current.models.first { $0.name == old.name }
             if new == nil { notes.append("model '\(old.name)' is missing from the new report") }
@@ -76,47 +174,119 @@ public enum Gate {
                 if let match, match.better != metric.better {
                     notes.append("metric '\(metric.name)' of model '\(old.name)' changed direction; compared as \(metric.better.rawValue)-is-better")
                 }
-                let regressed = match.map { metric.regressed(to: $0.value, tolerance: maxDrop) } ?? true
-                comparisons.append(Comparison(model: old.name, metric: metric.name, better: metric.better, baseline: metric.value,
-                                              current: match?.value, regressed: regressed))
+                var discordant: (Int, Int)?
+                if let match, let a = metric.outcomeFlags, let b = match.outcomeFlags, a.count == b.count {
+                    discordant = (zip(a, b).filter { $0 && !$1 }.count, zip(a, b).filter { !$0 && $1 }.count)
+                } else if match != nil {
+                    untested += 1
+                }
+                pairs.append(Pair(model: old.name, old: metric, new: match, discordant: discordant,
+                                  p: discordant.map { PairedTest.mcNemarExact(b: $0.0, c: $0.1) }))
             }
+        }
+        if untested > 0 {
+            notes.append("\(untested) metric(s) have no per-example outcomes in one report: compared on point estimates and --max-drop only")
+        }
+        let adjusted = PairedTest.holm(pairs.map(\.p))
+        func significant(_ index: Int) -> Bool { adjusted[index].map { $0 <= policy.alpha } ?? false }
+        func improved(_ index: Int) -> Bool {
+            guard let new = pairs[index].new else { return false }
+            let change = new.value - pairs[index].old.value
+            return significant(index) && (pairs[index].old.better == .higher ? change > 0 : change < 0)
+        }
+
+        var comparisons: [Comparison] = []
+        for (index, pair) in pairs.enumerated() {
+            let status: Comparison.Status
+            if let new = pair.new {
+                if pair.old.regressed(to: new.value, tolerance: policy.maxDrop) {
+                    status = pair.p == nil || significant(index) ? .regression : .insignificantDrop
+                } else if pair.old.name != "clean" && improved(index),
+                          !pairs.indices.contains(where: { pairs[$0].model == pair.model && pairs[$0].old.name == "clean" && improved($0) }) {
+                    status = .suspiciousRise
+                } else {
+                    status = .ok
+                }
+            } else {
+                status = .missing
+            }
+            comparisons.append(Comparison(model: pair.model, metric: pair.old.name, better: pair.old.better, baseline: pair.old.value,
+                                          current: pair.new?.value, discordant: pair.discordant.map { (onlyBaseline: $0.0, onlyCurrent: $0.1) },
+                                          pValue: pair.p, adjustedPValue: adjusted[index], status: status))
         }
         for new in current.models where !baseline.models.contains(where: { $0.name == new.name }) {
             notes.append("model '\(new.name)' is new (not in the baseline, not gated)")
         }
-        return Result(comparisons: comparisons, notes: notes, maxDrop: maxDrop)
+        let failedChecks = current.failedChecks.map { "\($0.model): \($0.check.id) \($0.check.title): \($0.check.message)" }
+        return Result(comparisons: comparisons, notes: notes, policy: policy, failedChecks: failedChecks)
+    }
+
+    /// `compare` with the default policy at `maxDrop`.
+    public static func compare(baseline: BenchReport, current: BenchReport, maxDrop: Double) throws -> Result {
+        try compare(baseline: baseline, current: current, policy: Policy(maxDrop: maxDrop))
     }
 
     /// A Markdown table of every comparison.
     public static func table(_ result: Result) -> String {
-        var lines = ["| model | metric | baseline | new | change | status |", "|---|---|---|---|---|---|"]
+        var lines = ["| model | metric | baseline | new | change | only baseline / only new | p (Holm) | status |",
+                     "|---|---|---|---|---|---|---|---|"]
         for c in result.comparisons {
             let new = c.current.map { String(format: "%.4f", $0) } ?? "missing"
             let change = c.change.map { String(format: "%+.4f", $0) } ?? "–"
-            lines.append("| \(c.model) | \(c.metric) | \(String(format: "%.4f", c.baseline)) | \(new) | \(change) | \(c.regressed ? "**REGRESSION**" : "ok") |")
+            let discordant = c.discordant.map { "\($0.onlyBaseline) / \($0.onlyCurrent)" } ?? "–"
+            let p = c.adjustedPValue.map { formatP($0) } ?? "–"
+            let status = switch c.status {
+            case .ok: "ok"
+            case .regression, .missing: "**REGRESSION**"
+            case .insignificantDrop: "drop not significant"
+            case .suspiciousRise: "**an attack got weaker?**"
+            }
+            lines.append("| \(c.model) | \(c.metric) | \(String(format: "%.4f", c.baseline)) | \(new) | \(change) | \(discordant) | \(p) | \(status) |")
         }
         return lines.joined(separator: "\n")
     }
 
-    /// JUnit XML: one test suite per model, one test case per metric, a failure per regression.
+    static func formatP(_ p: Double) -> String { p < 1e-4 ? String(format: "%.1e", p) : String(format: "%.4f", p) }
+
+    /// JUnit XML: one test suite per model, one test case per metric (a failure per regression, and
+    /// per suspicious rise with --fail-on-suspicious), and a suite of the new report's failed checks.
     public static func junit(_ result: Result) -> String {
+        func failed(_ c: Comparison) -> Bool { c.regressed || (c.status == .suspiciousRise && result.policy.failOnSuspicious) }
         var xml = #"<?xml version="1.0" encoding="UTF-8"?>"# + "\n"
         let models = result.comparisons.map(\.model).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-        xml += #"<testsuites name="bulwark gate" tests="\#(result.comparisons.count)" failures="\#(result.regressions.count)">"# + "\n"
+        let checkFailures = result.checksFail ? result.failedChecks.count : 0
+        let failures = result.comparisons.filter(failed).count + checkFailures
+        xml += #"<testsuites name="bulwark gate" tests="\#(result.comparisons.count + result.failedChecks.count)" failures="\#(failures)">"# + "\n"
         for model in models {
             let cases = result.comparisons.filter { $0.model == model }
-            xml += #"  <testsuite name="\#(escape(model))" tests="\#(cases.count)" failures="\#(cases.filter(\.regressed).count)">"# + "\n"
+            xml += #"  <testsuite name="\#(escape(model))" tests="\#(cases.count)" failures="\#(cases.filter(failed).count)">"# + "\n"
             for c in cases {
                 xml += #"    <testcase classname="bulwark.gate.\#(escape(model))" name="\#(escape(c.metric))""#
-                if c.regressed {
-                    let message = c.current.map {
-                        (c.better == .higher ? "dropped" : "rose")
-                            + String(format: " from %.4f to %.4f (%+.4f), more than --max-drop %g", c.baseline, $0, $0 - c.baseline, result.maxDrop)
-                    } ?? "missing from the new report (baseline \(String(format: "%.4f", c.baseline)))"
-                    xml += ">\n" + #"      <failure message="\#(escape(message))" type="regression"/>"# + "\n    </testcase>\n"
+                if failed(c) {
+                    let p = c.adjustedPValue.map { ", p = \(formatP($0)) (McNemar, Holm)" } ?? ", no per-example outcomes to test"
+                    let message: String
+                    if let current = c.current {
+                        let direction = (current > c.baseline) ? "rose" : "dropped"
+                        message = c.status == .suspiciousRise
+                            ? String(format: "rose from %.4f to %.4f without clean accuracy rising: an attack got weaker?", c.baseline, current) + p
+                            : direction + String(format: " from %.4f to %.4f (%+.4f), more than --max-drop %g", c.baseline, current, current - c.baseline, result.maxDrop) + p
+                    } else {
+                        message = "missing from the new report (baseline \(String(format: "%.4f", c.baseline)))"
+                    }
+                    xml += ">\n" + #"      <failure message="\#(escape(message))" type="\#(c.status == .suspiciousRise ? "suspicious" : "regression")"/>"# + "\n    </testcase>\n"
                 } else {
                     xml += "/>\n"
                 }
+            }
+            xml += "  </testsuite>\n"
+        }
+        if !result.failedChecks.isEmpty {
+            xml += #"  <testsuite name="sanity checks" tests="\#(result.failedChecks.count)" failures="\#(checkFailures)">"# + "\n"
+            for check in result.failedChecks {
+                xml += #"    <testcase classname="bulwark.gate.checks" name="\#(escape(check))""#
+                xml += result.checksFail
+                    ? ">\n" + #"      <failure message="\#(escape(check))" type="failed sanity check"/>"# + "\n    </testcase>\n"
+                    : ">\n      <skipped message=\"allowed by --allow-failed-checks\"/>\n    </testcase>\n"
             }
             xml += "  </testsuite>\n"
         }

@@ -15,7 +15,7 @@ public enum SanityCheck: String, CaseIterable, Sendable {
     public var title: String {
         switch self {
         case .accuracyRisesWithEpsilon: return "accuracy must not rise with ε"
-        case .iterativeWeakerThanSingleStep: return "an iterative attack must not be weaker than FGSM"
+        case .iterativeWeakerThanSingleStep: return "the strongest iterative attack must break the examples FGSM breaks"
         case .largeEpsilonNotBroken: return "a very large ε must drive accuracy near zero"
         case .degenerateGradients: return "input gradients must be neither zero nor NaN"
         }
@@ -66,26 +66,58 @@ struct SanityChecker {
             problems.isEmpty ? "accuracy is non-increasing in ε for every attack" : problems.joined(separator: "; "))
     }
 
-    /// BW002: each iterative attack must reach at most the accuracy of FGSM (same norm) at every ε.
-    func iterativeVersusSingleStep(results: [BenchReport.AttackResult],
-                                   attacks: [BenchConfiguration.AttackEntry]) -> BenchReport.CheckResult {
-        var problems: [String] = []
-        for iterative in attacks where iterative.isIterative && !iterative.goal.isTargeted {
-            for single in attacks where !single.isIterative && !single.goal.isTargeted && single.spec.norm == iterative.spec.norm {
-                for result in results where result.attack == iterative.name {
-                    guard let reference = results.first(where: { $0.attack == single.name && $0.epsilon == result.epsilon }) else { continue }
-                    if result.accuracy.accuracy > reference.accuracy.accuracy + tolerance {
-                        problems.append("\(iterative.name) leaves \(result.accuracy.accuracy) at ε = \(format(result.epsilon)), "
-                                        + "\(single.name) only \(reference.accuracy.accuracy)")
-                    }
+    /// The per-example robustness of one attack at one ε (true: the example resisted).
+    struct ExampleOutcomes {
+        let attack: BenchConfiguration.AttackEntry
+        let epsilon: Float
+        let robust: [Bool]
+    }
+
+    /// BW002, per example: at every ε and norm, the strongest untargeted iterative attack (the one
+    /// leaving the lowest accuracy) must break the examples a single-step attack (FGSM) breaks.
+    /// Examples FGSM breaks but the strongest misses show that it has not converged (Carlini et al.,
+    /// 2019, §5.3), even when its aggregate accuracy is lower. (Two strong iterative attacks break
+    /// partly different examples, which is why suites combine them; that is not a failure.) Also
+    /// fails if an iterative attack's aggregate accuracy exceeds FGSM's.
+    func strongestBreaksWhatWeakerBreak(_ outcomes: [ExampleOutcomes]) -> BenchReport.CheckResult {
+        var problems: [String] = [], findings: [String] = []
+        let untargeted = outcomes.filter { !$0.attack.goal.isTargeted }
+        let cells = untargeted.map { Cell(norm: $0.attack.spec.norm, epsilon: $0.epsilon) }.reduce(into: [Cell]()) { if !$0.contains($1) { $0.append($1) } }
+        for cell in cells {
+            let here = untargeted.filter { Cell(norm: $0.attack.spec.norm, epsilon: $0.epsilon) == cell }
+            let count = { (o: ExampleOutcomes) in o.robust.filter { $0 }.count }
+            guard let strongest = here.filter(\.attack.isIterative).min(by: { count($0) < count($1) }) else { continue }
+            let n = strongest.robust.count
+            var missed = 0
+            let singleStep = here.filter { !$0.attack.isIterative && $0.robust.count == n }
+            guard !singleStep.isEmpty else { continue }
+            for i in 0..<n where strongest.robust[i] && singleStep.contains(where: { !$0.robust[i] }) { missed += 1 }
+            let label = "\(strongest.attack.name) at ε = \(format(cell.epsilon))\(cells.contains { $0.norm != cell.norm } ? " (\(cell.norm.rawValue))" : "")"
+            if Double(missed) > tolerance * Double(n) {
+                problems.append("\(label) missed \(missed) examples that \(singleStep.map(\.attack.name).joined(separator: " or ")) broke")
+            } else {
+                findings.append("\(label): \(missed)")
+            }
+            for single in here where !single.attack.isIterative {
+                for iterative in here where iterative.attack.isIterative && Double(count(iterative) - count(single)) > tolerance * Double(n) {
+                    problems.append("\(iterative.attack.name) leaves \(count(iterative)) robust at ε = \(format(cell.epsilon)), \(single.attack.name) only \(count(single))")
                 }
             }
         }
-        let compared = attacks.contains { $0.isIterative } && attacks.contains { !$0.isIterative }
-        return SanityCheck.iterativeWeakerThanSingleStep.result(
-            passed: problems.isEmpty,
-            problems.isEmpty ? (compared ? "every iterative attack is at least as strong as FGSM" : "no FGSM/iterative pair to compare")
-                : problems.joined(separator: "; "))
+        let message: String
+        if !problems.isEmpty {
+            message = problems.joined(separator: "; ") + ": run the strongest attack with more steps or restarts, or add APGD-T"
+        } else if findings.isEmpty {
+            message = "no single-step and iterative untargeted attacks to compare"
+        } else {
+            message = "examples a single-step attack broke but the strongest iterative one missed: " + findings.joined(separator: ", ")
+        }
+        return SanityCheck.iterativeWeakerThanSingleStep.result(passed: problems.isEmpty, message)
+    }
+
+    private struct Cell: Equatable {
+        let norm: Norm
+        let epsilon: Float
     }
 
     /// BW003: PGD at an ε that covers the whole input cube must leave (almost) nothing correct.

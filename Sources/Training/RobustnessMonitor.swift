@@ -30,7 +30,7 @@ public final class RobustnessMonitor {
             metrics.warnings.append("robust accuracy could not be measured: \(error)")
             return
         }
-        let robust = outcome.adversarialAccuracy.value
+        let robust = outcome.robustAccuracy.value
         metrics.extra["robust_accuracy"] = robust
         metrics.extra["robust_n"] = Double(slice.count)
         if let warning = record(epoch: metrics.epoch, robust: robust, train: metrics.trainAccuracy) {

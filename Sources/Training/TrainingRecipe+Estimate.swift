@@ -16,6 +16,7 @@ extension TrainingRecipe {
             let attackPasses: Double = switch spec.attack {
             case .fgsm: 4
             case .pgd(let p): Double(p.restarts) * (4 * Double(p.steps) + 2)
+            default: 4 * Double(spec.attack.maximumSteps) + 2
             }
             flopsPerExample += Double(spec.mix) * attackPasses * parameters
         }

@@ -4,8 +4,10 @@ import _TestSupport
 
 @Suite("bulwark gate exit codes", .serialized)
 struct GateCLITests {
-    /// Writes a report made by `bulwark bench` on the sample with a tiny configuration, then edits it.
-    static func writeReport(_ directory: String, accuracyShift: Double = 0, n: Int? = nil) throws -> String {
+    /// Writes a report made by `bulwark bench` on the sample with a tiny configuration, then edits it:
+    /// `lost` clean-correct examples become wrong (value and per-example outcomes, consistently), or
+    /// with `tamper` only the value changes.
+    static func writeReport(_ directory: String, lost: Int = 0, tamper: Bool = false, n: Int? = nil) throws -> String {
         let base = directory + "/base.json"
         if !FileManager.default.fileExists(atPath: base) {
             let model = directory + "/m.safetensors"
@@ -20,18 +22,22 @@ struct GateCLITests {
         }
         var json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: base))) as! [String: Any]
         var models = json["models"] as! [[String: Any]]
-        var attacks = models[0]["attacks"] as! [[String: Any]]
-        var accuracy = attacks[1]["accuracy"] as! [String: Any]
-        accuracy["accuracy"] = (accuracy["accuracy"] as! Double) + accuracyShift
-        attacks[1]["accuracy"] = accuracy
-        models[0]["attacks"] = attacks
         var metrics = models[0]["metrics"] as! [[String: Any]]  // the gate compares the metrics
-        let index = metrics.firstIndex { $0["name"] as? String == "PGD-5 ε=0.1" }!
-        metrics[index]["value"] = (metrics[index]["value"] as! Double) + accuracyShift
+        let index = metrics.firstIndex { $0["name"] as? String == "clean" }!
+        var bytes = [UInt8](Data(base64Encoded: metrics[index]["outcomes"] as! String)!)
+        let count = metrics[index]["n"] as! Int
+        var cleared = 0
+        for i in 0..<count where cleared < lost && !tamper && bytes[i / 8] & (1 << (i % 8)) != 0 {
+            bytes[i / 8] &= ~(1 << (i % 8))
+            cleared += 1
+        }
+        #expect(cleared == (tamper ? 0 : lost))
+        metrics[index]["outcomes"] = Data(bytes).base64EncodedString()
+        metrics[index]["value"] = (metrics[index]["value"] as! Double) - Double(lost) / Double(count)
         models[0]["metrics"] = metrics
         json["models"] = models
         if let n { json["n"] = n }
-        let path = directory + "/new-\(accuracyShift)-\(n ?? 0).json"
+        let path = directory + "/new-\(lost)-\(tamper)-\(n ?? 0).json"
         try JSONSerialization.data(withJSONObject: json).write(to: URL(fileURLWithPath: path))
         return path
     }
@@ -40,7 +46,8 @@ struct GateCLITests {
     func exitCodes() throws {
         let directory = TestSupport.temporaryDirectory()
         let same = try Self.writeReport(directory)
-        let worse = try Self.writeReport(directory, accuracyShift: -0.05)
+        let worse = try Self.writeReport(directory, lost: 10)
+        let tampered = try Self.writeReport(directory, lost: 10, tamper: true)
         let otherN = try Self.writeReport(directory, n: 7)
         let base = directory + "/base.json"
 
@@ -53,6 +60,10 @@ struct GateCLITests {
         #expect(fail.status == 1)
         #expect(fail.stdout.contains("**REGRESSION**"))
         #expect(try String(contentsOfFile: junit, encoding: .utf8).contains("<failure"))
+
+        // A value that disagrees with the report's own per-example outcomes: an edited or corrupt report.
+        let edited = try CLIRun(["gate", "--baseline", base, "--report", tampered])
+        #expect(edited.status == 2 && edited.stderr.contains("outcomes"), "\(edited.stderr)")
 
         let incomparable = try CLIRun(["gate", "--baseline", base, "--report", otherN])
         #expect(incomparable.status == 2)

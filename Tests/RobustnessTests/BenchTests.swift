@@ -96,7 +96,7 @@ struct BenchRunnerTests {
         #expect(MarkdownReport.render(report).contains("BW004"))
     }
 
-    @Test("BW001 and BW002 catch non-monotone accuracy and an iterative attack weaker than FGSM")
+    @Test("BW001 catches non-monotone accuracy; BW002 an iterative attack weaker than FGSM, per example and in aggregate")
     func checkLogic() throws {
         func result(_ attack: String, _ epsilon: Float, _ accuracy: Double) -> BenchReport.AttackResult {
             .init(attack: attack, description: attack, norm: .linf, epsilon: epsilon,
@@ -104,16 +104,26 @@ struct BenchRunnerTests {
                   success: Proportion(successes: 0, trials: 1), meanPerturbation: 0, maxPerturbation: 0, seconds: 1, imagesPerSecond: 1)
         }
         let results = [result("FGSM", 0.1, 0.30), result("FGSM", 0.2, 0.40), result("PGD", 0.1, 0.35), result("PGD", 0.2, 0.10)]
-        let attacks: [BenchConfiguration.AttackEntry] = [.init(name: "FGSM", spec: .fgsm(FGSM.Parameters())), .init(name: "PGD", spec: .pgd(try PGD.Parameters()))]
-        let report = try BenchRunnerTests.checks(results: results, attacks: attacks)
-        #expect(report[0].passed == false && report[0].message.contains("FGSM: 0.3 at ε = 0.1 but 0.4 at ε = 0.2"))
-        #expect(report[1].passed == false && report[1].message.contains("PGD leaves 0.35 at ε = 0.1"))
-    }
-
-    static func checks(results: [BenchReport.AttackResult], attacks: [BenchConfiguration.AttackEntry]) throws -> [BenchReport.CheckResult] {
+        let fgsm = BenchConfiguration.AttackEntry(name: "FGSM", spec: .fgsm(FGSM.Parameters()))
+        let pgd = BenchConfiguration.AttackEntry(name: "PGD", spec: .pgd(try PGD.Parameters()))
         let checker = SanityChecker(n: 1000)
-        return [checker.monotonicity(clean: 0.9, results: results, worstCase: [], attacks: attacks),
-                checker.iterativeVersusSingleStep(results: results, attacks: attacks)]
+        let monotonicity = checker.monotonicity(clean: 0.9, results: results, worstCase: [], attacks: [fgsm, pgd])
+        #expect(monotonicity.passed == false && monotonicity.message.contains("FGSM: 0.3 at ε = 0.1 but 0.4 at ε = 0.2"))
+
+        /// Robust on examples in `robust` of 1000.
+        func outcomes(_ entry: BenchConfiguration.AttackEntry, _ robust: Range<Int>...) -> SanityChecker.ExampleOutcomes {
+            .init(attack: entry, epsilon: 0.1, robust: (0..<1000).map { i in robust.contains { $0.contains(i) } })
+        }
+        // Aggregate: PGD leaves 350, FGSM 300 (and PGD misses the 50 FGSM broke).
+        let weaker = checker.strongestBreaksWhatWeakerBreak([outcomes(fgsm, 0..<300), outcomes(pgd, 0..<350)])
+        #expect(!weaker.passed && weaker.message.contains("PGD leaves 350 robust at ε = 0.1, FGSM only 300"))
+        #expect(weaker.message.contains("PGD at ε = 0.1 missed 50 examples"))
+        // Per example: PGD is lower in aggregate (250 vs 300) but misses 20 examples FGSM broke.
+        let missed = checker.strongestBreaksWhatWeakerBreak([outcomes(fgsm, 0..<300), outcomes(pgd, 70..<320)])
+        #expect(!missed.passed && missed.message.contains("missed 20 examples that FGSM broke"))
+        // Within tolerance (5 of 1000): passes, and says how many.
+        let fine = checker.strongestBreaksWhatWeakerBreak([outcomes(fgsm, 0..<300), outcomes(pgd, 0..<247, 300..<303)])
+        #expect(fine.passed && fine.message.contains("PGD at ε = 0.1: 3"))
     }
 
     /// Evaluates every model of the configuration on `data` (what `BenchJob` does after loading).

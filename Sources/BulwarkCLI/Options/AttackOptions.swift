@@ -29,7 +29,7 @@ struct AttackOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Perturbation budget ε, e.g. 0.1 or 8/255.", valueName: "ε"))
     var eps: Real = Real(0.1)
 
-    @Option(help: "PGD iterations per restart (default \(PGD.defaultSteps)).")
+    @Option(help: "Iterations per restart (default \(PGD.defaultSteps) for pgd, \(APGD.defaultSteps) for apgd and apgd-t).")
     var steps: Int?
 
     @Option(help: ArgumentHelp("PGD step size α, e.g. 0.01 or 2/255 (default 2.5·ε/steps).", valueName: "α"))
@@ -38,14 +38,20 @@ struct AttackOptions: ParsableArguments {
     @Option(help: ArgumentHelp("PGD step size as a multiple of ε (α = r·ε).", valueName: "r"))
     var relativeStepSize: Real?
 
-    @Option(help: "PGD restarts; later restarts attack only inputs not yet fooled (default 1).")
+    @Option(help: "Restarts (pgd, apgd, apgd-t); later restarts attack only inputs not yet fooled (default 1).")
     var restarts: Int?
+
+    @Option(help: "apgd-t: how many target classes to try, those with the highest clean logits after the true class (default \(APGDT.defaultTargetClasses)).")
+    var targetClasses: Int?
+
+    @Option(help: ArgumentHelp("apgd, apgd-t: ρ of the step-size checkpoints (default 0.75).", valueName: "ρ"))
+    var rho: Real?
 
     @Flag(help: "Start PGD at the clean input instead of a random point of the ε-ball.")
     var noRandomStart = false
 
-    @Option(help: "Attack loss: ce (cross-entropy), margin (C&W) or dlr.")
-    var loss: AttackLoss = .crossEntropy
+    @Option(help: "Attack loss: ce (cross-entropy, default), margin (C&W) or dlr; apgd-t always uses the targeted DLR loss.")
+    var loss: AttackLoss?
 
     @Option(help: ArgumentHelp("Targeted attack: a class index, or 'random' (a random class other than the true one).", valueName: "class|random"))
     var targeted: TargetSelection?
@@ -64,18 +70,30 @@ struct AttackOptions: ParsableArguments {
     /// The attack these flags describe.
     func spec() throws -> AttackSpec {
         do {
+            let given: [(flag: String, given: Bool, attacks: Set<String>)] = [
+                ("--steps", steps != nil, ["pgd", "apgd", "apgd-t"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t"]),
+                ("--step-size", stepSize != nil, ["pgd"]), ("--relative-step-size", relativeStepSize != nil, ["pgd"]),
+                ("--no-random-start", noRandomStart, ["pgd"]), ("--target-classes", targetClasses != nil, ["apgd-t"]),
+                ("--rho", rho != nil, ["apgd", "apgd-t"]), ("--loss", loss != nil, ["fgsm", "pgd", "apgd"]),
+                ("--targeted", targeted != nil, ["fgsm", "pgd", "apgd"]),
+            ]
+            if AttackSpec.types.contains(attack), let misplaced = given.first(where: { $0.given && !$0.attacks.contains(attack) }) {
+                throw ValidationError("\(misplaced.flag) applies to \(misplaced.attacks.sorted().joined(separator: ", ")), not \(attack)")
+            }
+            let loss = self.loss ?? .crossEntropy
             switch attack {
             case "fgsm":
-                let pgdOnly = [("--steps", steps != nil), ("--step-size", stepSize != nil), ("--relative-step-size", relativeStepSize != nil),
-                               ("--restarts", restarts != nil), ("--no-random-start", noRandomStart)].filter(\.1).map(\.0)
-                guard pgdOnly.isEmpty else {
-                    throw ValidationError("\(pgdOnly.joined(separator: ", ")) \(pgdOnly.count == 1 ? "applies" : "apply") to pgd only, not fgsm")
-                }
                 return .fgsm(FGSM.Parameters(norm: norm, loss: loss))
             case "pgd":
                 return .pgd(try Self.pgdParameters(norm: norm, loss: loss, steps: steps ?? PGD.defaultSteps, stepSize: stepSize,
                                                    relativeStepSize: relativeStepSize, restarts: restarts, noRandomStart: noRandomStart,
                                                    flagPrefix: "--"))
+            case "apgd":
+                return .apgd(try APGD.Parameters(norm: norm, loss: loss, steps: steps ?? APGD.defaultSteps, restarts: restarts ?? 1,
+                                                 rho: rho?.value ?? 0.75))
+            case "apgd-t":
+                return .apgdTargeted(try APGDT.Parameters(norm: norm, steps: steps ?? APGD.defaultSteps, restarts: restarts ?? 1,
+                                                          targetClasses: targetClasses ?? APGDT.defaultTargetClasses, rho: rho?.value ?? 0.75))
             default:
                 throw ValidationError("--attack: unknown attack '\(attack)' (known: \(AttackSpec.types.joined(separator: ", ")))")
             }

@@ -19,10 +19,12 @@ import TensorCore
 /// projection rescales onto the ball and then clamps; misclassification is sticky from the random
 /// start on; the first checkpoint's window compares the first step's J with 0.
 ///
-/// Inputs misclassified at the clean point are not attacked. In evaluation (`stopAtFirstSuccess`)
-/// an input leaves the batch at its first fooling iterate, which is what is returned for it (other
-/// inputs cannot be affected: every input has its own η); inputs never fooled return their
-/// highest-J point. Otherwise every input runs every step and returns its highest-J point.
+/// In evaluation (`stopAtFirstSuccess`) inputs misclassified at the clean point are not attacked,
+/// and an input leaves the batch at its first fooling iterate, which is what is returned for it
+/// (other inputs cannot be affected: every input has its own η); inputs never fooled return their
+/// highest-J point. Otherwise (training, saved or transferred examples) every input is attacked,
+/// runs every step, and returns its highest-J point; an input counts as fooled (and is left out of
+/// later restarts and targets) only if that returned point fools the model.
 ///
 /// - Parameters:
 ///   - norm: `.linf` (default) or `.l2`.
@@ -78,7 +80,11 @@ public struct APGD: Attack {
             decrease = max(Int(0.03 * n), 1)
         }
 
-        /// The iterations (0-based) after which a checkpoint runs, with the window length of each.
+        /// The interval after a checkpoint that ended an interval of `interval` iterations.
+        func interval(after interval: Int) -> Int { max(interval - decrease, minimum) }
+
+        /// The iterations (0-based) after which a checkpoint runs, with the window length of each
+        /// (what `run` does, for tests and documentation).
         func checkpoints(steps: Int) -> [(iteration: Int, window: Int)] {
             var result: [(Int, Int)] = []
             var interval = first, since = 0
@@ -86,7 +92,7 @@ public struct APGD: Attack {
                 since += 1
                 if since == interval {
                     result.append((i, interval))
-                    interval = max(interval - decrease, minimum)
+                    interval = self.interval(after: interval)
                     since = 0
                 }
             }
@@ -108,6 +114,8 @@ public struct APGD: Attack {
         let lastObjective: FloatBuffer, stepSizes: FloatBuffer
         let increases: UnsafeMutablePointer<Int>
         let reducedLastCheck: UnsafeMutablePointer<Bool>
+        /// Whether each row's highest-J point fools the model.
+        let bestFools: UnsafeMutablePointer<Bool>
         let activeLabels: UnsafeMutablePointer<Int>, activeTargets: UnsafeMutablePointer<Int>
         let predictions: UnsafeMutablePointer<Int>, activeRows: UnsafeMutablePointer<Int>
         /// Per shard row.
@@ -131,6 +139,7 @@ public struct APGD: Attack {
             stepSizes = FloatBuffer(count: rows)
             increases = allocateFilled(rows, with: 0)
             reducedLastCheck = allocateFilled(rows, with: true)
+            bestFools = allocateFilled(rows, with: false)
             activeLabels = allocateFilled(rows, with: 0)
             activeTargets = allocateFilled(rows, with: 0)
             predictions = allocateFilled(rows, with: 0)
@@ -142,6 +151,7 @@ public struct APGD: Attack {
         deinit {
             increases.deallocate()
             reducedLastCheck.deallocate()
+            bestFools.deallocate()
             activeLabels.deallocate()
             activeTargets.deallocate()
             predictions.deallocate()
@@ -162,6 +172,7 @@ public struct APGD: Attack {
             moveScalar(lastObjective); moveScalar(stepSizes)
             increases[j] = increases[i]
             reducedLastCheck[j] = reducedLastCheck[i]
+            bestFools[j] = bestFools[i]
             activeLabels[j] = activeLabels[i]
             activeTargets[j] = activeTargets[i]
             predictions[j] = predictions[i]
@@ -191,15 +202,15 @@ public struct APGD: Attack {
         case misclassified, reachedTarget
     }
 
-    /// Starts a shard: the output is the clean input, and inputs the model already gets wrong (or
-    /// already classifies as their target) count as fooled and are not attacked.
+    /// Starts a shard: the output is the clean input. In evaluation, inputs the model already gets
+    /// wrong (or already classifies as their target) count as fooled and are not attacked.
     func begin(_ clean: MatrixRef, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?, into adversarial: MatrixRef,
                classifier: any DifferentiableClassifier, shard: Int, workspace ws: Workspace) {
         let n = clean.rows
         adversarial.copy(from: clean)
         Kernels.argmaxRows(classifier.logits(clean, shard: shard), into: ws.predictions)
         for r in 0..<n {
-            ws.fooled[r] = targets.map { ws.predictions[r] == $0[r] } ?? (ws.predictions[r] != labels[r])
+            ws.fooled[r] = stopAtFirstSuccess && (targets.map { ws.predictions[r] == $0[r] } ?? (ws.predictions[r] != labels[r]))
         }
         ws.returnedObjective.pointer.update(repeating: -.infinity, count: n)
     }
@@ -237,6 +248,7 @@ public struct APGD: Attack {
         ws.increases.update(repeating: 0, count: m)
         ws.reducedLastCheck.update(repeating: true, count: m)
         recordFooled(rows: m, success: success, into: adversarial, workspace: ws)
+        for i in 0..<m { ws.bestFools[i] = fools(i, success: success, workspace: ws) }
         if stopAtFirstSuccess { m = dropFooled(active: m, workspace: ws) }
 
         let schedule = Schedule(steps: steps)
@@ -245,16 +257,17 @@ public struct APGD: Attack {
             step(rows: m, momentum: i == 0 ? 1 : Self.momentum, workspace: ws)
             evaluate(rows: m, targets: targets, classifier: classifier, shard: shard, workspace: ws)
             recordFooled(rows: m, success: success, into: adversarial, workspace: ws)
-            trackBest(rows: m, workspace: ws)
+            trackBest(rows: m, success: success, workspace: ws)
             sinceCheck += 1
             if sinceCheck == interval {
                 checkpoint(rows: m, interval: interval, workspace: ws)
-                interval = max(interval - schedule.decrease, schedule.minimum)
+                interval = schedule.interval(after: interval)
                 sinceCheck = 0
             }
             if stopAtFirstSuccess { m = dropFooled(active: m, workspace: ws) }
         }
-        // Inputs still in the batch return their highest-J point (across restarts and targets).
+        // Inputs still in the batch return their highest-J point (across restarts and targets);
+        // when every step runs, an input is fooled if and only if that returned point fools.
         for i in 0..<m {
             let r = ws.activeRows[i]
             guard !(stopAtFirstSuccess && ws.fooled[r]) else { continue }
@@ -262,8 +275,14 @@ public struct APGD: Attack {
             if value > ws.returnedObjective.pointer[r] || ws.returnedObjective.pointer[r] == -.infinity {
                 ws.returnedObjective.pointer[r] = value
                 adversarial.row(r).update(from: ws.best.pointer.advanced(by: i * d), count: d)
+                if !stopAtFirstSuccess { ws.fooled[r] = ws.bestFools[i] }
             }
         }
+    }
+
+    /// Whether active row `i`'s current iterate fools the model.
+    private func fools(_ i: Int, success: Success, workspace ws: Workspace) -> Bool {
+        success == .reachedTarget ? ws.predictions[i] == ws.activeTargets[i] : ws.predictions[i] != ws.activeLabels[i]
     }
 
     /// J, predictions and ∂J/∂x at the current iterates (the gradient copied into the workspace).
@@ -346,19 +365,20 @@ public struct APGD: Attack {
         for j in 0..<d { v[j] = min(max(clean[j] + (v[j] - clean[j]) * scale, 0), 1) }
     }
 
-    /// Marks active rows whose current iterate fools the model, keeping the first fooling iterate.
+    /// In evaluation, marks active rows whose current iterate fools the model, keeping the first
+    /// fooling iterate.
     private func recordFooled(rows m: Int, success: Success, into adversarial: MatrixRef, workspace ws: Workspace) {
+        guard stopAtFirstSuccess else { return }
         for i in 0..<m {
             let r = ws.activeRows[i]
-            let fools = success == .reachedTarget ? ws.predictions[i] == ws.activeTargets[i] : ws.predictions[i] != ws.activeLabels[i]
-            guard fools, !ws.fooled[r] else { continue }
+            guard fools(i, success: success, workspace: ws), !ws.fooled[r] else { continue }
             ws.fooled[r] = true
-            if stopAtFirstSuccess { adversarial.row(r).update(from: ws.current.pointer + i * ws.features, count: ws.features) }
+            adversarial.row(r).update(from: ws.current.pointer + i * ws.features, count: ws.features)
         }
     }
 
     /// Counts J's rises and keeps each row's highest-J point and its gradient (strict improvement).
-    private func trackBest(rows m: Int, workspace ws: Workspace) {
+    private func trackBest(rows m: Int, success: Success, workspace ws: Workspace) {
         let d = ws.features
         for i in 0..<m {
             let value = ws.objective.pointer[i]
@@ -366,6 +386,7 @@ public struct APGD: Attack {
             ws.lastObjective.pointer[i] = value
             if value > ws.bestObjective.pointer[i] {
                 ws.bestObjective.pointer[i] = value
+                ws.bestFools[i] = fools(i, success: success, workspace: ws)
                 ws.best.pointer.advanced(by: i * d).update(from: ws.current.pointer + i * d, count: d)
                 ws.bestGradient.pointer.advanced(by: i * d).update(from: ws.gradient.pointer + i * d, count: d)
             }
@@ -439,7 +460,13 @@ extension APGD {
             steps = try c.decodeIfPresent(Int.self, forKey: .steps) ?? APGD.defaultSteps
             restarts = try c.decodeIfPresent(Int.self, forKey: .restarts) ?? 1
             rho = try c.decodeIfPresent(Float.self, forKey: .rho) ?? 0.75
-            do { try validate() } catch { throw c.invalid(.steps, "\(error)") }
+            do { try validate() } catch { throw c.invalid(CodingKeys(stringValue: parameterName(of: error)) ?? .steps, "\(error)") }
         }
     }
+}
+
+/// The name of the parameter an `AttackError.invalidParameter` is about (for the JSON key of a decoding error).
+func parameterName(of error: any Error) -> String {
+    if case AttackError.invalidParameter(let name, _, _) = error { return name }
+    return ""
 }

@@ -129,7 +129,7 @@ extension APGDT {
             restarts = try c.decodeIfPresent(Int.self, forKey: .restarts) ?? 1
             targetClasses = try c.decodeIfPresent(Int.self, forKey: .targetClasses) ?? APGDT.defaultTargetClasses
             rho = try c.decodeIfPresent(Float.self, forKey: .rho) ?? 0.75
-            do { try validate() } catch { throw c.invalid(.steps, "\(error)") }
+            do { try validate() } catch { throw c.invalid(CodingKeys(stringValue: parameterName(of: error)) ?? .steps, "\(error)") }
         }
     }
 }

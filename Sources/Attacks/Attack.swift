@@ -56,12 +56,17 @@ public final class AttackRowResults {
     /// (rows) ‖x_adv − x‖∞ and ‖x_adv − x‖₂
     public let linf: FloatBuffer
     public let l2: FloatBuffer
+    /// (rows) model evaluations spent on each input, for query-based attacks (0 otherwise).
+    public let queries: UnsafeMutablePointer<Int>
 
     public init(capacity: Int) {
         self.capacity = capacity
+        queries = allocateFilled(capacity, with: 0)
         linf = FloatBuffer(count: capacity)
         l2 = FloatBuffer(count: capacity)
     }
+
+    deinit { queries.deallocate() }
 
     /// The distances in `norm`.
     public func distances(_ norm: Norm) -> UnsafeMutablePointer<Float> { norm == .linf ? linf.pointer : l2.pointer }

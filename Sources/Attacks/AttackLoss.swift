@@ -45,7 +45,16 @@ public enum AttackLoss: String, Sendable, CaseIterable, Codable {
                 let lse = m + Foundation.log(sum)
                 let reference = t ?? y
                 let sign: Float = t == nil ? 1 : -1
-                objective[i] = sign * (lse - row[reference])
+                // CE = lse − z_r. When z_r is the largest logit, that difference is a few ulps of z_r
+                // and often exactly 0 on confident examples (then attacks that compare losses, like
+                // APGD, see no progress): it is log1p(Σ_{j≠r} exp(z_j − z_r)) instead.
+                if row[reference] == m {
+                    var others: Float = 0
+                    for j in 0..<k where j != reference { others += Foundation.exp(row[j] - m) }
+                    objective[i] = sign * Foundation.log1p(others)
+                } else {
+                    objective[i] = sign * ((m - row[reference]) + Foundation.log(sum))
+                }
                 if let g {
                     // ∂CE/∂z_j = p_j − [j = reference]. For the reference class p_r − 1 would round to 0 in
                     // Float32 on a confident example and drop its row of the last layer from ∂J/∂x, so it

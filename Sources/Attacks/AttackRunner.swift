@@ -20,6 +20,8 @@ public struct AttackOutcome: Sendable {
     public let targets: [Int]?
     /// ‖x_adv − x‖ in the attack's norm, per input.
     public let perturbationNorms: [Float]
+    /// Model evaluations spent per input by a query-based attack (all 0 for gradient attacks).
+    public let queries: [Int]
     /// Seconds spent crafting (and classifying) the adversarial inputs.
     public let seconds: Double
 
@@ -53,6 +55,19 @@ public struct AttackOutcome: Sendable {
     public var successRate: Proportion {
         let eligible = targets.map { t in t.filter { $0 >= 0 }.count } ?? cleanCorrect
         return Proportion(successes: fooled.filter { $0 }.count, trials: eligible)
+    }
+
+    /// Mean queries over the inputs the attack worked on (correctly classified clean, or attacked
+    /// when targeted), and the median over the inputs it fooled; nil for gradient attacks.
+    public var queryStatistics: (mean: Double, medianFooled: Double?)? {
+        guard queries.contains(where: { $0 > 0 }) else { return nil }
+        let attacked = (0..<n).filter { i in targets.map { $0[i] >= 0 } ?? (cleanPredictions[i] == labels[i]) }
+        let fooledQueries = (0..<n).filter { fooled[$0] }.map { queries[$0] }.sorted()
+        let mean = attacked.isEmpty ? 0 : Double(attacked.map { queries[$0] }.reduce(0, +)) / Double(attacked.count)
+        let median: Double? = fooledQueries.isEmpty ? nil
+            : (fooledQueries.count % 2 == 1 ? Double(fooledQueries[fooledQueries.count / 2])
+               : Double(fooledQueries[fooledQueries.count / 2 - 1] + fooledQueries[fooledQueries.count / 2]) / 2)
+        return (mean, median)
     }
 
     public var meanPerturbation: Double {
@@ -122,7 +137,8 @@ public final class AttackRunner {
         let output = FloatBuffer(count: n * d)
         let predicted = SendablePointer<Int>(allocateFilled(n, with: 0))
         let normOut = SendablePointer<Float>(allocateFilled(n, with: 0))
-        defer { predicted.pointer.deallocate(); normOut.pointer.deallocate() }
+        let queryOut = SendablePointer<Int>(allocateFilled(n, with: 0))
+        defer { predicted.pointer.deallocate(); normOut.pointer.deallocate(); queryOut.pointer.deallocate() }
         let failure = ShardFailure()
         // For a fixed target, inputs already of that class are not attacked: their "target" is a
         // placeholder (their own label) and they are restored to the clean input afterwards.
@@ -153,6 +169,7 @@ public final class AttackRunner {
                         }
                         let results = workspaces[s].value.results
                         (normOut.pointer + rows.lowerBound).update(from: results.distances(attack.norm), count: rows.count)
+                        (queryOut.pointer + rows.lowerBound).update(from: results.queries, count: rows.count)
                         // Accuracy is decided by a fresh forward pass on the returned examples.
                         Kernels.argmaxRows(classifier.logits(outputs.rows(rows), shard: s), into: predicted.pointer + rows.lowerBound)
                     }
@@ -180,7 +197,7 @@ public final class AttackRunner {
         return AttackOutcome(attack: attack.description, norm: attack.norm, epsilon: attack.epsilon, goal: goal,
                              adversarial: adversarial, labels: data.labels, cleanPredictions: cleanPredictions,
                              adversarialPredictions: adversarialPredictions, targets: targets,
-                             perturbationNorms: norms, seconds: seconds)
+                             perturbationNorms: norms, queries: Array(UnsafeBufferPointer(start: queryOut.pointer, count: n)), seconds: seconds)
     }
 
     /// Attacks perturb inputs in [0, 1] (every step clamps to it): data outside it cannot be attacked

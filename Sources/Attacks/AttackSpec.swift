@@ -11,6 +11,7 @@ import _FileSystem
 /// {"type": "pgd", "norm": "linf", "loss": "ce", "steps": 20, "relative_step_size": 0.1, "restarts": 1, "random_start": true}
 /// {"type": "apgd", "norm": "linf", "loss": "ce", "steps": 100, "restarts": 1, "rho": 0.75}
 /// {"type": "apgd-t", "norm": "linf", "steps": 100, "restarts": 1, "target_classes": 9, "rho": 0.75}
+/// {"type": "square", "norm": "linf", "queries": 5000, "p_init": 0.8, "restarts": 1}
 /// ```
 /// Adding an attack: its file (the attack, its `Parameters`, its `Workspace`), one case here, and
 /// one line in each switch below.
@@ -19,9 +20,10 @@ public enum AttackSpec: Equatable, Sendable {
     case pgd(PGD.Parameters)
     case apgd(APGD.Parameters)
     case apgdTargeted(APGDT.Parameters)
+    case square(Square.Parameters)
 
     /// The `type` names, in the order they are listed in messages.
-    public static let types = ["fgsm", "pgd", "apgd", "apgd-t"]
+    public static let types = ["fgsm", "pgd", "apgd", "apgd-t", "square"]
 
     public var type: String {
         switch self {
@@ -29,6 +31,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .pgd: "pgd"
         case .apgd: "apgd"
         case .apgdTargeted: "apgd-t"
+        case .square: "square"
         }
     }
 
@@ -38,6 +41,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .pgd(let p): p.norm
         case .apgd(let p): p.norm
         case .apgdTargeted(let p): p.norm
+        case .square(let p): p.norm
         }
     }
 
@@ -47,6 +51,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .pgd(let p): p.loss
         case .apgd(let p): p.loss
         case .apgdTargeted: .dlr
+        case .square: .margin
         }
     }
 
@@ -54,8 +59,14 @@ public enum AttackSpec: Equatable, Sendable {
     public var isIterative: Bool {
         switch self {
         case .fgsm: false
-        case .pgd, .apgd, .apgdTargeted: true
+        case .pgd, .apgd, .apgdTargeted, .square: true
         }
+    }
+
+    /// Whether the attack uses only the model's outputs (no gradients).
+    public var isBlackBox: Bool {
+        if case .square = self { return true }
+        return false
     }
 
     /// Gradient steps per input at most (over restarts and target classes): the attack's cost.
@@ -65,6 +76,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .pgd(let p): p.steps * p.restarts
         case .apgd(let p): (p.steps + 1) * p.restarts
         case .apgdTargeted(let p): (p.steps + 1) * p.restarts * p.targetClasses
+        case .square(let p): p.queries * p.restarts / 3  // forward passes only
         }
     }
 
@@ -75,6 +87,7 @@ public enum AttackSpec: Equatable, Sendable {
         case "pgd": PGD.Parameters.keys
         case "apgd": APGD.Parameters.keys
         case "apgd-t": APGDT.Parameters.keys
+        case "square": Square.Parameters.keys
         default: nil
         }
     }
@@ -105,6 +118,9 @@ public enum AttackSpec: Equatable, Sendable {
         case .apgdTargeted(let p):
             return try APGDT(norm: p.norm, epsilon: epsilon, steps: p.steps, restarts: p.restarts, targetClasses: p.targetClasses,
                              rho: p.rho, stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
+        case .square(let p):
+            return try Square(norm: p.norm, epsilon: epsilon, queries: p.queries, pInit: p.pInit, restarts: p.restarts, image: p.image,
+                              rescaleSchedule: p.rescaleSchedule)
         }
     }
 }
@@ -135,6 +151,7 @@ extension AttackSpec: Codable {
         case "pgd": self = .pgd(try PGD.Parameters(from: decoder))
         case "apgd": self = .apgd(try APGD.Parameters(from: decoder))
         case "apgd-t": self = .apgdTargeted(try APGDT.Parameters(from: decoder))
+        case "square": self = .square(try Square.Parameters(from: decoder))
         default: throw container.invalid(typeKey, "attack type \"\(type)\" has parameters but no decoder (a bug: add it here)")
         }
     }
@@ -147,6 +164,7 @@ extension AttackSpec: Codable {
         case .pgd(let p): try p.encode(to: encoder)
         case .apgd(let p): try p.encode(to: encoder)
         case .apgdTargeted(let p): try p.encode(to: encoder)
+        case .square(let p): try p.encode(to: encoder)
         }
     }
 }

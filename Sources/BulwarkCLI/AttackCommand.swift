@@ -151,6 +151,7 @@ struct AttackReport: Encodable {
     let robustCI95: [Double]
     let adversarialAccuracy: Double
     let adversarialCorrect: Int
+    let adversarialCI95: [Double]
     let successRate: Double
     let successes: Int
     /// The success rate's denominator: correctly classified inputs (untargeted) or attacked inputs (targeted).
@@ -159,6 +160,9 @@ struct AttackReport: Encodable {
     let maxPerturbation: Float
     let seconds: Double
     let imagesPerSecond: Double
+    /// Query-based attacks: mean model evaluations per attacked input, median per fooled input.
+    let meanQueries: Double?
+    let medianQueriesFooled: Double?
     let transfer: Transfer?
     let data: String
 
@@ -179,9 +183,11 @@ struct AttackReport: Encodable {
         case cleanAccuracy = "clean_accuracy", cleanCorrect = "clean_correct"
         case robustAccuracy = "robust_accuracy", robustCorrect = "robust_correct", robustCI95 = "robust_accuracy_ci95"
         case adversarialAccuracy = "adversarial_accuracy", adversarialCorrect = "adversarial_correct"
+        case adversarialCI95 = "adversarial_accuracy_ci95"
         case successRate = "success_rate", successTrials = "success_n"
         case meanPerturbation = "mean_perturbation", maxPerturbation = "max_perturbation"
         case imagesPerSecond = "images_per_second"
+        case meanQueries = "mean_queries", medianQueriesFooled = "median_queries_fooled"
     }
 
     init(model: String, spec: AttackSpec, attack: any Attack, goal: AttackGoal, seed: UInt64, outcome: AttackOutcome,
@@ -203,7 +209,12 @@ struct AttackReport: Encodable {
             (steps, stepSize, restarts, randomStart) = (p.steps, nil, p.restarts, true)
         case .apgdTargeted(let p):
             (steps, stepSize, restarts, randomStart) = (p.steps, nil, p.restarts, true)
+        case .square(let p):
+            (steps, stepSize, restarts, randomStart) = (nil, nil, p.restarts, true)
         }
+        let queries = outcome.queryStatistics
+        meanQueries = queries?.mean
+        medianQueriesFooled = queries?.medianFooled
         targeted = goal.targets
         labels = goal.labels.rawValue
         self.seed = seed
@@ -217,6 +228,8 @@ struct AttackReport: Encodable {
         robustCI95 = [lower, upper]
         adversarialAccuracy = outcome.adversarialAccuracy.value
         adversarialCorrect = outcome.adversarialCorrect
+        let adversarialInterval = outcome.adversarialAccuracy.wilsonInterval()
+        adversarialCI95 = [adversarialInterval.lower, adversarialInterval.upper]
         successRate = outcome.successRate.value
         successes = outcome.successRate.successes
         successTrials = outcome.successRate.trials
@@ -253,6 +266,7 @@ struct AttackReport: Encodable {
         try c.encode(robustCI95, forKey: .robustCI95)
         try c.encode(adversarialAccuracy, forKey: .adversarialAccuracy)
         try c.encode(adversarialCorrect, forKey: .adversarialCorrect)
+        try c.encode(adversarialCI95, forKey: .adversarialCI95)
         try c.encode(successRate, forKey: .successRate)
         try c.encode(successes, forKey: .successes)
         try c.encode(successTrials, forKey: .successTrials)
@@ -260,6 +274,8 @@ struct AttackReport: Encodable {
         try c.encode(maxPerturbation, forKey: .maxPerturbation)
         try c.encode(seconds, forKey: .seconds)
         try c.encode(imagesPerSecond, forKey: .imagesPerSecond)
+        try c.encodeIfPresent(meanQueries, forKey: .meanQueries)
+        try c.encodeIfPresent(medianQueriesFooled, forKey: .medianQueriesFooled)
         try c.encode(transfer, forKey: .transfer)
         try c.encode(data, forKey: .data)
     }
@@ -278,6 +294,10 @@ struct AttackReport: Encodable {
         examples               \(examples == "first-success" ? "each input's first fooling iterate" : "each input's highest-loss iterate")
         time                   \(seconds.formatted(2)) s (\(Int(imagesPerSecond)) images/s)
         """
+        if let meanQueries {
+            lines += "\nqueries                mean \(meanQueries.formatted(1)) per attacked input"
+                + (medianQueriesFooled.map { ", median \($0.formatted(1)) per fooled input" } ?? "")
+        }
         if let transfer {
             lines += "\ntransfer to \(transfer.model): clean \(transfer.cleanAccuracy.formatted(4)), robust \(transfer.robustAccuracy.formatted(4)), "
                 + "adversarial \(transfer.adversarialAccuracy.formatted(4))"

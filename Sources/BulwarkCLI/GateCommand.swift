@@ -64,6 +64,9 @@ struct GateCommand: ParsableCommand {
             for check in result.failedChecks {
                 print("\(result.checksFail ? "failed check" : "failed check (allowed)"): \(check)")
             }
+            for c in result.comparisons where c.status == .insignificantDrop {
+                print("note: \(c.model) \(c.metric) dropped by \(String(format: "%.4f", -(c.change ?? 0))), beyond --max-drop but not significant (p = \(c.adjustedPValue.map { String(format: "%.3g", $0) } ?? "–"), Holm)")
+            }
             for c in result.suspicious {
                 print("warning: \(c.model) \(c.metric) rose significantly without clean accuracy rising: an attack got weaker?")
             }
@@ -72,7 +75,9 @@ struct GateCommand: ParsableCommand {
                 print("gate: passed (\(result.comparisons.count) metrics: no significant drop beyond --max-drop \(maxDrop) at α = \(alpha))")
             } else {
                 var reasons: [String] = []
-                if !result.regressions.isEmpty { reasons.append("\(result.regressions.count) significant regression(s) beyond --max-drop \(maxDrop)") }
+                if !result.regressions.isEmpty {
+                    reasons.append("\(result.regressions.count) regression(s) (significant drops beyond --max-drop \(maxDrop), drops without outcomes to test, or missing metrics)")
+                }
                 if result.checksFail { reasons.append("\(result.failedChecks.count) failed sanity check(s) in the new report (--allow-failed-checks to accept)") }
                 if failOnSuspicious && !result.suspicious.isEmpty { reasons.append("\(result.suspicious.count) suspicious rise(s)") }
                 Console.note("gate: failed: " + reasons.joined(separator: "; "))

@@ -91,6 +91,7 @@ public enum Gate {
         case invalidTolerance(Double)
         case invalidAlpha(Double)
         case inconsistentMetric(report: String, model: String, metric: String, value: Double, fromOutcomes: Double)
+        case unreadableOutcomes(report: String, model: String, metric: String)
 
         public var description: String {
             switch self {
@@ -104,12 +105,19 @@ public enum Gate {
             case .inconsistentMetric(let report, let model, let metric, let value, let fromOutcomes):
                 return "the \(report) report is inconsistent: metric '\(metric)' of model '\(model)' has value \(value), but its per-example "
                     + "outcomes give \(fromOutcomes); the report was edited or is corrupt: regenerate it with bulwark bench"
+            case .unreadableOutcomes(let report, let model, let metric):
+                return "the \(report) report is corrupt: the per-example outcomes of metric '\(metric)' of model '\(model)' are not "
+                    + "base64 of one bit per example (n); regenerate it with bulwark bench"
             }
         }
     }
 
-    /// The major version of a version string ("0.2.0" → "0").
-    static func majorVersion(_ version: String) -> String { String(version.split(separator: ".").first ?? Substring(version)) }
+    /// The part of a version that changes when results stop being comparable: the major version,
+    /// or for 0.x versions the minor one too (semantic versioning: "1.4.2" → "1", "0.3.0" → "0.3").
+    static func majorVersion(_ version: String) -> String {
+        let parts = version.split(separator: ".")
+        return parts.first == "0" && parts.count > 1 ? "0.\(parts[1])" : String(parts.first ?? Substring(version))
+    }
 
     /// Why two reports cannot be compared (empty if they can).
     public static func incompatibilities(baseline: BenchReport, current: BenchReport) -> [String] {
@@ -138,8 +146,11 @@ public enum Gate {
         guard policy.alpha > 0, policy.alpha < 1 else { throw GateError.invalidAlpha(policy.alpha) }
         for (name, report) in [("baseline", baseline), ("new", current)] {
             for model in report.models {
-                for metric in model.metrics {
-                    guard let flags = metric.outcomeFlags, !flags.isEmpty else { continue }
+                for metric in model.metrics where metric.outcomes != nil {
+                    guard let flags = metric.outcomeFlags else {
+                        throw GateError.unreadableOutcomes(report: name, model: model.name, metric: metric.name)
+                    }
+                    guard !flags.isEmpty else { continue }
                     let fraction = Double(flags.filter { $0 }.count) / Double(flags.count)
                     if abs(fraction - metric.value) > 1e-9 {
                         throw GateError.inconsistentMetric(report: name, model: model.name, metric: metric.name, value: metric.value, fromOutcomes: fraction)

@@ -1,4 +1,4 @@
 /// The version of Bulwark recorded in reports, model files and cards.
 public enum BulwarkVersion {
-    public static let current = "0.2.0"
+    public static let current = "0.3.0"
 }

@@ -47,6 +47,15 @@ struct AttackOptions: ParsableArguments {
     @Option(help: ArgumentHelp("apgd, apgd-t: ρ of the step-size checkpoints (default 0.75).", valueName: "ρ"))
     var rho: Real?
 
+    @Option(help: "square: model evaluations per input at most (default \(Square.defaultQueries)).")
+    var queries: Int?
+
+    @Option(help: ArgumentHelp("square: initial fraction of the image a window covers (default 0.8).", valueName: "p"))
+    var pInit: Real?
+
+    @Flag(help: "square: stretch the window schedule to --queries (the Square paper's code and torchattacks) instead of AutoAttack's fixed one.")
+    var rescaleSchedule = false
+
     @Flag(help: "Start PGD at the clean input instead of a random point of the ε-ball.")
     var noRandomStart = false
 
@@ -71,11 +80,12 @@ struct AttackOptions: ParsableArguments {
     func spec() throws -> AttackSpec {
         do {
             let given: [(flag: String, given: Bool, attacks: Set<String>)] = [
-                ("--steps", steps != nil, ["pgd", "apgd", "apgd-t"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t"]),
+                ("--steps", steps != nil, ["pgd", "apgd", "apgd-t"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t", "square"]),
+                ("--queries", queries != nil, ["square"]), ("--p-init", pInit != nil, ["square"]), ("--rescale-schedule", rescaleSchedule, ["square"]),
                 ("--step-size", stepSize != nil, ["pgd"]), ("--relative-step-size", relativeStepSize != nil, ["pgd"]),
                 ("--no-random-start", noRandomStart, ["pgd"]), ("--target-classes", targetClasses != nil, ["apgd-t"]),
                 ("--rho", rho != nil, ["apgd", "apgd-t"]), ("--loss", loss != nil, ["fgsm", "pgd", "apgd"]),
-                ("--targeted", targeted != nil, ["fgsm", "pgd", "apgd"]),
+                ("--targeted", targeted != nil, ["fgsm", "pgd", "apgd", "square"]),
             ]
             if AttackSpec.types.contains(attack), let misplaced = given.first(where: { $0.given && !$0.attacks.contains(attack) }) {
                 throw ValidationError("\(misplaced.flag) applies to \(misplaced.attacks.sorted().joined(separator: ", ")), not \(attack)")
@@ -94,6 +104,9 @@ struct AttackOptions: ParsableArguments {
             case "apgd-t":
                 return .apgdTargeted(try APGDT.Parameters(norm: norm, steps: steps ?? APGD.defaultSteps, restarts: restarts ?? 1,
                                                           targetClasses: targetClasses ?? APGDT.defaultTargetClasses, rho: rho?.value ?? 0.75))
+            case "square":
+                return .square(try Square.Parameters(norm: norm, queries: queries ?? Square.defaultQueries, pInit: pInit?.value ?? 0.8,
+                                                     restarts: restarts ?? 1, rescaleSchedule: rescaleSchedule))
             default:
                 throw ValidationError("--attack: unknown attack '\(attack)' (known: \(AttackSpec.types.joined(separator: ", ")))")
             }

@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+@testable import Attacks
+import NeuralNet
+import TensorCore
+import _TestSupport
+
+@Suite("Square attack")
+struct SquareTests {
+    static let image = Square.ImageShape(height: 4, width: 5)
+
+    @Test("Square stays inside the ε-ball and [0, 1], within its query budget", arguments: Norm.allCases)
+    func invariants(norm: Norm) throws {
+        for seed in UInt64(0)..<3 {
+            let model = Fixture.model(seed: seed)
+            let data = Fixture.data(count: 37, seed: seed + 10)
+            for epsilon: Float in norm == .linf ? [0.01, 0.1, 0.3] : [0.05, 0.5, 1.5] {
+                let attack = try Square(norm: norm, epsilon: epsilon, queries: 60, restarts: 2, image: Self.image)
+                let outcome = try AttackRunner(classifier: model, batchSize: 16).run(attack, on: data, seed: seed)
+                #expect(outcome.adversarial.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+                #expect(outcome.perturbationNorms.allSatisfy { $0 <= epsilon + 1e-6 })
+                #expect(outcome.queries.allSatisfy { $0 <= 120 }, "\(outcome.queries.max()!)")
+                for i in 0..<data.count where outcome.cleanPredictions[i] != data.labels[i] {
+                    #expect(outcome.queries[i] == 0 && outcome.perturbationNorms[i] == 0)
+                }
+            }
+        }
+    }
+
+    @Test("Square fools a model with a large budget, and says what it needs to know about the image")
+    func works() throws {
+        let model = Fixture.model(seed: 4)
+        let data = Fixture.data(count: 40, seed: 5)
+        let outcome = try AttackRunner(classifier: model).run(try Square(epsilon: 0.3, queries: 300, image: Self.image), on: data, seed: 1)
+        #expect(outcome.successRate.value > 0.5, "\(outcome.successRate)")
+        #expect(outcome.queryStatistics != nil)
+        // 20 features are not a square image: the shape must be given.
+        #expect(throws: AttackError.self) { try AttackRunner(classifier: model).run(try Square(epsilon: 0.3, queries: 10), on: data, seed: 1) }
+        #expect(Square.ImageShape.inferred(features: 784) == Square.ImageShape(height: 28, width: 28))
+        #expect(Square.ImageShape.inferred(features: 3072) == Square.ImageShape(height: 32, width: 32, channels: 3))
+    }
+
+    @Test("window sides follow the authors' schedule (28×28 images, p_init 0.8)")
+    func schedule() throws {
+        let shape = Square.ImageShape(height: 28, width: 28)
+        let linf = try Square(epsilon: 0.1)
+        #expect([0, 10, 11, 50, 51, 200, 201, 500, 501, 1000, 1001, 2000, 2001, 4000, 4001].map { linf.side(iteration: $0, shape: shape) }
+                    == [25, 25, 18, 18, 13, 13, 9, 9, 6, 6, 4, 4, 3, 3, 2])
+        let l2 = try Square(norm: .l2, epsilon: 1)
+        #expect([0, 11, 501, 4001].map { l2.side(iteration: $0, shape: shape) } == [25, 19, 7, 3])
+    }
+
+    @Test("the incremental first layer gives the logits of a full forward pass")
+    func incremental() throws {
+        let network = Fixture.model(seed: 6, spec: "20-16-8-5")
+        network.reserve(rows: 4, shards: 1)
+        let forward = try #require(IncrementalForward(network, rows: 4))
+        var x = TestSupport.randomTensor(rows: 4, columns: 20, seed: 7, in: 0, 1)
+        x.withMatrix { forward.firstLayer($0) }
+        var changed = x
+        for (row, feature, delta) in [(0, 3, Float(0.25)), (0, 17, -0.5), (2, 0, 0.125), (3, 19, 0.75)] {
+            changed[row, feature] += delta
+        }
+        for row in 0..<4 {
+            forward.beginCandidate(row: row)
+            for feature in 0..<20 where changed[row, feature] != x[row, feature] {
+                forward.addToCandidate(row: row, feature: feature, delta: changed[row, feature] - x[row, feature])
+            }
+        }
+        let incremental = forward.logits(rows: 4, fromCandidates: true)
+        let fast = (0..<4).flatMap { r in (0..<5).map { incremental.row(r)[$0] } }
+        let exact = changed.withMatrix { network.forward($0, mode: .evaluation).array }
+        #expect(TestSupport.close(fast, exact, relative: 1e-5, absolute: 1e-5))
+    }
+}

@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_TestSupport"]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Datasets", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "_FileSystem", "_TestSupport"]),
-        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "_TestSupport"]),
+        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "Datasets", "Training", "_TestSupport"]),
         .testTarget(name: "SecurityTests", dependencies: ["Security", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"]),
     ]

@@ -38,6 +38,7 @@ public struct BenchRunner {
         var metrics = [Metric.accuracy("clean", clean, outcomes: cleanCorrect)]
         var robust: [WorstCaseKey: [Bool]] = [:]
         var outcomes: [SanityChecker.ExampleOutcomes] = []
+        var whiteBox: [WorstCaseKey: [Bool]] = [:]
         for epsilon in gridUnion() where epsilon > 0 {
             for entry in configuration.attacks where entry.grid(in: configuration).contains(epsilon) {
                 let attack = try entry.makeAttack(epsilon: epsilon)
@@ -47,6 +48,7 @@ public struct BenchRunner {
                 outcomes.append(.init(attack: entry, epsilon: epsilon, robust: correct))
                 let key = WorstCaseKey(norm: attack.norm, epsilon: epsilon)
                 robust[key] = zip(robust[key] ?? cleanCorrect, correct).map { $0 && $1 }
+                if !entry.spec.isBlackBox { whiteBox[key] = zip(whiteBox[key] ?? cleanCorrect, correct).map { $0 && $1 } }
                 results.append(BenchReport.AttackResult(
                     attack: entry.name, description: attack.description, norm: attack.norm, epsilon: epsilon,
                     accuracy: .init(outcome.robustAccuracy), success: outcome.successRate,
@@ -64,7 +66,10 @@ public struct BenchRunner {
                 metrics.append(.accuracy(BenchReport.ModelResult.worstCaseName(norm: norm, epsilon: epsilon), accuracy, outcomes: flags))
             }
         }
-        let checks = try sanityChecks(network, clean: clean.value, results: results, worstCase: worstCase, outcomes: outcomes, test: test)
+        let whiteBoxCells = whiteBox.keys.sorted { ($0.norm.rawValue, $0.epsilon) < ($1.norm.rawValue, $1.epsilon) }
+            .map { SanityChecker.WhiteBoxOutcomes(norm: $0.norm, epsilon: $0.epsilon, robust: whiteBox[$0]!) }
+        let checks = try sanityChecks(network, clean: clean.value, results: results, worstCase: worstCase, outcomes: outcomes,
+                                      whiteBox: whiteBoxCells, test: test)
         return BenchReport.ModelResult(
             name: name, path: path, sha256: sha256, architecture: network.spec.shorthand, parameters: network.parameterCount,
             clean: .init(clean), attacks: results, worstCase: worstCase, checks: checks, metrics: metrics)
@@ -89,7 +94,7 @@ public struct BenchRunner {
 
     private func sanityChecks(_ network: Sequential, clean: Double, results: [BenchReport.AttackResult],
                               worstCase: [BenchReport.WorstCase], outcomes: [SanityChecker.ExampleOutcomes],
-                              test: LabeledData) throws -> [BenchReport.CheckResult] {
+                              whiteBox: [SanityChecker.WhiteBoxOutcomes], test: LabeledData) throws -> [BenchReport.CheckResult] {
         let checker = SanityChecker(n: test.count)
         let checkSlice = test.prefix(configuration.checkExamples ?? 500)
         var checks = [
@@ -97,10 +102,16 @@ public struct BenchRunner {
             checker.strongestBreaksWhatWeakerBreak(outcomes),
         ]
         if checkSlice.count > 0 {
+            let seed = Self.attackSeed(configuration.seed, attack: "sanity checks", epsilon: 0)
+            let batchSize = configuration.batchSize ?? 500
             checks.append(try checker.largeEpsilon(classifier: network, data: checkSlice,
-                                                   attack: configuration.attacks.first { $0.isIterative },
-                                                   seed: configuration.seed, batchSize: configuration.batchSize ?? 500))
-            checks.append(checker.gradients(classifier: network, data: checkSlice))
+                                                   attack: configuration.attacks.first { if case .pgd = $0.spec { true } else { false } },
+                                                   seed: seed, batchSize: batchSize))
+            let largestLinf = gridUnion().filter { epsilon in configuration.attacks.contains { $0.spec.norm == .linf && $0.grid(in: configuration).contains(epsilon) } }.max()
+            checks.append(checker.gradients(classifier: network, data: checkSlice, epsilon: largestLinf.flatMap { $0 > 0 ? $0 : nil } ?? 0.1, seed: seed))
+            checks.append(try checker.gradientMasking(classifier: network, data: checkSlice, whiteBox: whiteBox, seed: seed, batchSize: batchSize))
+            checks.append(checker.randomness(classifier: network, data: checkSlice))
+            checks.append(checker.probabilityOutputs(classifier: network, data: checkSlice))
         }
         return checks
     }

@@ -11,13 +11,19 @@ public enum SanityCheck: String, CaseIterable, Sendable {
     case iterativeWeakerThanSingleStep = "BW002"
     case largeEpsilonNotBroken = "BW003"
     case degenerateGradients = "BW004"
+    case blackBoxBeatsWhiteBox = "BW005"
+    case randomizedModel = "BW006"
+    case probabilityOutputs = "BW007"
 
     public var title: String {
         switch self {
         case .accuracyRisesWithEpsilon: return "accuracy must not rise with ε"
         case .iterativeWeakerThanSingleStep: return "the strongest iterative attack must break the examples FGSM breaks"
-        case .largeEpsilonNotBroken: return "a very large ε must drive accuracy near zero"
-        case .degenerateGradients: return "input gradients must be neither zero nor NaN"
+        case .largeEpsilonNotBroken: return "at a very large ε the attack must fool every input, starting from the clean input"
+        case .degenerateGradients: return "input gradients at random starts must be neither zero nor NaN"
+        case .blackBoxBeatsWhiteBox: return "a black-box attack must not fool inputs the gradient attacks missed"
+        case .randomizedModel: return "two forward passes of the same input must give the same logits"
+        case .probabilityOutputs: return "the model must output logits, not probabilities"
         }
     }
 
@@ -120,50 +126,152 @@ struct SanityChecker {
         let epsilon: Float
     }
 
-    /// BW003: PGD at an ε that covers the whole input cube must leave (almost) nothing correct.
-    /// The attack is the first iterative one of the configuration with its default step size
-    /// (2.5·ε/steps), untargeted against the true labels; PGD-20 (L∞) if there is none.
+    /// BW003: PGD at an ε that covers the whole input cube must fool every correctly classified
+    /// input (with that budget any image can become any other). It starts at the clean input (no
+    /// random start), so flat or zero gradients there show. The attack is the first PGD of the
+    /// configuration with its default step size (2.5·ε/steps), untargeted against the true labels;
+    /// PGD-20 (L∞) if there is none.
     func largeEpsilon(classifier: any DifferentiableClassifier, data: LabeledData, attack entry: BenchConfiguration.AttackEntry?,
                       seed: UInt64, batchSize: Int) throws -> BenchReport.CheckResult {
-        let name = entry?.name ?? "PGD-20"
         var parameters = try PGD.Parameters(steps: 20)
+        var name = "PGD-20"
         if case .pgd(let configured)? = entry?.spec {
             parameters = configured
-            parameters.stepSize = nil
+            name = entry!.name
         }
+        parameters.stepSize = nil
+        parameters.randomStart = false
         let epsilon: Float = parameters.norm == .linf ? 1 : Float(data.featureCount).squareRoot()
         let outcome = try AttackRunner(classifier: classifier, batchSize: batchSize)
             .run(try AttackSpec.pgd(parameters).makeAttack(epsilon: epsilon), on: data, seed: seed)
-        let accuracy = outcome.adversarialAccuracy.value
+        let missed = outcome.robustCorrect
         return SanityCheck.largeEpsilonNotBroken.result(
-            passed: accuracy <= Self.largeEpsilonLimit,
-            "\(name) at ε = \(format(epsilon)) (\(parameters.norm.rawValue)) leaves accuracy \(accuracy) on \(data.count) examples"
-                + (accuracy <= Self.largeEpsilonLimit ? "" : " (expected ≤ \(Self.largeEpsilonLimit))"))
+            passed: missed == 0,
+            "\(name) from the clean input at ε = \(format(epsilon)) (\(parameters.norm.rawValue)) fooled \(outcome.successRate.successes) of "
+                + "\(outcome.successRate.trials) correctly classified inputs" + (missed == 0 ? "" : "; \(missed) resisted an unlimited budget"))
     }
 
-    /// BW004: the cross-entropy input gradient at clean inputs must not be all zero or contain NaN.
-    func gradients(classifier: any DifferentiableClassifier, data: LabeledData) -> BenchReport.CheckResult {
-        var zeroRows = 0, nonFiniteRows = 0
-        var features = data.features
-        let objective = UnsafeMutablePointer<Float>.allocate(capacity: max(data.count, 1))
+    /// BW004: the input gradient of the DLR loss (scale-invariant, so saturation of the softmax does
+    /// not hide it; cross-entropy for fewer than 3 classes) at random points of the ε-ball around
+    /// the inputs must not be all zero (more than 1% of the examples) or contain NaN. Zero gradients
+    /// at random starts mean gradient attacks cannot start (shattered gradients, quantised inputs).
+    /// Examples where the loss is flat in the logits themselves are left out (DLR is constant, 1,
+    /// where the true class ranks third): there a zero input gradient is the loss's, not the model's.
+    func gradients(classifier: any DifferentiableClassifier, data: LabeledData, epsilon: Float, seed: UInt64) -> BenchReport.CheckResult {
+        var zeroRows = 0, nonFiniteRows = 0, counted = 0
+        let n = max(data.count, 1)
+        let objective = UnsafeMutablePointer<Float>.allocate(capacity: n)
         defer { objective.deallocate() }
-        classifier.reserve(rows: max(data.count, 1), shards: 1)
-        features.withMatrix { x in
-            data.labels.withUnsafeBufferPointer { labels in
-                let logits = classifier.logits(x, shard: 0)
-                AttackLoss.crossEntropy.evaluate(logits: logits, labels: labels.baseAddress!, targets: nil,
-                                                 objective: objective, gradient: classifier.logitsGradient(shard: 0))
-                let g = classifier.inputGradient(shard: 0)
-                for r in 0..<g.rows {
-                    let row = UnsafeBufferPointer(start: g.row(r), count: g.columns)
-                    if !Kernels.allFinite(row) { nonFiniteRows += 1 } else if row.allSatisfy({ $0 == 0 }) { zeroRows += 1 }
+        classifier.reserve(rows: n, shards: 1)
+        let loss: AttackLoss = classifier.classCount >= 3 ? .dlr : .crossEntropy
+        var start = data.features
+        var generator = RandomGenerator(seed: seed, stream: .sanityChecks)
+        data.features.withReadOnlyMatrix { clean in
+            start.withMatrix { x in
+                PerturbationBall(norm: .linf, epsilon: epsilon).randomPoint(x, around: clean, generator: &generator)
+                data.labels.withUnsafeBufferPointer { labels in
+                    let logits = classifier.logits(x, shard: 0)
+                    let logitsGradient = classifier.logitsGradient(shard: 0)
+                    loss.evaluate(logits: logits, labels: labels.baseAddress!, targets: nil, objective: objective, gradient: logitsGradient)
+                    let flatInLogits = (0..<logitsGradient.rows).map { r in (0..<logitsGradient.columns).allSatisfy { logitsGradient.row(r)[$0] == 0 } }
+                    let g = classifier.inputGradient(shard: 0)
+                    for r in 0..<g.rows {
+                        let row = UnsafeBufferPointer(start: g.row(r), count: g.columns)
+                        if !Kernels.allFinite(row) { nonFiniteRows += 1; continue }
+                        guard !flatInLogits[r] else { continue }
+                        counted += 1
+                        if row.allSatisfy({ $0 == 0 }) { zeroRows += 1 }
+                    }
                 }
             }
         }
-        let zeroFraction = Double(zeroRows) / Double(max(data.count, 1))
+        let zeroFraction = Double(zeroRows) / Double(max(counted, 1))
         let passed = nonFiniteRows == 0 && zeroFraction <= Self.zeroGradientLimit
         return SanityCheck.degenerateGradients.result(
             passed: passed,
-            "\(zeroRows) of \(data.count) examples have an all-zero input gradient, \(nonFiniteRows) a NaN or infinite one")
+            "at random starts in the ε = \(format(epsilon)) L∞ ball, \(zeroRows) of \(counted) examples have an all-zero \(loss.rawValue) "
+                + "input gradient (\(data.count - counted - nonFiniteRows) where the loss is flat in the logits are left out); "
+                + "\(nonFiniteRows) a NaN or infinite one")
     }
+
+    /// The white-box per-example outcomes at one norm and ε (true: the input resisted every gradient attack).
+    struct WhiteBoxOutcomes {
+        let norm: Norm
+        let epsilon: Float
+        let robust: [Bool]
+    }
+
+    /// Queries per input of BW005's Square attack.
+    static let blackBoxQueries = 1000
+
+    /// BW005, gradient masking (Athalye et al., 2018): Square, which uses no gradient, must not fool
+    /// inputs that every gradient attack of the configuration missed at the same norm and ε. When it
+    /// does, the gradients mislead the attacks and the white-box numbers overstate robustness.
+    /// Allows max(0.5%, 5) of the examples (Square is randomised). Skipped for inputs that are not
+    /// square images (Square needs the image shape).
+    func gradientMasking(classifier: any DifferentiableClassifier, data: LabeledData, whiteBox: [WhiteBoxOutcomes],
+                         seed: UInt64, batchSize: Int) throws -> BenchReport.CheckResult {
+        guard Square.ImageShape.inferred(features: data.featureCount) != nil else {
+            return SanityCheck.blackBoxBeatsWhiteBox.result(passed: true, "skipped: \(data.featureCount) features are not a square image")
+        }
+        var problems: [String] = [], findings: [String] = []
+        for cell in whiteBox {
+            let robust = Array(cell.robust.prefix(data.count))
+            guard robust.count == data.count else { continue }
+            let attack = try Square(norm: cell.norm, epsilon: cell.epsilon, queries: Self.blackBoxQueries)
+            let outcome = try AttackRunner(classifier: classifier, batchSize: batchSize).run(attack, on: data, seed: seed)
+            let extra = zip(robust, outcome.robust).filter { $0 && !$1 }.count
+            let label = "ε = \(format(cell.epsilon))\(whiteBox.contains { $0.norm != cell.norm } ? " (\(cell.norm.rawValue))" : "")"
+            if Double(extra) > max(0.005 * Double(data.count), 5) {
+                problems.append("Square fooled \(extra) of \(data.count) inputs at \(label) that every gradient attack missed")
+            } else {
+                findings.append("\(label): \(extra)")
+            }
+        }
+        if whiteBox.isEmpty { return SanityCheck.blackBoxBeatsWhiteBox.result(passed: true, "no gradient attack to compare") }
+        return SanityCheck.blackBoxBeatsWhiteBox.result(
+            passed: problems.isEmpty,
+            problems.isEmpty ? "inputs Square (\(Self.blackBoxQueries) queries) fooled that every gradient attack missed: " + findings.joined(separator: ", ")
+                : problems.joined(separator: "; ") + ": the model masks gradients; treat its gradient-attack accuracy as an upper bound")
+    }
+
+    /// BW006: the model is deterministic in evaluation mode: two forward passes of the same inputs
+    /// give bit-identical logits. A randomised model (noise, random transforms) defeats attacks that
+    /// assume one gradient; evaluate it with expectation over transformation (Athalye et al., 2018).
+    func randomness(classifier: any DifferentiableClassifier, data: LabeledData) -> BenchReport.CheckResult {
+        classifier.reserve(rows: max(data.count, 1), shards: 1)
+        let (first, second) = data.features.withReadOnlyMatrix { x in
+            (classifier.logits(x, shard: 0).array, classifier.logits(x, shard: 0).array)
+        }
+        let differing = (0..<data.count).filter { r in
+            let k = classifier.classCount
+            return first[(r * k)..<((r + 1) * k)] != second[(r * k)..<((r + 1) * k)]
+        }.count
+        return SanityCheck.randomizedModel.result(
+            passed: differing == 0,
+            differing == 0 ? "two forward passes gave identical logits on \(data.count) inputs"
+                : "two forward passes differ on \(differing) of \(data.count) inputs: the model is randomised; attack its expectation (EOT)")
+    }
+
+    /// BW007: the outputs are logits. If every row is non-negative and sums to 1, the model ends in a
+    /// softmax: its cross-entropy saturates and attacks on it are weak (attack the logits instead).
+    func probabilityOutputs(classifier: any DifferentiableClassifier, data: LabeledData) -> BenchReport.CheckResult {
+        classifier.reserve(rows: max(data.count, 1), shards: 1)
+        let k = classifier.classCount
+        let outputs = data.features.withReadOnlyMatrix { classifier.logits($0, shard: 0).array }
+        let probabilityRows = (0..<data.count).filter { r in
+            let row = outputs[(r * k)..<((r + 1) * k)]
+            return row.allSatisfy { $0 >= 0 && $0 <= 1 } && abs(row.reduce(0, +) - 1) < 1e-3
+        }.count
+        let looksLikeProbabilities = data.count > 0 && probabilityRows * 100 >= data.count * 99
+        return SanityCheck.probabilityOutputs.result(
+            passed: !looksLikeProbabilities,
+            looksLikeProbabilities ? "the outputs of \(probabilityRows) of \(data.count) inputs are probabilities (non-negative, summing to 1): "
+                + "remove the final softmax and attack the logits" : "the outputs are not probabilities (\(probabilityRows) of \(data.count) rows sum to 1)")
+    }
+}
+
+extension RandomStream {
+    /// Random starts of the sanity checks.
+    public static let sanityChecks = RandomStream("sanity checks")
 }

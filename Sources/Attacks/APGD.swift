@@ -188,11 +188,11 @@ public struct APGD: Attack {
         try checkShapes(clean, adversarial, workspace: ws, classifier: classifier)
         guard clean.rows > 0 else { return }
         begin(clean, labels: labels, targets: targets, into: adversarial, classifier: classifier, shard: shard, workspace: ws)
-        for _ in 0..<restarts {
+        for restart in 0..<restarts {
             let m = activate(clean: clean, labels: labels, targets: targets, workspace: ws)
             if m == 0 { break }
             run(active: m, targets: targets != nil, success: targets != nil ? .reachedTarget : .misclassified,
-                classifier: classifier, shard: shard, into: adversarial, workspace: ws, generator: &generator)
+                classifier: classifier, shard: shard, into: adversarial, workspace: ws, generator: &generator, firstStep: restart * steps)
         }
         try ball.verify(adversarial, clean: clean, results: ws.results)
     }
@@ -213,6 +213,8 @@ public struct APGD: Attack {
             ws.fooled[r] = stopAtFirstSuccess && (targets.map { ws.predictions[r] == $0[r] } ?? (ws.predictions[r] != labels[r]))
         }
         ws.returnedObjective.pointer.update(repeating: -.infinity, count: n)
+        ws.results.fooledAt.update(repeating: -1, count: n)
+        for r in 0..<n where ws.fooled[r] { ws.results.fooledAt[r] = 0 }
     }
 
     /// Copies the rows not yet fooled into the workspace, compacted. Returns their number.
@@ -231,8 +233,9 @@ public struct APGD: Attack {
 
     /// One run of Algorithm 1 on the `m` active rows (their targets, if `targets`, in
     /// `ws.activeTargets`), from a random start.
+    /// `firstStep`: the iterations of earlier runs on these inputs (for `fooledAt`).
     func run(active: Int, targets targeted: Bool, success: Success, classifier: any DifferentiableClassifier, shard: Int,
-             into adversarial: MatrixRef, workspace ws: Workspace, generator: inout RandomGenerator) {
+             into adversarial: MatrixRef, workspace ws: Workspace, generator: inout RandomGenerator, firstStep: Int) {
         let d = ws.features
         var m = active
         let targets: UnsafePointer<Int>? = targeted ? UnsafePointer(ws.activeTargets) : nil
@@ -247,7 +250,7 @@ public struct APGD: Attack {
         ws.stepSizes.pointer.update(repeating: 2 * epsilon, count: m)
         ws.increases.update(repeating: 0, count: m)
         ws.reducedLastCheck.update(repeating: true, count: m)
-        recordFooled(rows: m, success: success, into: adversarial, workspace: ws)
+        recordFooled(rows: m, success: success, into: adversarial, workspace: ws, step: firstStep)
         for i in 0..<m { ws.bestFools[i] = fools(i, success: success, workspace: ws) }
         if stopAtFirstSuccess { m = dropFooled(active: m, workspace: ws) }
 
@@ -256,7 +259,7 @@ public struct APGD: Attack {
         for i in 0..<steps where m > 0 {
             step(rows: m, momentum: i == 0 ? 1 : Self.momentum, workspace: ws)
             evaluate(rows: m, targets: targets, classifier: classifier, shard: shard, workspace: ws)
-            recordFooled(rows: m, success: success, into: adversarial, workspace: ws)
+            recordFooled(rows: m, success: success, into: adversarial, workspace: ws, step: firstStep + i + 1)
             trackBest(rows: m, success: success, workspace: ws)
             sinceCheck += 1
             if sinceCheck == interval {
@@ -367,12 +370,13 @@ public struct APGD: Attack {
 
     /// In evaluation, marks active rows whose current iterate fools the model, keeping the first
     /// fooling iterate.
-    private func recordFooled(rows m: Int, success: Success, into adversarial: MatrixRef, workspace ws: Workspace) {
+    private func recordFooled(rows m: Int, success: Success, into adversarial: MatrixRef, workspace ws: Workspace, step: Int) {
         guard stopAtFirstSuccess else { return }
         for i in 0..<m {
             let r = ws.activeRows[i]
             guard fools(i, success: success, workspace: ws), !ws.fooled[r] else { continue }
             ws.fooled[r] = true
+            ws.results.fooledAt[r] = step
             adversarial.row(r).update(from: ws.current.pointer + i * ws.features, count: ws.features)
         }
     }

@@ -58,13 +58,15 @@ public struct APGDT: Attack {
         let classes = classifier.classCount
         try require(classes >= 4, "classes", classes, "APGD-T's targeted DLR loss needs at least 4 classes")
         apgd.begin(clean, labels: labels, targets: nil, into: adversarial, classifier: classifier, shard: shard, workspace: ws)
+        var run = 0
         for rank in 2...(min(targetClasses, classes - 1) + 1) {
             for _ in 0..<apgd.restarts {
+                defer { run += 1 }
                 let m = apgd.activate(clean: clean, labels: labels, targets: nil, workspace: ws)
                 if m == 0 { break }
                 selectTargets(rank: rank, rows: m, classifier: classifier, shard: shard, workspace: ws)
                 apgd.run(active: m, targets: true, success: .misclassified, classifier: classifier, shard: shard,
-                         into: adversarial, workspace: ws, generator: &generator)
+                         into: adversarial, workspace: ws, generator: &generator, firstStep: run * apgd.steps)
             }
         }
         try ball.verify(adversarial, clean: clean, results: ws.results)

@@ -58,15 +58,23 @@ public final class AttackRowResults {
     public let l2: FloatBuffer
     /// (rows) model evaluations spent on each input, for query-based attacks (0 otherwise).
     public let queries: UnsafeMutablePointer<Int>
+    /// (rows) for iterative attacks in evaluation, the iteration (counted over restarts and targets,
+    /// 1 for the first step; for Square, the query) at which each input was first fooled; 0 if it
+    /// was fooled at its start, −1 if never. The convergence curves are made from it.
+    public let fooledAt: UnsafeMutablePointer<Int>
 
     public init(capacity: Int) {
         self.capacity = capacity
         queries = allocateFilled(capacity, with: 0)
+        fooledAt = allocateFilled(capacity, with: -1)
         linf = FloatBuffer(count: capacity)
         l2 = FloatBuffer(count: capacity)
     }
 
-    deinit { queries.deallocate() }
+    deinit {
+        queries.deallocate()
+        fooledAt.deallocate()
+    }
 
     /// The distances in `norm`.
     public func distances(_ norm: Norm) -> UnsafeMutablePointer<Float> { norm == .linf ? linf.pointer : l2.pointer }

@@ -22,6 +22,17 @@ public struct AttackOutcome: Sendable {
     public let perturbationNorms: [Float]
     /// Model evaluations spent per input by a query-based attack (all 0 for gradient attacks).
     public let queries: [Int]
+    /// Iterative attacks in evaluation: the iteration (or query) at which each input was first
+    /// fooled, 0 at its start, −1 never (see `AttackRowResults.fooledAt`); nil for single-step attacks.
+    public let fooledAt: [Int]?
+
+    /// Robust accuracy had the attack stopped after `iterations` iterations (queries for Square): an
+    /// input counts as fooled if the attack fooled it by then.
+    public func robustAccuracy(afterIterations iterations: Int) -> Proportion? {
+        guard let fooledAt else { return nil }
+        let robust = (0..<n).filter { i in cleanPredictions[i] == labels[i] && !(fooledAt[i] >= 0 && fooledAt[i] <= iterations) }
+        return Proportion(successes: robust.count, trials: n)
+    }
     /// Seconds spent crafting (and classifying) the adversarial inputs.
     public let seconds: Double
 
@@ -138,7 +149,8 @@ public final class AttackRunner {
         let predicted = SendablePointer<Int>(allocateFilled(n, with: 0))
         let normOut = SendablePointer<Float>(allocateFilled(n, with: 0))
         let queryOut = SendablePointer<Int>(allocateFilled(n, with: 0))
-        defer { predicted.pointer.deallocate(); normOut.pointer.deallocate(); queryOut.pointer.deallocate() }
+        let fooledOut = SendablePointer<Int>(allocateFilled(n, with: -1))
+        defer { predicted.pointer.deallocate(); normOut.pointer.deallocate(); queryOut.pointer.deallocate(); fooledOut.pointer.deallocate() }
         let failure = ShardFailure()
         // For a fixed target, inputs already of that class are not attacked: their "target" is a
         // placeholder (their own label) and they are restored to the clean input afterwards.
@@ -170,6 +182,7 @@ public final class AttackRunner {
                         let results = workspaces[s].value.results
                         (normOut.pointer + rows.lowerBound).update(from: results.distances(attack.norm), count: rows.count)
                         (queryOut.pointer + rows.lowerBound).update(from: results.queries, count: rows.count)
+                        (fooledOut.pointer + rows.lowerBound).update(from: results.fooledAt, count: rows.count)
                         // Accuracy is decided by a fresh forward pass on the returned examples.
                         Kernels.argmaxRows(classifier.logits(outputs.rows(rows), shard: s), into: predicted.pointer + rows.lowerBound)
                     }
@@ -191,13 +204,15 @@ public final class AttackRunner {
                 adversarial.scalars.replaceSubrange((i * d)..<((i + 1) * d), with: data.features.scalars[(i * d)..<((i + 1) * d)])
                 adversarialPredictions[i] = cleanPredictions[i]
                 norms[i] = 0
+                fooledOut.pointer[i] = -1
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return AttackOutcome(attack: attack.description, norm: attack.norm, epsilon: attack.epsilon, goal: goal,
                              adversarial: adversarial, labels: data.labels, cleanPredictions: cleanPredictions,
                              adversarialPredictions: adversarialPredictions, targets: targets,
-                             perturbationNorms: norms, queries: Array(UnsafeBufferPointer(start: queryOut.pointer, count: n)), seconds: seconds)
+                             perturbationNorms: norms, queries: Array(UnsafeBufferPointer(start: queryOut.pointer, count: n)),
+                             fooledAt: attack is FGSM ? nil : Array(UnsafeBufferPointer(start: fooledOut.pointer, count: n)), seconds: seconds)
     }
 
     /// Attacks perturb inputs in [0, 1] (every step clamps to it): data outside it cannot be attacked

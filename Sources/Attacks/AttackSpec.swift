@@ -80,6 +80,18 @@ public enum AttackSpec: Equatable, Sendable {
         }
     }
 
+    /// Iterations per input at most, over restarts and target runs (queries for Square), and the
+    /// length of one run; nil for single-step attacks.
+    public func iterationBudget(classes: Int) -> (total: Int, run: Int)? {
+        switch self {
+        case .fgsm: nil
+        case .pgd(let p): (p.steps * p.restarts, p.steps)
+        case .apgd(let p): (p.steps * p.restarts, p.steps)
+        case .apgdTargeted(let p): (p.steps * p.restarts * max(1, min(p.targetClasses, classes - 1)), p.steps)
+        case .square(let p): (p.queries * p.restarts, p.queries)
+        }
+    }
+
     /// The parameter keys of attack type `type` (besides `type`).
     public static func keys(for type: String) -> Set<String>? {
         switch type {

@@ -116,6 +116,7 @@ public struct PGD: Attack {
         adversarial.copy(from: clean)
         ws.bestObjective.pointer.update(repeating: -.infinity, count: n)
         ws.fooled.update(repeating: false, count: n)
+        ws.results.fooledAt.update(repeating: -1, count: n)
 
         for restart in 0..<restarts {
             let m = activate(restart: restart, clean: clean, labels: labels, targets: targets, workspace: ws)
@@ -124,7 +125,8 @@ public struct PGD: Attack {
                 ball.randomPoint(ws.current.matrix(rows: m, columns: d), around: ws.activeClean.matrix(rows: m, columns: d),
                                  generator: &generator)
             }
-            iterate(active: m, targeted: targets != nil, classifier: classifier, shard: shard, into: adversarial, workspace: ws)
+            iterate(active: m, targeted: targets != nil, classifier: classifier, shard: shard, into: adversarial, workspace: ws,
+                    firstStep: restart * steps)
         }
         try ball.verify(adversarial, clean: clean, results: ws.results)
     }
@@ -148,7 +150,7 @@ public struct PGD: Attack {
 
     /// The steps of one restart on the `m` active rows.
     private func iterate(active: Int, targeted: Bool, classifier: any DifferentiableClassifier, shard: Int,
-                         into adversarial: MatrixRef, workspace ws: Workspace) {
+                         into adversarial: MatrixRef, workspace ws: Workspace, firstStep: Int) {
         let d = ws.features
         var m = active
         let targets: UnsafePointer<Int>? = targeted ? UnsafePointer(ws.activeTargets) : nil
@@ -157,7 +159,7 @@ public struct PGD: Attack {
             let gradient = classifier.attackObjective(x, loss: loss, labels: ws.activeLabels, targets: targets, shard: shard,
                                                       objective: ws.objective.pointer, predictions: ws.predictions,
                                                       withGradient: k < steps)
-            if k > 0 { keepBest(x, active: m, targets: targets, into: adversarial, workspace: ws) }
+            if k > 0 { keepBest(x, active: m, targets: targets, into: adversarial, workspace: ws, step: firstStep + k) }
             guard let gradient else { break }
             ball.step(x, clean: ws.activeClean.matrix(rows: m, columns: d), gradient: gradient, stepSize: stepSize)
             if k > 0 && stopAtFirstSuccess {
@@ -188,7 +190,7 @@ public struct PGD: Attack {
     /// Keeps, per input, the first iterate that fools the model, else the one with the highest J, and
     /// the model's prediction for it.
     private func keepBest(_ x: MatrixRef, active m: Int, targets: UnsafePointer<Int>?, into adversarial: MatrixRef,
-                          workspace ws: Workspace) {
+                          workspace ws: Workspace, step: Int) {
         for i in 0..<m {
             let r = ws.activeRows[i]
             if ws.fooled[r] && stopAtFirstSuccess { continue }
@@ -200,6 +202,7 @@ public struct PGD: Attack {
             if stopAtFirstSuccess ? (fools || better) : better {
                 adversarial.row(r).update(from: x.row(i), count: x.columns)
                 ws.bestObjective.pointer[r] = value
+                if fools && !ws.fooled[r] && ws.results.fooledAt[r] < 0 { ws.results.fooledAt[r] = step }
                 ws.fooled[r] = fools
             }
         }

@@ -191,6 +191,7 @@ public struct Square: Attack {
         let n = clean.rows
         guard n > 0 else { return }
         ws.results.queries.update(repeating: 0, count: n)
+        ws.results.fooledAt.update(repeating: -1, count: n)
         adversarial.copy(from: clean)
         // Which inputs are already fooled at the clean point (not counted as queries of the attack).
         let logits = classifier.logits(clean, shard: shard)
@@ -303,6 +304,7 @@ public struct Square: Attack {
             adversarial.row(r).update(from: ws.best.pointer + i * d, count: d)
             if ws.bestMargin.pointer[i] <= 0 {
                 ws.fooled[r] = true
+                ws.results.fooledAt[r] = ws.results.queries[r]
                 continue
             }
             if kept != i { ws.moveRow(i, to: kept) }

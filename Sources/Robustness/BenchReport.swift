@@ -96,6 +96,19 @@ public struct BenchReport: Codable, Equatable, Sendable {
         public var maxPerturbation: Float
         public var seconds: Double
         public var imagesPerSecond: Double
+        /// Iterative attacks: robust accuracy had the attack stopped after 10, 20, 50, 100, …
+        /// iterations (queries for Square), at the end of each restart or target run, and at the end.
+        public var convergence: [ConvergencePoint]?
+
+        public struct ConvergencePoint: Codable, Equatable, Sendable {
+            public var iterations: Int
+            public var accuracy: Double
+
+            public init(iterations: Int, accuracy: Double) {
+                self.iterations = iterations
+                self.accuracy = accuracy
+            }
+        }
 
         public init(attack: String, description: String, norm: Norm?, epsilon: Float, accuracy: Accuracy, success: Proportion,
                     meanPerturbation: Double, maxPerturbation: Float, seconds: Double, imagesPerSecond: Double) {
@@ -114,7 +127,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case attack, description, norm, epsilon, accuracy, seconds, successes
+            case attack, description, norm, epsilon, accuracy, seconds, successes, convergence
             case successRate = "success_rate", successTrials = "success_n", meanPerturbation = "mean_perturbation"
             case maxPerturbation = "max_perturbation", imagesPerSecond = "images_per_second"
         }

@@ -45,15 +45,18 @@ public struct BenchRunner {
                 let outcome = try runner.run(attack, on: test, goal: entry.goal, seed: Self.attackSeed(configuration.seed, attack: entry.name, epsilon: epsilon),
                                              cleanPredictions: cleanPredictions)
                 let correct = outcome.robust
-                outcomes.append(.init(attack: entry, epsilon: epsilon, robust: correct))
+                outcomes.append(.init(attack: entry, epsilon: epsilon, robust: correct, fooledAt: outcome.fooledAt,
+                                      runLength: entry.spec.iterationBudget(classes: network.classCount)?.run))
                 let key = WorstCaseKey(norm: attack.norm, epsilon: epsilon)
                 robust[key] = zip(robust[key] ?? cleanCorrect, correct).map { $0 && $1 }
                 if !entry.spec.isBlackBox { whiteBox[key] = zip(whiteBox[key] ?? cleanCorrect, correct).map { $0 && $1 } }
-                results.append(BenchReport.AttackResult(
+                var result = BenchReport.AttackResult(
                     attack: entry.name, description: attack.description, norm: attack.norm, epsilon: epsilon,
                     accuracy: .init(outcome.robustAccuracy), success: outcome.successRate,
                     meanPerturbation: outcome.meanPerturbation, maxPerturbation: outcome.maxPerturbation,
-                    seconds: outcome.seconds, imagesPerSecond: outcome.imagesPerSecond))
+                    seconds: outcome.seconds, imagesPerSecond: outcome.imagesPerSecond)
+                result.convergence = Self.convergence(of: outcome, budget: entry.spec.iterationBudget(classes: network.classCount))
+                results.append(result)
                 metrics.append(.accuracy(BenchReport.ModelResult.metricName(attack: entry.name, epsilon: epsilon),
                                          outcome.robustAccuracy, outcomes: correct))
                 log("\(name): \(entry.name) ε = \(format(epsilon)): robust accuracy \(outcome.robustAccuracy.value) "
@@ -82,6 +85,21 @@ public struct BenchRunner {
         return generator.next()
     }
 
+    /// Robust accuracy after 10, 20, 50, 100, 200, 500, … iterations, at the end of every run
+    /// (restart or target), and at the end of the budget.
+    static func convergence(of outcome: AttackOutcome, budget: (total: Int, run: Int)?) -> [BenchReport.AttackResult.ConvergencePoint]? {
+        guard let budget, outcome.fooledAt != nil else { return nil }
+        var points = Set([budget.total])
+        var decade = 10
+        while decade < budget.total {
+            for step in [decade, 2 * decade, 5 * decade] where step < budget.total { points.insert(step) }
+            decade *= 10
+        }
+        for end in stride(from: budget.run, to: budget.total, by: max(budget.run, 1)) { points.insert(end) }
+        points.insert(budget.total / 2)
+        return points.filter { $0 > 0 }.sorted().map { .init(iterations: $0, accuracy: outcome.robustAccuracy(afterIterations: $0)!.value) }
+    }
+
     /// Every ε of any attack's grid, increasing.
     func gridUnion() -> [Float] {
         Array(Set(configuration.attacks.flatMap { $0.grid(in: configuration) })).sorted()
@@ -100,6 +118,7 @@ public struct BenchRunner {
         var checks = [
             checker.monotonicity(clean: clean, results: results, worstCase: worstCase, attacks: configuration.attacks),
             checker.strongestBreaksWhatWeakerBreak(outcomes),
+            checker.convergence(outcomes),
         ]
         if checkSlice.count > 0 {
             let seed = Self.attackSeed(configuration.seed, attack: "sanity checks", epsilon: 0)

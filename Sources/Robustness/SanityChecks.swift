@@ -14,6 +14,7 @@ public enum SanityCheck: String, CaseIterable, Sendable {
     case blackBoxBeatsWhiteBox = "BW005"
     case randomizedModel = "BW006"
     case probabilityOutputs = "BW007"
+    case notConverged = "BW008"
 
     public var title: String {
         switch self {
@@ -24,6 +25,7 @@ public enum SanityCheck: String, CaseIterable, Sendable {
         case .blackBoxBeatsWhiteBox: return "a black-box attack must not fool inputs the gradient attacks missed"
         case .randomizedModel: return "two forward passes of the same input must give the same logits"
         case .probabilityOutputs: return "the model must output logits, not probabilities"
+        case .notConverged: return "the strongest attack must have converged: its last doubling of iterations fools almost nothing new"
         }
     }
 
@@ -77,6 +79,48 @@ struct SanityChecker {
         let attack: BenchConfiguration.AttackEntry
         let epsilon: Float
         let robust: [Bool]
+        /// Iterative attacks: the iteration each input was first fooled at (−1 never), and the
+        /// iterations of one run (restart or target).
+        var fooledAt: [Int]? = nil
+        var runLength: Int? = nil
+
+        /// Inputs first fooled in the second half of a run (its last doubling of iterations).
+        var lateFooled: Int? {
+            guard let fooledAt, let runLength, runLength >= 2 else { return nil }
+            return fooledAt.filter { $0 > 0 && ($0 - 1) % runLength + 1 > runLength / 2 }.count
+        }
+    }
+
+    /// BW008: convergence (Croce & Hein, 2020; Carlini et al., 2019, §5.2). At every norm and ε, the
+    /// strongest untargeted iterative attack must fool at most 0.5% of the examples in the second
+    /// half of its runs (from steps/2 to steps, in every restart or target run): if its last
+    /// doubling of iterations still lowers accuracy by more, more iterations would lower it further.
+    /// Other attacks' figures are reported too, for information (the report's `convergence` curves
+    /// have every attack's accuracy at 10, 20, 50, 100, … iterations).
+    func convergence(_ outcomes: [ExampleOutcomes]) -> BenchReport.CheckResult {
+        var problems: [String] = [], findings: [String] = []
+        let untargeted = outcomes.filter { !$0.attack.goal.isTargeted && $0.lateFooled != nil }
+        let cells = untargeted.map { Cell(norm: $0.attack.spec.norm, epsilon: $0.epsilon) }.reduce(into: [Cell]()) { if !$0.contains($1) { $0.append($1) } }
+        for cell in cells {
+            let here = untargeted.filter { Cell(norm: $0.attack.spec.norm, epsilon: $0.epsilon) == cell }
+            guard let strongest = here.min(by: { $0.robust.filter { $0 }.count < $1.robust.filter { $0 }.count }) else { continue }
+            let n = max(strongest.robust.count, 1)
+            for outcome in here {
+                let drop = Double(outcome.lateFooled!) / Double(n)
+                let text = "\(outcome.attack.name) at ε = \(format(cell.epsilon)): \(String(format: "%.2f", drop * 100)) pp"
+                if outcome.attack.name == strongest.attack.name && drop > 0.005 {
+                    problems.append(text + " in the last doubling of its \(outcome.runLength!) iterations per run")
+                } else {
+                    findings.append(text + (outcome.attack.name == strongest.attack.name ? " (strongest)" : ""))
+                }
+            }
+        }
+        if cells.isEmpty { return SanityCheck.notConverged.result(passed: true, "no iterative untargeted attack") }
+        return SanityCheck.notConverged.result(
+            passed: problems.isEmpty,
+            problems.isEmpty ? "accuracy lowered by the second half of each run: " + findings.joined(separator: ", ")
+                : problems.joined(separator: "; ") + ": run the strongest attack with more steps or restarts (other attacks: "
+                    + findings.joined(separator: ", ") + ")")
     }
 
     /// BW002, per example: at every ε and norm, the strongest untargeted iterative attack (the one

@@ -126,6 +126,33 @@ struct BenchRunnerTests {
         #expect(fine.passed && fine.message.contains("PGD at ε = 0.1: 3"))
     }
 
+    @Test("BW008 fails when the strongest attack still fools inputs in the second half of its runs; curves come from fooledAt")
+    func convergenceCheck() throws {
+        let pgd = BenchConfiguration.AttackEntry(name: "PGD", spec: .pgd(try PGD.Parameters(steps: 20)))
+        let apgd = BenchConfiguration.AttackEntry(name: "APGD", spec: .apgd(try APGD.Parameters(steps: 100)))
+        let checker = SanityChecker(n: 1000)
+        // PGD: 300 robust, 100 inputs fooled late (steps 11–20); APGD: 250 robust, 3 fooled late (steps 51–100).
+        let robustPGD = (0..<1000).map { $0 < 300 }, robustAPGD = (0..<1000).map { $0 < 250 }
+        let fooledPGD = (0..<1000).map { $0 < 300 ? -1 : ($0 < 400 ? 15 : 5) }
+        let fooledAPGD = (0..<1000).map { $0 < 250 ? -1 : ($0 < 253 ? 80 : 10) }
+        let ok = checker.convergence([.init(attack: pgd, epsilon: 0.1, robust: robustPGD, fooledAt: fooledPGD, runLength: 20),
+                                      .init(attack: apgd, epsilon: 0.1, robust: robustAPGD, fooledAt: fooledAPGD, runLength: 100)])
+        #expect(ok.passed && ok.message.contains("PGD at ε = 0.1: 10.00 pp") && ok.message.contains("APGD at ε = 0.1: 0.30 pp (strongest)"), "\(ok.message)")
+        // The strongest attack not converged: 10 inputs fooled late in a second restart (steps 151–200 of runs of 100).
+        let late = (0..<1000).map { $0 < 250 ? -1 : ($0 < 260 ? 180 : 10) }
+        let failed = checker.convergence([.init(attack: apgd, epsilon: 0.1, robust: robustAPGD, fooledAt: late, runLength: 100)])
+        #expect(!failed.passed && failed.message.contains("APGD at ε = 0.1: 1.00 pp in the last doubling"), "\(failed.message)")
+
+        // Curves from a real run: non-increasing, ending at the final robust accuracy.
+        let model = Sequential(spec: try ModelSpec.parse("20-16-5"), seed: 3)
+        let data = TestSupport.syntheticData(count: 100, features: 20, classes: 5, seed: 4)
+        let outcome = try AttackRunner(classifier: model).run(try APGD(epsilon: 0.1, steps: 40, restarts: 2), on: data, seed: 0)
+        let curve = try #require(BenchRunner.convergence(of: outcome, budget: (80, 40)))
+        #expect(curve.map(\.iterations) == [10, 20, 40, 50, 80])
+        #expect(zip(curve, curve.dropFirst()).allSatisfy { $0.accuracy >= $1.accuracy })
+        #expect(curve.last!.accuracy == outcome.robustAccuracy.value)
+    }
+
     /// Evaluates every model of the configuration on `data` (what `BenchJob` does after loading).
     static func report(_ configuration: BenchConfiguration, directory: String, data: LabeledData) throws -> BenchReport {
         let runner = BenchRunner(configuration: configuration)

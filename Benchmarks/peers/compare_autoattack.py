@@ -11,6 +11,7 @@ CPU against `bulwark attack`, on the same model file, the same first N test imag
 torchattacks side (each attack run separately, seed 0):
     apgd-ce        APGD(loss='ce', steps=100, n_restarts=1, rho=.75)
     apgd-t         APGDT(steps=100, n_restarts=1, n_classes=10)          (9 target classes)
+    fab-t          FAB(steps=100, n_restarts=1, multi_targeted=True)     (9 target classes)
     square         Square(n_queries=5000, n_restarts=1, p_init=.8)       (margin loss)
     autoattack     AutoAttack(version='standard', n_classes=10)
     autoattack-100 (optional) the same four-attack chain with 100 iterations for APGD-CE, APGD-T and
@@ -18,9 +19,13 @@ torchattacks side (each attack run separately, seed 0):
                    AutoAttack builds its APGD, APGD-T and FAB-T with their default steps=10.
 Bulwark side (last stdout line is JSON with at least robust_accuracy, seconds, images_per_second):
     bulwark attack MODEL --attack apgd --loss ce --steps 100 ...     bulwark attack MODEL --attack apgd-t --steps 100 ...
-    bulwark attack MODEL --attack square --queries 5000 ...          bulwark attack MODEL --suite autoattack ...
+    bulwark attack MODEL --attack fab-t --steps 100 ...              bulwark attack MODEL --attack square --queries 5000 ...
+    bulwark attack MODEL --suite autoattack ...
 each with --eps E --norm NORM --limit N --data-dir DIR --threads T --batch B --seed S --json. A Bulwark
 attack that is missing or fails is reported as "not available" and the script goes on.
+
+torchattacks 3.5.1's APGDT with norm='L2' uses the first example's step size for the whole batch
+(a bug in its copy of the reference code), so L2 APGD-T comparisons against it are unreliable.
 
 Robust accuracy is RobustBench's: the fraction of the N images that are classified correctly clean
 AND after the attack, by a fresh forward pass on the returned examples. The returned examples are
@@ -48,7 +53,7 @@ from torch_eval import build
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-ATTACKS = ["apgd-ce", "apgd-t", "square", "autoattack", "autoattack-100"]
+ATTACKS = ["apgd-ce", "apgd-t", "fab-t", "square", "autoattack", "autoattack-100"]
 DEFAULT_ATTACKS = "apgd-ce,apgd-t,square,autoattack"
 
 
@@ -58,6 +63,9 @@ def torch_attack(name, model, norm, eps, seed, n_classes):
         return torchattacks.APGD(model, norm=norm, eps=eps, steps=100, n_restarts=1, seed=seed, loss="ce", rho=.75)
     if name == "apgd-t":
         return torchattacks.APGDT(model, norm=norm, eps=eps, steps=100, n_restarts=1, seed=seed, n_classes=n_classes)
+    if name == "fab-t":
+        return torchattacks.FAB(model, norm=norm, eps=eps, steps=100, n_restarts=1, seed=seed, multi_targeted=True,
+                                n_classes=n_classes)
     if name == "square":
         return torchattacks.Square(model, norm=norm, eps=eps, n_queries=5000, n_restarts=1, p_init=.8, seed=seed)
     if name == "autoattack":
@@ -78,6 +86,7 @@ def bulwark_arguments(name):
     return {
         "apgd-ce": ["--attack", "apgd", "--loss", "ce", "--steps", "100"],
         "apgd-t": ["--attack", "apgd-t", "--steps", "100"],
+        "fab-t": ["--attack", "fab-t", "--steps", "100"],
         "square": ["--attack", "square", "--queries", "5000"],
         "autoattack": ["--suite", "autoattack"],
         "autoattack-100": ["--suite", "autoattack"],

@@ -26,6 +26,9 @@ public struct AttackOutcome: Sendable {
     /// fooled, 0 at its start, −1 never (see `AttackRowResults.fooledAt`); nil for single-step attacks.
     public let fooledAt: [Int]?
 
+    /// For the AutoAttack suite: the stage (1…) that fooled each input, 0 misclassified clean, −1 robust.
+    public var suiteStages: [Int]?
+
     /// Robust accuracy had the attack stopped after `iterations` iterations (queries for Square): an
     /// input counts as fooled if the attack fooled it by then.
     public func robustAccuracy(afterIterations iterations: Int) -> Proportion? {
@@ -208,11 +211,14 @@ public final class AttackRunner {
             }
         }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
-        return AttackOutcome(attack: attack.description, norm: attack.norm, epsilon: attack.epsilon, goal: goal,
+        let stages = attack is AutoAttackSuite ? Array(UnsafeBufferPointer(start: fooledOut.pointer, count: n)) : nil
+        var outcome = AttackOutcome(attack: attack.description, norm: attack.norm, epsilon: attack.epsilon, goal: goal,
                              adversarial: adversarial, labels: data.labels, cleanPredictions: cleanPredictions,
                              adversarialPredictions: adversarialPredictions, targets: targets,
                              perturbationNorms: norms, queries: Array(UnsafeBufferPointer(start: queryOut.pointer, count: n)),
-                             fooledAt: attack is FGSM ? nil : Array(UnsafeBufferPointer(start: fooledOut.pointer, count: n)), seconds: seconds)
+                             fooledAt: attack is FGSM || attack is AutoAttackSuite ? nil : Array(UnsafeBufferPointer(start: fooledOut.pointer, count: n)), seconds: seconds)
+        outcome.suiteStages = stages
+        return outcome
     }
 
     /// Attacks perturb inputs in [0, 1] (every step clamps to it): data outside it cannot be attacked

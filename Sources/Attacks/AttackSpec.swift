@@ -12,6 +12,9 @@ import _FileSystem
 /// {"type": "apgd", "norm": "linf", "loss": "ce", "steps": 100, "restarts": 1, "rho": 0.75}
 /// {"type": "apgd-t", "norm": "linf", "steps": 100, "restarts": 1, "target_classes": 9, "rho": 0.75}
 /// {"type": "square", "norm": "linf", "queries": 5000, "p_init": 0.8, "restarts": 1}
+/// {"type": "fab-t", "norm": "linf", "steps": 100, "target_classes": 9}
+/// {"type": "autoattack", "norm": "linf", "version": "standard"}
+/// {"type": "mi-fgsm", "norm": "linf", "loss": "ce", "steps": 10, "decay": 1}
 /// ```
 /// Adding an attack: its file (the attack, its `Parameters`, its `Workspace`), one case here, and
 /// one line in each switch below.
@@ -21,9 +24,12 @@ public enum AttackSpec: Equatable, Sendable {
     case apgd(APGD.Parameters)
     case apgdTargeted(APGDT.Parameters)
     case square(Square.Parameters)
+    case fabTargeted(FAB.Parameters)
+    case autoattack(AutoAttackSuite.Parameters)
+    case miFGSM(MIFGSM.Parameters)
 
     /// The `type` names, in the order they are listed in messages.
-    public static let types = ["fgsm", "pgd", "apgd", "apgd-t", "square"]
+    public static let types = ["fgsm", "pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t", "square", "autoattack"]
 
     public var type: String {
         switch self {
@@ -32,6 +38,9 @@ public enum AttackSpec: Equatable, Sendable {
         case .apgd: "apgd"
         case .apgdTargeted: "apgd-t"
         case .square: "square"
+        case .fabTargeted: "fab-t"
+        case .autoattack: "autoattack"
+        case .miFGSM: "mi-fgsm"
         }
     }
 
@@ -42,6 +51,9 @@ public enum AttackSpec: Equatable, Sendable {
         case .apgd(let p): p.norm
         case .apgdTargeted(let p): p.norm
         case .square(let p): p.norm
+        case .fabTargeted(let p): p.norm
+        case .autoattack(let p): p.norm
+        case .miFGSM(let p): p.norm
         }
     }
 
@@ -51,7 +63,9 @@ public enum AttackSpec: Equatable, Sendable {
         case .pgd(let p): p.loss
         case .apgd(let p): p.loss
         case .apgdTargeted: .dlr
-        case .square: .margin
+        case .square, .fabTargeted: .margin
+        case .autoattack: .crossEntropy
+        case .miFGSM(let p): p.loss
         }
     }
 
@@ -59,7 +73,7 @@ public enum AttackSpec: Equatable, Sendable {
     public var isIterative: Bool {
         switch self {
         case .fgsm: false
-        case .pgd, .apgd, .apgdTargeted, .square: true
+        case .pgd, .apgd, .apgdTargeted, .square, .fabTargeted, .autoattack, .miFGSM: true
         }
     }
 
@@ -77,6 +91,9 @@ public enum AttackSpec: Equatable, Sendable {
         case .apgd(let p): (p.steps + 1) * p.restarts
         case .apgdTargeted(let p): (p.steps + 1) * p.restarts * p.targetClasses
         case .square(let p): p.queries * p.restarts / 3  // forward passes only
+        case .fabTargeted(let p): 2 * p.steps * p.targetClasses
+        case .autoattack(let p): 101 + 909 + 1800 + p.squareQueries / 3
+        case .miFGSM(let p): p.steps
         }
     }
 
@@ -89,6 +106,9 @@ public enum AttackSpec: Equatable, Sendable {
         case .apgd(let p): (p.steps * p.restarts, p.steps)
         case .apgdTargeted(let p): (p.steps * p.restarts * max(1, min(p.targetClasses, classes - 1)), p.steps)
         case .square(let p): (p.queries * p.restarts, p.queries)
+        case .fabTargeted(let p): (p.steps * max(1, min(p.targetClasses, classes - 1)), p.steps)
+        case .autoattack: nil  // a cascade: its stages report their own convergence when run alone
+        case .miFGSM(let p): (p.steps, p.steps)
         }
     }
 
@@ -100,6 +120,9 @@ public enum AttackSpec: Equatable, Sendable {
         case "apgd": APGD.Parameters.keys
         case "apgd-t": APGDT.Parameters.keys
         case "square": Square.Parameters.keys
+        case "fab-t": FAB.Parameters.keys
+        case "autoattack": AutoAttackSuite.Parameters.keys
+        case "mi-fgsm": MIFGSM.Parameters.keys
         default: nil
         }
     }
@@ -133,6 +156,14 @@ public enum AttackSpec: Equatable, Sendable {
         case .square(let p):
             return try Square(norm: p.norm, epsilon: epsilon, queries: p.queries, pInit: p.pInit, restarts: p.restarts, image: p.image,
                               rescaleSchedule: p.rescaleSchedule)
+        case .fabTargeted(let p):
+            return try FAB(norm: p.norm, epsilon: epsilon, steps: p.steps, targetClasses: p.targetClasses, alphaMax: p.alphaMax,
+                           eta: p.eta, beta: p.beta)
+        case .autoattack(let p):
+            return try AutoAttackSuite(norm: p.norm, epsilon: epsilon, squareQueries: p.squareQueries)
+        case .miFGSM(let p):
+            return try MIFGSM(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize, steps: p.steps, decay: p.decay, loss: p.loss,
+                              stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
         }
     }
 }
@@ -164,6 +195,9 @@ extension AttackSpec: Codable {
         case "apgd": self = .apgd(try APGD.Parameters(from: decoder))
         case "apgd-t": self = .apgdTargeted(try APGDT.Parameters(from: decoder))
         case "square": self = .square(try Square.Parameters(from: decoder))
+        case "fab-t": self = .fabTargeted(try FAB.Parameters(from: decoder))
+        case "autoattack": self = .autoattack(try AutoAttackSuite.Parameters(from: decoder))
+        case "mi-fgsm": self = .miFGSM(try MIFGSM.Parameters(from: decoder))
         default: throw container.invalid(typeKey, "attack type \"\(type)\" has parameters but no decoder (a bug: add it here)")
         }
     }
@@ -177,6 +211,9 @@ extension AttackSpec: Codable {
         case .apgd(let p): try p.encode(to: encoder)
         case .apgdTargeted(let p): try p.encode(to: encoder)
         case .square(let p): try p.encode(to: encoder)
+        case .fabTargeted(let p): try p.encode(to: encoder)
+        case .autoattack(let p): try p.encode(to: encoder)
+        case .miFGSM(let p): try p.encode(to: encoder)
         }
     }
 }

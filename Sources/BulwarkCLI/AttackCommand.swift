@@ -163,6 +163,17 @@ struct AttackReport: Encodable {
     /// Query-based attacks: mean model evaluations per attacked input, median per fooled input.
     let meanQueries: Double?
     let medianQueriesFooled: Double?
+    /// The AutoAttack suite: robust accuracy after each of its attacks (each run on the inputs still robust).
+    let stages: [Stage]?
+
+    struct Stage: Encodable {
+        let attack: String
+        let robustAccuracy: Double
+        enum CodingKeys: String, CodingKey {
+            case attack
+            case robustAccuracy = "robust_accuracy"
+        }
+    }
     let transfer: Transfer?
     let data: String
 
@@ -188,6 +199,7 @@ struct AttackReport: Encodable {
         case meanPerturbation = "mean_perturbation", maxPerturbation = "max_perturbation"
         case imagesPerSecond = "images_per_second"
         case meanQueries = "mean_queries", medianQueriesFooled = "median_queries_fooled"
+        case stages
     }
 
     init(model: String, spec: AttackSpec, attack: any Attack, goal: AttackGoal, seed: UInt64, outcome: AttackOutcome,
@@ -211,6 +223,19 @@ struct AttackReport: Encodable {
             (steps, stepSize, restarts, randomStart) = (p.steps, nil, p.restarts, true)
         case .square(let p):
             (steps, stepSize, restarts, randomStart) = (nil, nil, p.restarts, true)
+        case .fabTargeted(let p):
+            (steps, stepSize, restarts, randomStart) = (p.steps, nil, 1, false)
+        case .autoattack:
+            (steps, stepSize, restarts, randomStart) = (nil, nil, nil, nil)
+        case .miFGSM:
+            let attack = attack as? MIFGSM
+            (steps, stepSize, restarts, randomStart) = (attack?.steps, attack?.stepSize, 1, false)
+        }
+        stages = outcome.suiteStages.map { fooledBy in
+            AutoAttackSuite.stageNames.indices.map { k in
+                let robust = (0..<outcome.n).filter { fooledBy[$0] == -1 || fooledBy[$0] > k + 1 }.count
+                return Stage(attack: AutoAttackSuite.stageNames[k], robustAccuracy: Double(robust) / Double(max(outcome.n, 1)))
+            }
         }
         let queries = outcome.queryStatistics
         meanQueries = queries?.mean
@@ -276,6 +301,7 @@ struct AttackReport: Encodable {
         try c.encode(imagesPerSecond, forKey: .imagesPerSecond)
         try c.encodeIfPresent(meanQueries, forKey: .meanQueries)
         try c.encodeIfPresent(medianQueriesFooled, forKey: .medianQueriesFooled)
+        try c.encodeIfPresent(stages, forKey: .stages)
         try c.encode(transfer, forKey: .transfer)
         try c.encode(data, forKey: .data)
     }
@@ -294,6 +320,9 @@ struct AttackReport: Encodable {
         examples               \(examples == "first-success" ? "each input's first fooling iterate" : "each input's highest-loss iterate")
         time                   \(seconds.formatted(2)) s (\(Int(imagesPerSecond)) images/s)
         """
+        if let stages {
+            lines += "\nafter each attack     " + stages.map { "\($0.attack) \($0.robustAccuracy.formatted(4))" }.joined(separator: " → ")
+        }
         if let meanQueries {
             lines += "\nqueries                mean \(meanQueries.formatted(1)) per attacked input"
                 + (medianQueriesFooled.map { ", median \($0.formatted(1)) per fooled input" } ?? "")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Attacks
 import Datasets
 import Foundation
 import NeuralNet
@@ -44,6 +45,9 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Write a model card (JSON: SHA-256, recipe and train command, seed, clean and robust accuracy) next to each model.")
     var cards = false
 
+    @Option(help: "Replace the configuration's attacks by a suite at the same ε grids: autoattack (AutoAttack's standard suite, per norm).")
+    var suite: String?
+
     @Flag(help: "Check the configuration (schema, keys, values) and exit.")
     var validateConfig = false
 
@@ -57,8 +61,20 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         if security.expectSHA256 != nil { throw ValidationError("--expect-sha256 does not apply to bench; model digests come from manifests") }
         if report != "-" && !report.hasSuffix(".json") { throw ValidationError("--report must name a .json file or be '-', got '\(report)'") }
+        if let suite, suite != "autoattack" { throw ValidationError("--suite: unknown suite '\(suite)' (known: autoattack)") }
         if data.trainCSV != nil && !trainMissing {
             throw ValidationError("--train-csv applies to bench only with --train-missing (it trains missing models)")
+        }
+    }
+
+    /// One AutoAttack entry per norm of the configuration's attacks, at the union of their ε grids.
+    static func autoAttackEntries(replacing configuration: BenchConfiguration) throws -> [BenchConfiguration.AttackEntry] {
+        let norms = configuration.attacks.map(\.spec.norm).reduce(into: [Norm]()) { if !$0.contains($1) { $0.append($1) } }
+        return try norms.map { norm in
+            let grid = Set(configuration.attacks.filter { $0.spec.norm == norm }.flatMap { $0.grid(in: configuration) }).sorted()
+            return BenchConfiguration.AttackEntry(name: norms.count > 1 ? "AutoAttack-\(norm.rawValue)" : "AutoAttack",
+                                                  spec: .autoattack(try AutoAttackSuite.Parameters(norm: norm)),
+                                                  epsilons: grid == configuration.epsilons ? nil : grid)
         }
     }
 
@@ -81,6 +97,7 @@ struct BenchCommand: ParsableCommand {
             return
         }
         engine.apply()
+        if suite != nil { configuration.attacks = try Self.autoAttackEntries(replacing: configuration) }
         configuration.dataset = try effectiveDataset(configuration.dataset)
         try configuration.validate()
         if report != "-" { try OutputPath.prepare(report, for: "--report") }

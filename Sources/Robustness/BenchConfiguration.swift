@@ -226,8 +226,8 @@ public struct BenchConfiguration: Equatable, Sendable {
                     throw fail("attack '\(attack.name)' at ε = \(epsilon): \(error)")
                 }
             }
-            if case .apgdTargeted = attack.spec, attack.goal.isTargeted {
-                throw fail("attack '\(attack.name)' is apgd-t, which picks its own target classes; remove \"targeted\" or use apgd")
+            if ["apgd-t", "fab-t"].contains(attack.spec.type), attack.goal.isTargeted {
+                throw fail("attack '\(attack.name)' is \(attack.spec.type), which picks its own target classes; remove \"targeted\" or use apgd")
             }
             if attack.goal.isTargeted && attack.goal.labels == .predictions {
                 throw fail("attack '\(attack.name)' is targeted; \"labels\" applies to untargeted attacks")

@@ -74,7 +74,7 @@ public enum MarkdownReport {
             lines.append("| \(model.name) | **worst case** | " + worst.joined(separator: " | ") + " |")
         }
         lines.append("")
-        lines.append("Accuracy (95% Wilson interval); ε = 0 is clean accuracy; \(normName) budgets on pixels in [0, 1]. "
+        lines.append("Robust accuracy: classified correctly both clean and after the attack (95% Wilson interval); ε = 0 is clean accuracy; \(normName) budgets on pixels in [0, 1]. "
                      + "Worst case: an example counts as robust only if every attack failed on it.")
         lines.append("")
         return lines

@@ -25,7 +25,8 @@ enum Fixture {
     static func attacks(epsilon: Float, loss: AttackLoss) throws -> [any Attack] {
         [try FGSM(norm: .linf, epsilon: epsilon, loss: loss), try FGSM(norm: .l2, epsilon: epsilon * 5, loss: loss),
          try PGD(norm: .linf, epsilon: epsilon, steps: 5, restarts: 2, loss: loss),
-         try PGD(norm: .l2, epsilon: epsilon * 5, steps: 5, restarts: 2, loss: loss)]
+         try PGD(norm: .l2, epsilon: epsilon * 5, steps: 5, restarts: 2, loss: loss),
+         try MIFGSM(norm: .linf, epsilon: epsilon, steps: 5, loss: loss), try MIFGSM(norm: .l2, epsilon: epsilon * 5, steps: 5, loss: loss)]
     }
 }
 
@@ -83,6 +84,16 @@ struct AttackTests {
                 on: data, goal: AttackGoal(targets: targets), seed: 1)
             #expect(pgd.adversarial.scalars == fgsm.adversarial.scalars)
         }
+    }
+
+    @Test("MI-FGSM with one step of size ε and no momentum is FGSM", arguments: Norm.allCases)
+    func miFGSMOneStepIsFGSM(norm: Norm) throws {
+        let model = Fixture.model(seed: 12)
+        let data = Fixture.data(count: 30, seed: 13)
+        let fgsm = try AttackRunner(classifier: model).run(try FGSM(norm: norm, epsilon: 0.1), on: data, seed: 0)
+        let mifgsm = try AttackRunner(classifier: model).run(try MIFGSM(norm: norm, epsilon: 0.1, stepSize: 0.1, steps: 1, decay: 0,
+                                                                        stopAtFirstSuccess: false), on: data, seed: 0)
+        #expect(TestSupport.close(fgsm.adversarial.scalars, mifgsm.adversarial.scalars, relative: 1e-5, absolute: 1e-6))
     }
 
     @Test("targeted attacks raise the target's score", arguments: [false, true])

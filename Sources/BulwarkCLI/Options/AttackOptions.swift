@@ -20,8 +20,11 @@ extension TargetSelection: ExpressibleByArgument {
 /// description bench configurations and adversarial training use) and an `AttackGoal`. A flag that
 /// does not apply to the chosen attack is an error, not silently ignored.
 struct AttackOptions: ParsableArguments {
-    @Option(help: "Attack: \(AttackSpec.types.joined(separator: " or ")).")
-    var attack: String = "pgd"
+    @Option(help: "Attack: \(AttackSpec.types.joined(separator: ", ")) (default pgd).")
+    var attack: String?
+
+    @Option(help: "A suite of attacks instead of one: autoattack (AutoAttack's standard suite: APGD-CE, APGD-T, FAB-T, Square, each on the inputs still robust).")
+    var suite: String?
 
     @Option(help: "Norm of the perturbation budget: linf or l2.")
     var norm: Norm = .linf
@@ -46,6 +49,9 @@ struct AttackOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("apgd, apgd-t: ρ of the step-size checkpoints (default 0.75).", valueName: "ρ"))
     var rho: Real?
+
+    @Option(help: ArgumentHelp("mi-fgsm: momentum decay μ (default 1).", valueName: "μ"))
+    var decay: Real?
 
     @Option(help: "square: model evaluations per input at most (default \(Square.defaultQueries)).")
     var queries: Int?
@@ -78,14 +84,32 @@ struct AttackOptions: ParsableArguments {
 
     /// The attack these flags describe.
     func spec() throws -> AttackSpec {
+        if let suite {
+            guard attack == nil else { throw ValidationError("give --attack or --suite, not both") }
+            guard suite == "autoattack" else { throw ValidationError("--suite: unknown suite '\(suite)' (known: autoattack)") }
+            let flags = [("--steps", steps != nil), ("--restarts", restarts != nil), ("--step-size", stepSize != nil),
+                         ("--relative-step-size", relativeStepSize != nil), ("--no-random-start", noRandomStart),
+                         ("--target-classes", targetClasses != nil), ("--rho", rho != nil), ("--loss", loss != nil),
+                         ("--p-init", pInit != nil), ("--rescale-schedule", rescaleSchedule), ("--targeted", targeted != nil),
+                         ("--decay", decay != nil)]
+            if let misplaced = flags.first(where: \.1) {
+                throw ValidationError("\(misplaced.0) does not apply to --suite autoattack (its attacks have AutoAttack's fixed settings; --queries sets Square's budget)")
+            }
+            do {
+                return .autoattack(try AutoAttackSuite.Parameters(norm: norm, squareQueries: queries ?? Square.defaultQueries))
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        let attack = self.attack ?? "pgd"
         do {
             let given: [(flag: String, given: Bool, attacks: Set<String>)] = [
-                ("--steps", steps != nil, ["pgd", "apgd", "apgd-t"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t", "square"]),
+                ("--steps", steps != nil, ["pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t"]), ("--decay", decay != nil, ["mi-fgsm"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t", "square"]),
                 ("--queries", queries != nil, ["square"]), ("--p-init", pInit != nil, ["square"]), ("--rescale-schedule", rescaleSchedule, ["square"]),
-                ("--step-size", stepSize != nil, ["pgd"]), ("--relative-step-size", relativeStepSize != nil, ["pgd"]),
-                ("--no-random-start", noRandomStart, ["pgd"]), ("--target-classes", targetClasses != nil, ["apgd-t"]),
-                ("--rho", rho != nil, ["apgd", "apgd-t"]), ("--loss", loss != nil, ["fgsm", "pgd", "apgd"]),
-                ("--targeted", targeted != nil, ["fgsm", "pgd", "apgd", "square"]),
+                ("--step-size", stepSize != nil, ["pgd", "mi-fgsm"]), ("--relative-step-size", relativeStepSize != nil, ["pgd"]),
+                ("--no-random-start", noRandomStart, ["pgd"]), ("--target-classes", targetClasses != nil, ["apgd-t", "fab-t"]),
+                ("--rho", rho != nil, ["apgd", "apgd-t"]), ("--loss", loss != nil, ["fgsm", "pgd", "mi-fgsm", "apgd"]),
+                ("--targeted", targeted != nil, ["fgsm", "pgd", "mi-fgsm", "apgd", "square"]),
             ]
             if AttackSpec.types.contains(attack), let misplaced = given.first(where: { $0.given && !$0.attacks.contains(attack) }) {
                 throw ValidationError("\(misplaced.flag) applies to \(misplaced.attacks.sorted().joined(separator: ", ")), not \(attack)")
@@ -104,6 +128,11 @@ struct AttackOptions: ParsableArguments {
             case "apgd-t":
                 return .apgdTargeted(try APGDT.Parameters(norm: norm, steps: steps ?? APGD.defaultSteps, restarts: restarts ?? 1,
                                                           targetClasses: targetClasses ?? APGDT.defaultTargetClasses, rho: rho?.value ?? 0.75))
+            case "mi-fgsm":
+                return .miFGSM(try MIFGSM.Parameters(norm: norm, loss: loss, steps: steps ?? MIFGSM.defaultSteps, stepSize: stepSize?.value,
+                                                     decay: decay?.value ?? 1))
+            case "fab-t":
+                return .fabTargeted(try FAB.Parameters(norm: norm, steps: steps ?? 100, targetClasses: targetClasses ?? APGDT.defaultTargetClasses))
             case "square":
                 return .square(try Square.Parameters(norm: norm, queries: queries ?? Square.defaultQueries, pInit: pInit?.value ?? 0.8,
                                                      restarts: restarts ?? 1, rescaleSchedule: rescaleSchedule))

@@ -9,6 +9,7 @@ CPU against `bulwark attack`, on the same model file, the same first N test imag
         [--attacks apgd-ce,apgd-t,square,autoattack] [--skip-bulwark | --skip-torch] [--out result.json]
 
 torchattacks side (each attack run separately, seed 0):
+    mi-fgsm        MIFGSM(alpha=eps/10, steps=10, decay=1.0)
     apgd-ce        APGD(loss='ce', steps=100, n_restarts=1, rho=.75)
     apgd-t         APGDT(steps=100, n_restarts=1, n_classes=10)          (9 target classes)
     fab-t          FAB(steps=100, n_restarts=1, multi_targeted=True)     (9 target classes)
@@ -53,12 +54,14 @@ from torch_eval import build
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-ATTACKS = ["apgd-ce", "apgd-t", "fab-t", "square", "autoattack", "autoattack-100"]
+ATTACKS = ["mi-fgsm", "apgd-ce", "apgd-t", "fab-t", "square", "autoattack", "autoattack-100"]
 DEFAULT_ATTACKS = "apgd-ce,apgd-t,square,autoattack"
 
 
 def torch_attack(name, model, norm, eps, seed, n_classes):
     """The torchattacks object for one attack name (norm is 'Linf' or 'L2')."""
+    if name == "mi-fgsm":
+        return torchattacks.MIFGSM(model, eps=eps, alpha=eps / 10, steps=10, decay=1.0)
     if name == "apgd-ce":
         return torchattacks.APGD(model, norm=norm, eps=eps, steps=100, n_restarts=1, seed=seed, loss="ce", rho=.75)
     if name == "apgd-t":
@@ -84,6 +87,7 @@ def torch_attack(name, model, norm, eps, seed, n_classes):
 def bulwark_arguments(name):
     """The attack-specific part of the `bulwark attack` command line."""
     return {
+        "mi-fgsm": ["--attack", "mi-fgsm", "--steps", "10"],
         "apgd-ce": ["--attack", "apgd", "--loss", "ce", "--steps", "100"],
         "apgd-t": ["--attack", "apgd-t", "--steps", "100"],
         "fab-t": ["--attack", "fab-t", "--steps", "100"],

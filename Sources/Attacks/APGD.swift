@@ -250,7 +250,8 @@ public struct APGD: Attack {
         ws.stepSizes.pointer.update(repeating: 2 * epsilon, count: m)
         ws.increases.update(repeating: 0, count: m)
         ws.reducedLastCheck.update(repeating: true, count: m)
-        recordFooled(rows: m, success: success, into: adversarial, workspace: ws, step: firstStep)
+        // A success at a later run's random start counts as that run's first iteration.
+        recordFooled(rows: m, success: success, into: adversarial, workspace: ws, step: firstStep == 0 ? 0 : firstStep + 1)
         for i in 0..<m { ws.bestFools[i] = fools(i, success: success, workspace: ws) }
         if stopAtFirstSuccess { m = dropFooled(active: m, workspace: ws) }
 

@@ -59,8 +59,9 @@ public final class AttackRowResults {
     /// (rows) model evaluations spent on each input, for query-based attacks (0 otherwise).
     public let queries: UnsafeMutablePointer<Int>
     /// (rows) for iterative attacks in evaluation, the iteration (counted over restarts and targets,
-    /// 1 for the first step; for Square, the query) at which each input was first fooled; 0 if it
-    /// was fooled at its start, −1 if never. The convergence curves are made from it.
+    /// 1 for the first step; for Square, the query) at which each input was first fooled, −1 if
+    /// never; 0 or 1 for inputs fooled at their start; for a suite, the stage. The convergence
+    /// curves are made from it (they count only inputs classified correctly clean).
     public let fooledAt: UnsafeMutablePointer<Int>
 
     public init(capacity: Int) {

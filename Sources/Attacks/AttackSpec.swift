@@ -77,6 +77,26 @@ public enum AttackSpec: Equatable, Sendable {
         }
     }
 
+    /// Whether the attack ascends the loss by gradient steps (PGD, MI-FGSM, APGD, APGD-T): more
+    /// steps can only help it, so it must be at least as strong as FGSM.
+    public var isGradientAscent: Bool {
+        switch self {
+        case .pgd, .miFGSM, .apgd, .apgdTargeted: true
+        default: false
+        }
+    }
+
+    /// Which example the attack returns for each input when run for `purpose`.
+    public func returnedExamples(purpose: Purpose) -> String {
+        switch self {
+        case .fgsm: "single-step"
+        case .pgd, .miFGSM, .apgd, .apgdTargeted: purpose == .evaluation ? "first-success" : "highest-loss"
+        case .square: "first-success, else lowest-margin"
+        case .fabTargeted: "closest-success, else clean"
+        case .autoattack: "success of the stage that fooled it, else clean"
+        }
+    }
+
     /// Whether the attack uses only the model's outputs (no gradients).
     public var isBlackBox: Bool {
         if case .square = self { return true }
@@ -160,7 +180,7 @@ public enum AttackSpec: Equatable, Sendable {
             return try FAB(norm: p.norm, epsilon: epsilon, steps: p.steps, targetClasses: p.targetClasses, alphaMax: p.alphaMax,
                            eta: p.eta, beta: p.beta)
         case .autoattack(let p):
-            return try AutoAttackSuite(norm: p.norm, epsilon: epsilon, squareQueries: p.squareQueries)
+            return try AutoAttackSuite(norm: p.norm, epsilon: epsilon, squareQueries: p.squareQueries, image: p.image)
         case .miFGSM(let p):
             return try MIFGSM(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize, steps: p.steps, decay: p.decay, loss: p.loss,
                               stopAtFirstSuccess: purpose.stopsAtFirstSuccess)

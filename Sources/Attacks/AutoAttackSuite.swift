@@ -17,19 +17,22 @@ public struct AutoAttackSuite: Attack {
     public let epsilon: Float
     /// The attacks, in the order they run.
     public let stages: [any Attack]
+    /// The image shape for Square (inferred for square images).
+    public let image: Square.ImageShape?
     public var loss: AttackLoss { .crossEntropy }
 
     /// The stages' names, in order.
     public static let stageNames = ["APGD-CE", "APGD-T", "FAB-T", "Square"]
 
     /// - Throws: `AttackError.invalidParameter` naming a bad value.
-    public init(norm: Norm = .linf, epsilon: Float, squareQueries: Int = Square.defaultQueries) throws {
+    public init(norm: Norm = .linf, epsilon: Float, squareQueries: Int = Square.defaultQueries, image: Square.ImageShape? = nil) throws {
         self.norm = norm
         self.epsilon = epsilon
+        self.image = image
         stages = [try APGD(norm: norm, epsilon: epsilon, steps: 100, restarts: 1, loss: .crossEntropy),
                   try APGDT(norm: norm, epsilon: epsilon, steps: 100, restarts: 1, targetClasses: 9),
                   try FAB(norm: norm, epsilon: epsilon, steps: 100, targetClasses: 9),
-                  try Square(norm: norm, epsilon: epsilon, queries: squareQueries)]
+                  try Square(norm: norm, epsilon: epsilon, queries: squareQueries, image: image)]
     }
 
     public var description: String { "AutoAttack standard(\(norm.rawValue), ε=\(epsilon)): " + stages.map(\.description).joined(separator: " → ") }
@@ -86,6 +89,7 @@ public struct AutoAttackSuite: Attack {
         }
         let (n, d) = (clean.rows, clean.columns)
         guard n > 0 else { return }
+        _ = try Square.imageShape(image, features: d)  // fail before the first stage, not at the last
         adversarial.copy(from: clean)
         Kernels.argmaxRows(classifier.logits(clean, shard: shard), into: ws.predictions)
         for r in 0..<n {
@@ -123,27 +127,30 @@ extension AutoAttackSuite {
         public var norm: Norm
         public var version: String
         public var squareQueries: Int
+        public var image: Square.ImageShape?
 
         public static let versions = ["standard"]
 
-        public init(norm: Norm = .linf, version: String = "standard", squareQueries: Int = Square.defaultQueries) throws {
+        public init(norm: Norm = .linf, version: String = "standard", squareQueries: Int = Square.defaultQueries,
+                    image: Square.ImageShape? = nil) throws {
             self.norm = norm
             self.version = version
             self.squareQueries = squareQueries
+            self.image = image
             try validate()
         }
 
-        static let keys: Set<String> = ["norm", "version", "square_queries"]
+        static let keys: Set<String> = ["norm", "version", "square_queries", "image"]
 
         enum CodingKeys: String, CodingKey {
-            case norm, version
+            case norm, version, image
             case squareQueries = "square_queries"
         }
 
         /// - Throws: `AttackError.invalidParameter` naming a bad value.
         public func validate() throws {
             try require(Self.versions.contains(version), "version", version, "must be \(Self.versions.joined(separator: " or "))")
-            _ = try Square(epsilon: 1, queries: squareQueries)
+            _ = try Square(epsilon: 1, queries: squareQueries, image: image)
         }
 
         public init(from decoder: any Decoder) throws {
@@ -151,7 +158,11 @@ extension AutoAttackSuite {
             norm = try c.decodeIfPresent(Norm.self, forKey: .norm) ?? .linf
             version = try c.decodeIfPresent(String.self, forKey: .version) ?? "standard"
             squareQueries = try c.decodeIfPresent(Int.self, forKey: .squareQueries) ?? Square.defaultQueries
-            do { try validate() } catch { throw c.invalid(parameterName(of: error) == "version" ? .version : .squareQueries, "\(error)") }
+            image = try c.decodeIfPresent(Square.ImageShape.self, forKey: .image)
+            do { try validate() } catch {
+                let key: CodingKeys = switch parameterName(of: error) { case "version": .version; case "image": .image; default: .squareQueries }
+                throw c.invalid(key, "\(error)")
+            }
         }
     }
 }

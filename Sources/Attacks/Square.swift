@@ -21,7 +21,7 @@ import TensorCore
 ///
 /// Each input draws its own windows and signs (the authors' code shares them across a batch).
 /// Inputs misclassified at the clean point are not attacked. `queries` bounds the model
-/// evaluations per input, the initial one included.
+/// evaluations per input and restart, the initial one included.
 ///
 /// On a `Sequential` whose first layer is `Dense`, L∞ candidates are evaluated incrementally: a
 /// candidate differs from its input's current point in s² pixels, so the first layer's
@@ -73,7 +73,8 @@ public struct Square: Attack {
         try require(pInit > 0 && pInit <= 1, "p_init", pInit, "must be in (0, 1]")
         try require(restarts >= 1 && restarts <= 1000, "restarts", restarts, "must be between 1 and 1000")
         if let image {
-            try require(image.height >= 1 && image.width >= 1 && image.channels >= 1, "image", "\(image)", "needs positive height, width and channels")
+            try require((1...65_536).contains(image.height) && (1...65_536).contains(image.width) && (1...4096).contains(image.channels),
+                        "image", "\(image.height)×\(image.width)×\(image.channels)", "needs height and width in 1…65536 and 1…4096 channels")
         }
         self.norm = norm
         self.epsilon = epsilon
@@ -130,6 +131,8 @@ public struct Square: Attack {
         let margin: FloatBuffer, bestMargin: FloatBuffer
         let activeLabels: UnsafeMutablePointer<Int>, activeTargets: UnsafeMutablePointer<Int>
         let activeRows: UnsafeMutablePointer<Int>
+        /// Active rows whose success is being confirmed.
+        let confirming: UnsafeMutablePointer<Int>
         /// Per shard row.
         let fooled: UnsafeMutablePointer<Bool>
         /// L2 patterns: a window of the perturbation and a fresh pattern (features each).
@@ -149,6 +152,7 @@ public struct Square: Attack {
             activeLabels = allocateFilled(rows, with: 0)
             activeTargets = allocateFilled(rows, with: 0)
             activeRows = allocateFilled(rows, with: 0)
+            confirming = allocateFilled(rows, with: 0)
             fooled = allocateFilled(rows, with: false)
             pattern = FloatBuffer(count: features)
             window = FloatBuffer(count: features)
@@ -158,6 +162,7 @@ public struct Square: Attack {
             activeLabels.deallocate()
             activeTargets.deallocate()
             activeRows.deallocate()
+            confirming.deallocate()
             fooled.deallocate()
         }
 
@@ -183,11 +188,7 @@ public struct Square: Attack {
                         into adversarial: MatrixRef, classifier: any DifferentiableClassifier, shard: Int,
                         workspace ws: Workspace, generator: inout RandomGenerator) throws {
         try checkShapes(clean, adversarial, workspace: ws, classifier: classifier)
-        guard let shape = image ?? ImageShape.inferred(features: clean.columns), shape.features == clean.columns else {
-            throw AttackError.invalidParameter(name: "image", value: image.map { "\($0.height)×\($0.width)×\($0.channels)" } ?? "not given",
-                                               requirement: "Square needs the image shape of the \(clean.columns) input features "
-                                                   + "(\"image\": {\"height\": …, \"width\": …, \"channels\": …})")
-        }
+        let shape = try Self.imageShape(image, features: clean.columns)
         let n = clean.rows
         guard n > 0 else { return }
         ws.results.queries.update(repeating: 0, count: n)
@@ -197,6 +198,7 @@ public struct Square: Attack {
         let logits = classifier.logits(clean, shard: shard)
         for r in 0..<n {
             ws.fooled[r] = margin(logits.row(r), count: logits.columns, label: labels[r], target: targets?[r]) <= 0
+            if ws.fooled[r] { ws.results.fooledAt[r] = 0 }
         }
         if norm == .linf, ProcessInfo.processInfo.environment["BULWARK_SQUARE_FULL_FORWARD"] == nil, let network = classifier as? Sequential {
             if ws.incremental?.fits(network, rows: ws.capacity) != true { ws.incremental = IncrementalForward(network, rows: ws.capacity) }
@@ -218,6 +220,17 @@ public struct Square: Attack {
                 workspace: ws, generator: &generator)
         }
         try ball.verify(adversarial, clean: clean, results: ws.results)
+    }
+
+    /// The image shape of `features` inputs: `given`, or inferred for square images.
+    /// - Throws: `AttackError.invalidParameter` saying how to give it.
+    public static func imageShape(_ given: ImageShape?, features: Int) throws -> ImageShape {
+        guard let shape = given ?? ImageShape.inferred(features: features), shape.features == features else {
+            throw AttackError.invalidParameter(name: "image", value: given.map { "\($0.height)×\($0.width)×\($0.channels)" } ?? "not given",
+                                               requirement: "Square needs the image shape of the \(features) input features: --image HxWxC, or "
+                                                   + "\"image\": {\"height\": …, \"width\": …, \"channels\": …} in a configuration")
+        }
+        return shape
     }
 
     /// The margin of one row of `k` logits (≤ 0: fooled): z_y − max_{j≠y} z_j, or targeted
@@ -246,7 +259,7 @@ public struct Square: Attack {
         evaluate(ws.best.matrix(rows: m, columns: d), rows: m, targeted: targeted, fromBest: true, classifier: classifier, shard: shard,
                  into: ws.bestMargin, workspace: ws)
         for i in 0..<m { ws.results.queries[ws.activeRows[i]] += 1 }
-        m = keep(rows: m, into: adversarial, workspace: ws)
+        m = keep(rows: m, into: adversarial, classifier: classifier, shard: shard, targeted: targeted, workspace: ws)
 
         var iteration = 0
         while m > 0 && iteration + 1 < queries {
@@ -272,7 +285,7 @@ public struct Square: Attack {
             }
             iteration += 1
             if iteration % Self.refreshInterval == 0 { ws.incremental?.firstLayer(ws.best.matrix(rows: m, columns: d)) }
-            m = keep(rows: m, into: adversarial, workspace: ws)
+            m = keep(rows: m, into: adversarial, classifier: classifier, shard: shard, targeted: targeted, workspace: ws)
         }
     }
 
@@ -296,8 +309,32 @@ public struct Square: Attack {
     /// Writes the fooled rows' points to the output and drops them from the active set; at the end
     /// of a restart (no budget left) the caller's loop stops, and the rows still active keep their
     /// lowest-margin point. Returns the new number of active rows.
-    private func keep(rows m: Int, into adversarial: MatrixRef, workspace ws: Workspace) -> Int {
+    private func keep(rows m: Int, into adversarial: MatrixRef, classifier: any DifferentiableClassifier, shard: Int,
+                      targeted: Bool, workspace ws: Workspace) -> Int {
         let d = ws.features
+        if let incremental = ws.incremental {
+            // Margins from incrementally updated first layers drift by rounding: confirm a success
+            // with an exact forward pass before the input leaves the batch.
+            var k = 0
+            for i in 0..<m where ws.bestMargin.pointer[i] <= 0 {
+                (ws.candidate.pointer + k * d).update(from: ws.best.pointer + i * d, count: d)
+                ws.confirming[k] = i
+                k += 1
+            }
+            if k > 0 {
+                let logits = classifier.logits(ws.candidate.matrix(rows: k, columns: d), shard: shard)
+                var drifted = false
+                for s in 0..<k {
+                    let i = ws.confirming[s]
+                    let exact = margin(logits.row(s), count: logits.columns, label: ws.activeLabels[i], target: targeted ? ws.activeTargets[i] : nil)
+                    if exact > 0 {
+                        ws.bestMargin.pointer[i] = exact
+                        drifted = true
+                    }
+                }
+                if drifted { incremental.firstLayer(ws.best.matrix(rows: m, columns: d)) }
+            }
+        }
         var kept = 0
         for i in 0..<m {
             let r = ws.activeRows[i]
@@ -395,9 +432,10 @@ public struct Square: Attack {
 
     /// x ← clamp(clean + ε·δ/‖δ‖₂, 0, 1) for the perturbation δ held in `x` (x − clean on entry).
     private func projectL2(_ x: UnsafeMutablePointer<Float>, clean: UnsafeMutablePointer<Float>, count d: Int) {
-        var squares: Float = 0
-        for j in 0..<d { squares += x[j] * x[j] }
-        let scale = epsilon / (squares.squareRoot() + 1e-12)
+        // The norm in Double and a scale a hair under ε, so rounding never leaves the ball.
+        var squares: Double = 0
+        for j in 0..<d { squares += Double(x[j]) * Double(x[j]) }
+        let scale = Float(Double(epsilon) * (1 - 1e-6) / (squares.squareRoot() + 1e-12))
         for j in 0..<d { x[j] = min(max(clean[j] + scale * x[j], 0), 1) }
     }
 
@@ -407,17 +445,16 @@ public struct Square: Attack {
                       generator: inout RandomGenerator) {
         let d = ws.features
         x.update(repeating: 0, count: d)
-        let s = max(shape.height / 5, 1)
-        let start = (shape.height - 5 * s) / 2
-        var top = start
+        let s = max(min(shape.height, shape.width) / 5, 1)
+        var top = max((shape.height - 5 * s) / 2, 0)
         for _ in 0..<(shape.height / s) {
-            var left = start
+            var left = max((shape.width - 5 * s) / 2, 0)
             for _ in 0..<(shape.width / s) {
                 pattern(ws.pattern.pointer, side: s, generator: &generator)
                 for c in 0..<shape.channels {
                     let sign: Float = generator.nextUnitFloat() < 0.5 ? -1 : 1
-                    for i in 0..<s where top + i < shape.height {
-                        for j in 0..<s where left + j < shape.width {
+                    for i in 0..<s where top + i >= 0 && top + i < shape.height {
+                        for j in 0..<s where left + j >= 0 && left + j < shape.width {
                             x[(c * shape.height + top + i) * shape.width + left + j] += sign * ws.pattern.pointer[i * s + j]
                         }
                     }

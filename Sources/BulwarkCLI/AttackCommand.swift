@@ -79,7 +79,7 @@ struct AttackCommand: ParsableCommand {
         if let saveAdv { try save(outcome, spec: spec, to: saveAdv) }
 
         let report = AttackReport(model: model, spec: spec, attack: attack, goal: goal, seed: seed, outcome: outcome,
-                                  examples: purpose == .examples ? "highest-loss" : "first-success", transfer: transfer, data: description)
+                                  examples: spec.returnedExamples(purpose: purpose), transfer: transfer, data: description)
         if json {
             try JSONOutput.line(report)
         } else {
@@ -142,7 +142,8 @@ struct AttackReport: Encodable {
     let labels: String
     let seed: UInt64
     let n: Int
-    /// Which iterate an input returns: "first-success" (evaluation) or "highest-loss" (saved or transferred).
+    /// Which example an input returns: "first-success" (evaluation), "highest-loss" (saved or
+    /// transferred, for gradient-ascent attacks), or what a minimum-norm, black-box or suite attack returns.
     let examples: String
     let cleanAccuracy: Double
     let cleanCorrect: Int
@@ -317,7 +318,7 @@ struct AttackReport: Encodable {
         adversarial accuracy   \(adversarialAccuracy.formatted(4))  (attacked inputs classified correctly, whatever the clean prediction)
         attack success rate    \(successRate.formatted(4))  (\(successes) of \(successTrials) \(targeted == nil ? "correctly classified" : "attacked") inputs)
         \(normSymbol) mean / max        \(meanPerturbation.formatted(4)) / \(Double(maxPerturbation).formatted(4))
-        examples               \(examples == "first-success" ? "each input's first fooling iterate" : "each input's highest-loss iterate")
+        examples               \(examples)
         time                   \(seconds.formatted(2)) s (\(Int(imagesPerSecond)) images/s)
         """
         if let stages {

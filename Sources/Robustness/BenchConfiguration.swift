@@ -226,7 +226,7 @@ public struct BenchConfiguration: Equatable, Sendable {
                     throw fail("attack '\(attack.name)' at ε = \(epsilon): \(error)")
                 }
             }
-            if ["apgd-t", "fab-t"].contains(attack.spec.type), attack.goal.isTargeted {
+            if ["apgd-t", "fab-t", "autoattack"].contains(attack.spec.type), attack.goal.isTargeted {
                 throw fail("attack '\(attack.name)' is \(attack.spec.type), which picks its own target classes; remove \"targeted\" or use apgd")
             }
             if attack.goal.isTargeted && attack.goal.labels == .predictions {

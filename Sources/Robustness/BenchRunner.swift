@@ -49,7 +49,10 @@ public struct BenchRunner {
                                       runLength: entry.spec.iterationBudget(classes: network.classCount)?.run))
                 let key = WorstCaseKey(norm: attack.norm, epsilon: epsilon)
                 robust[key] = zip(robust[key] ?? cleanCorrect, correct).map { $0 && $1 }
-                if !entry.spec.isBlackBox { whiteBox[key] = zip(whiteBox[key] ?? cleanCorrect, correct).map { $0 && $1 } }
+                // BW005 compares Square with the iterative gradient attacks (not FGSM, not suites that contain Square).
+                if entry.spec.isIterative && !entry.spec.isBlackBox && entry.spec.type != "autoattack" {
+                    whiteBox[key] = zip(whiteBox[key] ?? cleanCorrect, correct).map { $0 && $1 }
+                }
                 var result = BenchReport.AttackResult(
                     attack: entry.name, description: attack.description, norm: attack.norm, epsilon: epsilon,
                     accuracy: .init(outcome.robustAccuracy), success: outcome.successRate,

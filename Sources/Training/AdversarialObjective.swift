@@ -27,6 +27,10 @@ public final class AdversarialObjective: TrainingObjective, @unchecked Sendable 
         guard spec.mix > 0 && spec.mix <= 1 else {
             throw AttackError.invalidParameter(name: "adversarial mix", value: "\(spec.mix)", requirement: "must be in (0, 1]")
         }
+        guard spec.attack.type == "fgsm" || spec.attack.isGradientAscent else {
+            throw AttackError.invalidParameter(name: "training attack", value: spec.attack.type,
+                                               requirement: "must be fgsm, pgd, mi-fgsm, apgd or apgd-t (the others do not return strongest examples)")
+        }
         self.spec = spec
         attack = try spec.attack.makeAttack(epsilon: spec.epsilon, purpose: .training)
         crossEntropy = try CrossEntropyObjective(labelSmoothing: spec.labelSmoothing)

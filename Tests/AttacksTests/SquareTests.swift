@@ -40,6 +40,29 @@ struct SquareTests {
         #expect(Square.ImageShape.inferred(features: 3072) == Square.ImageShape(height: 32, width: 32, channels: 3))
     }
 
+    @Test("tiny and elongated images: the L2 start grid and windows stay inside the image", arguments: [(1, 1), (2, 2), (3, 3), (1, 20), (20, 1), (4, 5)])
+    func tinyImages(height: Int, width: Int) throws {
+        let d = height * width
+        let model = Fixture.model(seed: 1, spec: "\(d)-8-5")
+        let data = Fixture.data(count: 12, features: d, seed: 2)
+        for norm in Norm.allCases {
+            let attack = try Square(norm: norm, epsilon: norm == .linf ? 0.2 : 0.8, queries: 30, image: .init(height: height, width: width))
+            let outcome = try AttackRunner(classifier: model, batchSize: 6).run(attack, on: data, seed: 0)
+            #expect(outcome.perturbationNorms.allSatisfy { $0 <= attack.epsilon + 1e-6 })
+        }
+    }
+
+    @Test("the AutoAttack suite refuses inputs that are not images before its first attack, and says how to give the shape")
+    func suiteNeedsImageShape() throws {
+        let model = Fixture.model(seed: 1)
+        let data = Fixture.data(count: 8, seed: 2)
+        #expect {
+            try AttackRunner(classifier: model).run(try AutoAttackSuite(epsilon: 0.1), on: data, seed: 0)
+        } throws: { "\($0)".contains("--image") }
+        let shaped = try AttackRunner(classifier: model).run(try AutoAttackSuite(epsilon: 0.1, squareQueries: 20, image: Self.image), on: data, seed: 0)
+        #expect(shaped.n == 8)
+    }
+
     @Test("window sides follow the authors' schedule (28×28 images, p_init 0.8)")
     func schedule() throws {
         let shape = Square.ImageShape(height: 28, width: 28)

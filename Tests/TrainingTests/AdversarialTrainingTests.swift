@@ -37,6 +37,9 @@ struct AdversarialTrainingTests {
             #expect(batch.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
         }
         #expect(throws: AttackError.self) { try AdversarialObjective(AdversarialTrainingSpec(attack: .fgsm(FGSM.Parameters()), epsilon: 0.1, mix: 0)) }
+        // Attacks that do not return strongest examples cannot train.
+        #expect(throws: AttackError.self) { try AdversarialObjective(AdversarialTrainingSpec(attack: .square(try Square.Parameters()), epsilon: 0.1)) }
+        #expect(throws: AttackError.self) { try AdversarialObjective(AdversarialTrainingSpec(attack: .fabTargeted(try FAB.Parameters()), epsilon: 0.1)) }
     }
 
     @Test("PGD training makes the model more robust than standard training, and the monitor reports it")

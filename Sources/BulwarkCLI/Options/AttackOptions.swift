@@ -59,6 +59,9 @@ struct AttackOptions: ParsableArguments {
     @Option(help: ArgumentHelp("square: initial fraction of the image a window covers (default 0.8).", valueName: "p"))
     var pInit: Real?
 
+    @Option(help: ArgumentHelp("square, --suite autoattack: the image shape of the input features, e.g. 28x28 or 32x32x3 (inferred for square images).", valueName: "HxWxC"))
+    var image: String?
+
     @Flag(help: "square: stretch the window schedule to --queries (the Square paper's code and torchattacks) instead of AutoAttack's fixed one.")
     var rescaleSchedule = false
 
@@ -96,7 +99,7 @@ struct AttackOptions: ParsableArguments {
                 throw ValidationError("\(misplaced.0) does not apply to --suite autoattack (its attacks have AutoAttack's fixed settings; --queries sets Square's budget)")
             }
             do {
-                return .autoattack(try AutoAttackSuite.Parameters(norm: norm, squareQueries: queries ?? Square.defaultQueries))
+                return .autoattack(try AutoAttackSuite.Parameters(norm: norm, squareQueries: queries ?? Square.defaultQueries, image: try imageShape()))
             } catch {
                 throw ValidationError("\(error)")
             }
@@ -105,7 +108,7 @@ struct AttackOptions: ParsableArguments {
         do {
             let given: [(flag: String, given: Bool, attacks: Set<String>)] = [
                 ("--steps", steps != nil, ["pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t"]), ("--decay", decay != nil, ["mi-fgsm"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t", "square"]),
-                ("--queries", queries != nil, ["square"]), ("--p-init", pInit != nil, ["square"]), ("--rescale-schedule", rescaleSchedule, ["square"]),
+                ("--queries", queries != nil, ["square"]), ("--image", image != nil, ["square"]), ("--p-init", pInit != nil, ["square"]), ("--rescale-schedule", rescaleSchedule, ["square"]),
                 ("--step-size", stepSize != nil, ["pgd", "mi-fgsm"]), ("--relative-step-size", relativeStepSize != nil, ["pgd"]),
                 ("--no-random-start", noRandomStart, ["pgd"]), ("--target-classes", targetClasses != nil, ["apgd-t", "fab-t"]),
                 ("--rho", rho != nil, ["apgd", "apgd-t"]), ("--loss", loss != nil, ["fgsm", "pgd", "mi-fgsm", "apgd"]),
@@ -135,7 +138,7 @@ struct AttackOptions: ParsableArguments {
                 return .fabTargeted(try FAB.Parameters(norm: norm, steps: steps ?? 100, targetClasses: targetClasses ?? APGDT.defaultTargetClasses))
             case "square":
                 return .square(try Square.Parameters(norm: norm, queries: queries ?? Square.defaultQueries, pInit: pInit?.value ?? 0.8,
-                                                     restarts: restarts ?? 1, rescaleSchedule: rescaleSchedule))
+                                                     restarts: restarts ?? 1, image: try imageShape(), rescaleSchedule: rescaleSchedule))
             default:
                 throw ValidationError("--attack: unknown attack '\(attack)' (known: \(AttackSpec.types.joined(separator: ", ")))")
             }
@@ -144,6 +147,16 @@ struct AttackOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(error)")
         }
+    }
+
+    /// `--image HxW` or `HxWxC`.
+    func imageShape() throws -> Square.ImageShape? {
+        guard let image else { return nil }
+        let parts = image.lowercased().split(separator: "x").map { Int($0) }
+        guard (2...3).contains(parts.count), parts.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw ValidationError("--image must be HxW or HxWxC with positive integers (e.g. 28x28, 32x32x3), got '\(image)'")
+        }
+        return Square.ImageShape(height: parts[0]!, width: parts[1]!, channels: parts.count == 3 ? parts[2]! : 1)
     }
 
     var goal: AttackGoal { AttackGoal(targets: targeted, labels: usePredictions ? .predictions : .trueLabels) }

@@ -63,11 +63,15 @@ public final class AttackRowResults {
     /// never; 0 or 1 for inputs fooled at their start; for a suite, the stage. The convergence
     /// curves are made from it (they count only inputs classified correctly clean).
     public let fooledAt: UnsafeMutablePointer<Int>
+    /// (rows) minimum-norm attacks: the norm of the smallest adversarial perturbation found for each
+    /// input, whatever ε (∞ if none, 0 if misclassified clean); other attacks leave it at ∞.
+    public let minimalNorm: UnsafeMutablePointer<Float>
 
     public init(capacity: Int) {
         self.capacity = capacity
         queries = allocateFilled(capacity, with: 0)
         fooledAt = allocateFilled(capacity, with: -1)
+        minimalNorm = allocateFilled(capacity, with: Float.infinity)
         linf = FloatBuffer(count: capacity)
         l2 = FloatBuffer(count: capacity)
     }
@@ -75,6 +79,7 @@ public final class AttackRowResults {
     deinit {
         queries.deallocate()
         fooledAt.deallocate()
+        minimalNorm.deallocate()
     }
 
     /// The distances in `norm`.

@@ -28,6 +28,20 @@ public struct AttackOutcome: Sendable {
 
     /// For the AutoAttack suite: the stage (1…) that fooled each input, 0 misclassified clean, −1 robust.
     public var suiteStages: [Int]?
+    /// For minimum-norm attacks: the smallest perturbation norm found per input (∞ none, 0 misclassified clean).
+    public var minimalNorms: [Float]?
+
+    /// Minimum-norm attacks: the median minimal norm over the inputs classified correctly clean (∞
+    /// if fewer than half were fooled at all), and robust accuracy at each `epsilon`, which the
+    /// minimal norms determine: an input is robust at ε if it is correct clean and its minimal
+    /// norm exceeds ε.
+    public func minimalNormSummary(epsilons: [Float]) -> (median: Float, curve: [(epsilon: Float, accuracy: Proportion)])? {
+        guard let minimalNorms else { return nil }
+        let correct = (0..<n).filter { cleanPredictions[$0] == labels[$0] }.map { minimalNorms[$0] }.sorted()
+        let median = correct.isEmpty ? Float.infinity : correct[(correct.count - 1) / 2]
+        let curve = epsilons.map { e in (e, Proportion(successes: correct.filter { $0 > e }.count, trials: n)) }
+        return (median, curve)
+    }
 
     /// Robust accuracy had the attack stopped after `iterations` iterations (queries for Square): an
     /// input counts as fooled if the attack fooled it by then.
@@ -153,7 +167,8 @@ public final class AttackRunner {
         let normOut = SendablePointer<Float>(allocateFilled(n, with: 0))
         let queryOut = SendablePointer<Int>(allocateFilled(n, with: 0))
         let fooledOut = SendablePointer<Int>(allocateFilled(n, with: -1))
-        defer { predicted.pointer.deallocate(); normOut.pointer.deallocate(); queryOut.pointer.deallocate(); fooledOut.pointer.deallocate() }
+        let minimalOut = SendablePointer<Float>(allocateFilled(n, with: Float.infinity))
+        defer { predicted.pointer.deallocate(); normOut.pointer.deallocate(); queryOut.pointer.deallocate(); fooledOut.pointer.deallocate(); minimalOut.pointer.deallocate() }
         let failure = ShardFailure()
         // For a fixed target, inputs already of that class are not attacked: their "target" is a
         // placeholder (their own label) and they are restored to the clean input afterwards.
@@ -186,6 +201,7 @@ public final class AttackRunner {
                         (normOut.pointer + rows.lowerBound).update(from: results.distances(attack.norm), count: rows.count)
                         (queryOut.pointer + rows.lowerBound).update(from: results.queries, count: rows.count)
                         (fooledOut.pointer + rows.lowerBound).update(from: results.fooledAt, count: rows.count)
+                        (minimalOut.pointer + rows.lowerBound).update(from: results.minimalNorm, count: rows.count)
                         // Accuracy is decided by a fresh forward pass on the returned examples.
                         Kernels.argmaxRows(classifier.logits(outputs.rows(rows), shard: s), into: predicted.pointer + rows.lowerBound)
                     }
@@ -218,6 +234,7 @@ public final class AttackRunner {
                              perturbationNorms: norms, queries: Array(UnsafeBufferPointer(start: queryOut.pointer, count: n)),
                              fooledAt: attack is FGSM || attack is AutoAttackSuite ? nil : Array(UnsafeBufferPointer(start: fooledOut.pointer, count: n)), seconds: seconds)
         outcome.suiteStages = stages
+        if attack is DeepFool { outcome.minimalNorms = Array(UnsafeBufferPointer(start: minimalOut.pointer, count: n)) }
         return outcome
     }
 

@@ -15,6 +15,7 @@ import _FileSystem
 /// {"type": "fab-t", "norm": "linf", "steps": 100, "target_classes": 9}
 /// {"type": "autoattack", "norm": "linf", "version": "standard"}
 /// {"type": "mi-fgsm", "norm": "linf", "loss": "ce", "steps": 10, "decay": 1}
+/// {"type": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02}
 /// ```
 /// Adding an attack: its file (the attack, its `Parameters`, its `Workspace`), one case here, and
 /// one line in each switch below.
@@ -27,9 +28,10 @@ public enum AttackSpec: Equatable, Sendable {
     case fabTargeted(FAB.Parameters)
     case autoattack(AutoAttackSuite.Parameters)
     case miFGSM(MIFGSM.Parameters)
+    case deepFool(DeepFool.Parameters)
 
     /// The `type` names, in the order they are listed in messages.
-    public static let types = ["fgsm", "pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t", "square", "autoattack"]
+    public static let types = ["fgsm", "pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t", "square", "deepfool", "autoattack"]
 
     public var type: String {
         switch self {
@@ -41,6 +43,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .fabTargeted: "fab-t"
         case .autoattack: "autoattack"
         case .miFGSM: "mi-fgsm"
+        case .deepFool: "deepfool"
         }
     }
 
@@ -54,6 +57,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .fabTargeted(let p): p.norm
         case .autoattack(let p): p.norm
         case .miFGSM(let p): p.norm
+        case .deepFool(let p): p.norm
         }
     }
 
@@ -66,6 +70,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .square, .fabTargeted: .margin
         case .autoattack: .crossEntropy
         case .miFGSM(let p): p.loss
+        case .deepFool: .margin
         }
     }
 
@@ -73,7 +78,7 @@ public enum AttackSpec: Equatable, Sendable {
     public var isIterative: Bool {
         switch self {
         case .fgsm: false
-        case .pgd, .apgd, .apgdTargeted, .square, .fabTargeted, .autoattack, .miFGSM: true
+        case .pgd, .apgd, .apgdTargeted, .square, .fabTargeted, .autoattack, .miFGSM, .deepFool: true
         }
     }
 
@@ -93,6 +98,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .pgd, .miFGSM, .apgd, .apgdTargeted: purpose == .evaluation ? "first-success" : "highest-loss"
         case .square: "first-success, else lowest-margin"
         case .fabTargeted: "closest-success, else clean"
+        case .deepFool: "minimal-norm success within ε, else clean"
         case .autoattack: "success of the stage that fooled it, else clean"
         }
     }
@@ -114,6 +120,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .fabTargeted(let p): 2 * p.steps * p.targetClasses
         case .autoattack(let p): 101 + 909 + 1800 + p.squareQueries / 3
         case .miFGSM(let p): p.steps
+        case .deepFool(let p): p.steps * 10
         }
     }
 
@@ -129,6 +136,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .fabTargeted(let p): (p.steps * max(1, min(p.targetClasses, classes - 1)), p.steps)
         case .autoattack: nil  // a cascade: its stages report their own convergence when run alone
         case .miFGSM(let p): (p.steps, p.steps)
+        case .deepFool(let p): (p.steps, p.steps)
         }
     }
 
@@ -143,6 +151,7 @@ public enum AttackSpec: Equatable, Sendable {
         case "fab-t": FAB.Parameters.keys
         case "autoattack": AutoAttackSuite.Parameters.keys
         case "mi-fgsm": MIFGSM.Parameters.keys
+        case "deepfool": DeepFool.Parameters.keys
         default: nil
         }
     }
@@ -184,6 +193,8 @@ public enum AttackSpec: Equatable, Sendable {
         case .miFGSM(let p):
             return try MIFGSM(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize, steps: p.steps, decay: p.decay, loss: p.loss,
                               stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
+        case .deepFool(let p):
+            return try DeepFool(norm: p.norm, epsilon: epsilon, steps: p.steps, overshoot: p.overshoot)
         }
     }
 }
@@ -218,6 +229,7 @@ extension AttackSpec: Codable {
         case "fab-t": self = .fabTargeted(try FAB.Parameters(from: decoder))
         case "autoattack": self = .autoattack(try AutoAttackSuite.Parameters(from: decoder))
         case "mi-fgsm": self = .miFGSM(try MIFGSM.Parameters(from: decoder))
+        case "deepfool": self = .deepFool(try DeepFool.Parameters(from: decoder))
         default: throw container.invalid(typeKey, "attack type \"\(type)\" has parameters but no decoder (a bug: add it here)")
         }
     }
@@ -234,6 +246,7 @@ extension AttackSpec: Codable {
         case .fabTargeted(let p): try p.encode(to: encoder)
         case .autoattack(let p): try p.encode(to: encoder)
         case .miFGSM(let p): try p.encode(to: encoder)
+        case .deepFool(let p): try p.encode(to: encoder)
         }
     }
 }

@@ -166,6 +166,23 @@ struct AttackReport: Encodable {
     let medianQueriesFooled: Double?
     /// The AutoAttack suite: robust accuracy after each of its attacks (each run on the inputs still robust).
     let stages: [Stage]?
+    /// Minimum-norm attacks: the median minimal ‖δ‖ over correctly classified inputs (nil when more
+    /// than half were not fooled at all), and robust accuracy at 0.25, 0.5, 1, 2 and 4 times ε.
+    let minimalNorm: MinimalNorm?
+
+    struct MinimalNorm: Encodable {
+        let median: Double?
+        let curve: [Point]
+
+        struct Point: Encodable {
+            let epsilon: Float
+            let robustAccuracy: Double
+            enum CodingKeys: String, CodingKey {
+                case epsilon
+                case robustAccuracy = "robust_accuracy"
+            }
+        }
+    }
 
     struct Stage: Encodable {
         let attack: String
@@ -201,6 +218,7 @@ struct AttackReport: Encodable {
         case imagesPerSecond = "images_per_second"
         case meanQueries = "mean_queries", medianQueriesFooled = "median_queries_fooled"
         case stages
+        case minimalNorm = "minimal_norm"
     }
 
     init(model: String, spec: AttackSpec, attack: any Attack, goal: AttackGoal, seed: UInt64, outcome: AttackOutcome,
@@ -228,6 +246,8 @@ struct AttackReport: Encodable {
             (steps, stepSize, restarts, randomStart) = (p.steps, nil, 1, false)
         case .autoattack:
             (steps, stepSize, restarts, randomStart) = (nil, nil, nil, nil)
+        case .deepFool(let p):
+            (steps, stepSize, restarts, randomStart) = (p.steps, nil, 1, false)
         case .miFGSM:
             let attack = attack as? MIFGSM
             (steps, stepSize, restarts, randomStart) = (attack?.steps, attack?.stepSize, 1, false)
@@ -237,6 +257,11 @@ struct AttackReport: Encodable {
                 let robust = (0..<outcome.n).filter { fooledBy[$0] == -1 || fooledBy[$0] > k + 1 }.count
                 return Stage(attack: AutoAttackSuite.stageNames[k], robustAccuracy: Double(robust) / Double(max(outcome.n, 1)))
             }
+        }
+        let grid = [0.25, 0.5, 1, 2, 4].map { Float($0) * attack.epsilon }
+        minimalNorm = outcome.minimalNormSummary(epsilons: grid).map { summary in
+            MinimalNorm(median: summary.median.isFinite ? Double(summary.median) : nil,
+                        curve: summary.curve.map { .init(epsilon: $0.epsilon, robustAccuracy: $0.accuracy.value) })
         }
         let queries = outcome.queryStatistics
         meanQueries = queries?.mean
@@ -303,6 +328,7 @@ struct AttackReport: Encodable {
         try c.encodeIfPresent(meanQueries, forKey: .meanQueries)
         try c.encodeIfPresent(medianQueriesFooled, forKey: .medianQueriesFooled)
         try c.encodeIfPresent(stages, forKey: .stages)
+        try c.encodeIfPresent(minimalNorm, forKey: .minimalNorm)
         try c.encode(transfer, forKey: .transfer)
         try c.encode(data, forKey: .data)
     }
@@ -321,6 +347,10 @@ struct AttackReport: Encodable {
         examples               \(examples)
         time                   \(seconds.formatted(2)) s (\(Int(imagesPerSecond)) images/s)
         """
+        if let minimalNorm {
+            lines += "\nminimal ‖δ‖           median " + (minimalNorm.median.map { $0.formatted(4) } ?? "not reached (fewer than half fooled)")
+                + "; robust accuracy " + minimalNorm.curve.map { "\($0.robustAccuracy.formatted(4)) at ε = \($0.epsilon)" }.joined(separator: ", ")
+        }
         if let stages {
             lines += "\nafter each attack     " + stages.map { "\($0.attack) \($0.robustAccuracy.formatted(4))" }.joined(separator: " → ")
         }

@@ -53,6 +53,9 @@ struct AttackOptions: ParsableArguments {
     @Option(help: ArgumentHelp("mi-fgsm: momentum decay μ (default 1).", valueName: "μ"))
     var decay: Real?
 
+    @Option(help: ArgumentHelp("deepfool: overshoot of each step (default 0.02).", valueName: "η"))
+    var overshoot: Real?
+
     @Option(help: "square: model evaluations per input at most (default \(Square.defaultQueries)).")
     var queries: Int?
 
@@ -94,7 +97,7 @@ struct AttackOptions: ParsableArguments {
                          ("--relative-step-size", relativeStepSize != nil), ("--no-random-start", noRandomStart),
                          ("--target-classes", targetClasses != nil), ("--rho", rho != nil), ("--loss", loss != nil),
                          ("--p-init", pInit != nil), ("--rescale-schedule", rescaleSchedule), ("--targeted", targeted != nil),
-                         ("--decay", decay != nil)]
+                         ("--decay", decay != nil), ("--overshoot", overshoot != nil)]
             if let misplaced = flags.first(where: \.1) {
                 throw ValidationError("\(misplaced.0) does not apply to --suite autoattack (its attacks have AutoAttack's fixed settings; --queries sets Square's budget)")
             }
@@ -107,7 +110,8 @@ struct AttackOptions: ParsableArguments {
         let attack = self.attack ?? "pgd"
         do {
             let given: [(flag: String, given: Bool, attacks: Set<String>)] = [
-                ("--steps", steps != nil, ["pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t"]), ("--decay", decay != nil, ["mi-fgsm"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t", "square"]),
+                ("--steps", steps != nil, ["pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t", "deepfool"]), ("--decay", decay != nil, ["mi-fgsm"]),
+                ("--overshoot", overshoot != nil, ["deepfool"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t", "square"]),
                 ("--queries", queries != nil, ["square"]), ("--image", image != nil, ["square"]), ("--p-init", pInit != nil, ["square"]), ("--rescale-schedule", rescaleSchedule, ["square"]),
                 ("--step-size", stepSize != nil, ["pgd", "mi-fgsm"]), ("--relative-step-size", relativeStepSize != nil, ["pgd"]),
                 ("--no-random-start", noRandomStart, ["pgd"]), ("--target-classes", targetClasses != nil, ["apgd-t", "fab-t"]),
@@ -134,6 +138,8 @@ struct AttackOptions: ParsableArguments {
             case "mi-fgsm":
                 return .miFGSM(try MIFGSM.Parameters(norm: norm, loss: loss, steps: steps ?? MIFGSM.defaultSteps, stepSize: stepSize?.value,
                                                      decay: decay?.value ?? 1))
+            case "deepfool":
+                return .deepFool(try DeepFool.Parameters(norm: norm, steps: steps ?? 50, overshoot: overshoot?.value ?? 0.02))
             case "fab-t":
                 return .fabTargeted(try FAB.Parameters(norm: norm, steps: steps ?? 100, targetClasses: targetClasses ?? APGDT.defaultTargetClasses))
             case "square":

@@ -76,18 +76,7 @@ public struct APGDT: Attack {
     private func selectTargets(rank: Int, rows m: Int, classifier: any DifferentiableClassifier, shard: Int,
                                workspace ws: APGD.Workspace) {
         let logits = classifier.logits(ws.activeClean.matrix(rows: m, columns: ws.features), shard: shard)
-        let k = logits.columns
-        for i in 0..<m {
-            let row = logits.row(i)
-            // The rank-th largest: the class with exactly rank − 1 classes above it (ties by index).
-            var chosen = 0
-            for c in 0..<k {
-                var above = 0
-                for j in 0..<k where row[j] > row[c] || (row[j] == row[c] && j < c) { above += 1 }
-                if above == rank - 1 { chosen = c; break }
-            }
-            ws.activeTargets[i] = chosen
-        }
+        for i in 0..<m { ws.activeTargets[i] = rankedClass(logits.row(i), count: logits.columns, rank: rank) }
     }
 }
 

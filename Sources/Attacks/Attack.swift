@@ -156,6 +156,17 @@ func require(_ condition: Bool, _ name: String, _ value: some CustomStringConver
     if !condition { throw AttackError.invalidParameter(name: name, value: value.description, requirement: requirement) }
 }
 
+/// The class with the `rank`-th highest of `count` logits (1 = the top class): the one with exactly
+/// rank − 1 classes above it, ties broken by index. APGD-T and FAB-T take their targets this way.
+func rankedClass(_ row: UnsafeMutablePointer<Float>, count k: Int, rank: Int) -> Int {
+    for c in 0..<k {
+        var above = 0
+        for j in 0..<k where row[j] > row[c] || (row[j] == row[c] && j < c) { above += 1 }
+        if above == rank - 1 { return c }
+    }
+    return 0
+}
+
 /// An uninitialised-memory-free buffer of `count` values (at least one slot, so pointers are valid).
 func allocateFilled<T>(_ count: Int, with value: T) -> UnsafeMutablePointer<T> {
     let pointer = UnsafeMutablePointer<T>.allocate(capacity: max(count, 1))

@@ -171,14 +171,7 @@ public struct FAB: Attack {
     /// Each active row's target: the class with the `rank`-th highest clean logit.
     private func selectTargets(rank: Int, rows m: Int, classifier: any DifferentiableClassifier, shard: Int, workspace ws: Workspace) {
         let logits = classifier.logits(ws.activeClean.matrix(rows: m, columns: ws.features), shard: shard)
-        for i in 0..<m {
-            let row = logits.row(i)
-            for c in 0..<logits.columns {
-                var above = 0
-                for j in 0..<logits.columns where row[j] > row[c] || (row[j] == row[c] && j < c) { above += 1 }
-                if above == rank - 1 { ws.activeTargets[i] = c; break }
-            }
-        }
+        for i in 0..<m { ws.activeTargets[i] = rankedClass(logits.row(i), count: logits.columns, rank: rank) }
     }
 
     /// One targeted run on the `m` active rows, from the clean inputs. Each iteration's forward pass

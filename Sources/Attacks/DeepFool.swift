@@ -165,9 +165,7 @@ public struct DeepFool: Attack {
                 let row = ws.activeRows[i]
                 if ws.predictions[i] != ws.activeLabels[i] {
                     let x = ws.current.pointer + i * d, x0 = ws.activeClean.pointer + i * d
-                    var size: Float = 0
-                    for j in 0..<d { size = norm == .linf ? max(size, abs(x[j] - x0[j])) : size + (x[j] - x0[j]) * (x[j] - x0[j]) }
-                    if norm == .l2 { size = size.squareRoot() }
+                    let size = norm.distance(x, x0, count: d)
                     ws.results.minimalNorm[row] = size
                     if size <= epsilon {
                         ws.results.fooledAt[row] = step

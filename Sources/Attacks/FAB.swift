@@ -277,12 +277,7 @@ public struct FAB: Attack {
     private func keepCloser(row i: Int, workspace ws: Workspace) {
         let d = ws.features
         let x1 = ws.current.pointer + i * d, x0 = ws.activeClean.pointer + i * d
-        var distance: Float = 0
-        for j in 0..<d {
-            let delta = x1[j] - x0[j]
-            distance = norm == .linf ? max(distance, abs(delta)) : distance + delta * delta
-        }
-        if norm == .l2 { distance = distance.squareRoot() }
+        let distance = norm.distance(x1, x0, count: d)
         if distance < ws.bestDistance.pointer[i] {
             ws.bestDistance.pointer[i] = distance
             ws.best.pointer.advanced(by: i * d).update(from: x1, count: d)

@@ -67,6 +67,16 @@ public struct PerturbationBall: Sendable, Equatable {
     }
 }
 
+extension Norm {
+    /// ‖a − b‖ of two rows of `count` values, by the same kernel as `PerturbationBall.verify`, so a
+    /// minimum-norm attack's "within ε" decision and the verification agree to the last bit.
+    func distance(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, count: Int) -> Float {
+        var linf: Float = 0, l2: Float = 0
+        Kernels.rowDistances(MatrixRef(a, rows: 1, columns: count), MatrixRef(b, rows: 1, columns: count), linf: &linf, l2: &l2)
+        return self == .linf ? linf : l2
+    }
+}
+
 extension DifferentiableClassifier {
     /// The attack objective J of each row of `x` (into `objective`), the model's predictions (into
     /// `predictions`), and if `withGradient`, ∂J/∂x (rows, inputWidth): one forward pass, and one

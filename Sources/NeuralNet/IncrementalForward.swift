@@ -13,6 +13,8 @@ import TensorCore
 public final class IncrementalForward {
     public let network: Sequential
     public let capacity: Int
+    /// The first layer.
+    let dense: Dense
     let inputWidth: Int
     /// First layer's outputs (hidden units).
     let width: Int
@@ -25,6 +27,7 @@ public final class IncrementalForward {
     public init?(_ network: Sequential, rows: Int) {
         guard let dense = network.layers.first as? Dense else { return nil }
         self.network = network
+        self.dense = dense
         capacity = max(rows, 1)
         inputWidth = dense.inputWidth
         width = dense.outputWidth
@@ -49,7 +52,6 @@ public final class IncrementalForward {
 
     /// Sets the current points' pre-activations from `x` (rows ≤ capacity, inputWidth): exact.
     public func firstLayer(_ x: MatrixRef) {
-        let dense = network.layers[0] as! Dense
         let parameters = network.parameters.pointer + network.parameterRanges[0].lowerBound
         let h = current.matrix(rows: x.rows, columns: width)
         Kernels.broadcastRows(dense.bias(parameters), into: h)

@@ -45,6 +45,7 @@ public struct BenchRunner {
                 let outcome = try runner.run(attack, on: test, goal: entry.goal, seed: Self.attackSeed(configuration.seed, attack: entry.name, epsilon: epsilon),
                                              cleanPredictions: cleanPredictions)
                 let correct = outcome.robust
+                let accuracy = Proportion(successes: correct.filter { $0 }.count, trials: test.count)
                 outcomes.append(.init(attack: entry, epsilon: epsilon, robust: correct, fooledAt: outcome.fooledAt,
                                       runLength: entry.spec.iterationBudget(classes: network.classCount)?.run))
                 let key = WorstCaseKey(norm: attack.norm, epsilon: epsilon)
@@ -55,14 +56,14 @@ public struct BenchRunner {
                 }
                 var result = BenchReport.AttackResult(
                     attack: entry.name, description: attack.description, norm: attack.norm, epsilon: epsilon,
-                    accuracy: .init(outcome.robustAccuracy), success: outcome.successRate,
+                    accuracy: .init(accuracy), success: outcome.successRate,
                     meanPerturbation: outcome.meanPerturbation, maxPerturbation: outcome.maxPerturbation,
                     seconds: outcome.seconds, imagesPerSecond: outcome.imagesPerSecond)
                 result.convergence = Self.convergence(of: outcome, budget: entry.spec.iterationBudget(classes: network.classCount))
                 results.append(result)
                 metrics.append(.accuracy(BenchReport.ModelResult.metricName(attack: entry.name, epsilon: epsilon),
-                                         outcome.robustAccuracy, outcomes: correct))
-                log("\(name): \(entry.name) ε = \(format(epsilon)): robust accuracy \(outcome.robustAccuracy.value) "
+                                         accuracy, outcomes: correct))
+                log("\(name): \(entry.name) ε = \(format(epsilon)): robust accuracy \(accuracy.value) "
                     + "(\(Int(outcome.imagesPerSecond)) images/s)")
             }
             for norm in MarkdownReport.norms(of: configuration) {

@@ -181,9 +181,9 @@ struct SanityChecker {
                       seed: UInt64, batchSize: Int) throws -> BenchReport.CheckResult {
         var parameters = try PGD.Parameters(steps: 20)
         var name = "PGD-20"
-        if case .pgd(let configured)? = entry?.spec {
+        if let entry, case .pgd(let configured) = entry.spec {
             parameters = configured
-            name = entry!.name
+            name = entry.name
         }
         parameters.stepSize = nil
         parameters.randomStart = false

@@ -234,7 +234,7 @@ public final class AttackRunner {
                              perturbationNorms: norms, queries: Array(UnsafeBufferPointer(start: queryOut.pointer, count: n)),
                              fooledAt: attack is FGSM || attack is AutoAttackSuite ? nil : Array(UnsafeBufferPointer(start: fooledOut.pointer, count: n)), seconds: seconds)
         outcome.suiteStages = stages
-        if attack is DeepFool { outcome.minimalNorms = Array(UnsafeBufferPointer(start: minimalOut.pointer, count: n)) }
+        if attack is any MinimumNormAttack { outcome.minimalNorms = Array(UnsafeBufferPointer(start: minimalOut.pointer, count: n)) }
         return outcome
     }
 

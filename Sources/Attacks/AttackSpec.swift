@@ -16,6 +16,8 @@ import _FileSystem
 /// {"type": "autoattack", "norm": "linf", "version": "standard"}
 /// {"type": "mi-fgsm", "norm": "linf", "loss": "ce", "steps": 10, "decay": 1}
 /// {"type": "deepfool", "norm": "l2", "steps": 50, "overshoot": 0.02}
+/// {"type": "cw", "norm": "l2", "steps": 1000, "binary_search_steps": 9, "learning_rate": 0.01, "confidence": 0, "initial_const": 0.001}
+/// {"type": "ddn", "norm": "l2", "steps": 1000, "gamma": 0.05, "init_epsilon": 1}
 /// ```
 /// Adding an attack: its file (the attack, its `Parameters`, its `Workspace`), one case here, and
 /// one line in each switch below.
@@ -29,9 +31,11 @@ public enum AttackSpec: Equatable, Sendable {
     case autoattack(AutoAttackSuite.Parameters)
     case miFGSM(MIFGSM.Parameters)
     case deepFool(DeepFool.Parameters)
+    case carliniWagner(CarliniWagner.Parameters)
+    case ddn(DDN.Parameters)
 
     /// The `type` names, in the order they are listed in messages.
-    public static let types = ["fgsm", "pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t", "square", "deepfool", "autoattack"]
+    public static let types = ["fgsm", "pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t", "square", "deepfool", "cw", "ddn", "autoattack"]
 
     public var type: String {
         switch self {
@@ -44,6 +48,8 @@ public enum AttackSpec: Equatable, Sendable {
         case .autoattack: "autoattack"
         case .miFGSM: "mi-fgsm"
         case .deepFool: "deepfool"
+        case .carliniWagner: "cw"
+        case .ddn: "ddn"
         }
     }
 
@@ -58,6 +64,8 @@ public enum AttackSpec: Equatable, Sendable {
         case .autoattack(let p): p.norm
         case .miFGSM(let p): p.norm
         case .deepFool(let p): p.norm
+        case .carliniWagner(let p): p.norm
+        case .ddn(let p): p.norm
         }
     }
 
@@ -70,7 +78,8 @@ public enum AttackSpec: Equatable, Sendable {
         case .square, .fabTargeted: .margin
         case .autoattack: .crossEntropy
         case .miFGSM(let p): p.loss
-        case .deepFool: .margin
+        case .deepFool, .carliniWagner: .margin
+        case .ddn: .crossEntropy
         }
     }
 
@@ -78,7 +87,7 @@ public enum AttackSpec: Equatable, Sendable {
     public var isIterative: Bool {
         switch self {
         case .fgsm: false
-        case .pgd, .apgd, .apgdTargeted, .square, .fabTargeted, .autoattack, .miFGSM, .deepFool: true
+        case .pgd, .apgd, .apgdTargeted, .square, .fabTargeted, .autoattack, .miFGSM, .deepFool, .carliniWagner, .ddn: true
         }
     }
 
@@ -98,7 +107,7 @@ public enum AttackSpec: Equatable, Sendable {
         case .pgd, .miFGSM, .apgd, .apgdTargeted: purpose == .evaluation ? "first-success" : "highest-loss"
         case .square: "first-success, else lowest-margin"
         case .fabTargeted: "closest-success, else clean"
-        case .deepFool: "minimal-norm success within ε, else clean"
+        case .deepFool, .carliniWagner, .ddn: "minimal-norm success within ε, else clean"
         case .autoattack: "success of the stage that fooled it, else clean"
         }
     }
@@ -121,6 +130,8 @@ public enum AttackSpec: Equatable, Sendable {
         case .autoattack(let p): 101 + 909 + 1800 + p.squareQueries / 3
         case .miFGSM(let p): p.steps
         case .deepFool(let p): p.steps * 10
+        case .carliniWagner(let p): p.steps * p.binarySearchSteps
+        case .ddn(let p): p.steps
         }
     }
 
@@ -137,6 +148,8 @@ public enum AttackSpec: Equatable, Sendable {
         case .autoattack: nil  // a cascade: its stages report their own convergence when run alone
         case .miFGSM(let p): (p.steps, p.steps)
         case .deepFool(let p): (p.steps, p.steps)
+        case .carliniWagner(let p): (p.steps * p.binarySearchSteps, p.steps)
+        case .ddn(let p): (p.steps, p.steps)
         }
     }
 
@@ -152,6 +165,8 @@ public enum AttackSpec: Equatable, Sendable {
         case "autoattack": AutoAttackSuite.Parameters.keys
         case "mi-fgsm": MIFGSM.Parameters.keys
         case "deepfool": DeepFool.Parameters.keys
+        case "cw": CarliniWagner.Parameters.keys
+        case "ddn": DDN.Parameters.keys
         default: nil
         }
     }
@@ -195,6 +210,11 @@ public enum AttackSpec: Equatable, Sendable {
                               stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
         case .deepFool(let p):
             return try DeepFool(norm: p.norm, epsilon: epsilon, steps: p.steps, overshoot: p.overshoot)
+        case .carliniWagner(let p):
+            return try CarliniWagner(norm: p.norm, epsilon: epsilon, steps: p.steps, binarySearchSteps: p.binarySearchSteps,
+                                     learningRate: p.learningRate, confidence: p.confidence, initialConst: p.initialConst, abortEarly: p.abortEarly)
+        case .ddn(let p):
+            return try DDN(norm: p.norm, epsilon: epsilon, steps: p.steps, gamma: p.gamma, initialEpsilon: p.initialEpsilon)
         }
     }
 }
@@ -230,6 +250,8 @@ extension AttackSpec: Codable {
         case "autoattack": self = .autoattack(try AutoAttackSuite.Parameters(from: decoder))
         case "mi-fgsm": self = .miFGSM(try MIFGSM.Parameters(from: decoder))
         case "deepfool": self = .deepFool(try DeepFool.Parameters(from: decoder))
+        case "cw": self = .carliniWagner(try CarliniWagner.Parameters(from: decoder))
+        case "ddn": self = .ddn(try DDN.Parameters(from: decoder))
         default: throw container.invalid(typeKey, "attack type \"\(type)\" has parameters but no decoder (a bug: add it here)")
         }
     }
@@ -247,6 +269,8 @@ extension AttackSpec: Codable {
         case .autoattack(let p): try p.encode(to: encoder)
         case .miFGSM(let p): try p.encode(to: encoder)
         case .deepFool(let p): try p.encode(to: encoder)
+        case .carliniWagner(let p): try p.encode(to: encoder)
+        case .ddn(let p): try p.encode(to: encoder)
         }
     }
 }

@@ -16,7 +16,7 @@ import TensorCore
 /// was found; 0 for inputs misclassified clean). As an `Attack` with budget ε, an input is fooled
 /// if its perturbation is within ε (then it is returned), and returned clean otherwise. Defaults:
 /// 50 steps, overshoot 0.02, as in the paper.
-public struct DeepFool: Attack {
+public struct DeepFool: MinimumNormAttack {
     public let norm: Norm
     public let epsilon: Float
     public let steps: Int
@@ -98,21 +98,9 @@ public struct DeepFool: Attack {
         if (ws.logitsCopy?.count ?? 0) < ws.capacity * classes { ws.logitsCopy = FloatBuffer(count: ws.capacity * classes) }
         let logitsCopy = ws.logitsCopy!.pointer
         adversarial.copy(from: clean)
-        ws.results.fooledAt.update(repeating: -1, count: n)
-        ws.results.minimalNorm.update(repeating: .infinity, count: n)
-        var m = 0
-        Kernels.argmaxRows(classifier.logits(clean, shard: shard), into: ws.predictions)
-        for r in 0..<n {
-            if ws.predictions[r] != labels[r] {
-                ws.results.fooledAt[r] = 0
-                ws.results.minimalNorm[r] = 0
-                continue
-            }
-            ws.activeRows[m] = r
-            ws.activeLabels[m] = labels[r]
-            (ws.activeClean.pointer + m * d).update(from: clean.row(r), count: d)
-            m += 1
-        }
+        var m = beginMinimumNormRun(clean, labels: labels, classifier: classifier, shard: shard, results: ws.results,
+                                    predictions: ws.predictions, slots: ws.activeRows, slotLabels: ws.activeLabels,
+                                    slotClean: ws.activeClean.pointer)
         ws.current.pointer.update(from: ws.activeClean.pointer, count: m * d)
         ws.total.pointer.update(repeating: 0, count: m * d)
         for step in 1...steps where m > 0 {

@@ -248,6 +248,10 @@ struct AttackReport: Encodable {
             (steps, stepSize, restarts, randomStart) = (nil, nil, nil, nil)
         case .deepFool(let p):
             (steps, stepSize, restarts, randomStart) = (p.steps, nil, 1, false)
+        case .carliniWagner(let p):
+            (steps, stepSize, restarts, randomStart) = (p.steps, nil, p.binarySearchSteps, false)
+        case .ddn(let p):
+            (steps, stepSize, restarts, randomStart) = (p.steps, nil, 1, false)
         case .miFGSM:
             let attack = attack as? MIFGSM
             (steps, stepSize, restarts, randomStart) = (attack?.steps, attack?.stepSize, 1, false)

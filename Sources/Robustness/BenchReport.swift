@@ -99,6 +99,30 @@ public struct BenchReport: Codable, Equatable, Sendable {
         /// Iterative attacks: robust accuracy had the attack stopped after 10, 20, 50, 100, …
         /// iterations (queries for Square), at the end of each restart or target run, and at the end.
         public var convergence: [ConvergencePoint]?
+        /// Minimum-norm attacks (DeepFool, C&W-L2, DDN): what one run says at every ε.
+        public var minimalNorm: MinimalNorm?
+
+        /// Each example's minimal ‖δ‖ in the attack's norm (nil where none was found, 0 where the
+        /// clean input is misclassified), their median over the examples classified correctly clean
+        /// (nil when fewer than half were fooled), and the robust accuracy that follows at
+        /// ¼, ½, 1, 2 and 4 times the cell's ε (an example is robust at ε′ if it is correct clean and
+        /// its minimal norm exceeds ε′).
+        public struct MinimalNorm: Codable, Equatable, Sendable {
+            public var median: Float?
+            public var norms: [Float?]
+            public var curve: [CurvePoint]
+
+            public struct CurvePoint: Codable, Equatable, Sendable {
+                public var epsilon: Float
+                public var accuracy: Double
+            }
+
+            public init(median: Float?, norms: [Float?], curve: [CurvePoint]) {
+                self.median = median
+                self.norms = norms
+                self.curve = curve
+            }
+        }
 
         public struct ConvergencePoint: Codable, Equatable, Sendable {
             public var iterations: Int
@@ -128,6 +152,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
 
         enum CodingKeys: String, CodingKey {
             case attack, description, norm, epsilon, accuracy, seconds, successes, convergence
+            case minimalNorm = "minimal_norm"
             case successRate = "success_rate", successTrials = "success_n", meanPerturbation = "mean_perturbation"
             case maxPerturbation = "max_perturbation", imagesPerSecond = "images_per_second"
         }

@@ -60,6 +60,7 @@ public struct BenchRunner {
                     meanPerturbation: outcome.meanPerturbation, maxPerturbation: outcome.maxPerturbation,
                     seconds: outcome.seconds, imagesPerSecond: outcome.imagesPerSecond)
                 result.convergence = Self.convergence(of: outcome, budget: entry.spec.iterationBudget(classes: network.classCount))
+                result.minimalNorm = Self.minimalNorm(of: outcome, epsilon: epsilon)
                 results.append(result)
                 metrics.append(.accuracy(BenchReport.ModelResult.metricName(attack: entry.name, epsilon: epsilon),
                                          accuracy, outcomes: correct))
@@ -102,6 +103,14 @@ public struct BenchRunner {
         for end in stride(from: budget.run, to: budget.total, by: max(budget.run, 1)) { points.insert(end) }
         points.insert(budget.total / 2)
         return points.filter { $0 > 0 }.sorted().map { .init(iterations: $0, accuracy: outcome.robustAccuracy(afterIterations: $0)!.value) }
+    }
+
+    /// A minimum-norm attack's per-example norms, median and accuracy curve (nil for other attacks).
+    static func minimalNorm(of outcome: AttackOutcome, epsilon: Float) -> BenchReport.AttackResult.MinimalNorm? {
+        guard let norms = outcome.minimalNorms,
+              let summary = outcome.minimalNormSummary(epsilons: [0.25, 0.5, 1, 2, 4].map { $0 * epsilon }) else { return nil }
+        return .init(median: summary.median.isFinite ? summary.median : nil, norms: norms.map { $0.isFinite ? $0 : nil },
+                     curve: summary.curve.map { .init(epsilon: $0.epsilon, accuracy: $0.accuracy.value) })
     }
 
     /// Every ε of any attack's grid, increasing.

@@ -21,6 +21,17 @@ public enum MarkdownReport {
             }
         }
         lines.append("")
+        let minimumNorm = report.models.flatMap { model in model.attacks.compactMap { r in r.minimalNorm.map { (model.name, r, $0) } } }
+        if !minimumNorm.isEmpty {
+            lines.append("| model | minimum-norm attack | run at ε | median minimal ‖δ‖ | robust accuracy at ¼, ½, 1, 2, 4 × ε |")
+            lines.append("|---|---|---|---|---|")
+            for (model, result, summary) in minimumNorm {
+                let median = summary.median.map { String(format: "%.4f", Double($0)) } ?? "not reached"
+                lines.append("| \(model) | \(result.attack) | \(format(result.epsilon)) | \(median) | "
+                             + summary.curve.map { String(format: "%.4f", $0.accuracy) }.joined(separator: ", ") + " |")
+            }
+            lines.append("")
+        }
         for model in report.models {
             lines.append("- \(model.name): `\(model.path)` (\(model.architecture), sha256 \(model.sha256.prefix(16))…)")
         }

@@ -28,6 +28,21 @@ extension Kernels {
         requireSameShape(a, b)
         bulwark_row_distances(a.base, b.base, a.rows, a.columns, linf, l2)
     }
+
+    /// Carlini & Wagner's box change of variables over `count` values: `x = (tanh(w) + 1)/2`, as
+    /// `1/(1 + e^(−2w))` with a vectorised exp (within a few ulp of the libm result).
+    @inlinable
+    public static func tanhBox(_ w: UnsafePointer<Float>, into x: UnsafeMutablePointer<Float>, count: Int) {
+        bulwark_tanh_box(w, x, count)
+    }
+
+    /// Carlini & Wagner's gradient in w-space for L = ‖x − reference‖² + (terms with x-gradient g),
+    /// x = (tanh(w) + 1)/2: `out = (2(x − reference) + g)·2x(1 − x)`. Returns ‖x − reference‖².
+    @inlinable
+    public static func carliniWagnerGradient(x: UnsafePointer<Float>, reference: UnsafePointer<Float>, gradient g: UnsafePointer<Float>,
+                                             into out: UnsafeMutablePointer<Float>, count: Int) -> Float {
+        bulwark_cw_gradient(x, reference, g, out, count)
+    }
 }
 
 extension Reference {

@@ -167,3 +167,43 @@ MULTIVERSION void bulwark_row_distances(const float *restrict a, const float *re
         l2[r] = sqrtf(squares);
     }
 }
+
+// exp(x) for x in [−87, 88] (Cephes' expf: range reduction by ln 2 in two parts, a degree-6
+// polynomial, and the exponent set by bits), written so the loops that call it vectorise; within
+// 2 ulp of expf.
+static inline float bulwark_exp(float x) {
+    x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
+    float n = __builtin_floorf(x * 1.44269504088896341f + 0.5f);
+    float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union { int i; float f; } scale = { .i = ((int)n + 127) << 23 };
+    return p * scale.f;
+}
+
+MULTIVERSION void bulwark_tanh_box(const float *restrict w, float *restrict x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + bulwark_exp(-2.0f * w[i]));
+}
+
+MULTIVERSION float bulwark_cw_gradient(const float *restrict x, const float *restrict reference, const float *restrict g,
+                                       float *restrict out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = (2.0f * (x[i] - reference[i]) + g[i]) * 2.0f * x[i] * (1.0f - x[i]);
+    // Eight partial sums, so the reduction vectorises without reassociating a single sum.
+    float partial[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        for (size_t k = 0; k < 8; k++) {
+            float d = x[i + k] - reference[i + k];
+            partial[k] += d * d;
+        }
+    }
+    float squares = 0.0f;
+    for (size_t k = 0; k < 8; k++) squares += partial[k];
+    for (; i < n; i++) squares += (x[i] - reference[i]) * (x[i] - reference[i]);
+    return squares;
+}

@@ -34,7 +34,7 @@ struct AttackSpecTests {
     func strictness() {
         #expect(message(#"{"type":"pgd","relative_stepsize":0.1}"#).contains(#"did you mean "relative_step_size""#))
         #expect(message(#"{"type":"pgd","restart":3}"#).contains(#"did you mean "restarts""#))
-        #expect(message(#"{"type":"fgsm","steps":50}"#).contains("is a parameter of pgd, mi-fgsm, apgd, apgd-t, fab-t and deepfool attacks, not fgsm"))
+        #expect(message(#"{"type":"fgsm","steps":50}"#).contains("is a parameter of pgd, mi-fgsm, apgd, apgd-t, fab-t, deepfool, cw and ddn attacks, not fgsm"))
         #expect(message(#"{"type":"pgd","step_size":0.1,"relative_step_size":0.1}"#).contains("not both"))
         #expect(message(#"{"type":"pdg"}"#).contains(#"did you mean "pgd""#))
         #expect(message(#"{"type":"pgd","steps":0}"#).contains("steps 0"))

@@ -25,7 +25,7 @@ struct BenchConfigurationStrictnessTests {
         #expect(stepsize.contains(#"unknown key "relative_stepsize""#) && stepsize.contains(#"did you mean "relative_step_size""#)
                 && stepsize.contains("attacks[0]"), "\(stepsize)")
         #expect(message(Self.config(attacks: #"[{"name":"P","type":"pgd","norm":"linf","restart":3}]"#)).contains(#"did you mean "restarts""#))
-        #expect(message(Self.config(attacks: #"[{"name":"F","type":"fgsm","norm":"linf","steps":10}]"#)).contains("parameter of pgd, mi-fgsm, apgd, apgd-t, fab-t and deepfool attacks, not fgsm"))
+        #expect(message(Self.config(attacks: #"[{"name":"F","type":"fgsm","norm":"linf","steps":10}]"#)).contains("parameter of pgd, mi-fgsm, apgd, apgd-t, fab-t, deepfool, cw and ddn attacks, not fgsm"))
         #expect(message(Self.config(extra: #","check_example":10"#)).contains(#"did you mean "check_examples""#))
         #expect(message(Self.config(dataset: #"{"name":"x","split":"test","n":10,"data_directory":"d"}"#)).contains(#"did you mean "data_dir""#))
         #expect(message(Self.config(models: #"[{"name":"m","path":"m.safetensors","recipe":{"architecture":"784-10","epoch":3}}]"#)).contains(#"did you mean "epochs""#))

@@ -96,6 +96,25 @@ struct BenchRunnerTests {
         #expect(MarkdownReport.render(report).contains("BW004"))
     }
 
+    @Test("a minimum-norm attack's cell carries every example's minimal norm, the median and the curve; it round-trips through JSON")
+    func minimumNormInReport() throws {
+        var (configuration, directory, data) = try setup(epsilons: [0, 0.5])
+        configuration.models = [configuration.models[0]]
+        configuration.attacks = [.init(name: "DDN", spec: .ddn(try DDN.Parameters(steps: 50)))]
+        let report = try Self.report(configuration, directory: directory, data: data)
+        let cell = try #require(report.models[0].attacks.first)
+        let summary = try #require(cell.minimalNorm)
+        #expect(summary.norms.count == data.count)
+        let robustAtEpsilon = summary.curve.first { $0.epsilon == 0.5 }?.accuracy
+        #expect(robustAtEpsilon == cell.accuracy.accuracy)
+        let found = summary.norms.compactMap { $0 }.filter { $0 > 0 }.sorted()
+        #expect(found.count > data.count / 2)
+        #expect(summary.median != nil && summary.median! > 0)
+        let decoded = try JSONDecoder().decode(BenchReport.self, from: try JSONEncoder().encode(report))
+        #expect(decoded.models[0].attacks[0].minimalNorm == summary)
+        #expect(MarkdownReport.render(report).contains("| good | DDN | 0.5 |"))
+    }
+
     @Test("BW001 catches non-monotone accuracy; BW002 an iterative attack weaker than FGSM, per example and in aggregate")
     func checkLogic() throws {
         func result(_ attack: String, _ epsilon: Float, _ accuracy: Double) -> BenchReport.AttackResult {

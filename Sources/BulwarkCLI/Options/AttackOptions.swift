@@ -26,8 +26,8 @@ struct AttackOptions: ParsableArguments {
     @Option(help: "A suite of attacks instead of one: autoattack (AutoAttack's standard suite: APGD-CE, APGD-T, FAB-T, Square, each on the inputs still robust).")
     var suite: String?
 
-    @Option(help: "Norm of the perturbation budget: linf or l2.")
-    var norm: Norm = .linf
+    @Option(help: "Norm of the perturbation budget: linf or l2 (default linf; l2 for cw and ddn, which are L2 attacks).")
+    var norm: Norm?
 
     @Option(help: ArgumentHelp("Perturbation budget ε, e.g. 0.1 or 8/255.", valueName: "ε"))
     var eps: Real = Real(0.1)
@@ -55,6 +55,27 @@ struct AttackOptions: ParsableArguments {
 
     @Option(help: ArgumentHelp("deepfool: overshoot of each step (default 0.02).", valueName: "η"))
     var overshoot: Real?
+
+    @Option(help: "cw: binary-search steps over the constant c (default 9).")
+    var binarySearchSteps: Int?
+
+    @Option(help: ArgumentHelp("cw: Adam's learning rate (default 0.01).", valueName: "rate"))
+    var learningRate: Real?
+
+    @Option(help: ArgumentHelp("cw: confidence κ, the logit margin an adversarial example must have (default 0).", valueName: "κ"))
+    var confidence: Real?
+
+    @Option(help: ArgumentHelp("cw: initial constant c (default 0.001).", valueName: "c"))
+    var initialConst: Real?
+
+    @Flag(help: "cw: run every step of every binary-search step (no abort when the loss stops falling).")
+    var noAbortEarly = false
+
+    @Option(help: ArgumentHelp("ddn: factor γ by which the norm budget shrinks or grows each step (default 0.05).", valueName: "γ"))
+    var gamma: Real?
+
+    @Option(help: ArgumentHelp("ddn: initial norm budget ε₀ (default 1).", valueName: "ε₀"))
+    var initEps: Real?
 
     @Option(help: "square: model evaluations per input at most (default \(Square.defaultQueries)).")
     var queries: Int?
@@ -97,25 +118,32 @@ struct AttackOptions: ParsableArguments {
                          ("--relative-step-size", relativeStepSize != nil), ("--no-random-start", noRandomStart),
                          ("--target-classes", targetClasses != nil), ("--rho", rho != nil), ("--loss", loss != nil),
                          ("--p-init", pInit != nil), ("--rescale-schedule", rescaleSchedule), ("--targeted", targeted != nil),
-                         ("--decay", decay != nil), ("--overshoot", overshoot != nil)]
+                         ("--decay", decay != nil), ("--overshoot", overshoot != nil),
+                         ("--binary-search-steps", binarySearchSteps != nil), ("--learning-rate", learningRate != nil),
+                         ("--confidence", confidence != nil), ("--initial-const", initialConst != nil), ("--no-abort-early", noAbortEarly),
+                         ("--gamma", gamma != nil), ("--init-eps", initEps != nil)]
             if let misplaced = flags.first(where: \.1) {
                 throw ValidationError("\(misplaced.0) does not apply to --suite autoattack (its attacks have AutoAttack's fixed settings; --queries sets Square's budget)")
             }
             do {
-                return .autoattack(try AutoAttackSuite.Parameters(norm: norm, squareQueries: queries ?? Square.defaultQueries, image: try imageShape()))
+                return .autoattack(try AutoAttackSuite.Parameters(norm: norm ?? .linf, squareQueries: queries ?? Square.defaultQueries, image: try imageShape()))
             } catch {
                 throw ValidationError("\(error)")
             }
         }
         let attack = self.attack ?? "pgd"
+        let norm = self.norm ?? (["cw", "ddn"].contains(attack) ? .l2 : .linf)
         do {
             let given: [(flag: String, given: Bool, attacks: Set<String>)] = [
-                ("--steps", steps != nil, ["pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t", "deepfool"]), ("--decay", decay != nil, ["mi-fgsm"]),
+                ("--steps", steps != nil, ["pgd", "mi-fgsm", "apgd", "apgd-t", "fab-t", "deepfool", "cw", "ddn"]), ("--decay", decay != nil, ["mi-fgsm"]),
                 ("--overshoot", overshoot != nil, ["deepfool"]), ("--restarts", restarts != nil, ["pgd", "apgd", "apgd-t", "square"]),
                 ("--queries", queries != nil, ["square"]), ("--image", image != nil, ["square"]), ("--p-init", pInit != nil, ["square"]), ("--rescale-schedule", rescaleSchedule, ["square"]),
                 ("--step-size", stepSize != nil, ["pgd", "mi-fgsm"]), ("--relative-step-size", relativeStepSize != nil, ["pgd"]),
                 ("--no-random-start", noRandomStart, ["pgd"]), ("--target-classes", targetClasses != nil, ["apgd-t", "fab-t"]),
-                ("--rho", rho != nil, ["apgd", "apgd-t"]), ("--loss", loss != nil, ["fgsm", "pgd", "mi-fgsm", "apgd"]),
+                ("--rho", rho != nil, ["apgd", "apgd-t"]), ("--binary-search-steps", binarySearchSteps != nil, ["cw"]),
+                ("--learning-rate", learningRate != nil, ["cw"]), ("--confidence", confidence != nil, ["cw"]),
+                ("--initial-const", initialConst != nil, ["cw"]), ("--no-abort-early", noAbortEarly, ["cw"]),
+                ("--gamma", gamma != nil, ["ddn"]), ("--init-eps", initEps != nil, ["ddn"]), ("--loss", loss != nil, ["fgsm", "pgd", "mi-fgsm", "apgd"]),
                 ("--targeted", targeted != nil, ["fgsm", "pgd", "mi-fgsm", "apgd", "square"]),
             ]
             if AttackSpec.types.contains(attack), let misplaced = given.first(where: { $0.given && !$0.attacks.contains(attack) }) {
@@ -140,6 +168,14 @@ struct AttackOptions: ParsableArguments {
                                                      decay: decay?.value ?? 1))
             case "deepfool":
                 return .deepFool(try DeepFool.Parameters(norm: norm, steps: steps ?? 50, overshoot: overshoot?.value ?? 0.02))
+            case "cw":
+                return .carliniWagner(try CarliniWagner.Parameters(
+                    norm: norm, steps: steps ?? CarliniWagner.defaultSteps, binarySearchSteps: binarySearchSteps ?? 9,
+                    learningRate: learningRate?.value ?? 0.01, confidence: confidence?.value ?? 0, initialConst: initialConst?.value ?? 1e-3,
+                    abortEarly: !noAbortEarly))
+            case "ddn":
+                return .ddn(try DDN.Parameters(norm: norm, steps: steps ?? DDN.defaultSteps, gamma: gamma?.value ?? 0.05,
+                                               initialEpsilon: initEps?.value ?? 1))
             case "fab-t":
                 return .fabTargeted(try FAB.Parameters(norm: norm, steps: steps ?? 100, targetClasses: targetClasses ?? APGDT.defaultTargetClasses))
             case "square":

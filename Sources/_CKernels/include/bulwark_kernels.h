@@ -57,4 +57,12 @@ void bulwark_l2_step(float *restrict x, const float *restrict clean, const float
 void bulwark_row_distances(const float *restrict a, const float *restrict b, size_t rows, size_t columns,
                            float *restrict linf, float *restrict l2);
 
+
+// Carlini & Wagner's change of variables x = (tanh(w) + 1)/2, which keeps x in [0, 1].
+/// x = (tanh(w) + 1)/2, computed as 1/(1 + e^(−2w)) (no cancellation near 0).
+void bulwark_tanh_box(const float *restrict w, float *restrict x, size_t n);
+/// For L = ‖x − reference‖² + g·x (g the gradient of the classification term with respect to x):
+/// out = ∂L/∂w = (2(x − reference) + g)·2x(1 − x) where x = (tanh(w) + 1)/2. Returns ‖x − reference‖².
+float bulwark_cw_gradient(const float *restrict x, const float *restrict reference, const float *restrict g,
+                          float *restrict out, size_t n);
 #endif

@@ -1,0 +1,37 @@
+import NeuralNet
+import TensorCore
+
+/// An attack that looks for each input's smallest adversarial perturbation (DeepFool, C&W-L2, DDN)
+/// rather than the strongest one within ε. It records that perturbation's norm per input in
+/// `AttackRowResults.minimalNorm` (∞ if none was found, 0 for inputs misclassified clean), from
+/// which a single run gives robust accuracy at every ε; as an `Attack` with budget ε it returns an
+/// input's closest adversarial example if it is within ε, and the clean input otherwise.
+public protocol MinimumNormAttack: Attack {}
+
+extension MinimumNormAttack {
+    /// The start every minimum-norm attack shares: classifies the clean rows; rows misclassified
+    /// clean get minimal norm 0 and `fooledAt` 0; the others are gathered into slots (their row
+    /// index, label and clean input). Every row's `fooledAt` starts at −1 and its minimal norm at ∞.
+    /// Returns the number of slots.
+    func beginMinimumNormRun(_ clean: MatrixRef, labels: UnsafePointer<Int>, classifier: any DifferentiableClassifier, shard: Int,
+                             results: AttackRowResults, predictions: UnsafeMutablePointer<Int>, slots: UnsafeMutablePointer<Int>,
+                             slotLabels: UnsafeMutablePointer<Int>, slotClean: UnsafeMutablePointer<Float>) -> Int {
+        let (n, d) = (clean.rows, clean.columns)
+        results.fooledAt.update(repeating: -1, count: n)
+        results.minimalNorm.update(repeating: .infinity, count: n)
+        Kernels.argmaxRows(classifier.logits(clean, shard: shard), into: predictions)
+        var m = 0
+        for r in 0..<n {
+            if predictions[r] != labels[r] {
+                results.fooledAt[r] = 0
+                results.minimalNorm[r] = 0
+                continue
+            }
+            slots[m] = r
+            slotLabels[m] = labels[r]
+            (slotClean + m * d).update(from: clean.row(r), count: d)
+            m += 1
+        }
+        return m
+    }
+}

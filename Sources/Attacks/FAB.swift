@@ -75,6 +75,10 @@ public struct FAB: Attack {
         let activeLabels: UnsafeMutablePointer<Int>, activeTargets: UnsafeMutablePointer<Int>
         let activeRows: UnsafeMutablePointer<Int>, predictions: UnsafeMutablePointer<Int>
         let fooled: UnsafeMutablePointer<Bool>
+        /// On a model with an affine first layer: each active row's first-layer output at its clean
+        /// input (made on first use, for the model's width).
+        var cleanFirstLayer: FloatBuffer?
+        var firstLayerWidth = 0
 
         init(rows: Int, features: Int) {
             capacity = rows
@@ -124,6 +128,9 @@ public struct FAB: Attack {
             activeClean.pointer.advanced(by: j * d).update(from: activeClean.pointer.advanced(by: i * d), count: d)
             best.pointer.advanced(by: j * d).update(from: best.pointer.advanced(by: i * d), count: d)
             gradient.pointer.advanced(by: j * d).update(from: gradient.pointer.advanced(by: i * d), count: d)
+            if let h = cleanFirstLayer {
+                (h.pointer + j * firstLayerWidth).update(from: h.pointer + i * firstLayerWidth, count: firstLayerWidth)
+            }
             bestDistance.pointer[j] = bestDistance.pointer[i]
             difference.pointer[j] = difference.pointer[i]
             activeLabels[j] = activeLabels[i]
@@ -175,16 +182,27 @@ public struct FAB: Attack {
     }
 
     /// One targeted run on the `m` active rows, from the clean inputs. Each iteration's forward pass
-    /// also checks the previous update; misclassified iterates are kept and stepped back, and need a
-    /// second pass at their new point.
+    /// also checks the previous update; misclassified iterates are kept and stepped back. On a model
+    /// with an affine first layer the stepped-back rows' first-layer outputs are blended from those
+    /// at the iterate and at the clean input (exact up to rounding), and only the later layers are
+    /// recomputed; otherwise those rows need a second pass at their new point.
     private func attack(rows active: Int, classifier: any DifferentiableClassifier, shard: Int, into adversarial: MatrixRef,
                         workspace ws: Workspace, firstStep: Int) {
         let d = ws.features
         var m = active
         ws.current.pointer.update(from: ws.activeClean.pointer, count: m * d)
         ws.bestDistance.pointer.update(repeating: .infinity, count: m)
+        let affine = (classifier as? any AffineFirstLayerClassifier).flatMap { c in c.affineFirstLayerWidth.map { (classifier: c, width: $0) } }
+        if let affine {
+            if ws.cleanFirstLayer == nil || ws.firstLayerWidth != affine.width {
+                ws.cleanFirstLayer = FloatBuffer(count: ws.capacity * affine.width)
+                ws.firstLayerWidth = affine.width
+            }
+            affine.classifier.firstLayerOutputs(ws.activeClean.matrix(rows: m, columns: d),
+                                                into: ws.cleanFirstLayer!.matrix(rows: m, columns: affine.width), shard: shard)
+        }
         for step in 0...steps {
-            let logits = classifier.logits(ws.current.matrix(rows: m, columns: d), shard: shard)
+            var logits = classifier.logits(ws.current.matrix(rows: m, columns: d), shard: shard)
             var stale = 0
             ws.stale.update(repeating: false, count: m)
             if step > 0 {
@@ -197,6 +215,15 @@ public struct FAB: Attack {
                 if step == steps {
                     m = keepFound(rows: m, into: adversarial, workspace: ws, step: firstStep + step)
                     break
+                }
+                if let affine, stale > 0 {
+                    let h = affine.classifier.lastFirstLayerOutputs(shard: shard), clean = ws.cleanFirstLayer!.pointer
+                    for i in 0..<m where ws.stale[i] {
+                        let row = h.row(i), anchor = clean + i * affine.width
+                        for o in 0..<affine.width { row[o] = (1 - beta) * anchor[o] + beta * row[o] }
+                    }
+                    logits = affine.classifier.refreshAfterFirstLayer(shard: shard)
+                    stale = 0
                 }
             }
             // f = z_t − z_y and its input gradient at the current points: when many rows were stepped
@@ -245,12 +272,32 @@ public struct FAB: Attack {
                 project(from: x0, normal: w, offset: offsetClean, into: ws.stepFromClean.pointer, count: d, workspace: ws)
                 let a1 = max(size(ws.stepFromCurrent.pointer, count: d), 1e-8), a2 = max(size(ws.stepFromClean.pointer, count: d), 1e-8)
                 let alpha = min(max(a1 / (a1 + a2), 0), alphaMax)
-                let (fromCurrent, fromClean) = (ws.stepFromCurrent.pointer, ws.stepFromClean.pointer)
-                for j in 0..<d {
-                    let next = (1 - alpha) * (x1[j] + eta * fromCurrent[j]) + alpha * (x0[j] + eta * fromClean[j])
-                    x1[j] = min(max(next, 0), 1)
-                }
+                update(x1, clean: x0, stepFromCurrent: ws.stepFromCurrent.pointer, stepFromClean: ws.stepFromClean.pointer,
+                       alpha: alpha, count: d)
             }
+        }
+    }
+
+    /// x₁ ← clamp((1 − α)(x₁ + η·δ₁) + α(x₀ + η·δ₀), 0, 1), eight values at a time.
+    private func update(_ x1: UnsafeMutablePointer<Float>, clean x0: UnsafeMutablePointer<Float>, stepFromCurrent: UnsafeMutablePointer<Float>,
+                        stepFromClean: UnsafeMutablePointer<Float>, alpha: Float, count d: Int) {
+        let (keep, blend, scale) = (SIMD8<Float>(repeating: 1 - alpha), SIMD8<Float>(repeating: alpha), SIMD8<Float>(repeating: eta))
+        let (zero, one) = (SIMD8<Float>(), SIMD8<Float>(repeating: 1))
+        var j = 0
+        while j + 8 <= d {
+            let current = UnsafeRawPointer(x1 + j).loadUnaligned(as: SIMD8<Float>.self)
+            let clean = UnsafeRawPointer(x0 + j).loadUnaligned(as: SIMD8<Float>.self)
+            let fromCurrent = UnsafeRawPointer(stepFromCurrent + j).loadUnaligned(as: SIMD8<Float>.self)
+            let fromClean = UnsafeRawPointer(stepFromClean + j).loadUnaligned(as: SIMD8<Float>.self)
+            var next = keep * (current + scale * fromCurrent) + blend * (clean + scale * fromClean)
+            next = next.replacing(with: zero, where: next .< zero).replacing(with: one, where: next .> one)
+            UnsafeMutableRawPointer(x1 + j).storeBytes(of: next, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < d {
+            let next = (1 - alpha) * (x1[j] + eta * stepFromCurrent[j]) + alpha * (x0[j] + eta * stepFromClean[j])
+            x1[j] = min(max(next, 0), 1)
+            j += 1
         }
     }
 
@@ -307,12 +354,26 @@ public struct FAB: Attack {
 
     /// The p-norm of a step.
     private func size(_ v: UnsafeMutablePointer<Float>, count d: Int) -> Float {
-        var result: Float = 0
+        var accumulator = SIMD8<Float>()
+        var j = 0
         if norm == .linf {
-            for j in 0..<d { result = max(result, abs(v[j])) }
+            while j + 8 <= d {
+                let value = UnsafeRawPointer(v + j).loadUnaligned(as: SIMD8<Float>.self)
+                let magnitude = value.replacing(with: -value, where: value .< 0)
+                accumulator = accumulator.replacing(with: magnitude, where: magnitude .> accumulator)
+                j += 8
+            }
+            var result = accumulator.max()
+            while j < d { result = max(result, abs(v[j])); j += 1 }
             return result
         }
-        for j in 0..<d { result += v[j] * v[j] }
+        while j + 8 <= d {
+            let value = UnsafeRawPointer(v + j).loadUnaligned(as: SIMD8<Float>.self)
+            accumulator += value * value
+            j += 8
+        }
+        var result = accumulator.sum()
+        while j < d { result += v[j] * v[j]; j += 1 }
         return result.squareRoot()
     }
 
@@ -379,8 +440,9 @@ public struct FAB: Attack {
         var j = 0
         let scale = SIMD8<Float>(repeating: lambda)
         while j + 8 <= d {
-            let move = pointwiseMin(scale * UnsafeRawPointer(slope + j).loadUnaligned(as: SIMD8<Float>.self),
-                                    UnsafeRawPointer(room + j).loadUnaligned(as: SIMD8<Float>.self))
+            let free = scale * UnsafeRawPointer(slope + j).loadUnaligned(as: SIMD8<Float>.self)
+            let available = UnsafeRawPointer(room + j).loadUnaligned(as: SIMD8<Float>.self)
+            let move = free.replacing(with: available, where: available .< free)
             UnsafeMutableRawPointer(step + j).storeBytes(of: UnsafeRawPointer(direction + j).loadUnaligned(as: SIMD8<Float>.self) * move,
                                                          as: SIMD8<Float>.self)
             j += 8

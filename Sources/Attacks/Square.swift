@@ -136,6 +136,10 @@ public struct Square: Attack {
         let activeRows: UnsafeMutablePointer<Int>
         /// Active rows whose success is being confirmed.
         let confirming: UnsafeMutablePointer<Int>
+        /// L∞: each row's window of the last candidate (top, left), and whether every active row's
+        /// candidate equals its current point (then only the window needs restoring or keeping).
+        let windowTop: UnsafeMutablePointer<Int>, windowLeft: UnsafeMutablePointer<Int>
+        var candidatesMatchBest = false
         /// Per shard row.
         let fooled: UnsafeMutablePointer<Bool>
         /// L2 patterns: a window of the perturbation and a fresh pattern (features each).
@@ -156,6 +160,8 @@ public struct Square: Attack {
             activeTargets = allocateFilled(rows, with: 0)
             activeRows = allocateFilled(rows, with: 0)
             confirming = allocateFilled(rows, with: 0)
+            windowTop = allocateFilled(rows, with: 0)
+            windowLeft = allocateFilled(rows, with: 0)
             fooled = allocateFilled(rows, with: false)
             pattern = FloatBuffer(count: features)
             window = FloatBuffer(count: features)
@@ -166,11 +172,14 @@ public struct Square: Attack {
             activeTargets.deallocate()
             activeRows.deallocate()
             confirming.deallocate()
+            windowTop.deallocate()
+            windowLeft.deallocate()
             fooled.deallocate()
         }
 
         func moveRow(_ i: Int, to j: Int) {
             let d = features
+            candidatesMatchBest = false
             best.pointer.advanced(by: j * d).update(from: best.pointer.advanced(by: i * d), count: d)
             activeClean.pointer.advanced(by: j * d).update(from: activeClean.pointer.advanced(by: i * d), count: d)
             bestMargin.pointer[j] = bestMargin.pointer[i]
@@ -265,9 +274,13 @@ public struct Square: Attack {
         m = keep(rows: m, into: adversarial, classifier: classifier, shard: shard, targeted: targeted, workspace: ws)
 
         var iteration = 0
+        ws.candidatesMatchBest = false
         while m > 0 && iteration + 1 < queries {
             let s = side(iteration: iteration, shape: shape)
-            ws.candidate.pointer.update(from: ws.best.pointer, count: m * d)
+            // L∞ candidates differ from the current points in one window: once the candidates equal
+            // the current points, only that window is copied back (rejected) or over (accepted).
+            if !ws.candidatesMatchBest || norm == .l2 { ws.candidate.pointer.update(from: ws.best.pointer, count: m * d) }
+            ws.candidatesMatchBest = norm == .linf
             for i in 0..<m {
                 let x = ws.candidate.pointer + i * d, clean = ws.activeClean.pointer + i * d
                 switch norm {
@@ -281,14 +294,36 @@ public struct Square: Attack {
             for i in 0..<m {
                 ws.results.queries[ws.activeRows[i]] += 1
                 let value = ws.margin.pointer[i]
-                guard value < ws.bestMargin.pointer[i] || value <= 0 else { continue }
+                let (best, candidate) = (ws.best.pointer + i * d, ws.candidate.pointer + i * d)
+                guard value < ws.bestMargin.pointer[i] || value <= 0 else {
+                    if norm == .linf { copyWindow(from: best, to: candidate, row: i, side: s, shape: shape, workspace: ws) }
+                    continue
+                }
                 ws.bestMargin.pointer[i] = value
-                ws.best.pointer.advanced(by: i * d).update(from: ws.candidate.pointer + i * d, count: d)
+                if norm == .linf {
+                    copyWindow(from: candidate, to: best, row: i, side: s, shape: shape, workspace: ws)
+                } else {
+                    best.update(from: candidate, count: d)
+                }
                 ws.incremental?.acceptCandidate(row: i)
             }
             iteration += 1
             if iteration % Self.refreshInterval == 0 { ws.incremental?.firstLayer(ws.best.matrix(rows: m, columns: d)) }
             m = keep(rows: m, into: adversarial, classifier: classifier, shard: shard, targeted: targeted, workspace: ws)
+        }
+        // The rows still active keep their lowest-margin point.
+        for i in 0..<m { adversarial.row(ws.activeRows[i]).update(from: ws.best.pointer + i * d, count: d) }
+    }
+
+    /// Copies row `i`'s last L∞ window (all channels) between two images.
+    private func copyWindow(from source: UnsafeMutablePointer<Float>, to destination: UnsafeMutablePointer<Float>, row i: Int, side s: Int,
+                            shape: ImageShape, workspace ws: Workspace) {
+        let (top, left) = (ws.windowTop[i], ws.windowLeft[i])
+        for c in 0..<shape.channels {
+            for line in top..<(top + s) {
+                let start = (c * shape.height + line) * shape.width + left
+                (destination + start).update(from: source + start, count: s)
+            }
         }
     }
 
@@ -325,6 +360,7 @@ public struct Square: Attack {
                 k += 1
             }
             if k > 0 {
+                ws.candidatesMatchBest = false  // the candidates' rows were used as scratch
                 let logits = classifier.logits(ws.candidate.matrix(rows: k, columns: d), shard: shard)
                 var drifted = false
                 for s in 0..<k {
@@ -341,8 +377,8 @@ public struct Square: Attack {
         var kept = 0
         for i in 0..<m {
             let r = ws.activeRows[i]
-            adversarial.row(r).update(from: ws.best.pointer + i * d, count: d)
             if ws.bestMargin.pointer[i] <= 0 {
+                adversarial.row(r).update(from: ws.best.pointer + i * d, count: d)
                 ws.fooled[r] = true
                 ws.results.fooledAt[r] = ws.results.queries[r]
                 continue
@@ -378,6 +414,7 @@ public struct Square: Attack {
     private func linfCandidate(_ x: UnsafeMutablePointer<Float>, best: UnsafeMutablePointer<Float>, clean: UnsafeMutablePointer<Float>,
                                side s: Int, shape: ImageShape, row: Int, workspace ws: Workspace, generator: inout RandomGenerator) {
         let top = offset(shape.height, side: s, generator: &generator), left = offset(shape.width, side: s, generator: &generator)
+        (ws.windowTop[row], ws.windowLeft[row]) = (top, left)
         ws.incremental?.beginCandidate(row: row)
         for c in 0..<shape.channels {
             let sign: Float = generator.nextUnitFloat() < 0.5 ? -1 : 1

@@ -52,10 +52,7 @@ public final class IncrementalForward {
 
     /// Sets the current points' pre-activations from `x` (rows ≤ capacity, inputWidth): exact.
     public func firstLayer(_ x: MatrixRef) {
-        let parameters = network.parameters.pointer + network.parameterRanges[0].lowerBound
-        let h = current.matrix(rows: x.rows, columns: width)
-        Kernels.broadcastRows(dense.bias(parameters), into: h)
-        BLAS.gemm(x, .none, times: dense.weight(parameters), .transposed, into: h, beta: 1)
+        network.firstLayerOutputs(x, into: current.matrix(rows: x.rows, columns: width), shard: 0)
     }
 
     /// Starts row `i`'s candidate at its current point.

@@ -122,6 +122,21 @@ public final class Sequential: @unchecked Sendable {
         return current
     }
 
+    /// Reruns layers `first`… of the shard's last forward pass in evaluation mode from the stored
+    /// output of layer `first − 1` (after a caller changed it in place) and returns the logits.
+    func forward(fromLayer first: Int, shard index: Int) -> MatrixRef {
+        let shard = shards[index]
+        precondition(first >= 1 && first <= layers.count && shard.lastInput != nil, "forward(fromLayer:) needs a forward pass first")
+        let rows = shard.lastRows
+        var current = shard.workspace.outputs[first - 1].matrix(rows: rows, columns: layers[first - 1].outputWidth)
+        for l in first..<layers.count {
+            let b = buffers(l, input: current, rows: rows, shard: shard)
+            layers[l].forward(b, mode: .evaluation, generator: &shard.dropoutGenerator)
+            current = b.output
+        }
+        return current
+    }
+
     /// The output of layer `l` from the shard's last forward pass (rows, width), e.g. to inspect
     /// pre-activations.
     public func layerOutput(_ l: Int, shard index: Int = 0) -> MatrixRef {

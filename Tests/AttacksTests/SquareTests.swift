@@ -73,6 +73,37 @@ struct SquareTests {
         #expect([0, 11, 501, 4001].map { l2.side(iteration: $0, shape: shape) } == [25, 19, 7, 3])
     }
 
+    @Test("blending first-layer outputs toward a point and refreshing the later layers gives a full pass's logits and input gradient")
+    func affineFirstLayer() throws {
+        let network = Fixture.model(seed: 8, spec: "20-16-8-5")
+        network.reserve(rows: 4, shards: 1)
+        let classifier: any AffineFirstLayerClassifier = network
+        let width = try #require(classifier.affineFirstLayerWidth)
+        var x = TestSupport.randomTensor(rows: 4, columns: 20, seed: 9, in: 0, 1)
+        var anchor = TestSupport.randomTensor(rows: 4, columns: 20, seed: 10, in: 0, 1)
+        let beta: Float = 0.9
+        var anchorOutputs = Tensor(shape: [4, width], scalars: [Float](repeating: 0, count: 4 * width))
+        anchor.withMatrix { a in anchorOutputs.withMatrix { classifier.firstLayerOutputs(a, into: $0, shard: 0) } }
+        // Rows 1 and 3 move to anchor + β(x − anchor); rows 0 and 2 stay.
+        var moved = x
+        for row in [1, 3] { for j in 0..<20 { moved[row, j] = anchor[row, j] + beta * (x[row, j] - anchor[row, j]) } }
+        func gradientOfFirstLogit() -> [Float] {
+            let g = classifier.logitsGradient(shard: 0)
+            for r in 0..<4 { for k in 0..<5 { g.row(r)[k] = k == 0 ? 1 : 0 } }
+            return classifier.inputGradient(shard: 0).array
+        }
+        _ = x.withMatrix { classifier.logits($0, shard: 0) }
+        let h = classifier.lastFirstLayerOutputs(shard: 0)
+        for row in [1, 3] { for o in 0..<width { h.row(row)[o] = (1 - beta) * anchorOutputs[row, o] + beta * h.row(row)[o] } }
+        let fast = classifier.refreshAfterFirstLayer(shard: 0).array
+        let fastGradient = gradientOfFirstLogit()
+        let exact = moved.withMatrix { classifier.logits($0, shard: 0).array }
+        let exactGradient = gradientOfFirstLogit()
+        #expect(TestSupport.close(fast, exact, relative: 1e-5, absolute: 1e-5))
+        #expect(TestSupport.close(fastGradient, exactGradient, relative: 1e-5, absolute: 1e-5))
+        #expect(fast != x.withMatrix { classifier.logits($0, shard: 0).array }, "the moved rows' logits changed")
+    }
+
     @Test("the incremental first layer gives the logits of a full forward pass")
     func incremental() throws {
         let network = Fixture.model(seed: 6, spec: "20-16-8-5")

@@ -148,6 +148,11 @@ public final class AttackRunner {
             throw AttackError.invalidParameter(name: "label", value: "\(label)", requirement: "the model has only \(classes) classes; use data labelled 0…\(classes - 1)")
         }
         try attack.validate(goal: goal, classes: classes)
+        let queryOnly = classifier as? QueryOnlyClassifier
+        if queryOnly != nil && !(attack is Square) {
+            throw AttackError.invalidParameter(name: "attack", value: attack.description,
+                                               requirement: "runs on the model's gradients; a query-only model takes score-based attacks (square) only")
+        }
         try Self.checkInputRange(data.features)
         if let spec = (classifier as? Sequential)?.spec {
             do { try spec.checkWorkspace(rows: (batchSize + shards - 1) / shards, what: "an attack batch of \(batchSize)") } catch {
@@ -157,6 +162,7 @@ public final class AttackRunner {
         try require(known == nil || known!.count == n, "clean predictions", known?.count ?? 0, "must have one entry per example (\(n))")
         let started = DispatchTime.now().uptimeNanoseconds
         let cleanPredictions = known ?? predictions(data.features)
+        try queryOnly?.rethrow()
         let attackLabels = goal.labels == .trueLabels ? data.labels : cleanPredictions
         let targets = selectTargets(goal.targets, labels: data.labels, classes: classes, seed: seed)
         let workspaces = reserveWorkspaces(for: attack, features: d)
@@ -209,6 +215,7 @@ public final class AttackRunner {
                         state.value.chunk = min(batchSize, n - state.value.start)
                         classifier.pool.run(shards: shards, body)
                         try failure.rethrow()
+                        try queryOnly?.rethrow()
                         state.value.start += state.value.chunk
                         state.value.batch += 1
                     }

@@ -41,6 +41,9 @@ struct AttackCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
 
+    @Flag(help: "square: query the model as a black box, through its inference interface alone (logits of whole batches, each row counted as a query), as a deployed or remote model would answer.")
+    var blackBox = false
+
     @Option(help: ArgumentHelp("Write the adversarial inputs, true labels and predictions as safetensors (directory created if needed).", valueName: "path"))
     var saveAdv: String?
 
@@ -55,6 +58,9 @@ struct AttackCommand: ParsableCommand {
     func validate() throws {
         try data.checkCSVOptions()
         if !(1...100_000).contains(batch) { throw ValidationError("--batch must be between 1 and 100000, got \(batch)") }
+        if blackBox && attackOptions.attack != "square" {
+            throw ValidationError("--black-box applies to square (a score-based attack); gradient attacks need the model's weights")
+        }
         if let saveAdv, !saveAdv.hasSuffix(".safetensors") {
             throw ValidationError("--save-adv must name a .safetensors file, got '\(saveAdv)'")
         }
@@ -74,12 +80,14 @@ struct AttackCommand: ParsableCommand {
             throw CLIError.unusableInput("\(model) expects \(network.inputWidth) features, the data has \(test.featureCount)")
         }
         log.info("attacking \(model) with \(attack)\(goal.targets.map { ", targeted (\($0))" } ?? "") on \(test.count) test examples from \(description)")
-        let outcome = try AttackRunner(classifier: network, batchSize: batch).run(attack, on: test, goal: goal, seed: seed)
+        let queryOnly = blackBox ? QueryOnlyClassifier(network.inferenceModel()) : nil
+        let outcome = try AttackRunner(classifier: queryOnly ?? network, batchSize: batch).run(attack, on: test, goal: goal, seed: seed)
         let transfer = try evalOn.map { try measureTransfer(of: outcome, to: $0, test: test, loader: loader) }
         if let saveAdv { try save(outcome, spec: spec, to: saveAdv) }
 
         let report = AttackReport(model: model, spec: spec, attack: attack, goal: goal, seed: seed, outcome: outcome,
-                                  examples: spec.returnedExamples(purpose: purpose), transfer: transfer, data: description)
+                                  examples: spec.returnedExamples(purpose: purpose), transfer: transfer, data: description,
+                                  modelQueries: queryOnly?.queries)
         if json {
             try JSONOutput.line(report)
         } else {
@@ -194,6 +202,8 @@ struct AttackReport: Encodable {
     }
     let transfer: Transfer?
     let data: String
+    /// With --black-box: every row sent to the model, the clean and final classification included.
+    let modelQueries: Int?
 
     struct Transfer: Encodable {
         let model: String
@@ -219,10 +229,12 @@ struct AttackReport: Encodable {
         case meanQueries = "mean_queries", medianQueriesFooled = "median_queries_fooled"
         case stages
         case minimalNorm = "minimal_norm"
+        case modelQueries = "model_queries"
     }
 
     init(model: String, spec: AttackSpec, attack: any Attack, goal: AttackGoal, seed: UInt64, outcome: AttackOutcome,
-         examples: String, transfer: Transfer?, data: String) {
+         examples: String, transfer: Transfer?, data: String, modelQueries: Int? = nil) {
+        self.modelQueries = modelQueries
         self.model = model
         self.attack = attack.description
         type = spec.type
@@ -333,6 +345,7 @@ struct AttackReport: Encodable {
         try c.encodeIfPresent(medianQueriesFooled, forKey: .medianQueriesFooled)
         try c.encodeIfPresent(stages, forKey: .stages)
         try c.encodeIfPresent(minimalNorm, forKey: .minimalNorm)
+        try c.encodeIfPresent(modelQueries, forKey: .modelQueries)
         try c.encode(transfer, forKey: .transfer)
         try c.encode(data, forKey: .data)
     }
@@ -361,6 +374,7 @@ struct AttackReport: Encodable {
         if let meanQueries {
             lines += "\nqueries                mean \(meanQueries.formatted(1)) per attacked input"
                 + (medianQueriesFooled.map { ", median \($0.formatted(1)) per fooled input" } ?? "")
+                + (modelQueries.map { "; \($0) rows sent to the black-box model in all" } ?? "")
         }
         if let transfer {
             lines += "\ntransfer to \(transfer.model): clean \(transfer.cleanAccuracy.formatted(4)), robust \(transfer.robustAccuracy.formatted(4)), "

@@ -127,3 +127,39 @@ struct SquareTests {
         #expect(TestSupport.close(fast, exact, relative: 1e-5, absolute: 1e-5))
     }
 }
+
+@Suite("Square through queries alone")
+struct QueryOnlyTests {
+    @Test("Square on a query-only view of the model (InferenceModel) matches Square on the network, and every row sent is counted")
+    func squareThroughQueries() throws {
+        let network = Fixture.model(seed: 12, spec: "64-16-5")
+        let data = Fixture.data(count: 40, features: 64, classes: 5, seed: 13)
+        for norm in Norm.allCases {
+            let attack = try Square(norm: norm, epsilon: norm == .linf ? 0.1 : 0.5, queries: 300)
+            let white = try AttackRunner(classifier: network, batchSize: 20).run(attack, on: data, seed: 4)
+            let queryOnly = QueryOnlyClassifier(network.inferenceModel())
+            let black = try AttackRunner(classifier: queryOnly, batchSize: 20).run(attack, on: data, seed: 4)
+            // L2 evaluates every candidate by a full forward pass on both paths; L∞ on the network
+            // updates first layers incrementally, which may flip a near-tie.
+            if norm == .l2 {
+                #expect(black.robust == white.robust && black.queries == white.queries)
+            } else {
+                #expect(abs(black.robustCorrect - white.robustCorrect) <= 1)
+            }
+            #expect(black.adversarial.scalars.allSatisfy { $0 >= 0 && $0 <= 1 })
+            // The attack's own count, plus the clean classification, the attack's check of the clean
+            // points and the runner's final classification of every row.
+            #expect(queryOnly.queries >= black.queries.reduce(0, +) + 3 * data.count, "\(queryOnly.queries)")
+        }
+    }
+
+    @Test("a gradient attack on a query-only model is refused before it runs, naming the problem")
+    func gradientAttackRefused() throws {
+        let queryOnly = QueryOnlyClassifier(Fixture.model(seed: 12, spec: "64-16-5").inferenceModel())
+        let data = Fixture.data(count: 10, features: 64, classes: 5, seed: 13)
+        #expect { try AttackRunner(classifier: queryOnly).run(try PGD(epsilon: 0.1, steps: 3), on: data, seed: 0) } throws: { error in
+            "\(error)".contains("query-only model takes score-based attacks (square) only")
+        }
+        #expect(queryOnly.queries == 0)
+    }
+}

@@ -181,6 +181,8 @@ struct AttackReport: Encodable {
     struct MinimalNorm: Encodable {
         let median: Double?
         let curve: [Point]
+        /// Each input's minimal ‖δ‖ (null where none was found, 0 where misclassified clean).
+        let norms: [Float?]
 
         struct Point: Encodable {
             let epsilon: Float
@@ -277,7 +279,8 @@ struct AttackReport: Encodable {
         let grid = [0.25, 0.5, 1, 2, 4].map { Float($0) * attack.epsilon }
         minimalNorm = outcome.minimalNormSummary(epsilons: grid).map { summary in
             MinimalNorm(median: summary.median.isFinite ? Double(summary.median) : nil,
-                        curve: summary.curve.map { .init(epsilon: $0.epsilon, robustAccuracy: $0.accuracy.value) })
+                        curve: summary.curve.map { .init(epsilon: $0.epsilon, robustAccuracy: $0.accuracy.value) },
+                        norms: (outcome.minimalNorms ?? []).map { $0.isFinite ? $0 : nil })
         }
         let queries = outcome.queryStatistics
         meanQueries = queries?.mean

@@ -144,7 +144,7 @@ public final class AttackRunner {
         let (n, d) = (data.count, data.featureCount)
         let classes = classifier.classCount
         try require(d == classifier.inputWidth, "data width", d, "must equal the model's \(classifier.inputWidth) input features")
-        if let label = data.labels.first(where: { $0 >= classes }) {
+        if let label = data.labelOutside(classes: classes) {
             throw AttackError.invalidParameter(name: "label", value: "\(label)", requirement: "the model has only \(classes) classes; use data labelled 0…\(classes - 1)")
         }
         try attack.validate(goal: goal, classes: classes)

@@ -54,6 +54,10 @@ struct EvalCommand: ParsableCommand {
         guard test.featureCount == inference.inputWidth else {
             throw CLIError.unusableInput("\(model) expects \(inference.inputWidth) features, the data has \(test.featureCount)")
         }
+        if let label = test.labelOutside(classes: inference.classCount) {
+            throw CLIError.unusableInput("the data has label \(label), but \(model) has only \(inference.classCount) classes (0…\(inference.classCount - 1)); "
+                                         + "check --label-column, or evaluate a model trained on these classes")
+        }
         let accuracy = try inference.accuracy(on: test)
         let (lower, upper) = accuracy.wilsonInterval()
         if json {

@@ -66,7 +66,8 @@ struct InspectCommand: ParsableCommand {
         metadata
         """)
         for (key, value) in loaded.metadata.sorted(by: { $0.key < $1.key }) where key != "torch" {
-            print("  \(key.padding(toLength: 16, withPad: " ", startingAt: 0)) \(value)")
+            // Keys and values come from the file: control characters are escaped, not sent to the terminal.
+            print("  \(displayable(key).padding(toLength: 16, withPad: " ", startingAt: 0)) \(displayable(value))")
         }
     }
 }

@@ -29,9 +29,11 @@ public enum CSVDataset {
     /// Parses CSV bytes.
     /// - Throws: `DatasetError.invalidCSV` with file, line and problem.
     public static func parse(_ bytes: [UInt8], source: String, options: Options = Options()) throws -> LabeledData {
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        guard var text = String(validating: bytes, as: UTF8.self) else {
             throw DatasetError.invalidCSV(path: source, line: 1, problem: "the file is not UTF-8 text")
         }
+        // A byte-order mark (spreadsheets write one) is not part of the first field.
+        if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }
         var features: [Float] = []
         var labels: [Int] = []
         var columns: Int?
@@ -40,6 +42,9 @@ public enum CSVDataset {
         for line in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
             if line.allSatisfy({ $0 == " " || $0 == "\t" }) { continue }
+            guard line.utf8.count <= Self.maximumLineBytes else {
+                throw DatasetError.invalidCSV(path: source, line: lineNumber, problem: "the line is \(line.utf8.count) bytes, more than the limit of \(Self.maximumLineBytes)")
+            }
             let fields = try splitFields(line, source: source, line: lineNumber)
             guard fields.count <= options.maximumColumns else {
                 throw DatasetError.invalidCSV(path: source, line: lineNumber, problem: "\(fields.count) columns exceed the limit of \(options.maximumColumns)")
@@ -60,14 +65,18 @@ public enum CSVDataset {
             }
             columns = fields.count
             guard let labelValue = Double(fields[labelIndex]), labelValue >= 0, labelValue == labelValue.rounded(), labelValue < 1e6 else {
-                throw DatasetError.invalidCSV(path: source, line: lineNumber, problem: "label '\(fields[labelIndex])' in column \(labelIndex + 1) is not a non-negative integer")
+                throw DatasetError.invalidCSV(path: source, line: lineNumber, problem: "label '\(displayable(fields[labelIndex], limit: 40))' in column \(labelIndex + 1) is not a non-negative integer")
             }
             labels.append(Int(labelValue))
             for (index, field) in fields.enumerated() where index != labelIndex {
                 guard let value = Float(field), value.isFinite else {
-                    throw DatasetError.invalidCSV(path: source, line: lineNumber, problem: "feature '\(field)' in column \(index + 1) is not a finite number")
+                    throw DatasetError.invalidCSV(path: source, line: lineNumber, problem: "feature '\(displayable(field, limit: 40))' in column \(index + 1) is not a finite number")
                 }
-                features.append(value * options.scale)
+                let scaled = value * options.scale
+                guard scaled.isFinite else {
+                    throw DatasetError.invalidCSV(path: source, line: lineNumber, problem: "feature \(field) in column \(index + 1) times the feature scale \(options.scale) is \(scaled), not a finite number; use a smaller scale")
+                }
+                features.append(scaled)
             }
         }
         guard let columns, !labels.isEmpty else {
@@ -78,33 +87,47 @@ public enum CSVDataset {
                            classCount: max(classCount, 2))
     }
 
+    /// Longest line accepted (a line of 65,536 numbers fits easily).
+    public static let maximumLineBytes = 4 << 20
+    /// Longest field accepted (a number or a column name is far shorter).
+    public static let maximumFieldCharacters = 1024
+
     /// Splits one line into fields, honouring double quotes ("" inside quotes is a literal quote).
     static func splitFields(_ line: Substring, source: String, line lineNumber: Int) throws -> [String] {
         var fields: [String] = []
         var current = ""
+        var length = 0  // characters in `current` (String.count would walk it every time)
         var inQuotes = false
         var index = line.startIndex
+        func append(_ character: Character) throws {
+            current.append(character)
+            length += 1
+            if length > Self.maximumFieldCharacters {
+                throw DatasetError.invalidCSV(path: source, line: lineNumber, problem: "field \(fields.count + 1) ('\(displayable(current, limit: 40))') is longer than \(Self.maximumFieldCharacters) characters")
+            }
+        }
         while index < line.endIndex {
             let character = line[index]
             if inQuotes {
                 if character == "\"" {
                     let next = line.index(after: index)
                     if next < line.endIndex && line[next] == "\"" {
-                        current.append("\"")
+                        try append("\"")
                         index = next
                     } else {
                         inQuotes = false
                     }
                 } else {
-                    current.append(character)
+                    try append(character)
                 }
             } else if character == "\"" && current.isEmpty {
                 inQuotes = true
             } else if character == "," {
                 fields.append(current.trimmingSpaces)
                 current = ""
+                length = 0
             } else {
-                current.append(character)
+                try append(character)
             }
             index = line.index(after: index)
         }

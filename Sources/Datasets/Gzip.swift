@@ -11,8 +11,28 @@ public enum Gzip {
     /// Decompresses every gzip member in `bytes`.
     /// - Throws: `DatasetError.invalidGzip` for corrupt or truncated data, or output beyond `limit` bytes.
     public static func decompress(_ bytes: [UInt8], source: String, limit: Int = 1 << 31) throws -> [UInt8] {
+        try decompress(bytes, source: source, limit: limit, expected: { _ in nil })
+    }
+
+    /// What to do with the output once `expected` knows how large it should be.
+    public enum Expectation: Sendable {
+        /// The stream must end at exactly this many bytes: more is an error, raised as soon as the
+        /// output passes it (before inflating the rest of a bomb).
+        case exactly(Int)
+        /// Only this many bytes are needed: inflation stops there (the rest is not read or checked).
+        case prefix(Int)
+    }
+
+    /// Decompresses `bytes`, asking `expected` after each chunk (with the output so far) how large
+    /// the output should be, until it knows: a format whose header announces its size (IDX) stops
+    /// a decompression bomb at the announced size instead of at `limit`.
+    /// - Throws: `DatasetError.invalidGzip` for corrupt or truncated data, output beyond `limit` or
+    ///   beyond an exact expectation; what `expected` throws (an invalid header).
+    public static func decompress(_ bytes: [UInt8], source: String, limit: Int = 1 << 31,
+                                  expected: ([UInt8]) throws -> Expectation?) throws -> [UInt8] {
         var stream = z_stream()
         var output = [UInt8]()
+        var expectation: Expectation?
         output.reserveCapacity(min(max(bytes.count * 4, 1 << 16), limit))
         guard inflateInit2_(&stream, 15 + 16, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw DatasetError.invalidGzip(path: source, problem: "zlib could not be initialised")
@@ -34,6 +54,16 @@ public enum Gzip {
                     throw DatasetError.invalidGzip(path: source, problem: "it expands to more than \(limit) bytes")
                 }
                 output.append(contentsOf: buffer[0..<produced])
+                if expectation == nil { expectation = try expected(output) }
+                switch expectation {
+                case .exactly(let size) where output.count > size:
+                    throw DatasetError.invalidGzip(path: source, problem: "it expands to more than the \(size) bytes its header announces (stopped there)")
+                case .prefix(let size) where output.count >= size:
+                    output.removeSubrange(size...)
+                    return
+                default:
+                    break
+                }
                 switch status {
                 case Z_STREAM_END:
                     // Another gzip member may follow (concatenated files are valid gzip).

@@ -42,8 +42,9 @@ public enum MNISTFormat {
         else {
             throw DatasetError.notFound("\(directory) has no \(split.filePrefix)-images-idx3-ubyte[.gz] and \(split.filePrefix)-labels-idx1-ubyte[.gz]")
         }
-        let images = try IDXFile(contentsOf: imagesPath, loader: loader)
-        let labels = try IDXFile(contentsOf: labelsPath, loader: loader)
+        // With a limit, compressed files inflate only as far as the first `limit` examples.
+        let images = try IDXFile(contentsOf: imagesPath, loader: loader, maximumItems: limit)
+        let labels = try IDXFile(contentsOf: labelsPath, loader: loader, maximumItems: limit)
         guard images.dimensions.count == 3 else {
             throw DatasetError.invalidIDX(path: imagesPath, problem: "an image file must have rank 3 (count, rows, columns), this one has dimensions \(images.dimensions)")
         }

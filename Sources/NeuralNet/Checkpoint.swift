@@ -67,6 +67,9 @@ public enum Checkpoint {
         guard history.enumerated().allSatisfy({ $0.element.epoch == $0.offset + 1 }) else {
             throw fail("its history does not list epochs 1…\(history.count) in order")
         }
+        guard let epochText = file.metadata["epoch"], Int(epochText) == history.count else {
+            throw fail("its epoch '\(file.metadata["epoch"] ?? "missing")' does not match the \(history.count) epochs of its history")
+        }
         guard let steps = Int(stepText), steps >= 0, steps <= maximumSteps else {
             throw fail("its optimizer step '\(stepText)' is not a count between 0 and \(maximumSteps)")
         }

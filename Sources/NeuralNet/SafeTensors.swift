@@ -15,6 +15,9 @@ import _FileSystem
 public struct SafeTensors: Sendable {
     /// Largest header accepted (the reference implementation's limit).
     public static let maximumHeaderLength = 100_000_000
+    /// Bounds of `__metadata__` (a recipe and a training history take a few kilobytes).
+    public static let maximumMetadataBytes = 16 << 20
+    public static let maximumMetadataEntries = 4096
     public static let maximumTensorCount = 100_000
     public static let maximumRank = 8
 
@@ -80,6 +83,10 @@ public struct SafeTensors: Sendable {
         for (name, value) in header {
             switch (name, value) {
             case ("__metadata__", .metadata(let map)):
+                let size = map.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+                guard map.count <= Self.maximumMetadataEntries, size <= Self.maximumMetadataBytes else {
+                    throw fail("__metadata__ has \(map.count) entries and \(size) bytes, more than the limits of \(Self.maximumMetadataEntries) entries and \(Self.maximumMetadataBytes) bytes")
+                }
                 metadata = map
             case ("__metadata__", .tensor):
                 throw fail("__metadata__ must be an object of strings")

@@ -65,6 +65,8 @@ public final class Trainer {
     public var progress: ((TrainingProgress) -> Void)?
     /// Where a checkpoint is written (atomically) after every epoch; nil for none.
     public var checkpointPath: String?
+    /// The checkpoint this run has written, if any (a diverged run names only a file that exists).
+    private(set) var writtenCheckpoint: String?
     /// Extra `__metadata__` entries of every checkpoint (e.g. the full recipe, for provenance).
     public var checkpointMetadata: [String: String] = [:]
     /// Called after each checkpoint is written (e.g. to record its digest in a manifest).
@@ -106,6 +108,7 @@ public final class Trainer {
             history.append(metrics)
             if let checkpointPath {
                 try Checkpoint.write(self, to: checkpointPath)
+                writtenCheckpoint = checkpointPath
                 try checkpointWritten?(checkpointPath)
             }
         }
@@ -145,7 +148,7 @@ public final class Trainer {
                         let result = try step.run(first: first, rows: rows, learningRate: learningRate, noise: &noise)
                         guard result.loss.isFinite else {
                             throw NeuralNetError.diverged(epoch: epoch, step: index + 1, loss: Float(result.loss / Double(rows)),
-                                                          checkpoint: completedEpochs > 0 ? checkpointPath : nil)
+                                                          checkpoint: writtenCheckpoint)
                         }
                         lossSum += result.loss
                         correct += result.correct
@@ -158,7 +161,7 @@ public final class Trainer {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         guard Kernels.allFinite(UnsafeBufferPointer(network.parameters.buffer)) else {
             throw NeuralNetError.diverged(epoch: epoch, step: stepsPerEpoch, loss: .nan,
-                                          checkpoint: completedEpochs > 0 ? checkpointPath : nil)
+                                          checkpoint: writtenCheckpoint)
         }
         return EpochMetrics(
             epoch: epoch, loss: lossSum / Double(data.count), trainAccuracy: Double(correct) / Double(data.count),

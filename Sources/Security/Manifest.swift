@@ -124,7 +124,13 @@ public struct Manifest: Codable, Equatable, Sendable {
                 }
                 continue
             }
-            guard name != fileName, (try? FileReader.size(of: directory + "/" + name)) != nil else { continue }
+            guard name != fileName else { continue }
+            let path = directory + "/" + name
+            var info = stat()
+            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { continue }
+            // Anything else that is not a regular file (a FIFO, a device, a dangling link) cannot be
+            // covered: say so rather than skip it silently.
+            _ = try FileReader.size(of: path)
             names.append(name)
         }
         return names.sorted()

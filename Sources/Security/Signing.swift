@@ -31,7 +31,7 @@ public enum SigningKeys {
         try write(KeyFileContents(algorithm: "ed25519", privateKey: Data(key.rawRepresentation).base64EncodedString()),
                   to: privatePath, permissions: 0o600)
         try write(KeyFileContents(algorithm: "ed25519", publicKey: Data(key.publicKey.rawRepresentation).base64EncodedString()),
-                  to: publicPath, permissions: 0o644)
+                  to: publicPath, permissions: AtomicFile.defaultPermissions)
         return (privatePath, publicPath)
     }
 

@@ -14,6 +14,10 @@ public struct LabeledData: Sendable {
         self.classCount = classCount
     }
 
+    /// The first label that is not a class of a model with `classes` outputs, if any: eval, attack
+    /// and bench refuse such data instead of counting every such example as misclassified.
+    public func labelOutside(classes: Int) -> Int? { labels.first { $0 >= classes } }
+
     public var count: Int { labels.count }
     public var featureCount: Int { features.shape[1] }
 

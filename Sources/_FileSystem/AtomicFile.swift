@@ -31,12 +31,27 @@ func errnoText() -> String { String(cString: strerror(errno)) }
 /// write temp file in the same directory → fsync(temp) → rename(temp, dest) → fsync(directory)
 /// ```
 public enum AtomicFile {
+    /// The mode of ordinary new files: 0666 less the process's umask, as `open(2)` would give (a
+    /// user running with `umask 077` gets files nobody else can read). Read once, from
+    /// /proc/self/status (no umask(2) round trip, which would race with other threads).
+    public static let defaultPermissions: mode_t = {
+        if let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Umask:") }),
+           let mask = mode_t(line.dropFirst("Umask:".count).trimmingCharacters(in: .whitespaces), radix: 8) {
+            return 0o666 & ~mask
+        }
+        let mask = umask(0o022)
+        umask(mask)
+        return 0o666 & ~mask
+    }()
+
     /// Writes `bytes` to `path` atomically.
     /// - Parameters:
-    ///   - permissions: file mode of the new file (0o600 for secrets such as keys and plaintext).
+    ///   - permissions: file mode of the new file (0o600 for secrets such as keys and plaintext);
+    ///     by default `defaultPermissions` (0666 less the umask).
     /// - Throws: `FileSystemError.cannotWrite` naming the path and the reason.
     public static func write<Bytes: Collection>(
-        _ bytes: Bytes, to path: String, permissions: mode_t = 0o644
+        _ bytes: Bytes, to path: String, permissions: mode_t = defaultPermissions
     ) throws where Bytes.Element == UInt8 {
         try write(to: path, permissions: permissions) { sink in try sink.write(bytes) }
     }
@@ -45,7 +60,7 @@ public enum AtomicFile {
     /// `path` only after `body` returns and the data is on disk. If `body` throws, the temporary file
     /// is removed and `path` is untouched.
     public static func write(
-        to path: String, permissions: mode_t = 0o644, _ body: (inout FileSink) throws -> Void
+        to path: String, permissions: mode_t = defaultPermissions, _ body: (inout FileSink) throws -> Void
     ) throws {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty
             ? "." : (path as NSString).deletingLastPathComponent

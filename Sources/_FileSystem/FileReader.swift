@@ -11,10 +11,44 @@ public enum FileReader {
         guard stat(path, &info) == 0 else {
             throw FileSystemError.cannotOpen(path: path, reason: errnoText())
         }
-        guard (info.st_mode & S_IFMT) == S_IFREG else {
-            throw FileSystemError.cannotOpen(path: path, reason: "not a regular file")
-        }
+        try requireRegular(info, path: path)
         return Int(info.st_size)
+    }
+
+    /// Opens `path` for reading only if it is a regular file (after following symlinks): a FIFO,
+    /// device, socket or directory is refused without blocking (opened non-blocking, then checked
+    /// on the descriptor, so a file swapped in between is caught too). The caller closes the fd.
+    /// - Throws: `FileSystemError.cannotOpen` naming what the path is.
+    public static func openRegular(_ path: String) throws -> Int32 {
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw FileSystemError.cannotOpen(path: path, reason: errnoText()) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else {
+            let reason = errnoText()
+            close(fd)
+            throw FileSystemError.cannotOpen(path: path, reason: reason)
+        }
+        do { try requireRegular(info, path: path) } catch {
+            close(fd)
+            throw error
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+        return fd
+    }
+
+    /// Refuses anything but a regular file, saying what it is.
+    static func requireRegular(_ info: stat, path: String) throws {
+        let kind: String
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return
+        case S_IFIFO: kind = "a FIFO (named pipe)"
+        case S_IFCHR: kind = "a character device"
+        case S_IFBLK: kind = "a block device"
+        case S_IFSOCK: kind = "a socket"
+        case S_IFDIR: kind = "a directory"
+        default: kind = "not a file"
+        }
+        throw FileSystemError.cannotOpen(path: path, reason: "not a regular file (\(kind)); Bulwark reads only regular files, so a pipe or device cannot make it hang")
     }
 
     /// Reads the whole file, refusing files larger than `limit` bytes before reading them.
@@ -37,8 +71,7 @@ public enum FileReader {
     public static func forEachChunk(
         of path: String, chunkSize: Int = 1 << 20, _ body: (UnsafeRawBufferPointer) throws -> Void
     ) throws {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw FileSystemError.cannotOpen(path: path, reason: errnoText()) }
+        let fd = try openRegular(path)
         defer { close(fd) }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
         defer { buffer.deallocate() }
@@ -57,8 +90,7 @@ public enum FileReader {
 extension FileReader {
     /// The first `count` bytes of the file (fewer if it is shorter), without reading the rest.
     public static func readPrefix(_ path: String, count: Int) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw FileSystemError.cannotOpen(path: path, reason: errnoText()) }
+        let fd = try openRegular(path)
         defer { close(fd) }
         var prefix = [UInt8](repeating: 0, count: count)
         var filled = 0

@@ -96,6 +96,21 @@ struct TrainingTests {
         }
         #expect(epoch == 1 && checkpoint == nil)
         #expect("\(error!)".contains("Lower the learning rate"))
+
+        // A resumed run that diverges before writing names no checkpoint it did not write.
+        let directory = TestSupport.temporaryDirectory("diverge")
+        let first = try self.trainer(epochs: 1)
+        first.checkpointPath = directory + "/first.ckpt"
+        try first.train(on: TestSupport.syntheticData(count: 100, features: 784, classes: 10, seed: 8), validation: nil)
+        let resumed = try self.trainer(epochs: 2)
+        try resumed.resume(from: directory + "/first.ckpt")
+        resumed.checkpointPath = directory + "/second.ckpt"
+        let again = #expect(throws: NeuralNetError.self) { try resumed.train(on: data, validation: nil) }
+        guard case .diverged(_, _, _, let named) = again else {
+            Issue.record("expected a divergence error")
+            return
+        }
+        #expect(named == nil && !FileManager.default.fileExists(atPath: directory + "/second.ckpt"))
     }
 
     @Test("validation accuracy and per-epoch metrics are reported")
@@ -190,5 +205,7 @@ struct TrainingSeamTests {
         #expect(try variant(state: { $0[0] = -1 }).contains("negative"))
         #expect(try variant(metadata: ["history": "[{\"epoch\":5,\"loss\":1,\"train_accuracy\":0,\"seconds\":0,\"samples_per_second\":0,\"learning_rate\":0,\"extra\":{},\"warnings\":[]}]"]).contains("epochs 1…1"))
         #expect(try variant(metadata: ["checkpoint_format": "bulwark-checkpoint/1"]).contains("start the run again"))
+        #expect(try variant(metadata: ["epoch": "-3"]).contains("does not match the"))
+        #expect(try variant(metadata: ["epoch": "7"]).contains("does not match the"))
     }
 }

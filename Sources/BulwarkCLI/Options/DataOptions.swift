@@ -16,7 +16,8 @@ struct DataOptions: ParsableArguments {
     @Option(name: .customLong("test-csv"), help: ArgumentHelp("CSV file of test examples.", valueName: "file"))
     var testCSV: String?
 
-    @Option(help: "Zero-based label column of the CSV files (-1 = last; default 0).")
+    // `.unconditional`: the value may be negative ("--label-column -1"), which would otherwise be read as a flag.
+    @Option(parsing: .unconditional, help: "Zero-based label column of the CSV files (-1 = last; default 0).")
     var labelColumn: Int?
 
     @Option(help: ArgumentHelp("Factor applied to CSV features, e.g. 1/255 to map 0–255 pixels to [0, 1] (default 1).", valueName: "x"))

@@ -1,0 +1,122 @@
+import Foundation
+import Glibc
+@testable import NeuralNet
+import TensorCore
+import Testing
+import _TestSupport
+
+/// Hostile inputs from issue 14's campaign, tried against the command line as an attacker would:
+/// each exits non-zero with a message naming the problem, within seconds (a watchdog kills a run
+/// that hangs, so a regression fails instead of stalling the suite).
+@Suite("Hostile inputs at the command line", .serialized)
+struct HostileInputTests {
+    /// Runs bulwark, killing it after `timeout` seconds; `timedOut` says whether it had to.
+    func run(_ arguments: [String], timeout: Double = 20) throws -> (status: Int32, stdout: String, stderr: String, timedOut: Bool) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLIRun.executable)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let killed = Locked(false)
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout) {
+            if process.isRunning {
+                killed.withLock { $0 = true }
+                process.terminate()
+            }
+        }
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
+        let errData = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self),
+                killed.withLock { $0 })
+    }
+
+    @Test("a FIFO, or a symlink to a device, where a file belongs is refused without hanging")
+    func nonRegularFiles() throws {
+        let directory = TestSupport.temporaryDirectory("hostile-fifo")
+        try Data("model bytes".utf8).write(to: URL(fileURLWithPath: directory + "/a.bin"))
+        #expect(try run(["manifest", "create", directory]).status == 0)
+        try FileManager.default.removeItem(atPath: directory + "/a.bin")
+        #expect(mkfifo(directory + "/a.bin", 0o600) == 0)
+        for command in [["manifest", "verify", directory], ["manifest", "create", directory]] {
+            let result = try run(command)
+            #expect(!result.timedOut && result.status != 0 && result.stderr.contains("not a regular file (a FIFO"),
+                    "\(command): \(result.status) \(result.stderr)")
+        }
+        try FileManager.default.removeItem(atPath: directory + "/a.bin")
+        try FileManager.default.createSymbolicLink(atPath: directory + "/a.bin", withDestinationPath: "/dev/zero")
+        let device = try run(["manifest", "verify", directory])
+        #expect(!device.timedOut && device.status != 0 && device.stderr.contains("a character device"), "\(device.stderr)")
+
+        let key = directory + "/data.key"
+        #expect(try run(["keys", "new-data-key", "--out", key]).status == 0)
+        let fifo = directory + "/in.fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for command in [["data", "encrypt", "--key-file", key, fifo, directory + "/out.enc"],
+                        ["data", "decrypt", "--key-file", key, fifo, directory + "/out.bin"]] {
+            let result = try run(command)
+            #expect(!result.timedOut && result.status == 2 && result.stderr.contains("not a regular file"), "\(command): \(result.stderr)")
+        }
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains(".tmp-") }
+        #expect(leftovers.isEmpty, "\(leftovers)")
+    }
+
+    /// A small valid model file with `metadata` added.
+    func model(metadata: [String: String]) throws -> String {
+        let network = Sequential(spec: try ModelSpec.parse("4-3"), seed: 1)
+        let path = TestSupport.temporaryDirectory("hostile-model") + "/m.safetensors"
+        let bytes = try SafeTensors.serialize(ModelFile.parameterTensors(of: network), metadata: ModelFile.metadata(for: network, extra: metadata))
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    @Test("control characters in a model's metadata are escaped by inspect, not sent to the terminal")
+    func controlCharacters() throws {
+        let path = try model(metadata: ["\u{1B}[1mkey": "\u{1B}[2J\u{1B}[31mPWNED\u{0}\u{7}\u{1B}]0;title\u{7}"])
+        let result = try run(["inspect", path, "--allow-unverified"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(!result.stdout.unicodeScalars.contains { $0.value < 0x20 && $0 != "\n" }, "raw control characters reached stdout")
+        #expect(result.stdout.contains("\\u{1B}[2J\\u{1B}[31mPWNED\\u{0}\\u{7}"), "\(result.stdout)")
+    }
+
+    @Test("oversized __metadata__ is refused before anything is built")
+    func metadataBound() throws {
+        let path = try model(metadata: ["notes": String(repeating: "x", count: SafeTensors.maximumMetadataBytes + 1)])
+        let result = try run(["inspect", path, "--allow-unverified"])
+        #expect(result.status == 2 && result.stderr.contains("__metadata__ has") && result.stderr.count < 2000, "\(result.stderr.prefix(500))")
+    }
+
+    @Test("labels outside the model's classes are refused by eval; --label-column -1 is a value, not a flag")
+    func labelsAndNegativeColumn() throws {
+        let directory = TestSupport.temporaryDirectory("hostile-labels")
+        let network = Sequential(spec: try ModelSpec.parse("3-4-3"), seed: 2)
+        let model = directory + "/m3.safetensors"
+        try Data(try SafeTensors.serialize(ModelFile.parameterTensors(of: network), metadata: ModelFile.metadata(for: network)))
+            .write(to: URL(fileURLWithPath: model))
+        try Data("0.1,0.2,0.3,1\n0.4,0.5,0.6,7\n".utf8).write(to: URL(fileURLWithPath: directory + "/test.csv"))
+        let result = try run(["eval", model, "--test-csv", directory + "/test.csv", "--label-column", "-1", "--allow-unverified"])
+        #expect(result.status == 2 && result.stderr.contains("the data has label 7, but") && result.stderr.contains("only 3 classes"),
+                "\(result.stderr)")
+        try Data("0.1,0.2,0.3,1\n0.4,0.5,0.6,2\n".utf8).write(to: URL(fileURLWithPath: directory + "/test.csv"))
+        let good = try run(["eval", model, "--test-csv", directory + "/test.csv", "--label-column", "-1", "--allow-unverified", "--json"])
+        #expect(good.status == 0 && good.stdout.contains("\"n\":2"), "\(good.stderr)")
+    }
+
+    @Test("outputs respect the umask: with umask 077 nobody else can read them")
+    func umaskRespected() throws {
+        for (mask, expected) in [("077", 0o600), ("022", 0o644)] {
+            let directory = TestSupport.temporaryDirectory("hostile-umask")
+            try Data("x".utf8).write(to: URL(fileURLWithPath: directory + "/a.bin"))
+            let shell = Process()
+            shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+            shell.arguments = ["-c", "umask \(mask) && exec \"$0\" manifest create \"$1\"", CLIRun.executable, directory]
+            try shell.run()
+            shell.waitUntilExit()
+            #expect(shell.terminationStatus == 0)
+            let mode = try FileManager.default.attributesOfItem(atPath: directory + "/bulwark-manifest.json")[.posixPermissions] as? Int
+            #expect(mode == expected, "umask \(mask): mode \(String(mode ?? -1, radix: 8))")
+        }
+    }
+}

@@ -41,6 +41,9 @@ struct AttackCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
 
+    @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
+    var force = false
+
     @Flag(help: "square: query the model as a black box, through its inference interface alone (logits of whole batches, each row counted as a query), as a deployed or remote model would answer.")
     var blackBox = false
 
@@ -72,7 +75,10 @@ struct AttackCommand: ParsableCommand {
         let purpose: AttackSpec.Purpose = saveAdv != nil || evalOn != nil ? .examples : .evaluation
         let attack = try spec.makeAttack(epsilon: attackOptions.eps.value, purpose: purpose)
         let goal = attackOptions.goal
-        if let saveAdv { try OutputPath.prepare(saveAdv, for: "--save-adv") }
+        if let saveAdv {
+            try OutputPath.prepare(saveAdv, for: "--save-adv", replacing: [.adversarialExamples], inputs: [model] + (evalOn.map { [$0] } ?? []),
+                                   force: force)
+        }
         let loader = try security.loader(model: model)
         let network = try modelOptions.load(model, loader: loader).network
         let (test, description) = try data.spec.load(.test, loader: loader)

@@ -36,6 +36,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the JSON report ('-' for stdout, which then carries only the report).", valueName: "path"))
     var report: String = "bulwark-report.json"
 
+    @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
+    var force = false
+
     @Flag(help: "Exit with status 1 when a sanity check fails (they are warnings otherwise).")
     var strict = false
 
@@ -100,7 +103,7 @@ struct BenchCommand: ParsableCommand {
         if suite != nil { configuration.attacks = try Self.autoAttackEntries(replacing: configuration) }
         configuration.dataset = try effectiveDataset(configuration.dataset)
         try configuration.validate()
-        if report != "-" { try OutputPath.prepare(report, for: "--report") }
+        if report != "-" { try OutputPath.prepare(report, for: "--report", replacing: [.report], inputs: config.map { [$0] } ?? [], force: force) }
         var job = BenchJob(configuration: configuration, baseDirectory: baseDirectory)
         job.trainMissing = trainMissing
         let missing = job.missingModels()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import _FileSystem
 import Security
 
 /// `bulwark data encrypt|decrypt`: encryption at rest for models and datasets.
@@ -32,9 +33,14 @@ struct DataCommand: ParsableCommand {
         @Argument var input: String
         @Argument var output: String
 
+        @Flag(help: "Replace an existing OUT that is not an encrypted file (never IN or the key file).")
+        var force = false
+
         func run() throws {
             let key = try requireDataKey(keyFile)
-            guard input != output else { throw CLIError.usage("IN and OUT must differ (use bulwark keys rotate to re-encrypt in place)") }
+            // Compared as files (device and inode), so ./p.bin and p.bin, links and the key file are caught;
+            // bulwark keys rotate re-encrypts in place.
+            try OutputPath.prepare(output, for: "OUT", replacing: [.encrypted], inputs: [input] + (keyFile.map { [$0] } ?? []), force: force)
             try DataEncryption.encrypt(input, to: output, key: key, format: format == .fernet ? .fernet : .container)
             try ModelLoading.record(output, recipe: "bulwark data encrypt (\(format.rawValue))")
             print("encrypted \(input) → \(output) (\(format.rawValue))")
@@ -53,9 +59,12 @@ struct DataCommand: ParsableCommand {
         @Argument var input: String
         @Argument var output: String
 
+        @Flag(help: "Replace an existing OUT (never IN or the key file).")
+        var force = false
+
         func run() throws {
             let key = try requireDataKey(keyFile)
-            guard input != output else { throw CLIError.usage("IN and OUT must differ") }
+            try OutputPath.prepare(output, for: "OUT", replacing: [], inputs: [input] + (keyFile.map { [$0] } ?? []), force: force)
             try DataEncryption.decrypt(input, to: output, key: key, ttl: ttl)
             print("decrypted \(input) → \(output)")
         }

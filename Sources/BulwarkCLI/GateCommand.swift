@@ -27,6 +27,9 @@ struct GateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Baseline report (JSON from bulwark bench).", valueName: "file"))
     var baseline: String?
 
+    @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
+    var force = false
+
     @Option(help: ArgumentHelp("New report (JSON from bulwark bench).", valueName: "file"))
     var report: String?
 
@@ -54,7 +57,7 @@ struct GateCommand: ParsableCommand {
     func run() throws {
         do {
             guard let baseline, let report else { throw CLIError.usage("give both --baseline BASE.json and --report NEW.json") }
-            if let junit { try OutputPath.prepare(junit, for: "--junit") }
+            if let junit { try OutputPath.prepare(junit, for: "--junit", replacing: [.junit], inputs: [baseline, report], force: force) }
             let old = try BenchReport.decode(Data(FileReader.readAll(baseline, limit: 256 << 20)), source: baseline)
             let new = try BenchReport.decode(Data(FileReader.readAll(report, limit: 256 << 20)), source: report)
             let policy = Gate.Policy(maxDrop: maxDrop, alpha: alpha, failOnSuspicious: failOnSuspicious, allowFailedChecks: allowFailedChecks)

@@ -27,6 +27,9 @@ struct ImportCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The Bulwark model file to write (.safetensors).", valueName: "path"))
     var out: String
 
+    @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
+    var force = false
+
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
     @OptionGroup(title: "Security") var security: SecurityOptions
 
@@ -36,7 +39,7 @@ struct ImportCommand: ParsableCommand {
     }
 
     func run() throws {
-        try OutputPath.prepare(out, for: "--out")
+        try OutputPath.prepare(out, for: "--out", replacing: [.model], inputs: [input], force: force)
         let loader = try security.loader(model: input)
         let loaded = try modelOptions.load(input, loader: loader)
         guard loaded.inferredArchitecture else {

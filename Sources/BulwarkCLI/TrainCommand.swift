@@ -33,6 +33,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Continue from this checkpoint (same options as the original run).", valueName: "checkpoint"))
     var resume: String?
 
+    @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
+    var force = false
+
     @Flag(help: "JSON Lines on stdout: one object per epoch, then a summary.")
     var json = false
 
@@ -49,7 +52,8 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         engine.apply()
-        let job = TrainingJob(recipe: try recipe.recipe(), data: data.spec, output: out, checkpoint: checkpoint, resume: resume)
+        var job = TrainingJob(recipe: try recipe.recipe(), data: data.spec, output: out, checkpoint: checkpoint, resume: resume)
+        job.force = force
         let display = ProgressDisplay()
         var events = TrainingJob.Events()
         events.log = { log.info("\($0)") }

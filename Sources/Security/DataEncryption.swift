@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import _FileSystem
 
 /// File-level encryption commands over both formats: Bulwark containers are streamed in chunks,
@@ -33,7 +34,12 @@ public enum DataEncryption {
     }
 
     /// Re-encrypts `path` under `newKey` in place, keeping its format; plaintext never reaches disk.
-    public static func rotate(_ path: String, from oldKey: DataKey, to newKey: DataKey) throws {
+    public static func rotate(_ link: String, from oldKey: DataKey, to newKey: DataKey) throws {
+        // Re-encrypt the file a symlink points to (replacing the link itself would leave the real
+        // file readable with the old key).
+        guard let real = realpath(link, nil) else { throw FileSystemError.cannotOpen(path: link, reason: String(cString: strerror(errno))) }
+        let path = String(cString: real)
+        free(real)
         let head = try FileReader.readPrefix(path, count: 8)
         if EncryptedContainer.isEncrypted(head) {
             try EncryptedContainer.reencryptFile(path, from: oldKey, to: newKey)

@@ -23,6 +23,8 @@ public struct TrainingJob: Sendable {
     public var checkpoint: String?
     /// A checkpoint to continue (made with the same recipe).
     public var resume: String?
+    /// Replace existing files of another kind at the output and checkpoint paths (never an input).
+    public var force = false
 
     public init(recipe: TrainingRecipe, data: DataSpec = DataSpec(), output: String, checkpoint: String? = nil, resume: String? = nil) {
         self.recipe = recipe
@@ -67,8 +69,11 @@ public struct TrainingJob: Sendable {
             throw TrainingError.invalidRecipe("the output must be a .safetensors file, got '\(output)'")
         }
         try data.validate()
-        try OutputPath.prepare(output, for: "the trained model")
-        try OutputPath.prepare(checkpointPath, for: "the training checkpoint")
+        // A new model may replace an old model, a checkpoint a checkpoint; nothing else without force,
+        // and never the file resumed from or each other.
+        try OutputPath.prepare(output, for: "the trained model", replacing: [.model], inputs: [checkpointPath] + (resume.map { [$0] } ?? []),
+                               force: force)
+        try OutputPath.prepare(checkpointPath, for: "the training checkpoint", replacing: [.checkpoint], inputs: [output], force: force)
     }
 
     /// Runs the job, reading every file through `loader` (which verifies and decrypts).

@@ -119,4 +119,69 @@ struct HostileInputTests {
             #expect(mode == expected, "umask \(mask): mode \(String(mode ?? -1, radix: 8))")
         }
     }
+
+    @Test("outputs never destroy the command's inputs, and replace files of another kind only with --force")
+    func outputsKeepWhatTheUserHad() throws {
+        let directory = TestSupport.temporaryDirectory("hostile-outputs")
+        let sample = ["--data-dir", TestSupport.sampleDirectory]
+        let model = directory + "/m.safetensors", other = directory + "/other.safetensors"
+        for path in [model, other] {
+            #expect(try run(["train", "--model", "784-8-10", "--epochs", "1", "--limit", "200", "--out", path] + sample).status == 0)
+        }
+        let digest = { (path: String) in try Data(contentsOf: URL(fileURLWithPath: path)) }
+        let (modelBytes, otherBytes) = (try digest(model), try digest(other))
+        let attack = ["attack", model, "--attack", "fgsm", "--limit", "50"] + sample
+        // The attacked model itself, also through ./ and a symlink: refused even with --force.
+        try FileManager.default.createSymbolicLink(atPath: directory + "/link.safetensors", withDestinationPath: model)
+        for target in [model, directory + "/./m.safetensors", directory + "/link.safetensors"] {
+            let result = try run(attack + ["--save-adv", target, "--force"])
+            #expect(result.status == 73 && result.stderr.contains("an input of this command"), "\(target): \(result.stderr)")
+        }
+        // Another model: refused without --force, replaced with it.
+        let refused = try run(attack + ["--save-adv", other])
+        #expect(refused.status == 73 && refused.stderr.contains("already holds a model") && refused.stderr.contains("--force"), "\(refused.stderr)")
+        #expect(try digest(model) == modelBytes && digest(other) == otherBytes)
+        let saved = directory + "/adv.safetensors"
+        #expect(try run(attack + ["--save-adv", saved]).status == 0)
+        #expect(try run(attack + ["--save-adv", saved]).status == 0, "saved examples may replace saved examples")
+
+        // A checkpoint path over notes, and over the model being written.
+        let notes = directory + "/notes.txt"
+        try Data("my notes".utf8).write(to: URL(fileURLWithPath: notes))
+        let train = ["train", "--model", "784-8-10", "--epochs", "1", "--limit", "200"] + sample
+        let overNotes = try run(train + ["--out", directory + "/n.safetensors", "--checkpoint", notes])
+        #expect(overNotes.status == 73 && overNotes.stderr.contains("a file Bulwark did not write"), "\(overNotes.stderr)")
+        #expect(try String(contentsOfFile: notes, encoding: .utf8) == "my notes")
+        let overOut = try run(train + ["--out", directory + "/n.safetensors", "--checkpoint", directory + "/n.safetensors"])
+        #expect(overOut.status == 73 && overOut.stderr.contains("an input of this command"), "\(overOut.stderr)")
+
+        // data encrypt: the key file as OUT, IN as OUT under another spelling or a hard link.
+        let key = directory + "/data.key", plain = directory + "/p.bin"
+        #expect(try run(["keys", "new-data-key", "--out", key]).status == 0)
+        let keyBytes = try digest(key)
+        try Data("secret".utf8).write(to: URL(fileURLWithPath: plain))
+        try FileManager.default.linkItem(atPath: plain, toPath: directory + "/hard.bin")
+        for output in [key, directory + "/./p.bin", directory + "/hard.bin"] {
+            let result = try run(["data", "encrypt", "--key-file", key, plain, output, "--force"])
+            #expect(result.status == 73 && result.stderr.contains("an input of this command"), "\(output): \(result.stderr)")
+        }
+        #expect(try digest(key) == keyBytes && String(contentsOfFile: plain, encoding: .utf8) == "secret")
+    }
+
+    @Test("keys rotate through a symlink re-encrypts the file it points to")
+    func rotateThroughSymlink() throws {
+        let directory = TestSupport.temporaryDirectory("hostile-rotate")
+        let (old, new) = (directory + "/old.key", directory + "/new.key")
+        #expect(try run(["keys", "new-data-key", "--out", old]).status == 0)
+        #expect(try run(["keys", "new-data-key", "--out", new]).status == 0)
+        try FileManager.default.createDirectory(atPath: directory + "/real", withIntermediateDirectories: true)
+        try Data("secret".utf8).write(to: URL(fileURLWithPath: directory + "/p.bin"))
+        #expect(try run(["data", "encrypt", "--key-file", old, directory + "/p.bin", directory + "/real/s.enc"]).status == 0)
+        try FileManager.default.createSymbolicLink(atPath: directory + "/link.enc", withDestinationPath: directory + "/real/s.enc")
+        let rotate = try run(["keys", "rotate", "--key-file", old, "--new-key-file", new, directory + "/link.enc"])
+        #expect(rotate.status == 0, "\(rotate.stderr)")
+        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: directory + "/link.enc") == directory + "/real/s.enc")
+        #expect(try run(["data", "decrypt", "--key-file", old, directory + "/real/s.enc", directory + "/o1"]).status != 0)
+        #expect(try run(["data", "decrypt", "--key-file", new, directory + "/real/s.enc", directory + "/o2"]).status == 0)
+    }
 }

@@ -1,0 +1,75 @@
+import Foundation
+import Glibc
+
+/// What an existing file holds, judged from its first bytes: an output may replace a file of its own
+/// kind (a new report over the old report) but not a model, a key or a user's notes by accident.
+public enum FileKind: String, Sendable, CaseIterable {
+    case model = "a model"
+    case checkpoint = "a training checkpoint"
+    case adversarialExamples = "saved adversarial examples"
+    case report = "a bench report"
+    case manifest = "an integrity manifest"
+    case signingKey = "a signing key"
+    case dataKey = "a data key"
+    case encrypted = "an encrypted file"
+    case junit = "a JUnit report"
+    case other = "a file Bulwark did not write"
+
+    /// The kind of the regular file at `path` (`other` if it cannot be read or recognised).
+    public static func of(_ path: String) -> FileKind {
+        guard let prefix = try? FileReader.readPrefix(path, count: 1 << 16), !prefix.isEmpty else { return .other }
+        let text = String(decoding: prefix, as: UTF8.self)
+        if prefix.starts(with: Array("BWENC".utf8)) || text.hasPrefix("gAAAAA") { return .encrypted }
+        if prefix.count > 8, prefix[8] == UInt8(ascii: "{") {
+            // safetensors: an 8-byte header length, then a JSON header.
+            if text.contains("\"checkpoint_format\"") { return .checkpoint }
+            if text.contains("bulwark-adversarial/") { return .adversarialExamples }
+            if text.contains("\"__metadata__\"") || text.contains("\"data_offsets\"") { return .model }
+        }
+        if text.hasPrefix("{") {
+            if text.contains("\"bulwark-report/") { return .report }
+            if text.contains("\"bulwark-manifest/") { return .manifest }
+            if text.contains("\"algorithm\"") && (text.contains("\"private_key\"") || text.contains("\"public_key\"")) { return .signingKey }
+        }
+        if text.hasPrefix("<?xml"), text.contains("<testsuite") { return .junit }
+        let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.count == 44, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_=+/".contains($0) }) { return .dataKey }
+        return .other
+    }
+}
+
+extension OutputPath {
+    /// `prepare`, and the checks that keep what the user had: an output that is the same file as one
+    /// of the command's `inputs` (by device and inode, so `./m`, `m`, a symlink or a hard link all
+    /// count) is always refused; an existing file of another kind than `replacing` is refused
+    /// unless `force`.
+    /// - Throws: `FileSystemError.cannotWrite` naming the path, what it holds and what to do.
+    public static func prepare(_ path: String, for what: String, replacing kinds: Set<FileKind>, inputs: [String], force: Bool) throws {
+        for input in inputs where sameFile(path, input) {
+            throw FileSystemError.cannotWrite(path: path, reason: "it is \(input), an input of this command, which writing it would destroy "
+                                              + "(checked before starting, for \(what)); choose another path")
+        }
+        if FileManager.default.fileExists(atPath: path), !force {
+            let kind = FileKind.of(path)
+            if !kinds.contains(kind) {
+                throw FileSystemError.cannotWrite(path: path, reason: "it already holds \(kind.rawValue) (checked before starting, for \(what)); "
+                                                  + "choose another path, or pass --force to replace it")
+            }
+        }
+        try prepare(path, for: what)
+    }
+
+    /// Whether two paths name the same file: the same device and inode if both exist, else the same
+    /// absolute path once the directory's symlinks are resolved.
+    public static func sameFile(_ a: String, _ b: String) -> Bool {
+        var first = stat(), second = stat()
+        if stat(a, &first) == 0, stat(b, &second) == 0 { return first.st_dev == second.st_dev && first.st_ino == second.st_ino }
+        return resolved(a) == resolved(b)
+    }
+
+    private static func resolved(_ path: String) -> String {
+        let absolute = ((path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path) as NSString).standardizingPath
+        let directory = ((absolute as NSString).deletingLastPathComponent as NSString).resolvingSymlinksInPath
+        return (directory as NSString).appendingPathComponent((absolute as NSString).lastPathComponent)
+    }
+}

@@ -1,11 +1,13 @@
 import ArgumentParser
 import Foundation
+import _FileSystem
 import TensorCore
 
 /// The `bulwark` process: refuses repeated single-valued options, parses, runs, and turns errors
 /// into the documented exit codes (`ExitStatus`) with a message on stderr.
 public enum CommandLineEntry {
     public static func main(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+        InterruptCleanup.install()  // an interrupted write leaves no temporary file behind
         var command: any ParsableCommand
         do {
             try RepeatedOptions.check(arguments)

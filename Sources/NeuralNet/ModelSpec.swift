@@ -152,7 +152,7 @@ public struct ModelSpec: Equatable, Sendable {
         }
         let entries: [LayerJSON]
         do {
-            entries = try JSONDecoder().decode([LayerJSON].self, from: Data(text.utf8))
+            entries = try StrictJSON.decode([LayerJSON].self, from: Array(text.utf8), integerKeys: ["in", "out"])
         } catch {
             throw NeuralNetError.invalidModelSpec("the JSON layer list does not parse (\(decodingErrorText(error)))")
         }

@@ -70,7 +70,7 @@ public struct SafeTensors: Sendable {
 
         let header: [String: HeaderEntry]
         do {
-            header = try JSONDecoder().decode([String: HeaderEntry].self, from: Data(bytes[8..<dataStart]))
+            header = try StrictJSON.decode([String: HeaderEntry].self, from: bytes[8..<dataStart], integerKeys: ["shape", "data_offsets"])
         } catch {
             throw fail("the JSON header does not parse as a safetensors header (\(decodingErrorText(error)))")
         }
@@ -268,6 +268,21 @@ public struct SafeTensors: Sendable {
         let dtype: String
         let shape: [Int]
         let data_offsets: [Int]
+
+        init(dtype: String, shape: [Int], data_offsets: [Int]) {
+            self.dtype = dtype
+            self.shape = shape
+            self.data_offsets = data_offsets
+        }
+
+        init(from decoder: any Decoder) throws {
+            // Only the three fields: an entry with more is not a tensor this reader understands.
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["dtype", "shape", "data_offsets"])
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            dtype = try c.decode(String.self, forKey: .dtype)
+            shape = try c.decode([Int].self, forKey: .shape)
+            data_offsets = try c.decode([Int].self, forKey: .data_offsets)
+        }
     }
 
     private enum HeaderEntry: Codable {
@@ -275,9 +290,12 @@ public struct SafeTensors: Sendable {
         case metadata([String: String])
 
         init(from decoder: any Decoder) throws {
+            // Told apart by shape, so a bad tensor entry reports its own problem (e.g. a shape too
+            // large for an integer), not "expected a string".
+            let keys = Set((try? decoder.container(keyedBy: AnyCodingKey.self))?.allKeys.map(\.stringValue) ?? [])
             let container = try decoder.singleValueContainer()
-            if let info = try? container.decode(TensorInfo.self) {
-                self = .tensor(info)
+            if keys.contains("dtype") || keys.contains("shape") || keys.contains("data_offsets") {
+                self = .tensor(try container.decode(TensorInfo.self))
             } else {
                 self = .metadata(try container.decode([String: String].self))
             }

@@ -185,7 +185,7 @@ public struct BenchConfiguration: Equatable, Sendable {
     public static func decode(_ data: Data, source: String) throws -> BenchConfiguration {
         let configuration: BenchConfiguration
         do {
-            configuration = try JSONDecoder().decode(BenchConfiguration.self, from: data)
+            configuration = try StrictJSON.decode(BenchConfiguration.self, from: data)
         } catch let error as BenchError {
             throw error
         } catch {

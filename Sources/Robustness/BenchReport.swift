@@ -264,11 +264,58 @@ public struct BenchReport: Codable, Equatable, Sendable {
         guard readableSchemas.contains(header.schema) else {
             throw BenchError.invalidReport(path: source, problem: "its schema is '\(header.schema)', this Bulwark reads \(readableSchemas.joined(separator: " and "))")
         }
+        let report: BenchReport
         do {
-            return try JSONDecoder().decode(BenchReport.self, from: data)
+            report = try StrictJSON.decode(BenchReport.self, from: data)
         } catch {
             throw BenchError.invalidReport(path: source, problem: "it does not parse (\(decodingErrorText(error)))")
         }
+        if let problem = report.impossibleValue() {
+            throw BenchError.invalidReport(path: source, problem: "it holds an impossible value: \(problem)")
+        }
+        return report
+    }
+
+    /// The first value no bench could have produced, if any: a report is data, and a gate decision
+    /// must not rest on an accuracy of 1.5, more correct examples than examples, an interval that
+    /// does not contain its value, or a report with no models.
+    public func impossibleValue() -> String? {
+        guard n > 0 else { return "n is \(n); a report covers at least one example" }
+        guard !models.isEmpty else { return "it lists no models" }
+        func check(_ a: Accuracy, _ what: String) -> String? {
+            guard a.n == n else { return "\(what) has n = \(a.n), the report \(n)" }
+            guard a.correct >= 0, a.correct <= a.n else { return "\(what) has \(a.correct) correct of \(a.n)" }
+            guard a.accuracy.isFinite, abs(a.accuracy - Double(a.correct) / Double(a.n)) < 1e-9 else {
+                return "\(what) has accuracy \(a.accuracy), but \(a.correct) of \(a.n) is \(Double(a.correct) / Double(a.n))"
+            }
+            guard a.ci95.count == 2, 0 <= a.ci95[0], a.ci95[0] <= a.accuracy + 1e-9, a.accuracy <= a.ci95[1] + 1e-9, a.ci95[1] <= 1 else {
+                return "\(what) has the 95% interval \(a.ci95), which does not contain \(a.accuracy) within [0, 1]"
+            }
+            return nil
+        }
+        for model in models {
+            if let problem = check(model.clean, "\(model.name) clean") { return problem }
+            for attack in model.attacks {
+                if let problem = check(attack.accuracy, "\(model.name) \(attack.attack) ε = \(attack.epsilon)") { return problem }
+            }
+            for worst in model.worstCase {
+                if let problem = check(worst.accuracy, "\(model.name) worst case ε = \(worst.epsilon)") { return problem }
+            }
+            for metric in model.metrics {
+                guard metric.value.isFinite else { return "\(model.name) metric \(metric.name) is \(metric.value)" }
+                if let count = metric.n {
+                    guard count > 0, (0...1).contains(metric.value) else {
+                        return "\(model.name) metric \(metric.name) is \(metric.value) over n = \(count) (a proportion lies in [0, 1])"
+                    }
+                }
+                if let ci = metric.ci95 {
+                    guard ci.count == 2, ci[0] <= metric.value + 1e-9, metric.value <= ci[1] + 1e-9 else {
+                        return "\(model.name) metric \(metric.name) has the interval \(ci), which does not contain \(metric.value)"
+                    }
+                }
+            }
+        }
+        return nil
     }
 }
 

@@ -16,7 +16,10 @@ public enum Fernet {
 
     /// True if `bytes` looks like a Fernet token (URL-safe base64 of a version-0x80 token).
     public static func isToken(_ bytes: some Collection<UInt8>) -> Bool {
-        Array(bytes.prefix(6)) == Array("gAAAAA".utf8)
+        // The version byte 0x80 in base64url: "g" then a character of value 0…15 (A–P), whatever
+        // the timestamp that follows (a far-future one is then refused for what it is).
+        let head = Array(bytes.prefix(2))
+        return head.count == 2 && head[0] == UInt8(ascii: "g") && (UInt8(ascii: "A")...UInt8(ascii: "P")).contains(head[1])
     }
 
     /// Encrypts `plaintext` into a token.

@@ -33,6 +33,17 @@ public struct Manifest: Codable, Equatable, Sendable {
             self.size = size
             self.recipe = recipe
         }
+
+        enum CodingKeys: String, CodingKey { case sha256, size, recipe }
+
+        public init(from decoder: any Decoder) throws {
+            // A signature covers what Bulwark reads: a field it would ignore is refused instead.
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["sha256", "size", "recipe"])
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            sha256 = try c.decode(String.self, forKey: .sha256)
+            size = try c.decode(Int.self, forKey: .size)
+            recipe = try c.decodeIfPresent(String.self, forKey: .recipe)
+        }
     }
 
     public struct Signature: Codable, Equatable, Sendable {
@@ -44,6 +55,30 @@ public struct Manifest: Codable, Equatable, Sendable {
             case algorithm, value
             case publicKey = "public_key"
         }
+
+        public init(algorithm: String, publicKey: String, value: String) {
+            self.algorithm = algorithm
+            self.publicKey = publicKey
+            self.value = value
+        }
+
+        public init(from decoder: any Decoder) throws {
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["algorithm", "public_key", "value"])
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            algorithm = try c.decode(String.self, forKey: .algorithm)
+            publicKey = try c.decode(String.self, forKey: .publicKey)
+            value = try c.decode(String.self, forKey: .value)
+        }
+    }
+
+    enum CodingKeys: String, CodingKey { case schema, files, signature }
+
+    public init(from decoder: any Decoder) throws {
+        try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["schema", "files", "signature"])
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        schema = try c.decode(String.self, forKey: .schema)
+        files = try c.decode([String: Entry].self, forKey: .files)
+        signature = try c.decodeIfPresent(Signature.self, forKey: .signature)
     }
 
     public init(files: [String: Entry] = [:]) {
@@ -72,7 +107,7 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
         let manifest: Manifest
         do {
-            manifest = try JSONDecoder().decode(Manifest.self, from: Data(bytes))
+            manifest = try StrictJSON.decode(Manifest.self, from: bytes, integerKeys: ["size"])
         } catch {
             throw SecurityError.invalidManifest(path: path, problem: "it does not parse (\(decodingErrorText(error)))")
         }

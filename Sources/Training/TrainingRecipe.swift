@@ -79,7 +79,7 @@ public struct TrainingRecipe: Equatable, Sendable {
     }
 
     public static func decode(json: String) throws -> TrainingRecipe {
-        try JSONDecoder().decode(TrainingRecipe.self, from: Data(json.utf8))
+        try StrictJSON.decode(TrainingRecipe.self, from: Array(json.utf8))
     }
 
     /// Why a checkpoint made with `self` cannot be continued by a run with `other` (nil if it can):

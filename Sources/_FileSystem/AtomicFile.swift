@@ -31,6 +31,22 @@ func errnoText() -> String { String(cString: strerror(errno)) }
 /// write temp file in the same directory → fsync(temp) → rename(temp, dest) → fsync(directory)
 /// ```
 public enum AtomicFile {
+    /// A temporary file of an earlier write to the same path that has not changed for this long
+    /// belongs to a writer that was killed (SIGKILL, a crash): the next write removes it.
+    public static let staleAge: TimeInterval = 600
+
+    /// Removes `.NAME.tmp-XXXXXX` files in `directory` left by writers that were killed.
+    static func removeStaleTemporaries(of name: String, in directory: String) {
+        let prefix = ".\(name).tmp-"
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: directory) else { return }
+        for entry in entries where entry.hasPrefix(prefix) && entry.count == prefix.count + 6 {
+            let path = directory + "/" + entry
+            var info = stat()
+            guard lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { continue }
+            if Date().timeIntervalSince1970 - Double(info.st_mtim.tv_sec) > staleAge { unlink(path) }
+        }
+    }
+
     /// The mode of ordinary new files: 0666 less the process's umask, as `open(2)` would give (a
     /// user running with `umask 077` gets files nobody else can read). Read once, from
     /// /proc/self/status (no umask(2) round trip, which would race with other threads).
@@ -65,15 +81,18 @@ public enum AtomicFile {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty
             ? "." : (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
+        removeStaleTemporaries(of: name, in: directory)
         var template = Array("\(directory)/.\(name).tmp-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else {
             throw FileSystemError.cannotWrite(path: path, reason: "cannot create a temporary file in \(directory): \(errnoText())")
         }
         let temporaryPath = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        InterruptCleanup.register(temporaryPath)
         var committed = false
         defer {
             if !committed { unlink(temporaryPath) }
+            InterruptCleanup.unregister(temporaryPath)
         }
         var sink = FileSink(fd: fd, path: path)
         do {

@@ -19,7 +19,7 @@ public enum FileKind: String, Sendable, CaseIterable {
     public static func of(_ path: String) -> FileKind {
         guard let prefix = try? FileReader.readPrefix(path, count: 1 << 16), !prefix.isEmpty else { return .other }
         let text = String(decoding: prefix, as: UTF8.self)
-        if prefix.starts(with: Array("BWENC".utf8)) || text.hasPrefix("gAAAAA") { return .encrypted }
+        if prefix.starts(with: Array("BWENC".utf8)) || (prefix.count > 1 && prefix[0] == UInt8(ascii: "g") && (UInt8(ascii: "A")...UInt8(ascii: "P")).contains(prefix[1])) { return .encrypted }
         if prefix.count > 8, prefix[8] == UInt8(ascii: "{") {
             // safetensors: an 8-byte header length, then a JSON header.
             if text.contains("\"checkpoint_format\"") { return .checkpoint }

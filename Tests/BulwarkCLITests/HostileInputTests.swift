@@ -4,6 +4,7 @@ import Glibc
 import TensorCore
 import Testing
 import _TestSupport
+import _FileSystem
 
 /// Hostile inputs from issue 14's campaign, tried against the command line as an attacker would:
 /// each exits non-zero with a message naming the problem, within seconds (a watchdog kills a run
@@ -183,5 +184,41 @@ struct HostileInputTests {
         #expect(try FileManager.default.destinationOfSymbolicLink(atPath: directory + "/link.enc") == directory + "/real/s.enc")
         #expect(try run(["data", "decrypt", "--key-file", old, directory + "/real/s.enc", directory + "/o1"]).status != 0)
         #expect(try run(["data", "decrypt", "--key-file", new, directory + "/real/s.enc", directory + "/o2"]).status == 0)
+    }
+
+    @Test("SIGTERM and SIGINT during a write leave no temporary file; a killed writer's leftovers go at the next write")
+    func interruptedWrites() throws {
+        let directory = TestSupport.temporaryDirectory("hostile-signals")
+        let key = directory + "/data.key", input = directory + "/big.bin"
+        #expect(try run(["keys", "new-data-key", "--out", key]).status == 0)
+        #expect(FileManager.default.createFile(atPath: input, contents: nil))
+        #expect(truncate(input, 2 << 30) == 0)  // 2 GiB, sparse: encrypting it takes seconds
+        for (signal, status) in [(SIGTERM, Int32(128 + SIGTERM)), (SIGINT, Int32(128 + SIGINT))] {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: CLIRun.executable)
+            process.arguments = ["data", "encrypt", "--key-file", key, input, directory + "/big.enc"]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            // Wait until the temporary output exists, then interrupt.
+            let deadline = Date().addingTimeInterval(10)
+            while Date() < deadline, !(try FileManager.default.contentsOfDirectory(atPath: directory)).contains(where: { $0.contains(".tmp-") }) {
+                usleep(10_000)
+            }
+            kill(process.processIdentifier, signal)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == status, "signal \(signal): status \(process.terminationStatus)")
+            let leftovers = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains(".tmp-") }
+            #expect(leftovers.isEmpty, "\(leftovers)")
+            #expect(!FileManager.default.fileExists(atPath: directory + "/big.enc"))
+        }
+        // A writer killed with SIGKILL leaves its temporary file; the next write to that path removes
+        // it once it is stale, and leaves a recent one (a writer still at work) alone.
+        let stale = directory + "/.out.bin.tmp-ABCDEF", recent = directory + "/.out.bin.tmp-GHIJKL"
+        for path in [stale, recent] { #expect(FileManager.default.createFile(atPath: path, contents: Data("partial".utf8))) }
+        var times = [timeval(tv_sec: 1_000_000, tv_usec: 0), timeval(tv_sec: 1_000_000, tv_usec: 0)]
+        #expect(utimes(stale, &times) == 0)
+        try AtomicFile.write(Array("done".utf8), to: directory + "/out.bin")
+        #expect(!FileManager.default.fileExists(atPath: stale) && FileManager.default.fileExists(atPath: recent))
     }
 }

@@ -36,6 +36,10 @@ struct BenchConfigurationTests {
         #expect(message(config(epsilons: "[]")).contains("is empty"))
         #expect(message(config(attacks: #"[{"name":"X","type":"jsma","norm":"linf"}]"#)).contains("unknown attack type \"jsma\""))
         #expect(message(config(attacks: #"[{"name":"X","type":"cw","norm":"linf"}]"#)).contains("C&W-L2 minimises the L2 norm"))
+        // Numbers that do not fit their field say so (Foundation alone says "not valid JSON").
+        #expect(message(config(epsilons: "[0, 1e39]")).contains("a number does not fit its field"))
+        #expect(message(#"{"schema":"bulwark-bench-config/1","seed":1e30}"#).contains(#""seed" must be an integer"#))
+        #expect(message(#"{"schema":"bulwark-bench-config/1","seed":1,"seed":2}"#).contains("appears twice"))
         #expect(message(config(attacks: #"[{"name":"P","type":"pgd","norm":"linf","steps":0}]"#)).contains("steps 0"))
         #expect(message(config(attacks: #"[{"name":"P","type":"pgd","norm":"l3"}]"#)).contains("does not parse"))
         #expect(message(config(attacks: #"[{"name":"P","type":"pgd","norm":"linf","step_size":0.1,"relative_step_size":0.1}]"#)).contains("not both"))

@@ -26,6 +26,24 @@ struct GateTests {
                            machine: .current(threads: 2), configuration: configuration, data: "test", n: n, models: [result])
     }
 
+    @Test("impossible reports are refused as data: accuracy outside [0, 1], more correct than n, a wrong interval, no models")
+    func impossibleReports() throws {
+        func message(_ edit: (inout BenchReport) -> Void) throws -> String {
+            var report = Self.report()
+            edit(&report)
+            do { _ = try BenchReport.decode(try report.encoded(), source: "r.json"); return "" } catch { return "\(error)" }
+        }
+        #expect(try message { _ in } == "")
+        #expect(try message { $0.models[0].clean.accuracy = 1.5 }.contains("impossible value: m clean has accuracy 1.5"))
+        #expect(try message { $0.models[0].clean.correct = 5000 }.contains("5000 correct of 1000"))
+        #expect(try message { $0.models[0].clean.ci95 = [0.95, 0.99] }.contains("does not contain"))
+        #expect(try message { $0.models[0].metrics[0].value = -3 }.contains("a proportion lies in [0, 1]"))
+        #expect(try message { $0.models = [] }.contains("it lists no models"))
+        #expect(try message { $0.n = -5 }.contains("n is -5"))
+        let floatN = String(decoding: try Self.report().encoded(), as: UTF8.self).replacingOccurrences(of: #""n" : 1000"#, with: #""n" : 1000.0"#)
+        #expect(throws: BenchError.self) { try BenchReport.decode(Data(floatN.utf8), source: "r.json") }
+    }
+
     @Test("within tolerance passes; a drop beyond it is a regression")
     func compare() throws {
         let base = Self.report()

@@ -1,0 +1,34 @@
+import Dispatch
+import Foundation
+import Glibc
+
+/// Temporary files being written (`AtomicFile`'s `.NAME.tmp-XXXXXX`), removed if the process is
+/// interrupted: after `install()`, SIGINT, SIGTERM and SIGHUP remove every registered file and exit
+/// with 128 + the signal number, as a shell expects. A SIGKILL cannot be caught; the next atomic
+/// write to the same path removes what it left (`AtomicFile.removeStaleTemporaries`).
+public enum InterruptCleanup {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var paths = Set<String>()
+    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+
+    static func register(_ path: String) { lock.withLock { _ = paths.insert(path) } }
+    static func unregister(_ path: String) { lock.withLock { _ = paths.remove(path) } }
+
+    /// Routes the signals to a handler on a dispatch queue (not in signal context, so it may take
+    /// locks and remove files). Call once, at the start of the command-line tool.
+    public static func install() {
+        lock.withLock {
+            guard sources.isEmpty else { return }
+            for signal in [SIGINT, SIGTERM, SIGHUP] {
+                Glibc.signal(signal, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+                source.setEventHandler {
+                    lock.withLock { for path in paths { unlink(path) } }
+                    exit(128 + signal)
+                }
+                source.resume()
+                sources.append(source)
+            }
+        }
+    }
+}

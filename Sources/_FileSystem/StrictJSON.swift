@@ -1,0 +1,198 @@
+import Foundation
+
+/// A strict reading of JSON that a security decision rests on (model headers, manifests,
+/// configurations, reports), checked before `JSONDecoder` sees it, so that every JSON parser reads
+/// the same bytes the same way (no parser differential):
+/// - a key repeated in one object is an error (parsers disagree on which one wins);
+/// - numbers under `integerKeys` (at any depth, also inside arrays) must be written as integers
+///   (`10`, not `10.0` or `1e1`): Foundation would read `10.0` as the integer 10, other tools would not;
+/// - nesting is bounded, and the text must be exactly one JSON value (RFC 8259).
+public enum StrictJSON {
+    public static let maximumDepth = 128
+
+    /// Why the text was refused, with a JSON path (`$.files["m.safetensors"].size`).
+    public struct Violation: Error, CustomStringConvertible, Equatable {
+        public let path: String
+        public let problem: String
+        public var description: String { "\(problem) at \(path)" }
+    }
+
+    /// Keys whose values are whole numbers in Bulwark's files (counts, seeds, sizes, shapes).
+    public static let integerKeys: Set<String> = [
+        "n", "seed", "steps", "restarts", "queries", "target_classes", "binary_search_steps", "square_queries", "epochs",
+        "batch_size", "check_examples", "limit", "label_column", "every", "height", "width", "channels", "in", "out",
+        "correct", "successes", "success_n", "parameters", "iterations", "size", "shape", "data_offsets",
+    ]
+
+    /// `validate`, then `JSONDecoder`; a number the decoder cannot fit in its field (Foundation then
+    /// says only "not valid JSON") is reported as what it is.
+    /// - Throws: `Violation`, or the decoder's `DecodingError`.
+    public static func decode<T: Decodable>(_ type: T.Type, from bytes: some Collection<UInt8>,
+                                            integerKeys: Set<String> = StrictJSON.integerKeys) throws -> T {
+        try validate(bytes, integerKeys: integerKeys)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
+        } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty && context.debugDescription.contains("not valid JSON") {
+            throw Violation(path: "$", problem: "a number does not fit its field (a negative seed or count, or a magnitude beyond ±3.4e38 where a 32-bit float belongs)")
+        }
+    }
+
+    /// - Throws: `Violation` for the first problem found.
+    public static func validate(_ bytes: some Collection<UInt8>, integerKeys: Set<String> = []) throws {
+        var parser = Parser(bytes: Array(bytes), integerKeys: integerKeys)
+        parser.skipSpace()
+        try parser.value(path: "$", key: nil, depth: 0)
+        parser.skipSpace()
+        guard parser.index == parser.bytes.count else { throw parser.fail("$", "unexpected text after the JSON value") }
+    }
+
+    private struct Parser {
+        let bytes: [UInt8]
+        let integerKeys: Set<String>
+        var index = 0
+
+        init(bytes: [UInt8], integerKeys: Set<String>) {
+            self.bytes = bytes
+            self.integerKeys = integerKeys
+        }
+
+        func fail(_ path: String, _ problem: String) -> Violation { Violation(path: path, problem: problem) }
+
+        mutating func skipSpace() {
+            while index < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[index]) { index += 1 }
+        }
+
+        mutating func expect(_ literal: String, path: String) throws {
+            let expected = Array(literal.utf8)
+            guard index + expected.count <= bytes.count, Array(bytes[index..<(index + expected.count)]) == expected else {
+                throw fail(path, "invalid JSON (expected \(literal))")
+            }
+            index += expected.count
+        }
+
+        /// One value; `key` is the object key it belongs to (inherited by array elements).
+        mutating func value(path: String, key: String?, depth: Int) throws {
+            guard depth <= StrictJSON.maximumDepth else { throw fail(path, "JSON nested deeper than \(StrictJSON.maximumDepth) levels") }
+            guard index < bytes.count else { throw fail(path, "invalid JSON (the text ends early)") }
+            switch bytes[index] {
+            case UInt8(ascii: "{"): try object(path: path, depth: depth)
+            case UInt8(ascii: "["): try array(path: path, key: key, depth: depth)
+            case UInt8(ascii: "\""): _ = try string(path: path)
+            case UInt8(ascii: "t"): try expect("true", path: path)
+            case UInt8(ascii: "f"): try expect("false", path: path)
+            case UInt8(ascii: "n"): try expect("null", path: path)
+            default: try number(path: path, key: key)
+            }
+        }
+
+        mutating func object(path: String, depth: Int) throws {
+            index += 1
+            var seen = Set<String>()
+            skipSpace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "}") { index += 1; return }
+            while true {
+                skipSpace()
+                guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw fail(path, "invalid JSON (expected a key)") }
+                let name = try string(path: path)
+                let child = path + "[\"" + name + "\"]"
+                guard seen.insert(name).inserted else {
+                    throw fail(child, "the key \"\(name)\" appears twice in one object (JSON parsers disagree on which one counts)")
+                }
+                skipSpace()
+                try expect(":", path: child)
+                skipSpace()
+                try value(path: child, key: name, depth: depth + 1)
+                skipSpace()
+                guard index < bytes.count else { throw fail(path, "invalid JSON (an object is not closed)") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                if bytes[index] == UInt8(ascii: "}") { index += 1; return }
+                throw fail(child, "invalid JSON (expected , or } after a value)")
+            }
+        }
+
+        mutating func array(path: String, key: String?, depth: Int) throws {
+            index += 1
+            skipSpace()
+            if index < bytes.count, bytes[index] == UInt8(ascii: "]") { index += 1; return }
+            var position = 0
+            while true {
+                skipSpace()
+                try value(path: path + "[\(position)]", key: key, depth: depth + 1)
+                skipSpace()
+                guard index < bytes.count else { throw fail(path, "invalid JSON (an array is not closed)") }
+                if bytes[index] == UInt8(ascii: ",") { index += 1; position += 1; continue }
+                if bytes[index] == UInt8(ascii: "]") { index += 1; return }
+                throw fail(path, "invalid JSON (expected , or ] in an array)")
+            }
+        }
+
+        /// A string's contents (escapes decoded only as far as keys need: \" \\ \/ and \uXXXX kept raw).
+        mutating func string(path: String) throws -> String {
+            index += 1
+            var raw: [UInt8] = []
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") {
+                    index += 1
+                    guard let text = String(validating: raw, as: UTF8.self) else { throw fail(path, "a string is not valid UTF-8") }
+                    return text
+                }
+                guard byte >= 0x20 else { throw fail(path, "invalid JSON (a control character inside a string)") }
+                if byte == UInt8(ascii: "\\") {
+                    guard index + 1 < bytes.count else { break }
+                    let escaped = bytes[index + 1]
+                    switch escaped {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): raw.append(escaped)
+                    case UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"): raw += [UInt8(ascii: "\\"), escaped]
+                    case UInt8(ascii: "u"):
+                        guard index + 5 < bytes.count, bytes[(index + 2)...(index + 5)].allSatisfy({ isHexDigit($0) }) else {
+                            throw fail(path, "invalid JSON (a bad \\u escape)")
+                        }
+                        // Decoded, so two spellings of one key ("\u0061" and "a") count as the same key.
+                        let hex = String(decoding: bytes[(index + 2)...(index + 5)], as: UTF8.self)
+                        if let code = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(code) {
+                            raw += Array(String(scalar).utf8)
+                        } else {
+                            raw += Array("\\u\(hex)".utf8)  // a lone surrogate: keep its spelling
+                        }
+                        index += 4
+                    default:
+                        throw fail(path, "invalid JSON (a bad escape in a string)")
+                    }
+                    index += 2
+                    continue
+                }
+                raw.append(byte)
+                index += 1
+            }
+            throw fail(path, "invalid JSON (a string is not closed)")
+        }
+
+        func isHexDigit(_ byte: UInt8) -> Bool {
+            (0x30...0x39).contains(byte) || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)
+        }
+
+        mutating func number(path: String, key: String?) throws {
+            let start = index
+            if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+            var digits = 0, fraction = false
+            while index < bytes.count {
+                let byte = bytes[index]
+                if (0x30...0x39).contains(byte) {
+                    digits += 1
+                } else if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
+                            || ((byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")) && index > start) {
+                    fraction = true
+                } else {
+                    break
+                }
+                index += 1
+            }
+            guard digits > 0 else { throw fail(path, "invalid JSON (expected a value)") }
+            if let key, integerKeys.contains(key), fraction {
+                let text = String(decoding: bytes[start..<index], as: UTF8.self)
+                throw fail(path, "\"\(key)\" must be an integer, written as one (got \(text))")
+            }
+        }
+    }
+}

@@ -266,7 +266,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
         }
         let report: BenchReport
         do {
-            report = try StrictJSON.decode(BenchReport.self, from: data)
+            report = try StrictJSON.decodeRejectingUnknownFields(BenchReport.self, from: data)
         } catch {
             throw BenchError.invalidReport(path: source, problem: "it does not parse (\(decodingErrorText(error)))")
         }

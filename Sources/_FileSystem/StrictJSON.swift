@@ -37,6 +37,37 @@ public enum StrictJSON {
         }
     }
 
+    /// `decode`, and unknown fields are errors too: every key of `bytes` (except those holding null)
+    /// must survive decoding and re-encoding the value, so a field no Bulwark type reads cannot
+    /// carry meaning for another reader. For types with many nested parts (reports), where
+    /// listing each part's keys would be fragile.
+    /// - Throws: `Violation` naming the first unknown field's path.
+    public static func decodeRejectingUnknownFields<T: Codable>(_ type: T.Type, from bytes: some Collection<UInt8>,
+                                                                integerKeys: Set<String> = StrictJSON.integerKeys) throws -> T {
+        let value = try decode(T.self, from: bytes, integerKeys: integerKeys)
+        let original = try JSONSerialization.jsonObject(with: Data(bytes), options: [.fragmentsAllowed])
+        let reencoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(value), options: [.fragmentsAllowed])
+        if let path = firstUnknownKey(original, reencoded, path: "$") {
+            throw Violation(path: path, problem: "unknown field (no Bulwark version writes it; a file with it was edited or made by another tool)")
+        }
+        return value
+    }
+
+    private static func firstUnknownKey(_ original: Any, _ kept: Any, path: String) -> String? {
+        if let object = original as? [String: Any] {
+            guard let keptObject = kept as? [String: Any] else { return nil }
+            for key in object.keys.sorted() where !(object[key] is NSNull) {
+                guard let child = keptObject[key] else { return path + "[\"" + key + "\"]" }
+                if let found = firstUnknownKey(object[key]!, child, path: path + "[\"" + key + "\"]") { return found }
+            }
+        } else if let array = original as? [Any], let keptArray = kept as? [Any] {
+            for (index, (element, keptElement)) in zip(array, keptArray).enumerated() {
+                if let found = firstUnknownKey(element, keptElement, path: path + "[\(index)]") { return found }
+            }
+        }
+        return nil
+    }
+
     /// - Throws: `Violation` for the first problem found.
     public static func validate(_ bytes: some Collection<UInt8>, integerKeys: Set<String> = []) throws {
         var parser = Parser(bytes: Array(bytes), integerKeys: integerKeys)

@@ -42,6 +42,8 @@ struct GateTests {
         #expect(try message { $0.n = -5 }.contains("n is -5"))
         let floatN = String(decoding: try Self.report().encoded(), as: UTF8.self).replacingOccurrences(of: #""n" : 1000"#, with: #""n" : 1000.0"#)
         #expect(throws: BenchError.self) { try BenchReport.decode(Data(floatN.utf8), source: "r.json") }
+        let extra = String(decoding: try Self.report().encoded(), as: UTF8.self).replacingOccurrences(of: #""n" : 1000,"#, with: #""n" : 1000, "trusted" : true,"#)
+        #expect { try BenchReport.decode(Data(extra.utf8), source: "r.json") } throws: { "\($0)".contains("unknown field") && "\($0)".contains("trusted") }
     }
 
     @Test("within tolerance passes; a drop beyond it is a regression")

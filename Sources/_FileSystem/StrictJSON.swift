@@ -33,7 +33,7 @@ public enum StrictJSON {
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch DecodingError.dataCorrupted(let context) where context.codingPath.isEmpty && context.debugDescription.contains("not valid JSON") {
-            throw Violation(path: "$", problem: "a number does not fit its field (a negative seed or count, or a magnitude beyond ±3.4e38 where a 32-bit float belongs)")
+            throw Violation(path: "$", problem: "a number does not fit its field (too large for it, beyond ±3.4e38 for a 32-bit float, or negative where a count belongs)")
         }
     }
 

@@ -29,7 +29,9 @@ public enum Checkpoint {
         extra["epoch"] = String(trainer.completedEpochs)
         extra["optimizer_step"] = String(trainer.optimizer.stepCount)
         extra["history"] = String(decoding: try encoder.encode(trainer.history), as: UTF8.self)
-        try AtomicFile.write(SafeTensors.serialize(tensors, metadata: ModelFile.metadata(for: trainer.network, extra: extra)), to: path)
+        let bytes = try SafeTensors.serialize(tensors, metadata: ModelFile.metadata(for: trainer.network, extra: extra))
+        try trainer.checkpointWillBeWritten?(path, bytes)
+        try AtomicFile.write(bytes, to: path)
     }
 
     /// Loads a checkpoint into `trainer` and returns the finished epochs' metrics.

@@ -65,6 +65,9 @@ public final class Trainer {
     public var progress: ((TrainingProgress) -> Void)?
     /// Where a checkpoint is written (atomically) after every epoch; nil for none.
     public var checkpointPath: String?
+    /// Called with a checkpoint's bytes before they replace the file at its path (to announce its
+    /// digest in a manifest first, so that a kill between the two leaves a verifiable pair).
+    public var checkpointWillBeWritten: ((String, [UInt8]) throws -> Void)?
     /// The checkpoint this run has written, if any (a diverged run names only a file that exists).
     private(set) var writtenCheckpoint: String?
     /// Extra `__metadata__` entries of every checkpoint (e.g. the full recipe, for provenance).

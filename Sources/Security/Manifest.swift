@@ -27,23 +27,36 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var sha256: String
         public var size: Int
         public var recipe: String?
+        /// While a new version of the file is being written (announced, not yet renamed into place):
+        /// the digest of the version it replaces, which the file may still hold if the writer was
+        /// killed in between. `record` clears it once the new version is in place.
+        public var previousSHA256: String?
 
-        public init(sha256: String, size: Int, recipe: String? = nil) {
+        public init(sha256: String, size: Int, recipe: String? = nil, previousSHA256: String? = nil) {
             self.sha256 = sha256
             self.size = size
             self.recipe = recipe
+            self.previousSHA256 = previousSHA256
         }
 
-        enum CodingKeys: String, CodingKey { case sha256, size, recipe }
+        enum CodingKeys: String, CodingKey {
+            case sha256, size, recipe
+            case previousSHA256 = "previous_sha256"
+        }
 
         public init(from decoder: any Decoder) throws {
             // A signature covers what Bulwark reads: a field it would ignore is refused instead.
-            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["sha256", "size", "recipe"])
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["sha256", "size", "recipe", "previous_sha256"])
             let c = try decoder.container(keyedBy: CodingKeys.self)
             sha256 = try c.decode(String.self, forKey: .sha256)
             size = try c.decode(Int.self, forKey: .size)
             recipe = try c.decodeIfPresent(String.self, forKey: .recipe)
+            previousSHA256 = try c.decodeIfPresent(String.self, forKey: .previousSHA256)
         }
+
+        /// Whether a file with digest `actual` is this entry's file: its current version, or the
+        /// version an interrupted write was replacing.
+        public func vouches(for actual: String) -> Bool { actual == sha256 || actual == previousSHA256 }
     }
 
     public struct Signature: Codable, Equatable, Sendable {
@@ -205,7 +218,7 @@ public struct Manifest: Codable, Equatable, Sendable {
                 continue
             }
             let actual = try FileDigest.sha256(path: path)
-            if actual == entry.sha256 { result.verified.append(name) } else { result.mismatched.append((name, entry.sha256, actual)) }
+            if entry.vouches(for: actual) { result.verified.append(name) } else { result.mismatched.append((name, entry.sha256, actual)) }
         }
         result.unlisted = try Self.coveredFiles(in: directory).filter { files[$0] == nil }
         return result
@@ -272,6 +285,26 @@ public struct Manifest: Codable, Equatable, Sendable {
             manifest.files[name] = entry
             try manifest.write(directory: directory)
             return (entry, wasSigned)
+        }
+    }
+
+    /// Announces a new version of `path` (its digest and size) before it is renamed into place,
+    /// keeping the current version's digest as `previous_sha256`: a writer killed between the two
+    /// steps leaves a file the manifest still vouches for, and `record` afterwards clears the
+    /// previous digest. Returns true if a signature was removed.
+    public static func announce(_ path: String, sha256: String, size: Int, recipe: String? = nil) throws -> Bool {
+        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let name = (path as NSString).lastPathComponent
+        return try withLock(directory: directory) {
+            var manifest = try load(directory: directory) ?? Manifest()
+            let wasSigned = manifest.signature != nil
+            manifest.signature = nil
+            let current = manifest.files[name]
+            // Only a version that is on disk now may be vouched for as the previous one.
+            let onDisk = (try? FileDigest.sha256(path: path)).flatMap { current?.vouches(for: $0) == true ? $0 : nil }
+            manifest.files[name] = Entry(sha256: sha256, size: size, recipe: recipe ?? current?.recipe, previousSHA256: onDisk)
+            try manifest.write(directory: directory)
+            return wasSigned
         }
     }
 

@@ -63,7 +63,7 @@ public final class VerifyingFileLoader: FileLoading {
         let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
         let name = (path as NSString).lastPathComponent
         if let manifest = try manifest(of: directory), let entry = manifest.files[name] {
-            guard entry.sha256 == actual else {
+            guard entry.vouches(for: actual) else {
                 throw SecurityError.digestMismatch(path: path, expected: entry.sha256, actual: actual, source: Manifest.path(in: directory))
             }
             return

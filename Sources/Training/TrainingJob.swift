@@ -89,6 +89,9 @@ public struct TrainingJob: Sendable {
         let monitor = try makeMonitor(validation: validation, events: events)
         trainer.checkpointPath = checkpointPath
         trainer.checkpointMetadata = ["recipe": recipe.json, "bulwark_version": BulwarkVersion.current]
+        trainer.checkpointWillBeWritten = { path, bytes in
+            _ = try Manifest.announce(path, sha256: FileDigest.sha256(bytes), size: bytes.count, recipe: recipe.json)
+        }
         trainer.checkpointWritten = { try Self.record($0, recipe: recipe.json, events: events) }
         if let resume {
             try checkResumable(resume, loader: loader)

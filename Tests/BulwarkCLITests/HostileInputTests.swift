@@ -5,6 +5,7 @@ import TensorCore
 import Testing
 import _TestSupport
 import _FileSystem
+import Security
 
 /// Hostile inputs from issue 14's campaign, tried against the command line as an attacker would:
 /// each exits non-zero with a message naming the problem, within seconds (a watchdog kills a run
@@ -220,5 +221,31 @@ struct HostileInputTests {
         #expect(utimes(stale, &times) == 0)
         try AtomicFile.write(Array("done".utf8), to: directory + "/out.bin")
         #expect(!FileManager.default.fileExists(atPath: stale) && FileManager.default.fileExists(atPath: recent))
+    }
+
+    @Test("a kill between a checkpoint's write and its manifest record leaves a pair that --resume accepts; other contents are still refused")
+    func checkpointAndManifestPair() throws {
+        let directory = TestSupport.temporaryDirectory("hostile-pair")
+        let sample = ["--data-dir", TestSupport.sampleDirectory]
+        let (model, checkpoint) = (directory + "/m.safetensors", directory + "/m.checkpoint.safetensors")
+        let train = ["train", "--model", "784-8-10", "--limit", "200", "--out", model, "--checkpoint", checkpoint] + sample
+        #expect(try run(train + ["--epochs", "1"]).status == 0)
+        // The state a kill leaves after the next epoch's checkpoint was announced, before its rename:
+        // the manifest lists the new digest, the file still holds the old version.
+        _ = try Manifest.announce(checkpoint, sha256: String(repeating: "ab", count: 32), size: 123)
+        let entry = try #require(try Manifest.load(directory: directory)?.files["m.checkpoint.safetensors"])
+        let onDisk = try FileDigest.sha256(path: checkpoint)
+        #expect(entry.previousSHA256 == onDisk)
+        let resumed = try run(train + ["--epochs", "2", "--resume", checkpoint, "--force"])
+        #expect(resumed.status == 0, "\(resumed.stderr)")
+        let after = try #require(try Manifest.load(directory: directory)?.files["m.checkpoint.safetensors"])
+        let written = try FileDigest.sha256(path: checkpoint)
+        #expect(after.previousSHA256 == nil && after.sha256 == written)
+        // Neither the announced nor the previous version: refused as before.
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
+        bytes[bytes.count - 1] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: checkpoint))
+        let tampered = try run(train + ["--epochs", "3", "--resume", checkpoint, "--force"])
+        #expect(tampered.status == 2 && tampered.stderr.contains("SHA-256"), "\(tampered.stderr)")
     }
 }

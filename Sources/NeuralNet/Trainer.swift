@@ -101,6 +101,12 @@ public final class Trainer {
             throw NeuralNetError.invalidData("there are no training examples (check --limit and --val-split)")
         }
         let batchSize = min(configuration.batchSize, train.count)
+        // A resumed optimizer cannot have taken more steps than its finished epochs hold.
+        let stepsPerEpoch = (train.count + batchSize - 1) / batchSize
+        guard optimizer.stepCount <= completedEpochs * stepsPerEpoch else {
+            throw NeuralNetError.invalidData("the resumed optimizer step \(optimizer.stepCount) exceeds the \(completedEpochs) finished epochs × "
+                                             + "\(stepsPerEpoch) steps on this data; resume with the data and batch size of the original run")
+        }
         let step = TrainingStep(network: network, optimizer: optimizer, objective: objective, clipNorm: configuration.clipNorm,
                                 batchSize: batchSize, features: train.featureCount)
         var order = Array(0..<train.count)

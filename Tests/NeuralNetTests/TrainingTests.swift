@@ -207,5 +207,12 @@ struct TrainingSeamTests {
         #expect(try variant(metadata: ["checkpoint_format": "bulwark-checkpoint/1"]).contains("start the run again"))
         #expect(try variant(metadata: ["epoch": "-3"]).contains("does not match the"))
         #expect(try variant(metadata: ["epoch": "7"]).contains("does not match the"))
+        // An in-range step count that the finished epochs cannot hold (2 epochs × 3 steps here).
+        _ = try variant(metadata: ["optimizer_step": "1000000"])
+        let resumed = try Trainer(configuration: configuration(epochs: 3), objective: CrossEntropyObjective())
+        try resumed.resume(from: directory + "/variant.ckpt")
+        #expect { try resumed.train(on: TestSupport.syntheticData(count: 30, features: 20, classes: 3, seed: 3), validation: nil) } throws: {
+            "\($0)".contains("optimizer step 1000000 exceeds the 2 finished epochs × 3 steps")
+        }
     }
 }

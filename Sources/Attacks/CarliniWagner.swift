@@ -137,7 +137,8 @@ public struct CarliniWagner: MinimumNormAttack {
             for i in 0..<m {
                 let c = ws.constant.pointer[i]
                 if ws.found[i] { ws.upper.pointer[i] = min(ws.upper.pointer[i], c) } else { ws.lower.pointer[i] = max(ws.lower.pointer[i], c) }
-                ws.constant.pointer[i] = ws.upper.pointer[i].isFinite ? (ws.lower.pointer[i] + ws.upper.pointer[i]) / 2 : c * 10
+                // The reference's bound: c never exceeds 10¹⁰ (Float would overflow after ~40 fruitless steps).
+                ws.constant.pointer[i] = ws.upper.pointer[i].isFinite ? (ws.lower.pointer[i] + ws.upper.pointer[i]) / 2 : min(c * 10, 1e10)
             }
         }
         for i in 0..<m {

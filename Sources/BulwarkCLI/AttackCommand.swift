@@ -76,8 +76,8 @@ struct AttackCommand: ParsableCommand {
         let attack = try spec.makeAttack(epsilon: attackOptions.eps.value, purpose: purpose)
         let goal = attackOptions.goal
         if let saveAdv {
-            try OutputPath.prepare(saveAdv, for: "--save-adv", replacing: [.adversarialExamples], inputs: [model] + (evalOn.map { [$0] } ?? []),
-                                   force: force)
+            try OutputPath.prepare(saveAdv, for: "--save-adv", replacing: [.adversarialExamples],
+                                   inputs: [model] + (evalOn.map { [$0] } ?? []) + data.spec.namedFiles, force: force)
         }
         let loader = try security.loader(model: model)
         let network = try modelOptions.load(model, loader: loader).network
@@ -269,7 +269,7 @@ struct AttackReport: Encodable {
         case .deepFool(let p):
             (steps, stepSize, restarts, randomStart) = (p.steps, nil, 1, false)
         case .carliniWagner(let p):
-            (steps, stepSize, restarts, randomStart) = (p.steps, nil, p.binarySearchSteps, false)
+            (steps, stepSize, restarts, randomStart) = (p.steps, nil, nil, false)  // binary-search steps are in `spec`
         case .ddn(let p):
             (steps, stepSize, restarts, randomStart) = (p.steps, nil, 1, false)
         case .miFGSM:

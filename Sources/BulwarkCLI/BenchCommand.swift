@@ -85,8 +85,7 @@ struct BenchCommand: ParsableCommand {
         guard let config else { return (.standard, FileManager.default.currentDirectoryPath) }
         let bytes = try FileReader.readAll(config, limit: 16 << 20)
         let configuration = try BenchConfiguration.decode(Data(bytes), source: config)
-        let directory = (config as NSString).deletingLastPathComponent
-        return (configuration, directory.isEmpty ? "." : directory)
+        return (configuration, PathText.directory(of: config))
     }
 
     func run() throws {
@@ -103,7 +102,10 @@ struct BenchCommand: ParsableCommand {
         if suite != nil { configuration.attacks = try Self.autoAttackEntries(replacing: configuration) }
         configuration.dataset = try effectiveDataset(configuration.dataset)
         try configuration.validate()
-        if report != "-" { try OutputPath.prepare(report, for: "--report", replacing: [.report], inputs: config.map { [$0] } ?? [], force: force) }
+        if report != "-" {
+            let models = configuration.models.map { ($0.path as NSString).isAbsolutePath ? $0.path : baseDirectory + "/" + $0.path }
+            try OutputPath.prepare(report, for: "--report", replacing: [.report], inputs: (config.map { [$0] } ?? []) + models, force: force)
+        }
         var job = BenchJob(configuration: configuration, baseDirectory: baseDirectory)
         job.trainMissing = trainMissing
         let missing = job.missingModels()

@@ -36,7 +36,8 @@ public enum CommandLineEntry {
 
     private static func finish(_ status: ExitStatus, _ message: String) -> Never {
         Console.flushStandardOutput()
-        Console.note(message)
+        // Messages quote names and values from files: escape control characters (not line breaks).
+        Console.note(message.split(separator: "\n", omittingEmptySubsequences: false).map { displayable($0) }.joined(separator: "\n"))
         Foundation.exit(status.rawValue)
     }
 }

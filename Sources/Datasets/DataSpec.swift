@@ -24,6 +24,13 @@ public struct DataSpec: Equatable, Sendable {
         self.limit = limit
     }
 
+    /// The files this data is read from, as far as they are named (CSV files; an IDX directory's
+    /// files are found when loading), so outputs can be checked against them.
+    public var namedFiles: [String] {
+        if case .csv(let train, let test, _, _) = source { return [train, test].compactMap { $0 } }
+        return []
+    }
+
     /// - Throws: `DatasetError.invalidSpec` naming a bad value.
     public func validate() throws {
         if let limit, limit < 1 { throw DatasetError.invalidSpec("the example limit must be at least 1, got \(limit)") }

@@ -290,14 +290,16 @@ public struct SafeTensors: Sendable {
         case metadata([String: String])
 
         init(from decoder: any Decoder) throws {
-            // Told apart by shape, so a bad tensor entry reports its own problem (e.g. a shape too
+            // Told apart by name, so a bad tensor entry reports its own problem (e.g. a shape too
             // large for an integer), not "expected a string".
-            let keys = Set((try? decoder.container(keyedBy: AnyCodingKey.self))?.allKeys.map(\.stringValue) ?? [])
             let container = try decoder.singleValueContainer()
-            if keys.contains("dtype") || keys.contains("shape") || keys.contains("data_offsets") {
-                self = .tensor(try container.decode(TensorInfo.self))
+            if decoder.codingPath.last?.stringValue == "__metadata__" {
+                guard let map = try? container.decode([String: String].self) else {
+                    throw DecodingError.dataCorruptedError(in: container, debugDescription: "__metadata__ must be an object of strings")
+                }
+                self = .metadata(map)
             } else {
-                self = .metadata(try container.decode([String: String].self))
+                self = .tensor(try container.decode(TensorInfo.self))
             }
         }
 

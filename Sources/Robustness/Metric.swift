@@ -18,7 +18,7 @@ public struct Metric: Codable, Equatable, Sendable {
     /// Unique within a model's metrics, e.g. `clean`, `PGD-20 ε=0.1`, `worst case ε=0.1`.
     public var name: String
     public var value: Double
-    /// Examples behind the value, when it is a proportion or a mean over examples.
+    /// Examples behind the value, when it is a proportion (the gate then requires a value in [0, 1]).
     public var n: Int?
     /// 95% confidence interval, when known.
     public var ci95: [Double]?

@@ -1,4 +1,5 @@
 import Foundation
+import _FileSystem
 import NeuralNet
 import Training
 
@@ -43,7 +44,7 @@ public struct ModelCard: Codable, Equatable, Sendable {
     public init(result: BenchReport.ModelResult, entry: BenchConfiguration.ModelEntry, metadata: [String: String], report: BenchReport) {
         schema = Self.schema
         name = result.name
-        file = (entry.path as NSString).lastPathComponent
+        file = PathText.name(of: entry.path)
         sha256 = result.sha256
         architecture = result.architecture
         parameters = result.parameters

@@ -164,7 +164,7 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
         var names: [String] = []
         for case let name as String in enumerator {
-            let last = (name as NSString).lastPathComponent
+            let last = PathText.name(of: name)
             if last.hasPrefix(".") {
                 var isDirectory: ObjCBool = false
                 if FileManager.default.fileExists(atPath: directory + "/" + name, isDirectory: &isDirectory), isDirectory.boolValue {
@@ -175,7 +175,7 @@ public struct Manifest: Codable, Equatable, Sendable {
             guard name != fileName else { continue }
             let path = directory + "/" + name
             var info = stat()
-            if lstat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { continue }
+            if stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFDIR { continue }  // also a link to a directory
             // Anything else that is not a regular file (a FIFO, a device, a dangling link) cannot be
             // covered: say so rather than skip it silently.
             _ = try FileReader.size(of: path)
@@ -274,8 +274,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// - Returns: the entry written, and true if a signature was removed (the caller should say so).
     @discardableResult
     public static func record(_ path: String, recipe: String? = nil) throws -> (entry: Entry, removedSignature: Bool) {
-        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+        let directory = PathText.directory(of: path)
+        let name = PathText.name(of: path)
         return try withLock(directory: directory) {
             var manifest = try load(directory: directory) ?? Manifest()
             let wasSigned = manifest.signature != nil
@@ -293,8 +293,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// steps leaves a file the manifest still vouches for, and `record` afterwards clears the
     /// previous digest. Returns true if a signature was removed.
     public static func announce(_ path: String, sha256: String, size: Int, recipe: String? = nil) throws -> Bool {
-        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+        let directory = PathText.directory(of: path)
+        let name = PathText.name(of: path)
         return try withLock(directory: directory) {
             var manifest = try load(directory: directory) ?? Manifest()
             let wasSigned = manifest.signature != nil

@@ -60,8 +60,8 @@ public final class VerifyingFileLoader: FileLoading {
             }
             return
         }
-        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+        let directory = PathText.directory(of: path)
+        let name = PathText.name(of: path)
         if let manifest = try manifest(of: directory), let entry = manifest.files[name] {
             guard entry.vouches(for: actual) else {
                 throw SecurityError.digestMismatch(path: path, expected: entry.sha256, actual: actual, source: Manifest.path(in: directory))

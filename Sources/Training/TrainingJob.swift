@@ -71,9 +71,10 @@ public struct TrainingJob: Sendable {
         try data.validate()
         // A new model may replace an old model, a checkpoint a checkpoint; nothing else without force,
         // and never the file resumed from or each other.
-        try OutputPath.prepare(output, for: "the trained model", replacing: [.model], inputs: [checkpointPath] + (resume.map { [$0] } ?? []),
-                               force: force)
-        try OutputPath.prepare(checkpointPath, for: "the training checkpoint", replacing: [.checkpoint], inputs: [output], force: force)
+        let inputs = (resume.map { [$0] } ?? []) + data.namedFiles
+        try OutputPath.prepare(output, for: "the trained model", replacing: [.model], inputs: [checkpointPath] + inputs, force: force)
+        try OutputPath.prepare(checkpointPath, for: "the training checkpoint", replacing: [.checkpoint],
+                               inputs: [output] + data.namedFiles, force: force)
     }
 
     /// Runs the job, reading every file through `loader` (which verifies and decrypts).
@@ -90,7 +91,9 @@ public struct TrainingJob: Sendable {
         trainer.checkpointPath = checkpointPath
         trainer.checkpointMetadata = ["recipe": recipe.json, "bulwark_version": BulwarkVersion.current]
         trainer.checkpointWillBeWritten = { path, bytes in
-            _ = try Manifest.announce(path, sha256: FileDigest.sha256(bytes), size: bytes.count, recipe: recipe.json)
+            if try Manifest.announce(path, sha256: FileDigest.sha256(bytes), size: bytes.count, recipe: recipe.json) {
+                events.warning("the manifest beside \(path) was signed; recording the checkpoint removed its signature (sign it again with bulwark manifest sign)")
+            }
         }
         trainer.checkpointWritten = { try Self.record($0, recipe: recipe.json, events: events) }
         if let resume {

@@ -78,9 +78,8 @@ public enum AtomicFile {
     public static func write(
         to path: String, permissions: mode_t = defaultPermissions, _ body: (inout FileSink) throws -> Void
     ) throws {
-        let directory = (path as NSString).deletingLastPathComponent.isEmpty
-            ? "." : (path as NSString).deletingLastPathComponent
-        let name = (path as NSString).lastPathComponent
+        let directory = PathText.directory(of: path)
+        let name = PathText.name(of: path)
         removeStaleTemporaries(of: name, in: directory)
         var template = Array("\(directory)/.\(name).tmp-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }

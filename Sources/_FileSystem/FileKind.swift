@@ -19,7 +19,7 @@ public enum FileKind: String, Sendable, CaseIterable {
     public static func of(_ path: String) -> FileKind {
         guard let prefix = try? FileReader.readPrefix(path, count: 1 << 16), !prefix.isEmpty else { return .other }
         let text = String(decoding: prefix, as: UTF8.self)
-        if prefix.starts(with: Array("BWENC".utf8)) || (prefix.count > 1 && prefix[0] == UInt8(ascii: "g") && (UInt8(ascii: "A")...UInt8(ascii: "P")).contains(prefix[1])) { return .encrypted }
+        if prefix.starts(with: Array("BWENC".utf8)) || looksLikeFernet(prefix) { return .encrypted }
         if prefix.count > 8, prefix[8] == UInt8(ascii: "{") {
             // safetensors: an 8-byte header length, then a JSON header.
             if text.contains("\"checkpoint_format\"") { return .checkpoint }
@@ -27,7 +27,9 @@ public enum FileKind: String, Sendable, CaseIterable {
             if text.contains("\"__metadata__\"") || text.contains("\"data_offsets\"") { return .model }
         }
         if text.hasPrefix("{") {
-            if text.contains("\"bulwark-report/") { return .report }
+            // Reports are written with sorted keys, so "schema" comes last: look at the end too.
+            let tail = String(decoding: (try? FileReader.readSuffix(path, count: 1 << 12)) ?? [], as: UTF8.self)
+            if text.contains("\"bulwark-report/") || tail.contains("\"bulwark-report/") { return .report }
             if text.contains("\"bulwark-manifest/") { return .manifest }
             if text.contains("\"algorithm\"") && (text.contains("\"private_key\"") || text.contains("\"public_key\"")) { return .signingKey }
         }
@@ -36,6 +38,15 @@ public enum FileKind: String, Sendable, CaseIterable {
         if trimmed.count == 44, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_=+/".contains($0) }) { return .dataKey }
         return .other
     }
+}
+
+/// A Fernet token: version 0x80 in base64url ("g" then A–P), at least the 100 characters of the
+/// shortest token, and nothing but base64url characters.
+private func looksLikeFernet(_ prefix: [UInt8]) -> Bool {
+    guard prefix.count >= 100, prefix[0] == UInt8(ascii: "g"), (UInt8(ascii: "A")...UInt8(ascii: "P")).contains(prefix[1]) else { return false }
+    let alphabet = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=".utf8))
+    let body = prefix.prefix { $0 != 0x0A && $0 != 0x0D }
+    return body.count >= 100 && body.allSatisfy(alphabet.contains)
 }
 
 extension OutputPath {
@@ -69,7 +80,7 @@ extension OutputPath {
 
     private static func resolved(_ path: String) -> String {
         let absolute = ((path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path) as NSString).standardizingPath
-        let directory = ((absolute as NSString).deletingLastPathComponent as NSString).resolvingSymlinksInPath
-        return (directory as NSString).appendingPathComponent((absolute as NSString).lastPathComponent)
+        let directory = (PathText.directory(of: absolute) as NSString).resolvingSymlinksInPath
+        return (directory == "/" ? "" : directory) + "/" + PathText.name(of: absolute)
     }
 }

@@ -88,6 +88,27 @@ public enum FileReader {
 }
 
 extension FileReader {
+    /// The last `count` bytes of the regular file (all of it if it is shorter), without reading the rest.
+    public static func readSuffix(_ path: String, count: Int) throws -> [UInt8] {
+        let fd = try openRegular(path)
+        defer { close(fd) }
+        let size = Int(lseek(fd, 0, SEEK_END))
+        let start = max(0, size - count)
+        guard size >= 0, lseek(fd, off_t(start), SEEK_SET) >= 0 else { throw FileSystemError.cannotRead(path: path, reason: errnoText()) }
+        var suffix = [UInt8](repeating: 0, count: size - start)
+        var filled = 0
+        while filled < suffix.count {
+            let n = suffix.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw FileSystemError.cannotRead(path: path, reason: errnoText())
+            }
+            if n == 0 { break }
+            filled += n
+        }
+        return Array(suffix[..<filled])
+    }
+
     /// The first `count` bytes of the file (fewer if it is shorter), without reading the rest.
     public static func readPrefix(_ path: String, count: Int) throws -> [UInt8] {
         let fd = try openRegular(path)

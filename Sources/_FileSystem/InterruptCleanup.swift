@@ -20,11 +20,15 @@ public enum InterruptCleanup {
         lock.withLock {
             guard sources.isEmpty else { return }
             for signal in [SIGINT, SIGTERM, SIGHUP] {
+                // A signal the process was started with ignored (nohup, a background job) stays ignored.
+                var inherited = sigaction()
+                sigaction(signal, nil, &inherited)
+                if unsafeBitCast(inherited.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
                 Glibc.signal(signal, SIG_IGN)
                 let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
                 source.setEventHandler {
                     lock.withLock { for path in paths { unlink(path) } }
-                    exit(128 + signal)
+                    _exit(128 + signal)  // no atexit handlers while worker threads still run
                 }
                 source.resume()
                 sources.append(source)

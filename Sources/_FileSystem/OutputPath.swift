@@ -17,13 +17,13 @@ public enum OutputPath {
         if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
             throw fail("it is a directory")
         }
-        let directory = (path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent
+        let directory = PathText.directory(of: path)
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         } catch {
             throw fail("its directory \(directory) cannot be created: \(error.localizedDescription)")
         }
-        var template = Array("\(directory)/.\((path as NSString).lastPathComponent).probe-XXXXXX".utf8CString)
+        var template = Array("\(directory)/.\(PathText.name(of: path)).probe-XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         guard fd >= 0 else { throw fail("no file can be created in \(directory): \(errnoText())") }
         close(fd)

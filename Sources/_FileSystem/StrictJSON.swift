@@ -157,70 +157,101 @@ public enum StrictJSON {
             }
         }
 
-        /// A string's contents (escapes decoded only as far as keys need: \" \\ \/ and \uXXXX kept raw).
+        /// A string's contents, with every escape decoded as JSON decoders do (so two spellings of
+        /// one key count as the same key); a lone surrogate escape is an error.
         mutating func string(path: String) throws -> String {
             index += 1
-            var raw: [UInt8] = []
+            var text = String.UnicodeScalarView()
+            var raw: [UInt8] = []  // unescaped bytes since the last escape
+            func flush() throws {
+                guard let run = String(validating: raw, as: UTF8.self) else { throw fail(path, "a string is not valid UTF-8") }
+                text.append(contentsOf: run.unicodeScalars)
+                raw.removeAll(keepingCapacity: true)
+            }
             while index < bytes.count {
                 let byte = bytes[index]
                 if byte == UInt8(ascii: "\"") {
                     index += 1
-                    guard let text = String(validating: raw, as: UTF8.self) else { throw fail(path, "a string is not valid UTF-8") }
-                    return text
+                    try flush()
+                    return String(text)
                 }
                 guard byte >= 0x20 else { throw fail(path, "invalid JSON (a control character inside a string)") }
-                if byte == UInt8(ascii: "\\") {
-                    guard index + 1 < bytes.count else { break }
-                    let escaped = bytes[index + 1]
-                    switch escaped {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): raw.append(escaped)
-                    case UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"): raw += [UInt8(ascii: "\\"), escaped]
-                    case UInt8(ascii: "u"):
-                        guard index + 5 < bytes.count, bytes[(index + 2)...(index + 5)].allSatisfy({ isHexDigit($0) }) else {
-                            throw fail(path, "invalid JSON (a bad \\u escape)")
-                        }
-                        // Decoded, so two spellings of one key ("\u0061" and "a") count as the same key.
-                        let hex = String(decoding: bytes[(index + 2)...(index + 5)], as: UTF8.self)
-                        if let code = UInt32(hex, radix: 16), let scalar = Unicode.Scalar(code) {
-                            raw += Array(String(scalar).utf8)
-                        } else {
-                            raw += Array("\\u\(hex)".utf8)  // a lone surrogate: keep its spelling
-                        }
-                        index += 4
-                    default:
-                        throw fail(path, "invalid JSON (a bad escape in a string)")
-                    }
-                    index += 2
+                guard byte == UInt8(ascii: "\\") else {
+                    raw.append(byte)
+                    index += 1
                     continue
                 }
-                raw.append(byte)
-                index += 1
+                guard index + 1 < bytes.count else { break }
+                try flush()
+                let escaped = bytes[index + 1]
+                index += 2
+                let simple: [UInt8: Unicode.Scalar] = [0x22: "\"", 0x5C: "\\", 0x2F: "/", 0x62: "\u{08}", 0x66: "\u{0C}",
+                                                        0x6E: "\n", 0x72: "\r", 0x74: "\t"]
+                if let scalar = simple[escaped] {
+                    text.append(scalar)
+                    continue
+                }
+                guard escaped == UInt8(ascii: "u"), var code = hex4(path: path) else { throw fail(path, "invalid JSON (a bad escape in a string)") }
+                if (0xD800...0xDBFF).contains(code) {
+                    // A high surrogate must be followed by an escaped low one; together they are one scalar.
+                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
+                        throw fail(path, "invalid JSON (a lone surrogate escape \\u\(String(code, radix: 16)))")
+                    }
+                    index += 2
+                    guard let low = hex4(path: path), (0xDC00...0xDFFF).contains(low) else {
+                        throw fail(path, "invalid JSON (a lone surrogate escape \\u\(String(code, radix: 16)))")
+                    }
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                }
+                guard let scalar = Unicode.Scalar(code) else {
+                    throw fail(path, "invalid JSON (a lone surrogate escape \\u\(String(code, radix: 16)))")
+                }
+                text.append(scalar)
             }
             throw fail(path, "invalid JSON (a string is not closed)")
+        }
+
+        /// Four hex digits at the index (consumed), or nil.
+        mutating func hex4(path: String) -> UInt32? {
+            guard index + 4 <= bytes.count, bytes[index..<(index + 4)].allSatisfy({ isHexDigit($0) }),
+                  let value = UInt32(String(decoding: bytes[index..<(index + 4)], as: UTF8.self), radix: 16) else { return nil }
+            index += 4
+            return value
         }
 
         func isHexDigit(_ byte: UInt8) -> Bool {
             (0x30...0x39).contains(byte) || (0x41...0x46).contains(byte) || (0x61...0x66).contains(byte)
         }
 
+        /// A number by RFC 8259's grammar: -? (0 | [1-9][0-9]*) (.[0-9]+)? ([eE][+-]?[0-9]+)?
         mutating func number(path: String, key: String?) throws {
             let start = index
-            if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
-            var digits = 0, fraction = false
-            while index < bytes.count {
-                let byte = bytes[index]
-                if (0x30...0x39).contains(byte) {
-                    digits += 1
-                } else if byte == UInt8(ascii: ".") || byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E")
-                            || ((byte == UInt8(ascii: "+") || byte == UInt8(ascii: "-")) && index > start) {
-                    fraction = true
-                } else {
-                    break
-                }
-                index += 1
+            func digits() -> Int {
+                let first = index
+                while index < bytes.count, (0x30...0x39).contains(bytes[index]) { index += 1 }
+                return index - first
             }
-            guard digits > 0 else { throw fail(path, "invalid JSON (expected a value)") }
-            if let key, integerKeys.contains(key), fraction {
+            if index < bytes.count, bytes[index] == UInt8(ascii: "-") { index += 1 }
+            guard index < bytes.count, (0x30...0x39).contains(bytes[index]) else { throw fail(path, "invalid JSON (expected a value)") }
+            if bytes[index] == UInt8(ascii: "0") {
+                index += 1
+                if index < bytes.count, (0x30...0x39).contains(bytes[index]) { throw fail(path, "invalid JSON (a number with a leading zero)") }
+            } else {
+                _ = digits()
+            }
+            var integral = true
+            if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+                index += 1
+                integral = false
+                guard digits() > 0 else { throw fail(path, "invalid JSON (a number ends after its decimal point)") }
+            }
+            if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+                index += 1
+                integral = false
+                if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
+                guard digits() > 0 else { throw fail(path, "invalid JSON (a number's exponent has no digits)") }
+            }
+            if let key, integerKeys.contains(key), !integral {
                 let text = String(decoding: bytes[start..<index], as: UTF8.self)
                 throw fail(path, "\"\(key)\" must be an integer, written as one (got \(text))")
             }

@@ -146,6 +146,11 @@ struct HostileInputTests {
         let saved = directory + "/adv.safetensors"
         #expect(try run(attack + ["--save-adv", saved]).status == 0)
         #expect(try run(attack + ["--save-adv", saved]).status == 0, "saved examples may replace saved examples")
+        // A large report (its "schema" key comes last, far beyond the first 64 KiB) is still a report.
+        let report = directory + "/report.json"
+        let padding = String(repeating: "x", count: 200_000)
+        try Data(#"{"a_notes" : "\#(padding)", "schema" : "bulwark-report/2"}"#.utf8).write(to: URL(fileURLWithPath: report))
+        #expect(FileKind.of(report) == .report)
 
         // A checkpoint path over notes, and over the model being written.
         let notes = directory + "/notes.txt"
@@ -247,5 +252,19 @@ struct HostileInputTests {
         try bytes.write(to: URL(fileURLWithPath: checkpoint))
         let tampered = try run(train + ["--epochs", "3", "--resume", checkpoint, "--force"])
         #expect(tampered.status == 2 && tampered.stderr.contains("SHA-256"), "\(tampered.stderr)")
+    }
+
+    @Test("a one-character output name is an ordinary file name (it crashed in Foundation's path code)")
+    func oneCharacterName() throws {
+        let directory = TestSupport.temporaryDirectory("hostile-name")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: CLIRun.executable)
+        process.arguments = ["keys", "new-data-key", "--out", "k"]
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0 && FileManager.default.fileExists(atPath: directory + "/k"))
     }
 }

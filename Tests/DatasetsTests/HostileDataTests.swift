@@ -83,4 +83,13 @@ struct HostileDataTests {
         #expect(displayable(String(repeating: "x", count: 100), limit: 10) == "xxxxxxxxxx… (90 more characters)")
         #expect(displayable("ünïcode ✓") == "ünïcode ✓")
     }
+
+    @Test("paths split without Foundation's NSString path methods (which trap on a one-character name)")
+    func pathText() {
+        #expect(PathText.directory(of: "k") == "." && PathText.name(of: "k") == "k")
+        #expect(PathText.directory(of: "/k") == "/" && PathText.name(of: "/k") == "k")
+        #expect(PathText.directory(of: "a/b/c.json") == "a/b" && PathText.name(of: "a/b/c.json") == "c.json")
+        #expect(PathText.directory(of: "dir/") == "." && PathText.name(of: "dir/") == "dir")
+        #expect(PathText.directory(of: "./m") == "." && PathText.name(of: "./m") == "m")
+    }
 }

@@ -24,6 +24,15 @@ struct StrictParsingTests {
         #expect(violation(String(repeating: "[", count: 200) + String(repeating: "]", count: 200)).contains("nested deeper"))
         #expect(violation(#"{"a": 1} x"#).contains("unexpected text after"))
         #expect(violation(#"{"a": "\#u{1B}"}"#).contains("control character"))
+        // Escapes are decoded as decoders do: one key, however it is spelled.
+        #expect(violation(#"{"a\nb": 1, "a\u000ab": 2}"#).contains("appears twice"))
+        #expect(violation(#"{"\ud83d\ude00": 1, "😀": 2}"#).contains("appears twice"))
+        #expect(violation(#"{"\ud800": 1}"#).contains("lone surrogate"))
+        // RFC 8259 numbers only.
+        #expect(violation(#"{"a": 01}"#).contains("leading zero"))
+        #expect(violation(#"{"a": 1.}"#).contains("decimal point"))
+        #expect(violation(#"{"a": 1e}"#).contains("exponent has no digits"))
+        #expect(violation(#"{"a": -0, "b": 1E+5, "c": -0.5e-3}"#) == "")
     }
 
     /// A signed manifest of one file, as its JSON text.

@@ -108,15 +108,7 @@ public struct DDN: MinimumNormAttack {
             for i in 0..<m {
                 let x = ws.current.pointer + i * d, x0 = ws.clean.pointer + i * d, g = gradient.row(i)
                 let misclassified = ws.predictions[i] != ws.labels[i]
-                if misclassified {
-                    let distance = norm.distance(x, x0, count: d)
-                    if distance < ws.bestNorm.pointer[i] {
-                        ws.bestNorm.pointer[i] = distance
-                        (ws.best.pointer + i * d).update(from: x, count: d)
-                        let row = ws.rows[i]
-                        if distance <= epsilon && ws.results.fooledAt[row] < 0 { ws.results.fooledAt[row] = step }
-                    }
-                }
+                if misclassified { keepIfCloser(slot: i, iterate: x, iteration: step, workspace: ws) }
                 ws.budget.pointer[i] = min(ws.budget.pointer[i] * (misclassified ? 1 - gamma : 1 + gamma), ws.largest.pointer[i])
                 // A zero gradient (saturated model) gives no direction: step in a random one instead, as foolbox does.
                 if (0..<d).allSatisfy({ g[$0] == 0 }) { for j in 0..<d { g[j] = generator.nextGaussian() } }
@@ -126,13 +118,7 @@ public struct DDN: MinimumNormAttack {
         // The last iterate, which no forward pass has checked yet, is checked with the others here.
         Kernels.argmaxRows(classifier.logits(ws.current.matrix(rows: m, columns: d), shard: shard), into: ws.predictions)
         for i in 0..<m where ws.predictions[i] != ws.labels[i] {
-            let x = ws.current.pointer + i * d
-            let distance = norm.distance(x, ws.clean.pointer + i * d, count: d)
-            if distance < ws.bestNorm.pointer[i] {
-                ws.bestNorm.pointer[i] = distance
-                (ws.best.pointer + i * d).update(from: x, count: d)
-                if distance <= epsilon && ws.results.fooledAt[ws.rows[i]] < 0 { ws.results.fooledAt[ws.rows[i]] = steps }
-            }
+            keepIfCloser(slot: i, iterate: ws.current.pointer + i * d, iteration: steps, workspace: ws)
         }
         for i in 0..<m {
             let row = ws.rows[i]
@@ -140,6 +126,17 @@ public struct DDN: MinimumNormAttack {
             if ws.bestNorm.pointer[i] <= epsilon { adversarial.row(row).update(from: ws.best.pointer + i * d, count: d) }
         }
         try ball.verify(adversarial, clean: clean, results: ws.results)
+    }
+
+    /// Slot `i`'s misclassified iterate is kept if it is the closest so far.
+    private func keepIfCloser(slot i: Int, iterate x: UnsafeMutablePointer<Float>, iteration: Int, workspace ws: Workspace) {
+        let d = ws.features
+        let distance = norm.distance(x, ws.clean.pointer + i * d, count: d)
+        guard distance < ws.bestNorm.pointer[i] else { return }
+        ws.bestNorm.pointer[i] = distance
+        (ws.best.pointer + i * d).update(from: x, count: d)
+        let row = ws.rows[i]
+        if distance <= epsilon && ws.results.fooledAt[row] < 0 { ws.results.fooledAt[row] = iteration }
     }
 
     /// x ← clamp(x₀ + budget·δ′/‖δ′‖, 0, 1) with δ′ = x − x₀ + α·g/‖g‖.

@@ -183,14 +183,24 @@ public enum AttackSpec: Equatable, Sendable {
 
     /// The attack at budget ε: the one factory.
     /// - Throws: `AttackError.invalidParameter` naming a bad value.
-    public func makeAttack(epsilon: Float, purpose: Purpose = .evaluation) throws -> any Attack {
+    public func makeAttack(epsilon: Float, purpose: Purpose = .evaluation, returnMargin: Float? = nil) throws -> any Attack {
+        if let returnMargin {
+            try require(purpose != .evaluation, "return margin", returnMargin, "applies to saved or transferred examples (every step runs)")
+            try require(returnMargin.isFinite, "return margin", returnMargin, "must be a finite number")
+            switch self {
+            case .pgd, .miFGSM: break
+            default: throw AttackError.invalidParameter(name: "return margin", value: "\(returnMargin)", requirement: "applies to pgd and mi-fgsm, not \(type)")
+            }
+        }
         switch self {
         case .fgsm(let p):
             return try FGSM(norm: p.norm, epsilon: epsilon, loss: p.loss)
         case .pgd(let p):
-            return try PGD(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize(epsilon: epsilon), steps: p.steps,
-                           restarts: p.restarts, randomStart: p.randomStart, loss: p.loss,
-                           stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
+            var attack = try PGD(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize(epsilon: epsilon), steps: p.steps,
+                                 restarts: p.restarts, randomStart: p.randomStart, loss: p.loss,
+                                 stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
+            attack.returnMargin = returnMargin
+            return attack
         case .apgd(let p):
             return try APGD(norm: p.norm, epsilon: epsilon, steps: p.steps, restarts: p.restarts, loss: p.loss, rho: p.rho,
                             stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
@@ -206,8 +216,10 @@ public enum AttackSpec: Equatable, Sendable {
         case .autoattack(let p):
             return try AutoAttackSuite(norm: p.norm, epsilon: epsilon, squareQueries: p.squareQueries, image: p.image)
         case .miFGSM(let p):
-            return try MIFGSM(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize, steps: p.steps, decay: p.decay, loss: p.loss,
-                              stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
+            var attack = try MIFGSM(norm: p.norm, epsilon: epsilon, stepSize: p.stepSize, steps: p.steps, decay: p.decay, loss: p.loss,
+                                    stopAtFirstSuccess: purpose.stopsAtFirstSuccess)
+            attack.returnMargin = returnMargin
+            return attack
         case .deepFool(let p):
             return try DeepFool(norm: p.norm, epsilon: epsilon, steps: p.steps, overshoot: p.overshoot)
         case .carliniWagner(let p):

@@ -20,6 +20,9 @@ public struct MIFGSM: Attack {
     public let decay: Float
     public let loss: AttackLoss
     public let stopAtFirstSuccess: Bool
+    /// With every step run: return each input's first iterate whose margin past the goal is at
+    /// least κ, else its highest-J one (as `PGD.returnMargin`).
+    public var returnMargin: Float?
 
     public static let defaultSteps = 10
 
@@ -52,7 +55,7 @@ public struct MIFGSM: Attack {
         public let features: Int
         public let results: AttackRowResults
         let current: FloatBuffer, momentum: FloatBuffer, direction: FloatBuffer
-        let objective: FloatBuffer, bestObjective: FloatBuffer
+        let objective: FloatBuffer, bestObjective: FloatBuffer, margins: FloatBuffer
         let predictions: UnsafeMutablePointer<Int>
         let fooled: UnsafeMutablePointer<Bool>
 
@@ -65,6 +68,7 @@ public struct MIFGSM: Attack {
             direction = FloatBuffer(count: rows * features)
             objective = FloatBuffer(count: rows)
             bestObjective = FloatBuffer(count: rows)
+            margins = FloatBuffer(count: rows)
             predictions = allocateFilled(rows, with: 0)
             fooled = allocateFilled(rows, with: false)
         }
@@ -92,11 +96,13 @@ public struct MIFGSM: Attack {
         let x = ws.current.matrix(rows: n, columns: d)
         for k in 0...steps {
             let gradient = classifier.attackObjective(x, loss: loss, labels: labels, targets: targets, shard: shard,
-                                                      objective: ws.objective.pointer, predictions: ws.predictions, withGradient: k < steps)
+                                                      objective: ws.objective.pointer, predictions: ws.predictions, withGradient: k < steps,
+                                                      margins: returnMargin == nil ? nil : ws.margins.pointer)
             if k > 0 {
                 for r in 0..<n where !(stopAtFirstSuccess && ws.fooled[r]) {
                     let fools = targets.map { ws.predictions[r] == $0[r] } ?? (ws.predictions[r] != labels[r])
-                    let value = ws.objective.pointer[r]
+                    let reachedMargin = !stopAtFirstSuccess && returnMargin.map { ws.margins.pointer[r] >= $0 } == true
+                    let value = reachedMargin ? Float.greatestFiniteMagnitude : ws.objective.pointer[r]
                     let better = value > ws.bestObjective.pointer[r] || ws.bestObjective.pointer[r] == -.infinity
                     if stopAtFirstSuccess ? (fools || better) : better {
                         adversarial.row(r).update(from: x.row(r), count: d)

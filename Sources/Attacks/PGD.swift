@@ -35,6 +35,9 @@ public struct PGD: Attack {
     public let randomStart: Bool
     public let loss: AttackLoss
     public let stopAtFirstSuccess: Bool
+    /// With every step run (not `stopAtFirstSuccess`): return each input's first iterate whose
+    /// margin past the goal is at least κ (C&W's confidence), else its highest-J one.
+    public var returnMargin: Float?
 
     /// Default number of iterations.
     public static let defaultSteps = 10
@@ -62,7 +65,7 @@ public struct PGD: Attack {
 
     public var description: String {
         "PGD(\(norm.rawValue), ε=\(epsilon), α=\(stepSize), steps=\(steps), restarts=\(restarts), "
-            + "random start=\(randomStart), loss=\(loss.rawValue)\(stopAtFirstSuccess ? "" : ", strongest iterate"))"
+            + "random start=\(randomStart), loss=\(loss.rawValue)\(stopAtFirstSuccess ? "" : returnMargin.map { ", first iterate with margin ≥ \($0)" } ?? ", strongest iterate"))"
     }
 
     /// Scratch of one shard: the iterates and clean inputs of the rows still attacked (compacted),
@@ -75,6 +78,7 @@ public struct PGD: Attack {
         let activeClean: FloatBuffer                   // (rows, features) their clean inputs
         let objective: FloatBuffer                     // (rows) J of the active rows
         let bestObjective: FloatBuffer                 // (rows) best J per shard row
+        let margins: FloatBuffer                       // (rows) margin past the goal of the active rows
         let activeLabels: UnsafeMutablePointer<Int>    // (rows)
         let activeTargets: UnsafeMutablePointer<Int>   // (rows)
         let predictions: UnsafeMutablePointer<Int>     // (rows) of the active rows
@@ -89,6 +93,7 @@ public struct PGD: Attack {
             activeClean = FloatBuffer(count: rows * features)
             objective = FloatBuffer(count: rows)
             bestObjective = FloatBuffer(count: rows)
+            margins = FloatBuffer(count: rows)
             activeLabels = allocateFilled(rows, with: 0)
             activeTargets = allocateFilled(rows, with: 0)
             predictions = allocateFilled(rows, with: 0)
@@ -158,7 +163,7 @@ public struct PGD: Attack {
             let x = ws.current.matrix(rows: m, columns: d)
             let gradient = classifier.attackObjective(x, loss: loss, labels: ws.activeLabels, targets: targets, shard: shard,
                                                       objective: ws.objective.pointer, predictions: ws.predictions,
-                                                      withGradient: k < steps)
+                                                      withGradient: k < steps, margins: returnMargin == nil ? nil : ws.margins.pointer)
             if k > 0 { keepBest(x, active: m, targets: targets, into: adversarial, workspace: ws, step: firstStep + k) }
             guard let gradient else { break }
             ball.step(x, clean: ws.activeClean.matrix(rows: m, columns: d), gradient: gradient, stepSize: stepSize)
@@ -196,7 +201,9 @@ public struct PGD: Attack {
             if ws.fooled[r] && stopAtFirstSuccess { continue }
             let prediction = ws.predictions[i]
             let fools = targets.map { prediction == $0[i] } ?? (prediction != ws.activeLabels[i])
-            let value = ws.objective.pointer[i]
+            // With κ: an iterate κ past the goal outranks every other, and the first such one is kept.
+            let reachedMargin = !stopAtFirstSuccess && returnMargin.map { ws.margins.pointer[i] >= $0 } == true
+            let value = reachedMargin ? Float.greatestFiniteMagnitude : ws.objective.pointer[i]
             // The first candidate is always kept (even with a NaN objective), so every row has one.
             let better = value > ws.bestObjective.pointer[r] || ws.bestObjective.pointer[r] == -.infinity
             if stopAtFirstSuccess ? (fools || better) : better {

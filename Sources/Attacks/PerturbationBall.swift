@@ -83,9 +83,18 @@ extension DifferentiableClassifier {
     /// backward pass for the gradient. The gradient view is valid until the shard's next call.
     public func attackObjective(_ x: MatrixRef, loss: AttackLoss, labels: UnsafePointer<Int>, targets: UnsafePointer<Int>?,
                                 shard: Int, objective: UnsafeMutablePointer<Float>, predictions: UnsafeMutablePointer<Int>,
-                                withGradient: Bool) -> MatrixRef? {
+                                withGradient: Bool, margins: UnsafeMutablePointer<Float>? = nil) -> MatrixRef? {
         let logits = logits(x, shard: shard)
         Kernels.argmaxRows(logits, into: predictions)
+        if let margins {
+            // How far each row is past its goal: max_{j≠y} z_j − z_y, or z_t − max_{j≠t} z_j (targeted).
+            for i in 0..<x.rows {
+                let z = logits.row(i), goal = targets?[i] ?? labels[i]
+                var other = -Float.infinity
+                for j in 0..<logits.columns where j != goal { other = max(other, z[j]) }
+                margins[i] = targets == nil ? other - z[goal] : z[goal] - other
+            }
+        }
         loss.evaluate(logits: logits, labels: labels, targets: targets, objective: objective,
                       gradient: withGradient ? logitsGradient(shard: shard) : nil)
         return withGradient ? inputGradient(shard: shard) : nil

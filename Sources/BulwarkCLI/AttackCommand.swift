@@ -44,6 +44,9 @@ struct AttackCommand: ParsableCommand {
     @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
     var force = false
 
+    @Option(help: ArgumentHelp("pgd, mi-fgsm with --save-adv or --eval-on: return each input's first iterate whose margin past its goal is at least κ (else its highest-loss one).", valueName: "κ"))
+    var returnMargin: Real?
+
     @Flag(help: "square: query the model as a black box, through its inference interface alone (logits of whole batches, each row counted as a query), as a deployed or remote model would answer.")
     var blackBox = false
 
@@ -61,6 +64,14 @@ struct AttackCommand: ParsableCommand {
     func validate() throws {
         try data.checkCSVOptions()
         if !(1...100_000).contains(batch) { throw ValidationError("--batch must be between 1 and 100000, got \(batch)") }
+        if returnMargin != nil && saveAdv == nil && evalOn == nil {
+            throw ValidationError("--return-margin chooses the examples saved (--save-adv) or transferred (--eval-on); give one of them")
+        }
+        if let returnMargin {
+            do { _ = try attackOptions.spec().makeAttack(epsilon: attackOptions.eps.value, purpose: .examples, returnMargin: returnMargin.value) } catch {
+                throw ValidationError("--return-margin: \(error)")
+            }
+        }
         if blackBox && attackOptions.attack != "square" {
             throw ValidationError("--black-box applies to square (a score-based attack); gradient attacks need the model's weights")
         }
@@ -73,7 +84,7 @@ struct AttackCommand: ParsableCommand {
         engine.apply()
         let spec = try attackOptions.spec()
         let purpose: AttackSpec.Purpose = saveAdv != nil || evalOn != nil ? .examples : .evaluation
-        let attack = try spec.makeAttack(epsilon: attackOptions.eps.value, purpose: purpose)
+        let attack = try spec.makeAttack(epsilon: attackOptions.eps.value, purpose: purpose, returnMargin: returnMargin?.value)
         let goal = attackOptions.goal
         if let saveAdv {
             try OutputPath.prepare(saveAdv, for: "--save-adv", replacing: [.adversarialExamples],
@@ -92,7 +103,8 @@ struct AttackCommand: ParsableCommand {
         if let saveAdv { try save(outcome, spec: spec, to: saveAdv) }
 
         let report = AttackReport(model: model, spec: spec, attack: attack, goal: goal, seed: seed, outcome: outcome,
-                                  examples: spec.returnedExamples(purpose: purpose), transfer: transfer, data: description,
+                                  examples: returnMargin.map { "first iterate with margin ≥ \($0.value), else highest-loss" } ?? spec.returnedExamples(purpose: purpose),
+                                  transfer: transfer, data: description,
                                   modelQueries: queryOnly?.queries)
         if json {
             try JSONOutput.line(report)

@@ -136,3 +136,36 @@ struct MinimumNormTests {
         #expect(abs(Double(squares) - expectedSquares) <= 1e-5 * expectedSquares)
     }
 }
+
+@Suite("κ-margin examples")
+struct ReturnMarginTests {
+    @Test("with --return-margin κ, PGD and MI-FGSM return each input's first iterate κ past the boundary, not the highest-loss one",
+          arguments: ["pgd", "mi-fgsm"])
+    func firstIterateWithMargin(name: String) throws {
+        let (model, data, _, logits) = try MinimumNormTests.linearProblem()
+        let kappa: Float = 1
+        let spec: AttackSpec = name == "pgd" ? .pgd(try PGD.Parameters(steps: 40, stepSize: .relative(0.05)))
+            : .miFGSM(try MIFGSM.Parameters(steps: 40))
+        func margins(_ attack: any Attack) throws -> [Float] {
+            let outcome = try AttackRunner(classifier: model, batchSize: 16).run(attack, on: data, seed: 0)
+            return (0..<data.count).map { i in
+                let z = logits(Array(outcome.adversarial.scalars[(i * 20)..<((i + 1) * 20)])), y = data.labels[i]
+                return (0..<5).filter { $0 != y }.map { z[$0] }.max()! - z[y]
+            }
+        }
+        let strongest = try margins(try spec.makeAttack(epsilon: 0.5, purpose: .examples))
+        let withKappa = try margins(try spec.makeAttack(epsilon: 0.5, purpose: .examples, returnMargin: kappa))
+        // Rows whose strongest iterate reaches κ get an iterate that reaches κ too, but an earlier,
+        // smaller one (the linear model's margin grows along the path).
+        var compared = 0
+        for i in 0..<data.count where strongest[i] >= kappa {
+            #expect(withKappa[i] >= kappa - 1e-4, "row \(i): \(withKappa[i])")
+            #expect(withKappa[i] <= strongest[i] + 1e-4)
+            compared += 1
+        }
+        #expect(compared >= 20)
+        #expect(withKappa.reduce(0, +) < strongest.reduce(0, +))
+        #expect(throws: AttackError.self) { try spec.makeAttack(epsilon: 0.5, purpose: .evaluation, returnMargin: kappa) }
+        #expect(throws: AttackError.self) { try AttackSpec.fgsm(FGSM.Parameters()).makeAttack(epsilon: 0.5, purpose: .examples, returnMargin: kappa) }
+    }
+}

@@ -167,6 +167,15 @@ func rankedClass(_ row: UnsafeMutablePointer<Float>, count k: Int, rank: Int) ->
     return 0
 }
 
+/// How far one row of `k` logits is from fooling the model (≤ 0: fooled): z_y − max_{j≠y} z_j, or
+/// targeted max_{j≠t} z_j − z_t. Square's loss; negated, how far an iterate is past its goal.
+func logitMargin(_ z: UnsafeMutablePointer<Float>, count k: Int, label: Int, target: Int?) -> Float {
+    let reference = target ?? label
+    var other = -Float.infinity
+    for j in 0..<k where j != reference { other = max(other, z[j]) }
+    return target == nil ? z[reference] - other : other - z[reference]
+}
+
 /// An uninitialised-memory-free buffer of `count` values (at least one slot, so pointers are valid).
 func allocateFilled<T>(_ count: Int, with value: T) -> UnsafeMutablePointer<T> {
     let pointer = UnsafeMutablePointer<T>.allocate(capacity: max(count, 1))

@@ -141,11 +141,8 @@ public struct CarliniWagner: MinimumNormAttack {
                 ws.constant.pointer[i] = ws.upper.pointer[i].isFinite ? (ws.lower.pointer[i] + ws.upper.pointer[i]) / 2 : min(c * 10, 1e10)
             }
         }
-        for i in 0..<m {
-            let row = ws.rows[i]
-            ws.results.minimalNorm[row] = ws.bestNorm.pointer[i]
-            if ws.bestNorm.pointer[i] <= epsilon { adversarial.row(row).update(from: ws.best.pointer + i * d, count: d) }
-        }
+        finishMinimumNormRun(count: m, features: d, slots: ws.rows, best: ws.best.pointer, bestNorm: ws.bestNorm.pointer,
+                             results: ws.results, into: adversarial)
         try ball.verify(adversarial, clean: clean, results: ws.results)
     }
 
@@ -212,14 +209,9 @@ public struct CarliniWagner: MinimumNormAttack {
     /// Slot `i`'s iterate is adversarial: its search step found one, and it is kept if it is the
     /// closest so far (distance to the true clean input, by the verification's kernel).
     private func recordAdversarial(slot i: Int, iterate: UnsafeMutablePointer<Float>, iteration: Int, workspace ws: Workspace) {
-        let d = ws.features
         ws.found[i] = true
-        let distance = norm.distance(iterate, ws.clean.pointer + i * d, count: d)
-        guard distance < ws.bestNorm.pointer[i] else { return }
-        ws.bestNorm.pointer[i] = distance
-        (ws.best.pointer + i * d).update(from: iterate, count: d)
-        let row = ws.rows[i]
-        if distance <= epsilon && ws.results.fooledAt[row] < 0 { ws.results.fooledAt[row] = iteration }
+        keepIfCloser(slot: i, iterate: iterate, iteration: iteration, features: ws.features, slotClean: ws.clean.pointer,
+                     best: ws.best.pointer, bestNorm: ws.bestNorm.pointer, slots: ws.rows, results: ws.results)
     }
 }
 

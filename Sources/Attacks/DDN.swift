@@ -120,23 +120,15 @@ public struct DDN: MinimumNormAttack {
         for i in 0..<m where ws.predictions[i] != ws.labels[i] {
             keepIfCloser(slot: i, iterate: ws.current.pointer + i * d, iteration: steps, workspace: ws)
         }
-        for i in 0..<m {
-            let row = ws.rows[i]
-            ws.results.minimalNorm[row] = ws.bestNorm.pointer[i]
-            if ws.bestNorm.pointer[i] <= epsilon { adversarial.row(row).update(from: ws.best.pointer + i * d, count: d) }
-        }
+        finishMinimumNormRun(count: m, features: d, slots: ws.rows, best: ws.best.pointer, bestNorm: ws.bestNorm.pointer,
+                             results: ws.results, into: adversarial)
         try ball.verify(adversarial, clean: clean, results: ws.results)
     }
 
     /// Slot `i`'s misclassified iterate is kept if it is the closest so far.
     private func keepIfCloser(slot i: Int, iterate x: UnsafeMutablePointer<Float>, iteration: Int, workspace ws: Workspace) {
-        let d = ws.features
-        let distance = norm.distance(x, ws.clean.pointer + i * d, count: d)
-        guard distance < ws.bestNorm.pointer[i] else { return }
-        ws.bestNorm.pointer[i] = distance
-        (ws.best.pointer + i * d).update(from: x, count: d)
-        let row = ws.rows[i]
-        if distance <= epsilon && ws.results.fooledAt[row] < 0 { ws.results.fooledAt[row] = iteration }
+        keepIfCloser(slot: i, iterate: x, iteration: iteration, features: ws.features, slotClean: ws.clean.pointer,
+                     best: ws.best.pointer, bestNorm: ws.bestNorm.pointer, slots: ws.rows, results: ws.results)
     }
 
     /// x ← clamp(x₀ + budget·δ′/‖δ′‖, 0, 1) with δ′ = x − x₀ + α·g/‖g‖.

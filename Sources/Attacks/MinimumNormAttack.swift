@@ -34,4 +34,28 @@ extension MinimumNormAttack {
         }
         return m
     }
+
+    /// Slot `i`'s adversarial `iterate` is kept (in `best`, with its norm in `bestNorm`) if it is
+    /// the closest so far, by the verification's distance kernel; the first one within ε marks
+    /// its row fooled at `iteration`.
+    func keepIfCloser(slot i: Int, iterate x: UnsafeMutablePointer<Float>, iteration: Int, features d: Int,
+                      slotClean: UnsafeMutablePointer<Float>, best: UnsafeMutablePointer<Float>, bestNorm: UnsafeMutablePointer<Float>,
+                      slots: UnsafeMutablePointer<Int>, results: AttackRowResults) {
+        let distance = norm.distance(x, slotClean + i * d, count: d)
+        guard distance < bestNorm[i] else { return }
+        bestNorm[i] = distance
+        (best + i * d).update(from: x, count: d)
+        let row = slots[i]
+        if distance <= epsilon && results.fooledAt[row] < 0 { results.fooledAt[row] = iteration }
+    }
+
+    /// The end every minimum-norm attack shares: each slot's minimal norm goes to the results, and
+    /// its closest adversarial point to the output if it is within ε (others stay clean).
+    func finishMinimumNormRun(count m: Int, features d: Int, slots rows: UnsafeMutablePointer<Int>, best: UnsafeMutablePointer<Float>,
+                              bestNorm: UnsafeMutablePointer<Float>, results: AttackRowResults, into adversarial: MatrixRef) {
+        for i in 0..<m {
+            results.minimalNorm[rows[i]] = bestNorm[i]
+            if bestNorm[i] <= epsilon { adversarial.row(rows[i]).update(from: best + i * d, count: d) }
+        }
+    }
 }

@@ -88,12 +88,7 @@ extension DifferentiableClassifier {
         Kernels.argmaxRows(logits, into: predictions)
         if let margins {
             // How far each row is past its goal: max_{j≠y} z_j − z_y, or z_t − max_{j≠t} z_j (targeted).
-            for i in 0..<x.rows {
-                let z = logits.row(i), goal = targets?[i] ?? labels[i]
-                var other = -Float.infinity
-                for j in 0..<logits.columns where j != goal { other = max(other, z[j]) }
-                margins[i] = targets == nil ? other - z[goal] : z[goal] - other
-            }
+            for i in 0..<x.rows { margins[i] = -logitMargin(logits.row(i), count: logits.columns, label: labels[i], target: targets?[i]) }
         }
         loss.evaluate(logits: logits, labels: labels, targets: targets, objective: objective,
                       gradient: withGradient ? logitsGradient(shard: shard) : nil)

@@ -245,13 +245,9 @@ public struct Square: Attack {
         return shape
     }
 
-    /// The margin of one row of `k` logits (≤ 0: fooled): z_y − max_{j≠y} z_j, or targeted
-    /// max_{j≠t} z_j − z_t.
+    /// The margin of one row of `k` logits (≤ 0: fooled): `logitMargin`.
     func margin(_ z: UnsafeMutablePointer<Float>, count k: Int, label: Int, target: Int?) -> Float {
-        let reference = target ?? label
-        var other = -Float.infinity
-        for j in 0..<k where j != reference { other = max(other, z[j]) }
-        return target == nil ? z[reference] - other : other - z[reference]
+        logitMargin(z, count: k, label: label, target: target)
     }
 
     /// One restart on the `m` active rows: the start, then random search until the query budget is

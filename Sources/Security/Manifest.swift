@@ -274,17 +274,8 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// - Returns: the entry written, and true if a signature was removed (the caller should say so).
     @discardableResult
     public static func record(_ path: String, recipe: String? = nil) throws -> (entry: Entry, removedSignature: Bool) {
-        let directory = PathText.directory(of: path)
-        let name = PathText.name(of: path)
-        return try withLock(directory: directory) {
-            var manifest = try load(directory: directory) ?? Manifest()
-            let wasSigned = manifest.signature != nil
-            manifest.signature = nil
-            let entry = Entry(sha256: try FileDigest.sha256(path: path), size: try FileReader.size(of: path),
-                              recipe: recipe ?? manifest.files[name]?.recipe)
-            manifest.files[name] = entry
-            try manifest.write(directory: directory)
-            return (entry, wasSigned)
+        try updateEntry(of: path) { current in
+            Entry(sha256: try FileDigest.sha256(path: path), size: try FileReader.size(of: path), recipe: recipe ?? current?.recipe)
         }
     }
 
@@ -293,18 +284,26 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// steps leaves a file the manifest still vouches for, and `record` afterwards clears the
     /// previous digest. Returns true if a signature was removed.
     public static func announce(_ path: String, sha256: String, size: Int, recipe: String? = nil) throws -> Bool {
+        try updateEntry(of: path) { current in
+            // Only a version that is on disk now may be vouched for as the previous one.
+            let onDisk = (try? FileDigest.sha256(path: path)).flatMap { current?.vouches(for: $0) == true ? $0 : nil }
+            return Entry(sha256: sha256, size: size, recipe: recipe ?? current?.recipe, previousSHA256: onDisk)
+        }.removedSignature
+    }
+
+    /// Replaces the entry of `path` by `make(current entry)` in the manifest of its directory, under
+    /// the lock, dropping the signature (which no longer matches).
+    private static func updateEntry(of path: String, _ make: (Entry?) throws -> Entry) throws -> (entry: Entry, removedSignature: Bool) {
         let directory = PathText.directory(of: path)
         let name = PathText.name(of: path)
         return try withLock(directory: directory) {
             var manifest = try load(directory: directory) ?? Manifest()
             let wasSigned = manifest.signature != nil
             manifest.signature = nil
-            let current = manifest.files[name]
-            // Only a version that is on disk now may be vouched for as the previous one.
-            let onDisk = (try? FileDigest.sha256(path: path)).flatMap { current?.vouches(for: $0) == true ? $0 : nil }
-            manifest.files[name] = Entry(sha256: sha256, size: size, recipe: recipe ?? current?.recipe, previousSHA256: onDisk)
+            let entry = try make(manifest.files[name])
+            manifest.files[name] = entry
             try manifest.write(directory: directory)
-            return wasSigned
+            return (entry, wasSigned)
         }
     }
 

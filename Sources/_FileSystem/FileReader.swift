@@ -76,7 +76,7 @@ public enum FileReader {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
         defer { buffer.deallocate() }
         while true {
-            let count = read(fd, buffer.baseAddress!, chunkSize)
+            let count = Glibc.read(fd, buffer.baseAddress!, chunkSize)
             if count < 0 {
                 if errno == EINTR { continue }
                 throw FileSystemError.cannotRead(path: path, reason: errnoText())
@@ -95,28 +95,22 @@ extension FileReader {
         let size = Int(lseek(fd, 0, SEEK_END))
         let start = max(0, size - count)
         guard size >= 0, lseek(fd, off_t(start), SEEK_SET) >= 0 else { throw FileSystemError.cannotRead(path: path, reason: errnoText()) }
-        var suffix = [UInt8](repeating: 0, count: size - start)
-        var filled = 0
-        while filled < suffix.count {
-            let n = suffix.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw FileSystemError.cannotRead(path: path, reason: errnoText())
-            }
-            if n == 0 { break }
-            filled += n
-        }
-        return Array(suffix[..<filled])
+        return try read(fd, upTo: size - start, path: path)
     }
 
     /// The first `count` bytes of the file (fewer if it is shorter), without reading the rest.
     public static func readPrefix(_ path: String, count: Int) throws -> [UInt8] {
         let fd = try openRegular(path)
         defer { close(fd) }
-        var prefix = [UInt8](repeating: 0, count: count)
+        return try read(fd, upTo: count, path: path)
+    }
+
+    /// Up to `count` bytes from the descriptor's position (fewer at the end of the file).
+    private static func read(_ fd: Int32, upTo count: Int, path: String) throws -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
         var filled = 0
         while filled < count {
-            let n = prefix.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, count - filled) }
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + filled, count - filled) }
             if n < 0 {
                 if errno == EINTR { continue }
                 throw FileSystemError.cannotRead(path: path, reason: errnoText())
@@ -124,6 +118,6 @@ extension FileReader {
             if n == 0 { break }
             filled += n
         }
-        return Array(prefix[..<filled])
+        return Array(bytes[..<filled])
     }
 }

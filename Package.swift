@@ -12,13 +12,24 @@ let package = Package(
         .library(name: "Attacks", targets: ["Attacks"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Robustness", targets: ["Robustness"]),
-        .library(name: "Security", targets: ["Security"]),
+        .library(name: "BulwarkSecurity", targets: ["BulwarkSecurity"]),
         .library(name: "_FuzzTargets", targets: ["_FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
+        // The HTTPS service (`Serving`, `ServeCLI`) only; the engine does not link them.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // MARK: - C libraries (only TensorCore, and Datasets' gzip reader, touch C)
@@ -45,13 +56,13 @@ let package = Package(
         // Attacks: the `Attack` protocol, `AttackSpec`, FGSM, PGD, the batch runner.
         .target(name: "Attacks", dependencies: ["TensorCore", "NeuralNet", "_FileSystem"]),
         // Training: typed recipes, objectives (adversarial training), the training job.
-        .target(name: "Training", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Security", "_FileSystem"]),
+        .target(name: "Training", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "BulwarkSecurity", "_FileSystem"]),
         // Robustness: bench configurations and jobs, the report schema and its renderers, the gate.
-        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Security", "_FileSystem"]),
+        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "BulwarkSecurity", "_FileSystem"]),
 
         // MARK: - Security
         .target(
-            name: "Security",
+            name: "BulwarkSecurity",
             dependencies: [
                 "_FileSystem",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -60,18 +71,47 @@ let package = Package(
         ),
 
         // MARK: - Fuzzing (entry points for Fuzz/ and the corpus replay test)
-        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "Security"]),
+        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "BulwarkSecurity"]),
 
         // MARK: - Command line
         .target(
             name: "BulwarkCLI",
             dependencies: [
-                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "Security", "_FileSystem",
+                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "BulwarkSecurity", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(name: "bulwark", dependencies: ["BulwarkCLI"]),
+
+        // MARK: - The HTTPS inference service (`bulwark serve`, `bulwark audit`)
+        .target(
+            name: "Serving",
+            dependencies: [
+                "TensorCore", "NeuralNet", "BulwarkSecurity", "_FileSystem",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "ServeCLI",
+            dependencies: [
+                "Serving", "BulwarkCLI", "NeuralNet", "BulwarkSecurity", "_FileSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(name: "bulwark", dependencies: ["BulwarkCLI", "ServeCLI"]),
 
         // MARK: - Tests
         .target(name: "_TestSupport", dependencies: ["CBLAS", "TensorCore", "NeuralNet"], path: "Tests/_TestSupport"),
@@ -81,7 +121,19 @@ let package = Package(
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Datasets", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "_FileSystem", "_TestSupport"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "Datasets", "Training", "_TestSupport"]),
-        .testTarget(name: "SecurityTests", dependencies: ["Security", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SecurityTests", dependencies: ["BulwarkSecurity", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"], resources: [.copy("Hostile")]),
+        .testTarget(
+            name: "ServingTests",
+            dependencies: [
+                "Serving", "NeuralNet", "BulwarkSecurity", "TensorCore", "_TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                "_FileSystem",
+            ]
+        ),
     ]
 )

@@ -3,7 +3,7 @@ import Attacks
 import Datasets
 import Foundation
 import NeuralNet
-import Security
+import BulwarkSecurity
 import TensorCore
 import _FileSystem
 

@@ -5,7 +5,11 @@ import TensorCore
 public struct Bulwark: ParsableCommand {
     public static let version = BulwarkVersion.current
 
-    public static let configuration = CommandConfiguration(
+    /// Commands from targets that BulwarkCLI does not link (the HTTPS service): the executable adds
+    /// them before parsing, so the engine's command line builds without the server's dependencies.
+    package nonisolated(unsafe) static var additionalSubcommands: [any ParsableCommand.Type] = []
+
+    public static var configuration: CommandConfiguration { CommandConfiguration(
         commandName: "bulwark",
         abstract: "Adversarial-robustness testbed: train, attack, evaluate and gate dense networks.",
         discussion: """
@@ -15,8 +19,8 @@ public struct Bulwark: ParsableCommand {
         """,
         version: version,
         subcommands: [TrainCommand.self, EvalCommand.self, InspectCommand.self, AttackCommand.self, BenchCommand.self, GateCommand.self,
-                      ImportCommand.self, ManifestCommand.self, KeysCommand.self, DataCommand.self]
-    )
+                      ImportCommand.self, ManifestCommand.self, KeysCommand.self, DataCommand.self] + additionalSubcommands
+    ) }
 
     public init() {}
 }

@@ -6,7 +6,10 @@ import TensorCore
 /// The `bulwark` process: refuses repeated single-valued options, parses, runs, and turns errors
 /// into the documented exit codes (`ExitStatus`) with a message on stderr.
 public enum CommandLineEntry {
-    public static func main(_ arguments: [String] = Array(CommandLine.arguments.dropFirst())) -> Never {
+    /// - Parameter additionalSubcommands: commands of targets BulwarkCLI does not link (`serve`, `audit`).
+    public static func main(_ arguments: [String] = Array(CommandLine.arguments.dropFirst()),
+                            additionalSubcommands: [any ParsableCommand.Type] = []) -> Never {
+        Bulwark.additionalSubcommands = additionalSubcommands
         InterruptCleanup.install()  // an interrupted write leaves no temporary file behind
         var command: any ParsableCommand
         do {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import _FileSystem
-import Security
+import BulwarkSecurity
 
 /// `bulwark data encrypt|decrypt`: encryption at rest for models and datasets.
 struct DataCommand: ParsableCommand {

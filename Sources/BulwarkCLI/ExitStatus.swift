@@ -4,7 +4,7 @@ import Datasets
 import Foundation
 import NeuralNet
 import Robustness
-import Security
+import BulwarkSecurity
 import Training
 import _FileSystem
 
@@ -18,7 +18,7 @@ import _FileSystem
 /// | 64 | usage error: a bad flag, value or combination of flags (the message says which) |
 /// | 70 | internal error: a broken invariant (please report it) |
 /// | 73 | an output file cannot be written (checked before long work starts) |
-enum ExitStatus: Int32 {
+package enum ExitStatus: Int32 {
     case success = 0
     case checkFailed = 1
     case unusableInput = 2
@@ -28,7 +28,7 @@ enum ExitStatus: Int32 {
 }
 
 /// Errors a command raises itself, each with its exit status.
-enum CLIError: Error, CustomStringConvertible {
+package enum CLIError: Error, CustomStringConvertible {
     /// A flag, value or combination that is not valid (exit 64).
     case usage(String)
     /// The command ran and a check failed (exit 1).
@@ -38,7 +38,7 @@ enum CLIError: Error, CustomStringConvertible {
     /// An output cannot be written (exit 73).
     case cannotWrite(String)
 
-    var description: String {
+    package var description: String {
         switch self {
         case .usage(let message), .checkFailed(let message), .unusableInput(let message), .cannotWrite(let message): message
         }

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import NeuralNet
-import Security
+import BulwarkSecurity
 import _FileSystem
 
 /// `bulwark import`: converts a safetensors file written by PyTorch from a `torch.nn.Sequential` of

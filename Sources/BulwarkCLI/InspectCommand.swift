@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import NeuralNet
-import Security
+import BulwarkSecurity
 import _FileSystem
 
 /// `bulwark inspect MODEL`: architecture, parameter count, metadata and SHA-256 of a model file.

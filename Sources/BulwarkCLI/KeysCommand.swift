@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Security
+import BulwarkSecurity
 
 /// `bulwark keys generate|new-data-key|rotate`.
 struct KeysCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import NeuralNet
-import Security
+import BulwarkSecurity
 import _FileSystem
 
 /// `bulwark manifest create|verify|sign DIR`: integrity manifests of model and data directories.

@@ -1,16 +1,18 @@
 import ArgumentParser
 import NeuralNet
-import Security
+import BulwarkSecurity
 import _FileSystem
 
 extension Activation: ExpressibleByArgument {}
 
 /// How to read model files that carry no Bulwark metadata (written by PyTorch).
-struct ModelOptions: ParsableArguments {
+package struct ModelOptions: ParsableArguments, Sendable {
+    package init() {}
+
     @Option(help: ArgumentHelp("For a model file written by PyTorch (no Bulwark metadata): the activation after each hidden Linear layer, one for all or a comma-separated list per layer (relu, leaky-relu, tanh, sigmoid).", valueName: "names"))
     var activation: String?
 
-    func validate() throws { _ = try activations() }
+    package func validate() throws { _ = try activations() }
 
     /// The parsed `--activation` list.
     func activations() throws -> [Activation]? {
@@ -24,7 +26,7 @@ struct ModelOptions: ParsableArguments {
     }
 
     /// Loads a model file, verified (and decrypted) by the loader before parsing.
-    func load(_ path: String, loader: any FileLoading) throws -> ModelFile.Loaded {
+    package func load(_ path: String, loader: any FileLoading) throws -> ModelFile.Loaded {
         let loaded = try ModelFile.load(contentsOf: path, loader: loader, hiddenActivations: try activations())
         if loaded.inferredArchitecture {
             log.info("\(path): architecture \(loaded.network.spec.torchSequential) inferred from a PyTorch file")

@@ -2,7 +2,7 @@ import Attacks
 import Datasets
 import Foundation
 import NeuralNet
-import Security
+import BulwarkSecurity
 import TensorCore
 import Training
 

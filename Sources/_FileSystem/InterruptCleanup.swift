@@ -9,7 +9,7 @@ import Glibc
 public enum InterruptCleanup {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var paths = Set<String>()
-    nonisolated(unsafe) private static var sources: [any DispatchSourceSignal] = []
+    nonisolated(unsafe) private static var sources: [Int32: any DispatchSourceSignal] = [:]
 
     static func register(_ path: String) { lock.withLock { _ = paths.insert(path) } }
     static func unregister(_ path: String) { lock.withLock { _ = paths.remove(path) } }
@@ -31,8 +31,17 @@ public enum InterruptCleanup {
                     _exit(128 + signal)  // no atexit handlers while worker threads still run
                 }
                 source.resume()
-                sources.append(source)
+                sources[signal] = source
             }
+        }
+    }
+
+    /// Hands `signals` back to the process: a long-running service (`bulwark serve`) drains on
+    /// SIGTERM and reloads on SIGHUP itself, and must not be killed by the cleanup handler. The
+    /// signals stay ignored at the process level; the service's own dispatch sources receive them.
+    public static func release(signals: [Int32]) {
+        lock.withLock {
+            for signal in signals { sources.removeValue(forKey: signal)?.cancel() }
         }
     }
 }

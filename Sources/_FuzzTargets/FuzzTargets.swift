@@ -3,7 +3,7 @@ import Foundation
 import TensorCore
 import NeuralNet
 import Robustness
-import Security
+import BulwarkSecurity
 
 /// The parsers Bulwark exposes to files, as fuzz entry points: each takes arbitrary bytes and must
 /// return (with or without an error) without crashing, hanging or exhausting memory. The libFuzzer

@@ -1,3 +1,4 @@
 import BulwarkCLI
+import ServeCLI
 
-CommandLineEntry.main()
+CommandLineEntry.main(additionalSubcommands: [ServeCommand.self, AuditCommand.self])

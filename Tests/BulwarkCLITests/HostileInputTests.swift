@@ -5,7 +5,7 @@ import TensorCore
 import Testing
 import _TestSupport
 import _FileSystem
-import Security
+import BulwarkSecurity
 
 /// Hostile inputs from issue 14's campaign, tried against the command line as an attacker would:
 /// each exits non-zero with a message naming the problem, within seconds (a watchdog kills a run

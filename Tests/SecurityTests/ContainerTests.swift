@@ -1,5 +1,5 @@
 import Foundation
-import Security
+import BulwarkSecurity
 import Testing
 import _TestSupport
 

@@ -1,5 +1,5 @@
 import Foundation
-import Security
+import BulwarkSecurity
 import Testing
 
 @Suite("Fernet (Python cryptography compatible)")

@@ -1,6 +1,6 @@
 import Foundation
 import NeuralNet
-import Security
+import BulwarkSecurity
 import TensorCore
 import Testing
 import _FuzzTargets

@@ -2,7 +2,7 @@ import Crypto
 import Datasets
 import Foundation
 import NeuralNet
-import Security
+import BulwarkSecurity
 import Testing
 import _TestSupport
 

@@ -1,7 +1,7 @@
 import Crypto
 import Foundation
 @testable import NeuralNet
-@testable import Security
+@testable import BulwarkSecurity
 import Testing
 import _FileSystem
 import _TestSupport

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import Security
+import BulwarkSecurity
 
 /// The data key from `--key-file` or `$BULWARK_DATA_KEY`, or a message saying how to give one.
 func requireDataKey(_ keyFile: String?) throws -> DataKey {
@@ -12,7 +12,9 @@ func requireDataKey(_ keyFile: String?) throws -> DataKey {
 
 /// How files are checked (and decrypted) before they are parsed, shared by every command that loads
 /// a model or a dataset.
-struct SecurityOptions: ParsableArguments {
+package struct SecurityOptions: ParsableArguments, Sendable {
+    package init() {}
+
     @Option(name: .customLong("expect-sha256"), help: ArgumentHelp("Expected SHA-256 of the model file given to this command (instead of its manifest entry).", valueName: "hex"))
     var expectSHA256: String?
 
@@ -28,14 +30,14 @@ struct SecurityOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Refuse Fernet-encrypted files older than this many seconds.", valueName: "seconds"))
     var ttl: UInt64?
 
-    func validate() throws {
+    package func validate() throws {
         if let expectSHA256, !Manifest.isHexDigest(expectSHA256.lowercased()) {
             throw ValidationError("\(SecurityError.invalidDigest(expectSHA256))")
         }
     }
 
     /// The loader for this command; `model` is the file `--expect-sha256` refers to.
-    func loader(model: String? = nil) throws -> VerifyingFileLoader {
+    package func loader(model: String? = nil) throws -> VerifyingFileLoader {
         var expected: [String: String] = [:]
         if let expectSHA256 {
             guard let model else { throw ValidationError("--expect-sha256 applies to commands that take a model file") }

@@ -1,0 +1,50 @@
+import ArgumentParser
+import BulwarkCLI
+import Foundation
+import Serving
+
+/// `bulwark audit verify FILE`: checks the service's hash-chained audit log.
+public struct AuditCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Check the audit log of bulwark serve.",
+        subcommands: [Verify.self]
+    )
+
+    public init() {}
+
+    struct Verify: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Verify the hash chain: any edited, deleted, inserted or reordered line is reported with its line number (exit 1).",
+            discussion: "A cut tail is visible only against a head recorded elsewhere: the service logs its head hash when it stops ('audit log head'), and GET /v1/audit returns it. Pass it with --expect-head.")
+
+        @Argument(help: "The audit log (JSON Lines).")
+        var file: String
+
+        @Option(name: .customLong("expect-head"), help: ArgumentHelp("A head SHA-256 recorded earlier; the log must contain that line.", valueName: "hex"))
+        var expectHead: String?
+
+        @Flag(help: "Print {\"ok\", \"lines\", \"head\", \"error\"} as JSON.")
+        var json = false
+
+        func run() throws {
+            struct Result: Encodable {
+                let ok: Bool, lines: Int?, head: String?, anchorLine: Int?, error: String?
+                enum CodingKeys: String, CodingKey { case ok, lines, head, anchorLine = "anchor_line", error }
+            }
+            guard FileManager.default.fileExists(atPath: file) else { throw CLIError.unusableInput("\(file) does not exist") }
+            do {
+                let summary = try AuditVerifier.verify(path: file, expectHead: expectHead?.lowercased())
+                if json {
+                    try JSONOutput.line(Result(ok: true, lines: summary.count, head: summary.head, anchorLine: summary.anchorLine, error: nil))
+                } else {
+                    print("\(file): \(summary.count) lines, chain intact; head \(summary.head)"
+                          + (summary.anchorLine.map { "; the expected head is line \($0)" } ?? ""))
+                }
+            } catch let failure as AuditVerifier.Failure {
+                if json { try JSONOutput.line(Result(ok: false, lines: nil, head: nil, anchorLine: nil, error: failure.description)) }
+                throw CLIError.checkFailed("\(file): \(failure)")
+            }
+        }
+    }
+}

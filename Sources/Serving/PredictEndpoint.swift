@@ -1,0 +1,153 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import _FileSystem
+
+/// `POST /v1/models/{name}/predict`: validates the body, runs it through the model's micro-batcher
+/// and answers what the key's output policy allows.
+struct PredictEndpoint: Sendable {
+    let state: ServingState
+
+    enum BodyKind { case json, float32 }
+
+    func respond(_ request: Request, _ context: ServeContext) async throws -> Response {
+        let name = try context.parameters.require("name")
+        guard let served = state.registry.model(named: name), let batcher = state.batchers[name] else {
+            throw Problem.notFound("no model is named '\(displayable(name, limit: 64))'; GET /v1/models lists them")
+        }
+        let parser = InputParser(width: served.model.inputWidth, maxRows: state.configuration.limits.maxRows)
+        let input: PredictInput
+        do {
+            let kind = try Self.bodyKind(request.headers[.contentType])
+            let limit = kind == .json ? parser.maxJSONBytes : parser.maxBinaryBytes
+            if let declared = request.headers[.contentLength], let length = Int(declared), length > limit {
+                throw Problem.tooLarge("the body is \(length) bytes; a \(kind == .json ? "JSON" : "float32") body of at most \(parser.maxRows) rows is at most \(limit) bytes")
+            }
+            let body = try await BodyReader.collect(request, limit: limit, timeout: .seconds(state.configuration.limits.bodyTimeoutSeconds),
+                                                    channel: context.channel)
+            input = try body.withUnsafeReadableBytes { bytes throws(Problem) in
+                kind == .json ? try parser.parseJSON(bytes) : try parser.parseFloat32(bytes)
+            }
+        } catch let problem as Problem {
+            state.metrics.increment("bulwark_rejected_inputs_total", [("reason", problem.slug)])
+            throw problem
+        }
+        let logits = try await batcher.logits(of: input, model: served.model)
+        context.report.set(rows: input.rows, model: name)
+        state.metrics.recordValue("bulwark_predict_batch_rows", input.rows)
+        let policy = context.key?.output ?? .full
+        let (body, classes) = try PredictionWriter.write(model: served, logits: logits, rows: input.rows, policy: policy)
+        for (k, count) in classes.enumerated() where count > 0 {
+            state.metrics.increment("bulwark_predictions_total", [("model", name), ("class", String(k))], by: Int64(count))
+        }
+        return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    static func bodyKind(_ contentType: String?) throws(Problem) -> BodyKind {
+        guard let contentType else { throw .unsupportedMediaType(nil) }
+        let parts = contentType.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        switch parts.first {
+        case "application/json":
+            guard parts.dropFirst().allSatisfy({ $0 == "charset=utf-8" || $0 == "charset=\"utf-8\"" }) else { throw .unsupportedMediaType(contentType) }
+            return .json
+        case "application/octet-stream":
+            guard parts.count == 1 else { throw .unsupportedMediaType(contentType) }
+            return .float32
+        default:
+            throw .unsupportedMediaType(contentType)
+        }
+    }
+}
+
+/// Reads a request body with a size limit and a deadline.
+enum BodyReader {
+    /// - Throws: `Problem` 413 beyond `limit` bytes; 408 (and the connection is closed) when the
+    ///   body has not arrived within `timeout` (a slowloris upload holds nothing for long).
+    static func collect(_ request: Request, limit: Int, timeout: Duration, channel: any Channel) async throws -> ByteBuffer {
+        let result = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+            group.addTask {
+                do {
+                    return try await request.body.collect(upTo: limit)
+                } catch is NIOTooManyBytesError {
+                    throw Problem.tooLarge("the body is larger than \(limit) bytes, the most \(limit / 1024) KiB this route accepts")
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let buffer = first else {
+                // The upload stalled: close the connection so the reader ends, and say why in the log.
+                channel.close(promise: nil)
+                var problem = Problem(.requestTimeout, "body-timeout", "The request body did not arrive in time",
+                                      detail: "the body must arrive within \(timeout.components.seconds) s")
+                problem.closeConnection = true
+                throw problem
+            }
+            return buffer
+        }
+        return result
+    }
+}
+
+/// Writes a predict answer as JSON bytes, with what the key's output policy allows.
+enum PredictionWriter {
+    /// - Returns: the body, and how many rows were predicted as each class (metrics).
+    static func write(model: ServedModel, logits: [Float], rows: Int, policy: OutputPolicy) throws -> (body: [UInt8], classCounts: [Int]) {
+        let classes = model.model.classCount
+        var out = #"{"model":""#
+        out += model.name
+        out += #"","sha256":""#
+        out += model.sha256
+        out += #"","output":""#
+        out += policy.description
+        out += #"","predictions":["#
+        out.reserveCapacity(out.utf8.count + rows * (classes * 14 + 40))
+        var counts = [Int](repeating: 0, count: classes)
+        var probabilities = [Float](repeating: 0, count: classes)
+        for r in 0..<rows {
+            let row = logits[(r * classes)..<((r + 1) * classes)]
+            var predicted = 0
+            var maximum = -Float.infinity
+            for (j, z) in row.enumerated() where z > maximum { (maximum, predicted) = (z, j) }  // first index on ties
+            // Softmax with the maximum subtracted, as InferenceModel.probabilities computes it.
+            var sum: Float = 0
+            for (j, z) in row.enumerated() {
+                probabilities[j] = Foundation.exp(z - maximum)
+                sum += probabilities[j]
+            }
+            for j in 0..<classes { probabilities[j] /= sum }
+            guard maximum.isFinite, sum.isFinite else {
+                throw Problem(.internalServerError, "non-finite-output", "The model produced non-finite outputs",
+                              detail: "row \(r) has non-finite logits; the model file may be damaged")
+            }
+            counts[predicted] += 1
+            if r > 0 { out += "," }
+            out += #"{"class":"#
+            out += String(predicted)
+            switch policy {
+            case .label:
+                break
+            case .full:
+                out += #","probabilities":["#
+                out += probabilities.map { String($0) }.joined(separator: ",")
+                out += "]"
+            case .rounded(let digits):
+                out += #","probabilities":["#
+                out += probabilities.map { String(format: "%.\(digits)f", $0) }.joined(separator: ",")
+                out += "]"
+            case .topK(let k):
+                let top = probabilities.indices.sorted { (probabilities[$0], $1) > (probabilities[$1], $0) }.prefix(k)
+                out += #","top_k":["#
+                out += top.map { #"{"class":\#($0),"probability":\#(probabilities[$0])}"# }.joined(separator: ",")
+                out += "]"
+            }
+            out += "}"
+        }
+        out += "]}"
+        return (Array(out.utf8), counts)
+    }
+}

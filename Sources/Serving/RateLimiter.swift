@@ -1,0 +1,55 @@
+import TensorCore
+
+/// A token bucket per key: a key may send `burst` requests at once, then `rate` per second.
+/// Buckets are kept by key id, so a key keeps its bucket across key-file reloads.
+public final class RateLimiter: Sendable {
+    /// The outcome of one request's check, with what the `RateLimit-*` headers say.
+    public struct Decision: Sendable, Equatable {
+        public let allowed: Bool
+        /// The bucket's size (`RateLimit-Limit`).
+        public let limit: Int
+        /// Whole tokens left after this request (`RateLimit-Remaining`).
+        public let remaining: Int
+        /// Seconds until the bucket is full again (`RateLimit-Reset`).
+        public let resetSeconds: Int
+        /// Seconds until one request is allowed (`Retry-After`), when refused.
+        public let retryAfterSeconds: Int
+    }
+
+    private struct Bucket {
+        var tokens: Double
+        var last: ContinuousClock.Instant
+    }
+
+    private let buckets = Locked<[String: Bucket]>([:])
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    /// - Parameter now: the clock (tests pass a fake one to check limits exactly).
+    public init(now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
+        self.now = now
+    }
+
+    /// Takes one token from the bucket of key `id` if it has one.
+    public func take(id: String, rate: Double, burst: Int) -> Decision {
+        let instant = now()
+        return buckets.withLock { buckets in
+            var bucket = buckets[id] ?? Bucket(tokens: Double(burst), last: instant)
+            let elapsed = instant - bucket.last
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
+            bucket.tokens = min(Double(burst), bucket.tokens + rate * max(0, seconds))
+            bucket.last = instant
+            let allowed = bucket.tokens >= 1
+            if allowed { bucket.tokens -= 1 }
+            buckets[id] = bucket
+            return Decision(
+                allowed: allowed, limit: burst, remaining: Int(bucket.tokens.rounded(.down)),
+                resetSeconds: Int(((Double(burst) - bucket.tokens) / rate).rounded(.up)),
+                retryAfterSeconds: allowed ? 0 : max(1, Int(((1 - bucket.tokens) / rate).rounded(.up))))
+        }
+    }
+
+    /// Forgets the buckets of keys no longer in the file (a revoked key's bucket is not kept).
+    public func retain(ids: Set<String>) {
+        buckets.withLock { buckets in buckets = buckets.filter { ids.contains($0.key) } }
+    }
+}

@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
@@ -71,7 +72,7 @@ let package = Package(
         ),
 
         // MARK: - Fuzzing (entry points for Fuzz/ and the corpus replay test)
-        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "BulwarkSecurity"]),
+        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "BulwarkSecurity", "ServingCore"]),
 
         // MARK: - Command line
         .target(
@@ -84,14 +85,25 @@ let package = Package(
         ),
 
         // MARK: - The HTTPS inference service (`bulwark serve`, `bulwark audit`)
+        // ServingCore: what the service decides, without a network stack (keys, the request parser,
+        // rate limits, the audit chain, micro-batching); fuzzed and tested without NIO.
+        .target(
+            name: "ServingCore",
+            dependencies: [
+                "CBLAS", "TensorCore", "NeuralNet", "BulwarkSecurity", "_FileSystem",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Serving: the HTTPS server around it (Hummingbird, TLS, metrics, lifecycle).
         .target(
             name: "Serving",
             dependencies: [
-                "TensorCore", "NeuralNet", "BulwarkSecurity", "_FileSystem",
+                "ServingCore", "TensorCore", "NeuralNet", "BulwarkSecurity", "_FileSystem",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -106,8 +118,9 @@ let package = Package(
         .target(
             name: "ServeCLI",
             dependencies: [
-                "Serving", "BulwarkCLI", "NeuralNet", "BulwarkSecurity", "_FileSystem",
+                "Serving", "ServingCore", "BulwarkCLI", "NeuralNet", "BulwarkSecurity", "Attacks", "Datasets", "TensorCore", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -126,12 +139,13 @@ let package = Package(
         .testTarget(
             name: "ServingTests",
             dependencies: [
-                "Serving", "NeuralNet", "BulwarkSecurity", "TensorCore", "_TestSupport",
+                "Serving", "ServingCore", "NeuralNet", "BulwarkSecurity", "TensorCore", "_TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 "_FileSystem",
             ]
         ),

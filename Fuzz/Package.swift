@@ -7,7 +7,8 @@ import PackageDescription
 // The parent package's identity is its directory name, which depends on where it was cloned.
 let bulwark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 let targets = ["safetensors": "FuzzSafeTensors", "idx": "FuzzIDX", "csv": "FuzzCSV",
-               "manifest": "FuzzManifest", "container": "FuzzContainer", "fernet": "FuzzFernet", "config": "FuzzConfig"]
+               "manifest": "FuzzManifest", "container": "FuzzContainer", "fernet": "FuzzFernet", "config": "FuzzConfig",
+               "predict": "FuzzPredict", "keyfile": "FuzzKeyFile", "audit": "FuzzAudit", "servecfg": "FuzzServeConfig"]
 
 let package = Package(
     name: "BulwarkFuzz",

@@ -8,7 +8,7 @@ bulwark=${BULWARK:-.build/debug/bulwark}
 corpus=Fuzz/Corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-rm -rf "$corpus" && mkdir -p "$corpus"/{safetensors,idx,csv,manifest,container,fernet,config}
+rm -rf "$corpus" && mkdir -p "$corpus"/{safetensors,idx,csv,manifest,container,fernet,config,predict,keyfile,audit,servecfg}
 
 python3 - "$corpus" <<'PY'
 import gzip, json, struct, sys
@@ -66,6 +66,16 @@ v1 = {"schema": "bulwark-bench-config/1", "seed": 0, "epsilons": [0, 0.1], "data
       "models": [{"name": "m", "path": "m.safetensors", "train": ["--epochs", "1"]}], "attacks": [{"name": "F", "type": "fgsm", "norm": "linf"}]}
 json.dump(v1, open(f"{corpus}/config/v1.json", "w"))
 open(f"{corpus}/config/typo.json", "w").write(json.dumps(v2).replace("epsilons", "epsilon", 1))
+
+# bulwark serve: predict bodies (first byte even: rows of 3 values; odd: 784), --config files.
+open(f"{corpus}/predict/narrow.json", "wb").write(b"\x00" + json.dumps({"inputs": [[0, 0.5, 1], [1e-3, 0.25, 0.125]]}).encode())
+open(f"{corpus}/predict/wide.json", "wb").write(b"\x01" + json.dumps({"inputs": [[0.5] * 784]}).encode())
+open(f"{corpus}/predict/unknown-field.json", "wb").write(b"\x00" + b'{"inputs": [[0, 0, 0]], "extra": {"a": [1, "x", null]}}')
+open(f"{corpus}/predict/float32.bin", "wb").write(b"\x00" + struct.pack("<6f", 0, 0.5, 1, 0.25, 0.75, 0.125))
+open(f"{corpus}/servecfg/limits.json", "w").write(json.dumps({"max_rows": 64, "max_concurrent_requests": 32, "max_queue_rows": 1024,
+    "max_batch_rows": 128, "batch_window_microseconds": 0, "max_connections": 100, "idle_timeout_seconds": 5,
+    "body_timeout_seconds": 5, "shutdown_timeout_seconds": 10, "metrics_port": 9100}))
+open(f"{corpus}/servecfg/typo.json", "w").write('{"max_row": 1}')
 PY
 
 # Manifests, containers and tokens are made with bulwark itself.
@@ -82,5 +92,16 @@ for name in empty three-kb; do
     "$bulwark" data encrypt --key-file "$work/fuzz.key" "$work/$name" "$corpus/container/$name.bwenc" >/dev/null
     "$bulwark" data encrypt --format fernet --key-file "$work/fuzz.key" "$work/$name" "$corpus/fernet/$name.fernet" >/dev/null
 done
+# API-key files and an audit log, made by bulwark serve itself.
+"$bulwark" serve keys add --api-keys "$work/keys.json" --name ci --role predictor --rate 5 --burst 10 >/dev/null 2>&1
+"$bulwark" serve keys add --api-keys "$work/keys.json" --name ops --role admin --output top-k:3 >/dev/null 2>&1
+"$bulwark" serve keys revoke --api-keys "$work/keys.json" --name ci >/dev/null 2>&1
+cp "$work/keys.json" "$corpus/keyfile/keys.json"
+"$bulwark" serve dev-cert --out "$work/tls" >/dev/null 2>&1
+"$bulwark" manifest create "$work/dir" >/dev/null
+"$bulwark" serve --model m=models/mlp-standard.safetensors --api-keys "$work/keys.json" --tls-cert "$work/tls/cert.pem" \
+    --tls-key "$work/tls/key.pem" --port 0 --audit-log "$work/audit.jsonl" 2>/dev/null & serve=$!
+sleep 2; kill -TERM $serve; wait $serve || true
+cp "$work/audit.jsonl" "$corpus/audit/audit.jsonl"
 rm -f "$corpus"/*/bulwark-manifest.json "$corpus"/*/.bulwark-manifest.lock
 echo "seed corpus: $(find "$corpus" -type f | wc -l) files in $corpus"

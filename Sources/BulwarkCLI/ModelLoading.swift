@@ -38,10 +38,10 @@ package struct ModelOptions: ParsableArguments, Sendable {
 }
 
 /// Records files the commands write in the manifest beside them, so they verify next time.
-enum ModelLoading {
+package enum ModelLoading {
     /// - Returns: the file's SHA-256.
     @discardableResult
-    static func record(_ path: String, recipe: String?) throws -> String {
+    package static func record(_ path: String, recipe: String?) throws -> String {
         let (entry, removedSignature) = try Manifest.record(path, recipe: recipe)
         if removedSignature {
             log.warning("the manifest beside \(path) was signed; its signature was removed because \(path) changed. Sign it again with bulwark manifest sign")

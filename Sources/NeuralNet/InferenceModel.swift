@@ -16,6 +16,14 @@ public protocol InferenceModel: Sendable {
     func logits(_ input: MatrixRef, into output: MatrixRef) throws
 }
 
+/// A model that can also hand out its penultimate activations (the input of its last layer), for
+/// feature-space detectors such as the Mahalanobis out-of-distribution score.
+public protocol FeatureExtractingModel: InferenceModel {
+    var featureWidth: Int { get }
+    /// Logits as `logits(_:into:)`, and the last layer's input rows into `features` (rows, featureWidth).
+    func logits(_ input: MatrixRef, into output: MatrixRef, features: MatrixRef?) throws
+}
+
 /// Why an inference call was refused.
 public enum InferenceError: Error, CustomStringConvertible, Equatable {
     case shapeMismatch(expected: String, actual: String)

@@ -10,7 +10,7 @@ import TensorCore
 /// it, so both paths run the same GEMMs on the same rows and give the same logits. With a `pool`,
 /// the shards of a chunk run on it (when it is free; otherwise on the calling thread); without one,
 /// everything runs on the calling thread, which is what a server with its own concurrency wants.
-public final class InferenceNetwork: InferenceModel {
+public final class InferenceNetwork: FeatureExtractingModel {
     public let spec: ModelSpec
     private let layers: [any Layer]
     private let parameterRanges: [Range<Int>]
@@ -25,6 +25,8 @@ public final class InferenceNetwork: InferenceModel {
     public var inputWidth: Int { spec.inputWidth }
     public var classCount: Int { spec.classCount }
     public var parameterCount: Int { parameters.count }
+    /// Width of the last layer's input (the penultimate activations).
+    public var featureWidth: Int { layers.last?.inputWidth ?? inputWidth }
 
     /// - Precondition: `parameters` has the spec's parameter count (callers build it from a checked file).
     init(spec: ModelSpec, layers: [any Layer], parameters: [Float], pool: WorkerPool?) {
@@ -37,6 +39,13 @@ public final class InferenceNetwork: InferenceModel {
     }
 
     public func logits(_ input: MatrixRef, into output: MatrixRef) throws {
+        try logits(input, into: output, features: nil)
+    }
+
+    public func logits(_ input: MatrixRef, into output: MatrixRef, features: MatrixRef?) throws {
+        if let features, features.rows != input.rows || features.columns != featureWidth {
+            throw InferenceError.shapeMismatch(expected: "features of \(input.rows)×\(featureWidth)", actual: "\(features.rows)×\(features.columns)")
+        }
         guard input.columns == inputWidth else {
             throw InferenceError.shapeMismatch(expected: "\(inputWidth) features per row", actual: "\(input.columns)")
         }
@@ -49,17 +58,18 @@ public final class InferenceNetwork: InferenceModel {
         while start < input.rows {
             let chunk = min(Self.chunkRows, input.rows - start)
             let (x, y) = (input.rows(start..<(start + chunk)), output.rows(start..<(start + chunk)))
+            let f = features?.rows(start..<(start + chunk))
             if let pool, chunk > 1 {
-                pool.run(shards: shards) { s in self.forward(shard: s, of: shards, x, into: y) }
+                pool.run(shards: shards) { s in self.forward(shard: s, of: shards, x, into: y, features: f) }
             } else {
-                for s in 0..<shards { forward(shard: s, of: shards, x, into: y) }
+                for s in 0..<shards { forward(shard: s, of: shards, x, into: y, features: f) }
             }
             start += chunk
         }
     }
 
     /// The logits of shard `s` of a chunk, with scratch leased for the call.
-    private func forward(shard s: Int, of shards: Int, _ x: MatrixRef, into y: MatrixRef) {
+    private func forward(shard s: Int, of shards: Int, _ x: MatrixRef, into y: MatrixRef, features: MatrixRef?) {
         let part = WorkerPool.shardRange(x.rows, part: s, parts: shards)
         guard !part.isEmpty else { return }
         let scratch = lease(rows: part.count)
@@ -67,6 +77,7 @@ public final class InferenceNetwork: InferenceModel {
         var generator = RandomGenerator(seed: 0)  // evaluation mode draws nothing
         var current = x.rows(part)
         for l in layers.indices {
+            if l == layers.count - 1, let features { features.rows(part).copy(from: current) }
             let output = scratch.outputs[l].matrix(rows: part.count, columns: layers[l].outputWidth)
             layers[l].forward(LayerBuffers(input: current, output: output,
                                            parameters: parameters.pointer + parameterRanges[l].lowerBound,

@@ -1,5 +1,8 @@
+import ServingCore
 import ArgumentParser
 import BulwarkCLI
+import BulwarkSecurity
+import Crypto
 import Foundation
 import Serving
 
@@ -24,6 +27,9 @@ public struct AuditCommand: ParsableCommand {
         @Option(name: .customLong("expect-head"), help: ArgumentHelp("A head SHA-256 recorded earlier; the log must contain that line.", valueName: "hex"))
         var expectHead: String?
 
+        @Option(name: .customLong("key-file"), help: ArgumentHelp("The chain key the log was written with (bulwark serve --audit-key).", valueName: "file"))
+        var keyFile: String?
+
         @Flag(help: "Print {\"ok\", \"lines\", \"head\", \"error\"} as JSON.")
         var json = false
 
@@ -34,7 +40,8 @@ public struct AuditCommand: ParsableCommand {
             }
             guard FileManager.default.fileExists(atPath: file) else { throw CLIError.unusableInput("\(file) does not exist") }
             do {
-                let summary = try AuditVerifier.verify(path: file, expectHead: expectHead?.lowercased())
+                let key = try keyFile.map { SymmetricKey(data: try DataKey.load(path: $0).bytes) }
+                let summary = try AuditVerifier.verify(path: file, expectHead: expectHead?.lowercased(), key: key)
                 if json {
                     try JSONOutput.line(Result(ok: true, lines: summary.count, head: summary.head, anchorLine: summary.anchorLine, error: nil))
                 } else {

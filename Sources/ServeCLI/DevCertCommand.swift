@@ -1,3 +1,4 @@
+import ServingCore
 import ArgumentParser
 import BulwarkCLI
 import Foundation

@@ -1,6 +1,8 @@
+import ServingCore
 import ArgumentParser
 import BulwarkCLI
 import BulwarkSecurity
+import Crypto
 import Dispatch
 import Foundation
 import Logging
@@ -15,7 +17,7 @@ public struct ServeCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "serve",
         abstract: "Serve models over HTTPS with API keys, roles, rate limits, input validation, metrics and an audit log.",
-        subcommands: [ServeRunCommand.self, ServeKeysCommand.self, DevCertCommand.self],
+        subcommands: [ServeRunCommand.self, ServeKeysCommand.self, DevCertCommand.self, FitDetectorsCommand.self],
         defaultSubcommand: ServeRunCommand.self
     )
 
@@ -43,6 +45,9 @@ struct ServeRunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A model to serve as NAME=PATH (repeat for several). NAME: letters, digits, '.', '_', '-'.", valueName: "name=path"))
     var model: [String] = []
 
+    @Option(help: ArgumentHelp("Anomaly detectors for a model as NAME=FILE (made by bulwark serve fit-detectors); flagged inputs are counted, logged and audited.", valueName: "name=file"))
+    var detectors: [String] = []
+
     @Option(name: .customLong("api-keys"), help: ArgumentHelp("The API-key file (mode 0600; made by bulwark serve keys add).", valueName: "file"))
     var apiKeys: String?
 
@@ -64,6 +69,9 @@ struct ServeRunCommand: ParsableCommand {
     @Option(name: .customLong("audit-log"), help: ArgumentHelp("Append-only, hash-chained audit log (JSON Lines, mode 0600).", valueName: "path"))
     var auditLog: String?
 
+    @Option(name: .customLong("audit-key"), help: ArgumentHelp("Key file (bulwark keys new-data-key): the audit chain's links become HMAC-SHA256 under it, so someone who can write the log cannot rewrite it undetected.", valueName: "file"))
+    var auditKey: String?
+
     @Option(help: ArgumentHelp("JSON file of limits and timeouts (README, 'bulwark serve').", valueName: "file"))
     var config: String?
 
@@ -72,6 +80,7 @@ struct ServeRunCommand: ParsableCommand {
 
     func validate() throws {
         guard !model.isEmpty else { throw ValidationError("give at least one --model NAME=PATH") }
+        if auditKey != nil && auditLog == nil { throw ValidationError("--audit-key applies to --audit-log; give both") }
         guard apiKeys != nil else { throw ValidationError("give --api-keys FILE (create it with bulwark serve keys add --api-keys FILE --name NAME --role predictor)") }
         switch (tlsCert, tlsKey, insecureHTTP) {
         case (.some, .some, false): break
@@ -81,7 +90,20 @@ struct ServeRunCommand: ParsableCommand {
         case (nil, nil, false): throw ValidationError("give --tls-cert PEM and --tls-key PEM (bulwark serve dev-cert makes a pair for local use), or --insecure-http on a loopback address")
         default: throw ValidationError("give both --tls-cert and --tls-key")
         }
-        _ = try namedModels()
+        let names = Set(try namedModels().map(\.name))
+        for (name, _) in try namedDetectors() where !names.contains(name) {
+            throw ValidationError("--detectors \(name)=…: no --model is named \(name)")
+        }
+    }
+
+    func namedDetectors() throws -> [(name: String, path: String)] {
+        var seen = Set<String>()
+        return try detectors.map { text in
+            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[1].isEmpty else { throw ValidationError("--detectors takes NAME=FILE, not '\(displayable(text, limit: 80))'") }
+            guard seen.insert(parts[0]).inserted else { throw ValidationError("--detectors for '\(parts[0])' is given twice") }
+            return (parts[0], parts[1])
+        }
     }
 
     func namedModels() throws -> [(name: String, path: String)] {
@@ -105,8 +127,10 @@ struct ServeRunCommand: ParsableCommand {
         let configuration = ServeConfiguration(
             host: host, port: port,
             tls: tlsCert.flatMap { cert in tlsKey.map { ServeConfiguration.TLSFiles(certificatePath: cert, keyPath: $0) } },
-            keysPath: apiKeys!, auditLogPath: auditLog, limits: limits)
-        let loader = ServedModelLoading.loader(security: security, modelOptions: modelOptions)
+            keysPath: apiKeys!, auditLogPath: auditLog,
+            auditChainKey: try auditKey.map { SymmetricKey(data: try DataKey.load(path: $0).bytes) }, limits: limits)
+        let loader = ServedModelLoading.loader(security: security, modelOptions: modelOptions,
+                                               detectors: Dictionary(uniqueKeysWithValues: try namedDetectors().map { ($0.name, $0.path) }))
         let models = try namedModels().map { try loader($0.name, $0.path) }
         var logger = Logger(label: "bulwark.serve") { JSONLogHandler(label: $0) }
         logger.logLevel = ProcessInfo.processInfo.environment["BULWARK_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .info
@@ -163,7 +187,8 @@ enum ServedModelLoading {
             || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c)
     }
 
-    static func loader(security: SecurityOptions, modelOptions: ModelOptions) -> ModelLoader {
+    /// - Parameter detectors: detector files by model name, verified and checked against the model.
+    static func loader(security: SecurityOptions, modelOptions: ModelOptions, detectors: [String: String] = [:]) -> ModelLoader {
         { name, path in
             let fileLoader = try security.loader(model: path)
             let loaded = try modelOptions.load(path, loader: fileLoader)
@@ -181,8 +206,18 @@ enum ServedModelLoading {
                 }
             }
             let network = loaded.network
-            return ServedModel(name: name, path: path, model: network.inferenceModel(pool: nil), sha256: sha256,
-                               architecture: network.spec.shorthand, card: card)
+            let inference = network.inferenceModel(pool: nil)
+            var fitted: AnomalyDetectors?
+            if let detectorPath = detectors[name] {
+                do {
+                    fitted = try AnomalyDetectors.decode(try fileLoader.load(detectorPath, limit: 64 << 20), source: detectorPath,
+                                                         model: inference, modelSHA256: sha256)
+                } catch let error as AnomalyDetectors.Invalid {
+                    throw CLIError.unusableInput(error.description)
+                }
+            }
+            return ServedModel(name: name, path: path, model: inference, sha256: sha256,
+                               architecture: network.spec.shorthand, card: card, detectors: fitted)
         }
     }
 }

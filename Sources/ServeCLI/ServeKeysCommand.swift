@@ -1,3 +1,4 @@
+import ServingCore
 import ArgumentParser
 import BulwarkCLI
 import Foundation
@@ -50,8 +51,8 @@ struct ServeKeysCommand: ParsableCommand {
             guard (1...64).contains(name.count), name.allSatisfy({ $0.isLetter || $0.isNumber || "._-@".contains($0) }) else {
                 throw ValidationError("--name: use 1 to 64 letters, digits, '.', '_', '-' or '@'")
             }
-            guard rate.isFinite, rate > 0, rate <= 1e9 else { throw ValidationError("--rate must be a positive number of requests per second") }
-            guard (1...1_000_000_000).contains(burst) else { throw ValidationError("--burst must be at least 1") }
+            guard KeyFile.rateRange.contains(rate) else { throw ValidationError("--rate must be \(KeyFile.rateRange.lowerBound) to \(Int(KeyFile.rateRange.upperBound)) requests per second") }
+            guard KeyFile.burstRange.contains(burst) else { throw ValidationError("--burst must be 1 to \(KeyFile.burstRange.upperBound)") }
             do { _ = try OutputPolicy(parsing: output) } catch { throw ValidationError("--output: \(error)") }
         }
 

@@ -1,3 +1,4 @@
+import ServingCore
 import HTTPTypes
 
 /// Finds the API key of a request: `Authorization: Bearer KEY` (scheme case-insensitive) or

@@ -1,3 +1,4 @@
+import ServingCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -51,6 +52,10 @@ struct HealthEndpoint: Sendable {
     func ready(_ request: Request, _ context: ServeContext) async throws -> Response {
         guard !state.draining else {
             throw Problem(.serviceUnavailable, "draining", "Shutting down", detail: "the service is finishing its requests and will stop")
+        }
+        if let audit = state.audit, !audit.isHealthy {
+            throw Problem(.serviceUnavailable, "audit-failing", "The audit log cannot be written",
+                          detail: "writes to the audit log fail (see the service's log); requests are not recorded")
         }
         return JSONResponse.make(["status": "ready"])
     }
@@ -122,7 +127,7 @@ struct AuditEndpoint: Sendable {
         }
         let since = try integer("since", default: 0, range: 0...Int.max)
         let limit = try integer("limit", default: 1000, range: 1...10_000)
-        audit.flush()
+        await Blocking.run { audit.flush() }
         let path = audit.path
         let (entries, more) = try await Blocking.run { try Self.read(path, after: since, limit: limit) }
         let head = audit.head
@@ -136,18 +141,23 @@ struct AuditEndpoint: Sendable {
         var line: [UInt8] = []
         var seq = 0
         let decoder = JSONDecoder()
-        try FileReader.forEachChunk(of: path) { chunk in
-            guard !more else { return }
-            for byte in chunk {
-                guard byte == 0x0A else { line.append(byte); continue }
-                seq += 1
-                if seq > since {
-                    if entries.count == limit { more = true; return }
-                    entries.append(try decoder.decode(AuditEntry.self, from: Data(line)))
+        struct PageFull: Error {}
+        do {
+            try FileReader.forEachChunk(of: path) { chunk in
+                for byte in chunk {
+                    guard byte == 0x0A else {
+                        if seq >= since { line.append(byte) }  // lines before `since` are only counted
+                        continue
+                    }
+                    seq += 1
+                    if seq > since {
+                        if entries.count == limit { more = true; throw PageFull() }  // stop reading the file
+                        entries.append(try decoder.decode(AuditEntry.self, from: Data(line)))
+                    }
+                    line.removeAll(keepingCapacity: true)
                 }
-                line.removeAll(keepingCapacity: true)
             }
-        }
+        } catch is PageFull {}
         return (entries, more)
     }
 }

@@ -1,3 +1,4 @@
+import ServingCore
 import Foundation
 import Logging
 import _FileSystem

@@ -1,3 +1,4 @@
+import ServingCore
 import Foundation
 import Glibc
 import ServiceLifecycle
@@ -11,6 +12,9 @@ public final class KeyRing: Sendable {
     private let state: Locked<(table: KeyTable, file: KeyFile, stamp: FileStamp?)>
     private let onChange: @Sendable (_ old: KeyFile, _ new: KeyFile) -> Void
     private let onRefused: @Sendable (any Error) -> Void
+    /// One reload at a time (SIGHUP and the file watch may fire together): an older read never
+    /// replaces a newer one, and each change is reported once.
+    private let reloading = Locked<Void>(())
 
     /// What identifies a version of the file without reading it (it is replaced by rename).
     struct FileStamp: Equatable {
@@ -43,6 +47,10 @@ public final class KeyRing: Sendable {
     /// - Returns: whether new keys are in force.
     @discardableResult
     public func reload(force: Bool = false) -> Bool {
+        reloading.withLock { _ in reloadLocked(force: force) }
+    }
+
+    private func reloadLocked(force: Bool) -> Bool {
         let stamp = FileStamp.of(path)
         let (old, unchanged) = state.withLock { ($0.file, $0.stamp == stamp) }
         if unchanged && !force { return false }

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import ServingCore
 import _FileSystem
 
 /// `POST /v1/models/{name}/predict`: validates the body, runs it through the model's micro-batcher
@@ -24,17 +25,28 @@ struct PredictEndpoint: Sendable {
             if let declared = request.headers[.contentLength], let length = Int(declared), length > limit {
                 throw Problem.tooLarge("the body is \(length) bytes; a \(kind == .json ? "JSON" : "float32") body of at most \(parser.maxRows) rows is at most \(limit) bytes")
             }
-            let body = try await BodyReader.collect(request, limit: limit, timeout: .seconds(state.configuration.limits.bodyTimeoutSeconds),
-                                                    channel: context.channel)
-            input = try body.withUnsafeReadableBytes { bytes throws(Problem) in
-                kind == .json ? try parser.parseJSON(bytes) : try parser.parseFloat32(bytes)
+            let body = try await BodyReader.collect(request, limit: limit, timeout: .seconds(state.configuration.limits.bodyTimeoutSeconds))
+            context.report.bodyConsumed = true
+            let parsed = body.withUnsafeReadableBytes { bytes in
+                Result { () throws(InputProblem) in kind == .json ? try parser.parseJSON(bytes) : try parser.parseFloat32(bytes) }
+            }
+            switch parsed {
+            case .success(let rows): input = rows
+            case .failure(let problem): throw Problem(problem)
             }
         } catch let problem as Problem {
             state.metrics.increment("bulwark_rejected_inputs_total", [("reason", problem.slug)])
             throw problem
         }
-        let logits = try await batcher.logits(of: input, model: served.model)
+        let output: MicroBatcher.Output
+        do {
+            output = try await batcher.run(input, on: served)
+        } catch ServeError.overloaded(let detail) {
+            throw Problem.overloaded(detail)
+        }
+        let logits = output.logits
         context.report.set(rows: input.rows, model: name)
+        if let findings = output.findings { record(findings, model: name, context: context) }
         state.metrics.recordValue("bulwark_predict_batch_rows", input.rows)
         let policy = context.key?.output ?? .full
         let (body, classes) = try PredictionWriter.write(model: served, logits: logits, rows: input.rows, policy: policy)
@@ -43,6 +55,17 @@ struct PredictEndpoint: Sendable {
         }
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// Counts, logs and audits what the detectors flagged (the answer itself does not change).
+    private func record(_ findings: AnomalyDetectors.Findings, model: String, context: ServeContext) {
+        for (kind, flags) in [("out_of_distribution", findings.outOfDistribution), ("unstable", findings.unstable)] {
+            let count = flags.filter { $0 }.count
+            guard count > 0 else { continue }
+            state.metrics.increment("bulwark_anomalies_total", [("model", model), ("kind", kind)], by: Int64(count))
+            state.audit?.recordDenial("anomaly", reason: kind, key: context.key?.name, remote: context.remote, route: Routes.predict)
+        }
+        context.report.set(anomalies: findings.count)
     }
 
     static func bodyKind(_ contentType: String?) throws(Problem) -> BodyKind {
@@ -61,35 +84,22 @@ struct PredictEndpoint: Sendable {
     }
 }
 
-/// Reads a request body with a size limit and a deadline.
+/// Reads a request body with a size limit. The deadline is the connection's
+/// (`RequestDeadlineHandler`): when it expires the connection closes and the read fails here.
 enum BodyReader {
-    /// - Throws: `Problem` 413 beyond `limit` bytes; 408 (and the connection is closed) when the
-    ///   body has not arrived within `timeout` (a slowloris upload holds nothing for long).
-    static func collect(_ request: Request, limit: Int, timeout: Duration, channel: any Channel) async throws -> ByteBuffer {
-        let result = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
-            group.addTask {
-                do {
-                    return try await request.body.collect(upTo: limit)
-                } catch is NIOTooManyBytesError {
-                    throw Problem.tooLarge("the body is larger than \(limit) bytes, the most \(limit / 1024) KiB this route accepts")
-                }
-            }
-            group.addTask {
-                try await Task.sleep(for: timeout)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let buffer = first else {
-                // The upload stalled: close the connection so the reader ends, and say why in the log.
-                channel.close(promise: nil)
-                var problem = Problem(.requestTimeout, "body-timeout", "The request body did not arrive in time",
-                                      detail: "the body must arrive within \(timeout.components.seconds) s")
-                problem.closeConnection = true
-                throw problem
-            }
-            return buffer
+    /// - Throws: `Problem` 413 beyond `limit` bytes; 408 when the body did not arrive (the
+    ///   connection was closed at the request deadline, or by the client).
+    static func collect(_ request: Request, limit: Int, timeout: Duration) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw Problem.tooLarge("the body is larger than \(limit) bytes, the most \(limit / 1024) KiB this route accepts")
+        } catch {
+            var problem = Problem(.requestTimeout, "body-timeout", "The request body did not arrive",
+                                  detail: "the whole request must arrive within \(timeout.components.seconds) s (\(error))")
+            problem.closeConnection = true
+            throw problem
         }
-        return result
     }
 }
 

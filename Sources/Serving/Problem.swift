@@ -1,3 +1,4 @@
+import ServingCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -6,8 +7,10 @@ import _FileSystem
 
 /// An error answer as RFC 9457 `application/problem+json`: a stable `type` per kind of problem,
 /// the status, a `detail` that names what is wrong and how to fix it, and, for invalid input, the
-/// JSON Pointer (RFC 6901) of the offending `field`.
-public struct Problem: Error, HTTPResponseError, CustomStringConvertible, Sendable {
+/// JSON Pointer (RFC 6901) of the offending `field`. Deliberately not an `HTTPResponseError`: the
+/// router passes it up to `ServiceResponder`, which answers with the request id and closes the
+/// connection when a body was left unread.
+public struct Problem: Error, CustomStringConvertible, Sendable {
     public let status: HTTPResponse.Status
     /// The last part of the `type` URI (`tag:bulwark.dev,2026:problem/<slug>`), also the metrics label.
     public let slug: String
@@ -43,30 +46,22 @@ public struct Problem: Error, HTTPResponseError, CustomStringConvertible, Sendab
         return Array((try? encoder.encode(body)) ?? Data("{}".utf8))
     }
 
-    public func response(from request: Request, context: some RequestContext) throws -> Response {
-        response(instance: request.uri.path, requestID: nil)
-    }
-
-    /// - Parameter channel: with `closeConnection`, the connection to close once the answer is
-    ///   written, so the rest of a refused upload is never read.
-    func response(instance: String?, requestID: String?, channel: (any Channel)? = nil) -> Response {
+    func response(instance: String?, requestID: String?) -> Response {
         var headers = self.headers
         headers[.contentType] = "application/problem+json"
         headers[.cacheControl] = "no-store"
-        let buffer = ByteBuffer(bytes: body(instance: instance, requestID: requestID))
-        guard closeConnection, let channel else {
-            return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
-        }
-        headers[.connection] = "close"
-        return Response(status: status, headers: headers, body: ResponseBody(contentLength: buffer.readableBytes) { writer in
-            try await writer.write(buffer)
-            try await writer.finish(nil)
-            channel.close(promise: nil)
-        })
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body(instance: instance, requestID: requestID))))
     }
 }
 
 extension Problem {
+    /// A refused predict body, as the parser described it.
+    init(_ input: InputProblem) {
+        self.init(input.status == 400 ? .badRequest : .unprocessableContent, input.slug,
+                  input.status == 400 ? "The request body is not valid JSON" : "The request body does not hold valid inputs",
+                  detail: input.detail, field: input.field)
+    }
+
     static func unauthorized(_ detail: String) -> Problem {
         Problem(.unauthorized, "unauthorized", "Missing or unknown API key", detail: detail,
                 headers: [.wwwAuthenticate: "Bearer realm=\"bulwark\""])

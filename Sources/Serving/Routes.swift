@@ -1,3 +1,4 @@
+import ServingCore
 import HTTPTypes
 
 /// Every route of the service and who may use it: the one place the role policy lives. The

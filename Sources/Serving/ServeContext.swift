@@ -1,3 +1,4 @@
+import ServingCore
 import Hummingbird
 import NIOCore
 import TensorCore
@@ -24,9 +25,17 @@ public struct ServeContext: RequestContext {
 
 /// What a handler learned that the access log and metrics want (rows predicted, the model).
 public final class RequestReport: Sendable {
-    private let state = Locked<(rows: Int?, model: String?)>((nil, nil))
+    private let state = Locked<(rows: Int?, model: String?, anomalies: Int?)>((nil, nil, nil))
+    private let consumed = Locked(false)
     public init() {}
-    public func set(rows: Int, model: String) { state.withLock { $0 = (rows, model) } }
+    /// Set once the handler has read the whole request body.
+    public var bodyConsumed: Bool {
+        get { consumed.withLock { $0 } }
+        set { consumed.withLock { $0 = newValue } }
+    }
+    public func set(rows: Int, model: String) { state.withLock { ($0.rows, $0.model) = (rows, model) } }
+    public func set(anomalies: Int) { state.withLock { $0.anomalies = anomalies } }
     public var rows: Int? { state.withLock { $0.rows } }
     public var model: String? { state.withLock { $0.model } }
+    public var anomalies: Int? { state.withLock { $0.anomalies } }
 }

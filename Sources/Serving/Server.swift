@@ -1,3 +1,4 @@
+import ServingCore
 import Foundation
 import Glibc
 import Hummingbird
@@ -25,18 +26,31 @@ public final class Server: Sendable {
         try configuration.validate()
         guard !models.isEmpty else { throw ServeError.invalidConfiguration("give at least one --model NAME=PATH") }
         tlsConfiguration = try configuration.tls.map(Self.tlsConfiguration)
-        let audit = try configuration.auditLogPath.map { try AuditLog(path: $0) }
         let metrics = ServeMetrics()
-        let keys = try KeyRing(path: configuration.keysPath, onChange: { old, new in
-            Self.recordKeyChanges(old: old, new: new, audit: audit, logger: logger)
-            metrics.increment("bulwark_key_reloads_total", [("result", "reloaded")])
-        }, onRefused: { error in
-            logger.error("the API-key file was refused; the keys in force stay", metadata: ["reason": .string("\(error)")])
-            audit?.record("keys_reload_refused", detail: ["reason": "\(error)"])
-            metrics.increment("bulwark_key_reloads_total", [("result", "refused")])
-        })
+        let audit = try configuration.auditLogPath.map { path in
+            try AuditLog(path: path, chainKey: configuration.auditChainKey, onFailure: { failure in
+                logger.critical("audit log write failed; retrying every second, /readyz answers 503", metadata: ["reason": .string(failure)])
+                metrics.increment("bulwark_audit_write_failures_total")
+            })
+        }
+        let limiter = RateLimiter(now: now)
+        let keys: KeyRing
+        do {
+            keys = try KeyRing(path: configuration.keysPath, onChange: { old, new in
+                Self.recordKeyChanges(old: old, new: new, audit: audit, logger: logger)
+                limiter.retain(ids: Set(new.keys.filter { !$0.revoked }.map(\.id)))
+                metrics.increment("bulwark_key_reloads_total", [("result", "reloaded")])
+            }, onRefused: { error in
+                logger.error("the API-key file was refused; the keys in force stay", metadata: ["reason": .string("\(error)")])
+                audit?.record("keys_reload_refused", detail: ["reason": "\(error)"])
+                metrics.increment("bulwark_key_reloads_total", [("result", "refused")])
+            })
+        } catch {
+            audit?.finish()
+            throw error
+        }
         let registry = ModelRegistry(models: models, loader: loader)
-        state = ServingState(configuration: configuration, registry: registry, keys: keys, limiter: RateLimiter(now: now),
+        state = ServingState(configuration: configuration, registry: registry, keys: keys, limiter: limiter,
                              metrics: metrics, audit: audit, logger: logger)
     }
 
@@ -75,7 +89,7 @@ public final class Server: Sendable {
     }
 
     func makeRouter() -> Router<ServeContext> {
-        let router = Router(context: ServeContext.self)
+        let router = Router(context: ServeContext.self, options: .autoGenerateHeadEndpoints)
         let predict = PredictEndpoint(state: state), models = ModelsEndpoint(state: state), reload = ReloadEndpoint(state: state)
         let metrics = MetricsEndpoint(state: state), audit = AuditEndpoint(state: state), health = HealthEndpoint(state: state)
         router.post(RouterPath(Routes.predict), use: predict.respond)
@@ -94,7 +108,12 @@ public final class Server: Sendable {
     ///   - signals: the signals that start a graceful shutdown (tests pass none).
     public func run(signals: [UnixSignal] = [.sigterm, .sigint], onRunning: @escaping @Sendable (Int) -> Void = { _ in }) async throws {
         let limits = state.configuration.limits
-        var http1 = HTTP1Channel.Configuration(idleTimeout: .seconds(Int64(limits.idleTimeoutSeconds)))
+        let metrics = state.metrics
+        var http1 = HTTP1Channel.Configuration(  // a new deadline handler per connection (an autoclosure)
+            additionalChannelHandlers: [RequestDeadlineHandler(deadline: .seconds(Int64(limits.bodyTimeoutSeconds))) {
+                metrics.increment("bulwark_request_deadline_closes_total")
+            }],
+            idleTimeout: .seconds(Int64(limits.idleTimeoutSeconds)))
         http1.httpDecoder = .init(maxHeaderFieldSize: 8 << 10, maxHeaderListSize: 32 << 10, maxHeaderFieldCount: 100)
         let responder = ServiceResponder(inner: makeRouter().buildResponder(), state: state, tls: tlsConfiguration != nil)
         let serverBuilder: HTTPServerBuilder = try tlsConfiguration.map { try .tls(.http1(configuration: http1), tlsConfiguration: $0) }
@@ -110,7 +129,6 @@ public final class Server: Sendable {
         var services: [any Service] = [app, KeyWatcher(keys: state.keys, watchSignal: !signals.isEmpty)]
         if let metricsPort = limits.metricsPort {
             let metricsRouter = Router(context: BasicRequestContext.self)
-            let metrics = state.metrics
             metricsRouter.get("/metrics") { _, _ in
                 Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                          body: .init(byteBuffer: ByteBuffer(bytes: metrics.exposition())))
@@ -118,10 +136,11 @@ public final class Server: Sendable {
             services.append(Application(router: metricsRouter, server: .http1(configuration: http1),
                                         configuration: .init(address: .hostname("127.0.0.1", port: metricsPort)), logger: state.logger))
         }
+        if let audit = state.audit { services.append(AuditHeadReporter(audit: audit, logger: state.logger)) }
         services.append(DrainMarker(state: state))  // shut down first: /readyz turns 503 before the listener closes
         var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals, logger: state.logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(limits.shutdownTimeoutSeconds)
-        groupConfiguration.maximumCancellationDuration = .seconds(5)
+        groupConfiguration.maximumCancellationDuration = nil  // after the drain time, cancel and wait (never a fatalError)
         let serviceGroup = ServiceGroup(configuration: groupConfiguration)
         group.withLock { $0 = serviceGroup }
         state.audit?.record("start", detail: Dictionary(uniqueKeysWithValues: state.registry.all.map { ("model:" + $0.name, $0.sha256) })
@@ -141,6 +160,23 @@ public final class Server: Sendable {
     /// Starts a graceful shutdown, as SIGTERM does.
     public func shutdown() async {
         await group.withLock { $0 }?.triggerGracefulShutdown()
+    }
+}
+
+/// Logs the audit chain's head every minute: an anchor outside the file (`audit verify --expect-head`).
+struct AuditHeadReporter: Service {
+    let audit: AuditLog
+    let logger: Logger
+    func run() async throws {
+        var last = -1
+        while !Task.isCancelled {
+            let slept: Void?? = try? await cancelOnGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
+            guard case .some(.some) = slept else { return }  // shutdown or cancellation
+            let head = audit.head
+            guard head.seq != last else { continue }
+            last = head.seq
+            logger.notice("audit log head", metadata: ["seq": .stringConvertible(head.seq), "sha256": .string(head.sha256)])
+        }
     }
 }
 

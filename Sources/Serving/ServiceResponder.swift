@@ -1,3 +1,4 @@
+import ServingCore
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -23,6 +24,7 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
         var pattern = "unmatched"
         var rateHeaders: HTTPFields = [:]
         var response: Response
+        var closeConnection = false
         do {
             switch Routes.match(method: request.method, path: path) {
             case .notFound:
@@ -53,14 +55,23 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
                                       headers: [.retryAfter: String(decision.retryAfterSeconds)])
                     }
                 }
-                guard state.admit() != nil else {
+                let keyID = context.key?.id
+                switch state.admit(key: keyID) {
+                case .service?:
                     throw Problem.overloaded("\(state.configuration.limits.maxConcurrentRequests) requests are in flight; retry after a second")
+                case .key?:
+                    throw Problem(.tooManyRequests, "too-many-concurrent", "Too many requests in flight for this key",
+                                  detail: "key '\(context.key?.name ?? "")' has \(state.configuration.limits.maxConcurrentRequestsPerKey) requests in flight, the most one key may have",
+                                  headers: [.retryAfter: "1"])
+                case nil:
+                    break
                 }
-                defer { state.release() }
+                defer { state.release(key: keyID) }
                 response = try await inner.respond(to: request, context: context)
             }
         } catch let problem as Problem {
-            response = problem.response(instance: path, requestID: context.requestID, channel: context.channel)
+            closeConnection = problem.closeConnection
+            response = problem.response(instance: path, requestID: context.requestID)
         } catch let error as any HTTPResponseError {
             let problem = Problem(error.status, "http-\(error.status.code)", error.status.reasonPhrase, detail: "\(error)")
             response = problem.response(instance: path, requestID: context.requestID)
@@ -69,6 +80,11 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
             response = Problem(.internalServerError, "internal-error", "Internal error",
                                detail: "the service failed to answer; the log has request id \(context.requestID)")
                 .response(instance: path, requestID: context.requestID)
+        }
+        // A body the handler did not read would be read to its end before the next request on this
+        // connection (a 401 to a 1 GB upload, a POST to /healthz that trickles in): close instead.
+        if closeConnection || (Self.declaresBody(request) && !context.report.bodyConsumed) {
+            response = Self.closingAfterWrite(response, channel: context.channel)
         }
         response.headers.append(contentsOf: rateHeaders)
         response.headers[HTTPField.Name("X-Request-Id")!] = context.requestID
@@ -114,10 +130,29 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
         if let remote = context.remote { metadata["remote"] = .string(remote) }
         if let rows = context.report.rows { metadata["rows"] = .stringConvertible(rows) }
         if let model = context.report.model { metadata["model"] = .string(model) }
+        if let anomalies = context.report.anomalies { metadata["anomalies"] = .stringConvertible(anomalies) }
         state.logger.info("request", metadata: metadata)
     }
 
     private func displayablePath(_ path: String) -> String { displayable(path, limit: 100) }
+
+    static func declaresBody(_ request: Request) -> Bool {
+        if let length = request.headers[.contentLength] { return length != "0" }
+        return request.headers[.transferEncoding] != nil
+    }
+
+    /// The response, after which the connection closes (the rest of a body is never read).
+    static func closingAfterWrite(_ response: Response, channel: any Channel) -> Response {
+        var response = response
+        let body = response.body
+        response.headers[.connection] = "close"
+        response.body = ResponseBody(contentLength: body.contentLength) { writer in
+            let copy = body
+            try await copy.write(writer)
+            channel.close(promise: nil)
+        }
+        return response
+    }
 
     static func newRequestID() -> String {
         var generator = SystemRandomNumberGenerator()

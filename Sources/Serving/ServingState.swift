@@ -1,3 +1,4 @@
+import ServingCore
 import Logging
 import TensorCore
 
@@ -11,7 +12,7 @@ public final class ServingState: Sendable {
     public let metrics: ServeMetrics
     public let audit: AuditLog?
     public let logger: Logger
-    private let inFlight = Locked<Int>(0)
+    private let inFlight = Locked<(total: Int, byKey: [String: Int])>((0, [:]))
     private let drainingFlag = Locked<Bool>(false)
 
     public init(configuration: ServeConfiguration, registry: ModelRegistry, keys: KeyRing, limiter: RateLimiter,
@@ -26,25 +27,43 @@ public final class ServingState: Sendable {
         let limits = MicroBatcher.Limits(maxBatchRows: configuration.limits.maxBatchRows, maxQueueRows: configuration.limits.maxQueueRows,
                                          window: .microseconds(configuration.limits.batchWindowMicroseconds))
         batchers = Dictionary(uniqueKeysWithValues: registry.all.map { model in
-            (model.name, MicroBatcher(name: model.name, limits: limits) { rows in metrics.recordValue("bulwark_microbatch_rows", rows) })
+            (model.name, MicroBatcher(name: model.name, limits: limits) { rows, duration in
+                metrics.recordValue("bulwark_microbatch_rows", rows)
+                metrics.recordDuration("bulwark_inference_duration_seconds", [("model", model.name)], duration)
+            })
         })
     }
 
-    /// Counts a request in; nil if `maxConcurrentRequests` are already in flight.
-    func admit() -> Int? {
-        inFlight.withLock { count -> Int? in
-            guard count < configuration.limits.maxConcurrentRequests else { return nil }
-            count += 1
-            return count
+    /// Why a request was not admitted.
+    enum Refusal { case service, key }
+
+    /// Counts a request in (for its key, if any); a refusal if the service or the key already has
+    /// its most requests in flight.
+    func admit(key: String?) -> Refusal? {
+        let limits = configuration.limits
+        let (refusal, total) = inFlight.withLock { state -> (Refusal?, Int) in
+            guard state.total < limits.maxConcurrentRequests else { return (.service, state.total) }
+            if let key {
+                guard state.byKey[key, default: 0] < limits.maxConcurrentRequestsPerKey else { return (.key, state.total) }
+                state.byKey[key, default: 0] += 1
+            }
+            state.total += 1
+            return (nil, state.total)
         }
+        if refusal == nil { metrics.setGauge("bulwark_inflight_requests", [], Double(total)) }
+        return refusal
     }
 
-    func release() {
-        let now = inFlight.withLock { count -> Int in
-            count -= 1
-            return count
+    func release(key: String?) {
+        let total = inFlight.withLock { state -> Int in
+            state.total -= 1
+            if let key {
+                state.byKey[key, default: 1] -= 1
+                if state.byKey[key] == 0 { state.byKey[key] = nil }
+            }
+            return state.total
         }
-        metrics.setGauge("bulwark_inflight_requests", [], Double(now))
+        metrics.setGauge("bulwark_inflight_requests", [], Double(total))
     }
 
     /// Set when shutdown begins: `/readyz` answers 503 so a load balancer stops sending.

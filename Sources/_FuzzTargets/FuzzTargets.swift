@@ -4,6 +4,7 @@ import TensorCore
 import NeuralNet
 import Robustness
 import BulwarkSecurity
+import ServingCore
 
 /// The parsers Bulwark exposes to files, as fuzz entry points: each takes arbitrary bytes and must
 /// return (with or without an error) without crashing, hanging or exhausting memory. The libFuzzer
@@ -12,7 +13,7 @@ public enum FuzzTargets {
     /// The target names, matching Fuzz/Corpus/<name>/.
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "safetensors": safetensors, "idx": idx, "csv": csv, "manifest": manifest, "container": container, "fernet": fernet,
-        "config": config,
+        "config": config, "predict": predict, "keyfile": keyfile, "audit": audit, "servecfg": serveConfiguration,
     ]
 
     /// A fixed key, so that corpus entries can be valid encrypted files.
@@ -69,5 +70,35 @@ public enum FuzzTargets {
     /// Fernet tokens: base64, length, HMAC, timestamps, padding.
     public static func fernet(_ bytes: [UInt8]) {
         _ = try? Fernet.decrypt(String(decoding: bytes, as: UTF8.self), key: key, ttl: 10 * 365 * 86_400, source: "fuzz")
+    }
+
+    // MARK: - bulwark serve
+
+    /// Predict bodies, as JSON and as float32 rows (the first byte picks a narrow or a full-width
+    /// parser, so short inputs reach row and value checks too).
+    public static func predict(_ bytes: [UInt8]) {
+        let parser = InputParser(width: bytes.first.map { $0 & 1 == 0 ? 3 : 784 } ?? 3, maxRows: 8)
+        let body = Array(bytes.dropFirst())
+        body.withUnsafeBytes { raw in
+            _ = try? parser.parseJSON(raw)
+            _ = try? parser.parseFloat32(raw)
+        }
+    }
+
+    /// API-key files: strict JSON, roles, output policies, ids, digests, limits.
+    public static func keyfile(_ bytes: [UInt8]) {
+        guard let file = try? KeyFile.decode(bytes, path: "fuzz") else { return }
+        let table = KeyTable(file)
+        for key in file.keys { _ = table.authenticate(APIKey(id: key.id, secret: key.sha256)) }
+    }
+
+    /// Audit logs: line splitting, strict entries, the hash chain.
+    public static func audit(_ bytes: [UInt8]) {
+        _ = try? AuditVerifier.verify(bytes: bytes)
+    }
+
+    /// `bulwark serve --config` files.
+    public static func serveConfiguration(_ bytes: [UInt8]) {
+        _ = try? ServeConfiguration.Limits.decode(bytes, source: "fuzz")
     }
 }

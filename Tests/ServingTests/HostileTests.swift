@@ -1,3 +1,4 @@
+import ServingCore
 import AsyncHTTPClient
 import Foundation
 import NIOCore
@@ -102,5 +103,43 @@ struct HostileTests {
         #expect(throws: ServeError.self) { try KeyFile.read(path) }
         symlink("/dev/zero", directory + "/zero.json")
         #expect(throws: (any Error).self) { try KeyFile.read(directory + "/zero.json") }
+    }
+}
+
+@Suite("Connections and concurrency under abuse")
+struct AbuseTests {
+    @Test("an answer that leaves a request body unread closes the connection (no draining a 1 GB upload); HEAD works")
+    func unreadBodiesClose() async throws {
+        try await TestService().use { service in
+            let body = Array(repeating: UInt8(ascii: "x"), count: 10_000)
+            let unauthenticated = try await service.request(.POST, "/v1/models/m/predict", body: body)
+            #expect(unauthenticated.status == 401)
+            #expect(unauthenticated.headers["Connection"].first == "close")
+            let wrongMethod = try await service.request(.POST, "/healthz", body: body)
+            #expect(wrongMethod.status == 405)
+            #expect(wrongMethod.headers["Connection"].first == "close")
+            #expect(wrongMethod.json["request_id"] as? String == wrongMethod.headers["X-Request-Id"].first)
+            let ok = try await service.predict(TestService.sampleRows(1))
+            #expect(ok.status == 200 && ok.headers["Connection"].first != "close")
+            #expect(try await service.request(.HEAD, "/healthz").status == 200)
+        }
+    }
+
+    @Test("one key cannot hold every slot: beyond its in-flight limit it gets 429, another key still gets through")
+    func perKeyConcurrency() async throws {
+        var limits = ServeConfiguration.Limits()
+        limits.maxConcurrentRequestsPerKey = 2
+        try await TestService(limits: limits, wrap: { SlowModel(base: $0, delay: 0.5) }).use { service in
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for i in 0..<4 { group.addTask { try await service.predict(TestService.sampleRows(1, seed: UInt64(i))).status } }
+                try await Task.sleep(for: .milliseconds(150))
+                let other = try await service.predict(TestService.sampleRows(1), key: .admin).status
+                var all = [other]
+                for try await status in group { all.append(status) }
+                return all
+            }
+            #expect(statuses[0] == 200)  // the other key
+            #expect(statuses.dropFirst().sorted() == [200, 200, 429, 429])
+        }
     }
 }

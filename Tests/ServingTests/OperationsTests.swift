@@ -1,3 +1,4 @@
+import ServingCore
 import Foundation
 import NIOHTTP1
 import NeuralNet

@@ -1,3 +1,4 @@
+import ServingCore
 import Foundation
 import NIOHTTP1
 import NeuralNet
@@ -64,6 +65,7 @@ struct PredictTests {
                 ({ bad[3] = "1e999"; return "{\"inputs\": [[\(bad.joined(separator: ","))]]}" }(), "application/json", 422, "/inputs/0/3"),
                 ({ bad[3] = "\"0.5\""; return "{\"inputs\": [[\(bad.joined(separator: ","))]]}" }(), "application/json", 422, "/inputs/0/3"),
                 ({ bad[3] = "NaN"; return "{\"inputs\": [[\(bad.joined(separator: ","))]]}" }(), "application/json", 400, nil),
+                ({ bad[3] = "1.5"; return "{\"inputs\": [[\(bad.joined(separator: ","))" }(), "application/json", 400, nil),  // not JSON: 400 before 422
             ]
             for test in cases {
                 let reply = try await post(test.body, test.type)

@@ -1,3 +1,4 @@
+import ServingCore
 import AsyncHTTPClient
 import BulwarkSecurity
 import Foundation
@@ -39,7 +40,8 @@ final class TestService: @unchecked Sendable {
     ///   - model: replaces the model file's network at serving time (e.g. a slow one).
     init(limits: ServeConfiguration.Limits = .init(), burst: Int = 1000, rate: Double = 1000, audit: Bool = true,
          now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now },
-         wrap: (@Sendable (any InferenceModel) -> any InferenceModel)? = nil, name: String = #function) async throws {
+         wrap: (@Sendable (any InferenceModel) -> any InferenceModel)? = nil,
+         detectors: (@Sendable (InferenceNetwork, String) throws -> AnomalyDetectors)? = nil, name: String = #function) async throws {
         directory = TestSupport.temporaryDirectory("serving-" + name)
         modelPath = directory + "/model.safetensors"
         try ModelFile.save(Sequential(spec: try ModelSpec.parse("784-16-10"), seed: 7), to: modelPath)
@@ -61,9 +63,10 @@ final class TestService: @unchecked Sendable {
         let loader: ModelLoader = { name, path in
             let fileLoader = VerifyingFileLoader()
             let loaded = try ModelFile.load(contentsOf: path, loader: fileLoader)
-            let model: any InferenceModel = loaded.network.inferenceModel(pool: nil)
-            return ServedModel(name: name, path: path, model: wrap?(model) ?? model, sha256: fileLoader.digests[path]!,
-                               architecture: loaded.network.spec.shorthand, card: nil)
+            let network = loaded.network.inferenceModel(pool: nil)
+            let sha256 = fileLoader.digests[path]!
+            return ServedModel(name: name, path: path, model: wrap?(network) ?? network, sha256: sha256,
+                               architecture: loaded.network.spec.shorthand, card: nil, detectors: try detectors?(network, sha256))
         }
         let lines = logLines
         let logger = Logger(label: "test") { JSONLogHandler(label: $0) { line in lines.withLock { $0.append(line) } } }
@@ -131,7 +134,8 @@ final class TestService: @unchecked Sendable {
     /// Graceful shutdown, then waits for the server to stop.
     func stop() async throws {
         await server.shutdown()
-        try await runTask.value
-        try await client.shutdown()
+        let outcome = await runTask.result
+        try await client.shutdown()  // always, or the client traps in its deinit
+        try outcome.get()
     }
 }

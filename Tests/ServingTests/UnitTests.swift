@@ -1,3 +1,5 @@
+import ServingCore
+import Crypto
 import Foundation
 import Serving
 import Testing
@@ -6,9 +8,9 @@ import _TestSupport
 
 @Suite("Parsers, keys, routes and the audit chain")
 struct UnitTests {
-    func parse(_ text: String, width: Int = 3, maxRows: Int = 4) -> Result<PredictInput, Problem> {
+    func parse(_ text: String, width: Int = 3, maxRows: Int = 4) -> Result<PredictInput, InputProblem> {
         let parser = InputParser(width: width, maxRows: maxRows)
-        return Array(text.utf8).withUnsafeBytes { bytes in Result { () throws(Problem) in try parser.parseJSON(bytes) } }
+        return Array(text.utf8).withUnsafeBytes { bytes in Result { () throws(InputProblem) in try parser.parseJSON(bytes) } }
     }
 
     @Test("the JSON fast path accepts RFC 8259 numbers and whitespace, and classifies every error")
@@ -28,7 +30,7 @@ struct UnitTests {
         ]
         for (text, status, field) in cases {
             guard case .failure(let problem) = parse(text) else { Issue.record("accepted \(text)"); continue }
-            #expect(Int(problem.status.code) == status, "\(text): \(problem)")
+            #expect(problem.status == status, "\(text): \(problem)")
             if let field { #expect(problem.field == field, "\(text): \(problem)") }
         }
     }
@@ -37,10 +39,10 @@ struct UnitTests {
     func float32Parser() throws {
         let parser = InputParser(width: 2, maxRows: 2)
         func bytes(_ values: [Float]) -> [UInt8] { values.flatMap { v in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } } }
-        let input = try bytes([0, 1, 0.5, 0.25]).withUnsafeBytes { b throws(Problem) in try parser.parseFloat32(b) }
+        let input = try bytes([0, 1, 0.5, 0.25]).withUnsafeBytes { b throws(InputProblem) in try parser.parseFloat32(b) }
         #expect(input.rows == 2 && input.values == [0, 1, 0.5, 0.25])
         for bad in [bytes([0]), bytes([0, 1, 0, 1, 0, 1]), bytes([.infinity, 0]), bytes([0, 1.0001]), []] {
-            #expect(throws: Problem.self) { try bad.withUnsafeBytes { b throws(Problem) in try parser.parseFloat32(b) } }
+            #expect(throws: InputProblem.self) { try bad.withUnsafeBytes { b throws(InputProblem) in try parser.parseFloat32(b) } }
         }
     }
 
@@ -157,6 +159,43 @@ struct AuditChainTests {
         broken[0] = broken[0].replacingOccurrences(of: "k0", with: "kX")
         try write(broken, to: path)
         #expect(throws: ServeError.self) { try AuditLog(path: path) }
+    }
+
+    @Test("with a chain key, a rewritten tail is caught even when every later link is recomputed; without the key the log does not verify")
+    func keyedChain() throws {
+        let path = TestSupport.temporaryDirectory() + "/audit.jsonl"
+        let key = SymmetricKey(size: .bits256)
+        let log = try AuditLog(path: path, chainKey: key)
+        for i in 0..<4 { log.record("key_added", key: "k\(i)") }
+        log.flush()
+        log.finish()
+        #expect(try AuditVerifier.verify(path: path, key: key).count == 4)
+        #expect(throws: AuditVerifier.Failure.self) { try AuditVerifier.verify(path: path) }
+        // An attacker edits line 2 and recomputes the links after it with plain SHA-256.
+        var lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").map(String.init)
+        lines[1] = lines[1].replacingOccurrences(of: "k1", with: "kX")
+        for i in 2..<lines.count {
+            var entry = try JSONDecoder().decode(AuditEntry.self, from: Data(lines[i].utf8))
+            entry.prev = AuditVerifier.hash(lines[i - 1])
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            lines[i] = String(decoding: try encoder.encode(entry), as: UTF8.self)
+        }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        #expect { try AuditVerifier.verify(path: path, key: key) } throws: { ($0 as? AuditVerifier.Failure)?.line == 3 }
+    }
+
+    @Test("a log cut below its recorded head (PATH.head) is refused at start")
+    func recordedHead() throws {
+        let path = try makeLog(5)
+        let head = try JSONDecoder().decode(AuditLog.Head.self, from: Data(contentsOf: URL(fileURLWithPath: path + ".head")))
+        #expect(head.seq == 5)
+        let original = try lines(path)
+        try write(Array(original.prefix(4)), to: path)
+        #expect(throws: ServeError.self) { try AuditLog(path: path) }
+        try write(original, to: path)
+        let reopened = try AuditLog(path: path)
+        reopened.finish()
     }
 
     @Test("a flood of denials becomes one counted line per second, not one write per request")

@@ -6,7 +6,9 @@ import _FileSystem
 
 /// Where examples come from, the same options for every command that reads data (`train`, `eval`,
 /// `attack`, `bench`): an MNIST-format directory (Fashion-MNIST by default) or CSV files.
-struct DataOptions: ParsableArguments {
+package struct DataOptions: ParsableArguments {
+    package init() {}
+
     @Option(help: ArgumentHelp("MNIST-format data directory (default: $BULWARK_DATA_DIR, then /usr/share/datasets/fashion-mnist, then the committed sample).", valueName: "dir"))
     var dataDir: String?
 
@@ -28,7 +30,7 @@ struct DataOptions: ParsableArguments {
 
     var usesCSV: Bool { trainCSV != nil || testCSV != nil }
 
-    func validate() throws {
+    package func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
         if let featureScale, !(featureScale.value.isFinite && featureScale.value > 0) {
             throw ValidationError("--feature-scale must be a positive number, got \(featureScale)")
@@ -40,14 +42,14 @@ struct DataOptions: ParsableArguments {
 
     /// `--label-column` and `--feature-scale` describe CSV files: refused without them (bench also
     /// accepts them for a configuration's CSV data, and checks that itself).
-    func checkCSVOptions() throws {
+    package func checkCSVOptions() throws {
         if !usesCSV && (labelColumn != nil || featureScale != nil) {
             throw ValidationError("--label-column and --feature-scale apply to CSV data (--train-csv, --test-csv)")
         }
     }
 
     /// The data these options describe.
-    var spec: DataSpec {
+    package var spec: DataSpec {
         let source: DataSpec.Source = usesCSV
             ? .csv(train: trainCSV, test: testCSV, labelColumn: labelColumn ?? 0, featureScale: featureScale?.value ?? 1)
             : .mnistFormat(directory: dataDir)
@@ -59,18 +61,20 @@ struct DataOptions: ParsableArguments {
 }
 
 /// Engine settings shared by the commands that compute.
-struct EngineOptions: ParsableArguments {
+package struct EngineOptions: ParsableArguments {
+    package init() {}
+
     @Option(help: "Threads that run the shards of each batch (default: 2, or 1 on a single-core machine). Results do not depend on it.")
     var threads: Int?
 
-    func validate() throws {
+    package func validate() throws {
         if let threads, !(1...256).contains(threads) {
             throw ValidationError("--threads must be between 1 and 256, got \(threads)")
         }
     }
 
     /// Sets up the shared worker pool; call before creating networks.
-    func apply() {
+    package func apply() {
         if let threads { WorkerPool.configureShared(threadCount: threads) }
     }
 }

@@ -1,6 +1,24 @@
 import Foundation
 import _FileSystem
 
+/// Why a predict body was refused: the HTTP status (400 for bytes that are not JSON, 422 for JSON
+/// that does not hold valid inputs), a stable slug, and the JSON Pointer of the offending field.
+public struct InputProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    public let status: Int
+    public let slug: String
+    public let detail: String
+    public let field: String?
+    public var description: String { "\(status) \(slug): \(detail)" + (field.map { " (at \($0))" } ?? "") }
+
+    static func invalidInput(_ detail: String, field: String) -> InputProblem {
+        InputProblem(status: 422, slug: "invalid-input", detail: detail, field: field)
+    }
+
+    static func malformed(_ detail: String) -> InputProblem {
+        InputProblem(status: 400, slug: "malformed-body", detail: detail, field: nil)
+    }
+}
+
 /// The rows of a predict request, parsed in one pass from the body straight into the input matrix.
 public struct PredictInput: Sendable {
     public let rows: Int
@@ -8,7 +26,7 @@ public struct PredictInput: Sendable {
     public let values: [Float]
 }
 
-/// Parses predict bodies and says exactly what is wrong with a bad one (a `Problem` with the JSON
+/// Parses predict bodies and says exactly what is wrong with a bad one (an `InputProblem` with the JSON
 /// Pointer of the offending field): 400 for bytes that are not JSON, 422 for JSON that does not hold
 /// valid inputs (an unknown field, a row of the wrong length, a value that is not a number, not
 /// finite or outside [0, 1], no rows or too many).
@@ -29,7 +47,7 @@ public struct InputParser: Sendable {
     // MARK: - application/octet-stream
 
     /// Little-endian float32 rows, back to back.
-    public func parseFloat32(_ bytes: UnsafeRawBufferPointer) throws(Problem) -> PredictInput {
+    public func parseFloat32(_ bytes: UnsafeRawBufferPointer) throws(InputProblem) -> PredictInput {
         let rowBytes = width * 4
         guard !bytes.isEmpty, bytes.count % rowBytes == 0 else {
             throw .invalidInput("a float32 body holds whole rows of \(width) little-endian float32 values (\(rowBytes) bytes each); \(bytes.count) bytes is not a positive multiple of \(rowBytes)", field: "")
@@ -37,7 +55,7 @@ public struct InputParser: Sendable {
         let rows = bytes.count / rowBytes
         guard rows <= maxRows else { throw tooManyRows(rows) }
         var values = [Float](repeating: 0, count: rows * width)
-        try values.withUnsafeMutableBufferPointer { (output) throws(Problem) in
+        try values.withUnsafeMutableBufferPointer { (output) throws(InputProblem) in
             for i in 0..<output.count {
                 let value = Float(bitPattern: UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self)))
                 try check(value, row: i / width, column: i % width)
@@ -50,7 +68,7 @@ public struct InputParser: Sendable {
     // MARK: - application/json
 
     /// `{"inputs": [[v, …], …]}`, nothing else.
-    public func parseJSON(_ bytes: UnsafeRawBufferPointer) throws(Problem) -> PredictInput {
+    public func parseJSON(_ bytes: UnsafeRawBufferPointer) throws(InputProblem) -> PredictInput {
         var scanner = Scanner(bytes: bytes)
         do {
             return try parse(&scanner)
@@ -60,7 +78,7 @@ public struct InputParser: Sendable {
                 throw .malformed("\(error)")
             }
             throw .invalidInput(problem.detail, field: problem.field)
-        } catch let problem as Problem {
+        } catch let problem as InputProblem {
             throw problem
         } catch {
             throw .malformed("\(error)")
@@ -71,6 +89,9 @@ public struct InputParser: Sendable {
     private struct ShapeProblem: Error {
         let detail: String
         let field: String
+
+        init(detail: String, field: String) { (self.detail, self.field) = (detail, field) }
+        init(problem: InputProblem) { (detail, field) = (problem.detail, problem.field ?? "") }
     }
 
     private func parse(_ s: inout Scanner) throws -> PredictInput {
@@ -86,7 +107,7 @@ public struct InputParser: Sendable {
             guard key == "inputs" else {
                 throw ShapeProblem(detail: "unknown field \"\(displayable(key, limit: 40))\": the body holds only \"inputs\"", field: "/" + pointerEscaped(key))
             }
-            guard rows < 0 else { throw Problem.malformed("the field \"inputs\" appears twice") }
+            guard rows < 0 else { throw InputProblem.malformed("the field \"inputs\" appears twice") }
             s.skipSpace()
             guard s.take(UInt8(ascii: ":")) else { throw ShapeProblem(detail: "expected ':'", field: "") }
             s.skipSpace()
@@ -106,7 +127,7 @@ public struct InputParser: Sendable {
         values.reserveCapacity(min(maxRows, max(1, s.remaining / (width * 4))) * width)
         var row = 0
         repeat {
-            guard row < maxRows else { throw tooManyRows(nil) }
+            guard row < maxRows else { throw ShapeProblem(problem: tooManyRows(nil)) }
             s.skipSpace()
             guard s.take(UInt8(ascii: "[")) else { throw ShapeProblem(detail: "each row must be an array of \(width) numbers", field: "/inputs/\(row)") }
             var column = 0
@@ -120,7 +141,7 @@ public struct InputParser: Sendable {
                     guard let value = s.number() else {
                         throw ShapeProblem(detail: "value \(column) of row \(row) is not a number", field: "/inputs/\(row)/\(column)")
                     }
-                    try check(value, row: row, column: column)
+                    if let problem = invalid(value, row: row, column: column) { throw ShapeProblem(problem: problem) }
                     values.append(value)
                     column += 1
                     s.skipSpace()
@@ -137,16 +158,21 @@ public struct InputParser: Sendable {
         return row
     }
 
-    private func check(_ value: Float, row: Int, column: Int) throws(Problem) {
-        guard value.isFinite else {
-            throw .invalidInput("value \(column) of row \(row) is not finite (NaN, infinite, or beyond the float32 range)", field: "/inputs/\(row)/\(column)")
-        }
-        guard value >= 0, value <= 1 else {
-            throw .invalidInput("value \(column) of row \(row) is \(value), outside [0, 1] (pixel intensities scaled to [0, 1])", field: "/inputs/\(row)/\(column)")
-        }
+    private func check(_ value: Float, row: Int, column: Int) throws(InputProblem) {
+        if let problem = invalid(value, row: row, column: column) { throw problem }
     }
 
-    private func tooManyRows(_ rows: Int?) -> Problem {
+    private func invalid(_ value: Float, row: Int, column: Int) -> InputProblem? {
+        guard value.isFinite else {
+            return .invalidInput("value \(column) of row \(row) is not finite (NaN, infinite, or beyond the float32 range)", field: "/inputs/\(row)/\(column)")
+        }
+        guard value >= 0, value <= 1 else {
+            return .invalidInput("value \(column) of row \(row) is \(value), outside [0, 1] (pixel intensities scaled to [0, 1])", field: "/inputs/\(row)/\(column)")
+        }
+        return nil
+    }
+
+    private func tooManyRows(_ rows: Int?) -> InputProblem {
         .invalidInput("\(rows.map { "\($0) rows" } ?? "more than \(maxRows) rows"): send at most \(maxRows) per request", field: "/inputs")
     }
 
@@ -193,8 +219,8 @@ private struct Scanner {
         return String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
     }
 
-    /// A number in RFC 8259's grammar, converted to the nearest float32 (`strtof`, correctly
-    /// rounded); nil if the next token is not such a number.
+    /// A number in RFC 8259's grammar, converted to the nearest float32 (correctly rounded); nil if
+    /// the next token is not such a number.
     mutating func number() -> Float? {
         let start = index
         func digit(_ i: Int) -> Bool { i < bytes.count && bytes[i] >= UInt8(ascii: "0") && bytes[i] <= UInt8(ascii: "9") }
@@ -216,12 +242,9 @@ private struct Scanner {
         let length = i - start
         guard length < Self.maximumNumberLength else { return nil }
         index = i
-        // strtof needs a terminated string: copy the token (never the body) to the stack.
-        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: length + 1) { text in
-            for k in 0..<length { text[k] = CChar(bitPattern: bytes[start + k]) }
-            text[length] = 0
-            return strtof(text.baseAddress!, nil)
-        }
+        // The standard library's parser: correctly rounded, C locale whatever the process's; a token
+        // of up to 15 bytes is a small string, so this allocates nothing.
+        return Float(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<i]), as: UTF8.self))
     }
 
     /// Longer number tokens are refused (a value in [0, 1] never needs more digits).

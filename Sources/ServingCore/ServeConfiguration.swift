@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Glibc
 import _FileSystem
@@ -17,6 +18,8 @@ public struct ServeConfiguration: Sendable {
         public var maxRows = 256
         /// Requests being handled at once; more are shed with 503.
         public var maxConcurrentRequests = 128
+        /// Requests one key may have in flight at once (so one key cannot hold every slot).
+        public var maxConcurrentRequestsPerKey = 16
         /// Rows waiting for inference per model; more are shed with 503.
         public var maxQueueRows = 4096
         /// Rows per inference batch.
@@ -39,6 +42,7 @@ public struct ServeConfiguration: Sendable {
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case maxRows = "max_rows", maxConcurrentRequests = "max_concurrent_requests", maxQueueRows = "max_queue_rows"
+            case maxConcurrentRequestsPerKey = "max_concurrent_requests_per_key"
             case maxBatchRows = "max_batch_rows", batchWindowMicroseconds = "batch_window_microseconds"
             case maxConnections = "max_connections", idleTimeoutSeconds = "idle_timeout_seconds"
             case bodyTimeoutSeconds = "body_timeout_seconds", shutdownTimeoutSeconds = "shutdown_timeout_seconds"
@@ -51,6 +55,7 @@ public struct ServeConfiguration: Sendable {
             let d = Limits()
             maxRows = try c.decodeIfPresent(Int.self, forKey: .maxRows) ?? d.maxRows
             maxConcurrentRequests = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentRequests) ?? d.maxConcurrentRequests
+            maxConcurrentRequestsPerKey = try c.decodeIfPresent(Int.self, forKey: .maxConcurrentRequestsPerKey) ?? d.maxConcurrentRequestsPerKey
             maxQueueRows = try c.decodeIfPresent(Int.self, forKey: .maxQueueRows) ?? d.maxQueueRows
             maxBatchRows = try c.decodeIfPresent(Int.self, forKey: .maxBatchRows) ?? d.maxBatchRows
             batchWindowMicroseconds = try c.decodeIfPresent(Int.self, forKey: .batchWindowMicroseconds) ?? d.batchWindowMicroseconds
@@ -68,23 +73,27 @@ public struct ServeConfiguration: Sendable {
             }
             try require((1...65536).contains(maxRows), .maxRows, "1 to 65536")
             try require((1...100_000).contains(maxConcurrentRequests), .maxConcurrentRequests, "1 to 100000")
+            try require((1...maxConcurrentRequests).contains(maxConcurrentRequestsPerKey), .maxConcurrentRequestsPerKey, "1 to max_concurrent_requests (\(maxConcurrentRequests))")
             try require(maxQueueRows >= maxRows && maxQueueRows <= 10_000_000, .maxQueueRows, "at least max_rows (\(maxRows)) and at most 10000000")
             try require((1...65536).contains(maxBatchRows), .maxBatchRows, "1 to 65536")
             try require((0...100_000).contains(batchWindowMicroseconds), .batchWindowMicroseconds, "0 to 100000")
             try require((1...1_000_000).contains(maxConnections), .maxConnections, "1 to 1000000")
             try require((1...3600).contains(idleTimeoutSeconds), .idleTimeoutSeconds, "1 to 3600")
             try require((1...3600).contains(bodyTimeoutSeconds), .bodyTimeoutSeconds, "1 to 3600")
-            try require((0...3600).contains(shutdownTimeoutSeconds), .shutdownTimeoutSeconds, "0 to 3600")
+            try require((1...3600).contains(shutdownTimeoutSeconds), .shutdownTimeoutSeconds, "1 to 3600")
             if let metricsPort { try require((0...65535).contains(metricsPort), .metricsPort, "0 to 65535") }
         }
 
         /// Reads a configuration file (strict JSON: unknown fields are errors).
         public static func read(_ path: String) throws -> Limits {
+            try decode(try FileReader.readAll(path, limit: 1 << 20), source: path)
+        }
+
+        /// Parses and validates a configuration's bytes.
+        public static func decode(_ bytes: [UInt8], source path: String) throws -> Limits {
             let limits: Limits
             do {
-                limits = try StrictJSON.decode(Limits.self, from: try FileReader.readAll(path, limit: 1 << 20))
-            } catch let error as FileSystemError {
-                throw error
+                limits = try StrictJSON.decode(Limits.self, from: bytes)
             } catch {
                 throw ServeError.invalidConfiguration("\(path): \(decodingErrorText(error))")
             }
@@ -101,10 +110,14 @@ public struct ServeConfiguration: Sendable {
     public var tls: TLSFiles?
     public var keysPath: String
     public var auditLogPath: String?
+    /// With a key, the audit chain's links are HMAC-SHA256 under it (`--audit-key`).
+    public var auditChainKey: SymmetricKey?
     public var limits: Limits
 
-    public init(host: String, port: Int, tls: TLSFiles?, keysPath: String, auditLogPath: String?, limits: Limits = Limits()) {
-        (self.host, self.port, self.tls, self.keysPath, self.auditLogPath, self.limits) = (host, port, tls, keysPath, auditLogPath, limits)
+    public init(host: String, port: Int, tls: TLSFiles?, keysPath: String, auditLogPath: String?, auditChainKey: SymmetricKey? = nil,
+                limits: Limits = Limits()) {
+        (self.host, self.port, self.tls, self.keysPath, self.auditLogPath, self.auditChainKey, self.limits) =
+            (host, port, tls, keysPath, auditLogPath, auditChainKey, limits)
     }
 
     /// - Throws: `ServeError` for plain HTTP on a non-loopback address or bad limits.

@@ -21,11 +21,19 @@ public final class MicroBatcher: @unchecked Sendable {  // mutable state only un
         }
     }
 
+    /// What one request gets back: its logits, and what the model's detectors flagged.
+    public struct Output: Sendable {
+        /// rows × classes, row-major.
+        public let logits: [Float]
+        public let findings: AnomalyDetectors.Findings?
+    }
+
     private struct Job {
         let model: any InferenceModel
-        let modelID: ObjectIdentifier?
+        let generation: UInt64
+        let detectors: AnomalyDetectors?
         let input: PredictInput
-        let continuation: CheckedContinuation<[Float], any Error>
+        let continuation: CheckedContinuation<Output, any Error>
     }
 
     private let limits: Limits
@@ -34,10 +42,12 @@ public final class MicroBatcher: @unchecked Sendable {  // mutable state only un
     private var queuedRows = 0
     private var stopped = false
     private var thread: Thread?
-    /// Called with the rows of every batch run (metrics).
-    private let onBatch: @Sendable (Int) -> Void
+    /// Noise for the instability detector (used only on the batcher's thread).
+    private var generator = RandomGenerator(seed: UInt64.random(in: 0...UInt64.max))
+    /// Called with the rows and the inference time of every batch run (metrics).
+    private let onBatch: @Sendable (Int, Duration) -> Void
 
-    public init(name: String, limits: Limits, onBatch: @escaping @Sendable (Int) -> Void = { _ in }) {
+    public init(name: String, limits: Limits, onBatch: @escaping @Sendable (Int, Duration) -> Void = { _, _ in }) {
         self.limits = limits
         self.onBatch = onBatch
         let thread = Thread { [unowned self] in run() }
@@ -53,22 +63,23 @@ public final class MicroBatcher: @unchecked Sendable {  // mutable state only un
         return queuedRows
     }
 
-    /// The logits (rows × classes, row-major) of `input` under `model`.
-    /// - Throws: `Problem.overloaded` when the queue is full or the batcher has stopped.
-    public func logits(of input: PredictInput, model: any InferenceModel) async throws -> [Float] {
+    /// The logits (rows × classes, row-major) of `input` under the served model, and what its
+    /// detectors flag.
+    /// - Throws: `ServeError.overloaded` when the queue is full or the batcher has stopped.
+    public func run(_ input: PredictInput, on served: ServedModel) async throws -> Output {
         try await withCheckedThrowingContinuation { continuation in
             condition.lock()
             defer { condition.unlock() }
             guard !stopped else {
-                continuation.resume(throwing: Problem.overloaded("the service is shutting down"))
+                continuation.resume(throwing: ServeError.overloaded("the service is shutting down"))
                 return
             }
             guard queuedRows + input.rows <= limits.maxQueueRows else {
-                continuation.resume(throwing: Problem.overloaded("\(queuedRows) rows are queued for inference (the limit is \(limits.maxQueueRows)); retry after a second"))
+                continuation.resume(throwing: ServeError.overloaded("\(queuedRows) rows are queued for inference (the limit is \(limits.maxQueueRows)); retry after a second"))
                 return
             }
-            let id = (model as AnyObject?).map(ObjectIdentifier.init)
-            queue.append(Job(model: model, modelID: id, input: input, continuation: continuation))
+            queue.append(Job(model: served.model, generation: served.generation, detectors: served.detectors, input: input,
+                             continuation: continuation))
             queuedRows += input.rows
             condition.signal()
         }
@@ -98,8 +109,8 @@ public final class MicroBatcher: @unchecked Sendable {  // mutable state only un
             }
             var batch: [Job] = []
             var rows = 0
-            let modelID = queue[0].modelID
-            while let job = queue.first, job.modelID == modelID,
+            let generation = queue[0].generation
+            while let job = queue.first, job.generation == generation,
                   batch.isEmpty || rows + job.input.rows <= limits.maxBatchRows {
                 batch.append(queue.removeFirst())
                 rows += job.input.rows
@@ -111,23 +122,30 @@ public final class MicroBatcher: @unchecked Sendable {  // mutable state only un
     }
 
     private func execute(_ batch: [Job], rows: Int) {
-        let model = batch[0].model
+        let model = batch[0].model, detectors = batch[0].detectors
         let classes = model.classCount, width = model.inputWidth
         var logits = [Float](repeating: 0, count: rows * classes)
+        let featureModel = detectors?.mahalanobis == nil ? nil : model as? any FeatureExtractingModel
+        var features = [Float](repeating: 0, count: featureModel.map { rows * $0.featureWidth } ?? 0)
+        var findings: AnomalyDetectors.Findings?
+        let start = ContinuousClock.now
         do {
-            try logits.withUnsafeMutableBufferPointer { output in
-                let y = MatrixRef(output.baseAddress!, rows: rows, columns: classes)
-                if batch.count == 1 {
-                    // One request: its parsed rows are the input matrix, no packing copy.
-                    try batch[0].input.values.withUnsafeBufferPointer { x in  // read only: `logits` never writes its input
-                        try model.logits(MatrixRef(UnsafeMutablePointer(mutating: x.baseAddress!), rows: rows, columns: width), into: y)
-                    }
-                } else {
-                    var packed = [Float]()
-                    packed.reserveCapacity(rows * width)
-                    for job in batch { packed.append(contentsOf: job.input.values) }
-                    try packed.withUnsafeMutableBufferPointer { x in
-                        try model.logits(MatrixRef(x.baseAddress!, rows: rows, columns: width), into: y)
+            // One request: its parsed rows are the input matrix, no packing copy.
+            let packed = batch.count == 1 ? batch[0].input.values : batch.flatMap(\.input.values)
+            try packed.withUnsafeBufferPointer { x in  // read only: `logits` never writes its input
+                let input = MatrixRef(UnsafeMutablePointer(mutating: x.baseAddress!), rows: rows, columns: width)
+                try logits.withUnsafeMutableBufferPointer { output in
+                    let y = MatrixRef(output.baseAddress!, rows: rows, columns: classes)
+                    try features.withUnsafeMutableBufferPointer { f in
+                        let featureRef = featureModel.map { MatrixRef(f.baseAddress!, rows: rows, columns: $0.featureWidth) }
+                        if let featureModel {
+                            try featureModel.logits(input, into: y, features: featureRef)
+                        } else {
+                            try model.logits(input, into: y)
+                        }
+                        if let detectors {
+                            findings = try detectors.inspect(input: input, logits: y, features: featureRef, model: model, generator: &generator)
+                        }
                     }
                 }
             }
@@ -135,11 +153,15 @@ public final class MicroBatcher: @unchecked Sendable {  // mutable state only un
             for job in batch { job.continuation.resume(throwing: error) }
             return
         }
-        onBatch(rows)
+        onBatch(rows, ContinuousClock.now - start)
         var offset = 0
         for job in batch {
             let count = job.input.rows * classes
-            job.continuation.resume(returning: Array(logits[offset..<(offset + count)]))
+            let rowRange = (offset / classes)..<(offset / classes + job.input.rows)
+            let own = findings.map {
+                AnomalyDetectors.Findings(outOfDistribution: Array($0.outOfDistribution[rowRange]), unstable: Array($0.unstable[rowRange]))
+            }
+            job.continuation.resume(returning: Output(logits: Array(logits[offset..<(offset + count)]), findings: own))
             offset += count
         }
     }

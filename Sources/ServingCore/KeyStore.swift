@@ -41,6 +41,9 @@ public struct KeyFile: Codable, Sendable, Equatable {
     /// Default limits of a new key: a key without a limit is a scraping tool.
     public static let defaultRate = 20.0
     public static let defaultBurst = 40
+    /// Requests per second a key may be given (a slower key waits at most 1,000 s for a token).
+    public static let rateRange = 0.001...1_000_000.0
+    public static let burstRange = 1...1_000_000
 
     /// Largest key file read (a million keys is far beyond any real deployment).
     static let sizeLimit = 64 << 20
@@ -54,7 +57,23 @@ public struct KeyFile: Codable, Sendable, Equatable {
         guard fstat(fd, &info) == 0 else { throw ServeError.invalidKeyFile(path: path, reason: String(cString: strerror(errno))) }
         guard info.st_mode & 0o077 == 0 else { throw ServeError.keyFilePermissions(path: path, mode: UInt32(info.st_mode)) }
         guard info.st_uid == geteuid() else { throw ServeError.keyFileOwner(path: path) }
-        let bytes = try FileReader.readAll(path, limit: sizeLimit)
+        guard info.st_size <= sizeLimit else { throw ServeError.invalidKeyFile(path: path, reason: "larger than \(sizeLimit >> 20) MiB") }
+        // Read through the descriptor whose mode and owner were checked, not the path again.
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size) + 1)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes[count...].withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw ServeError.invalidKeyFile(path: path, reason: String(cString: strerror(errno))) }
+            if n == 0 { break }
+            count += n
+        }
+        guard count <= Int(info.st_size) else { throw ServeError.invalidKeyFile(path: path, reason: "it grew while being read; try again") }
+        return try decode(Array(bytes.prefix(count)), path: path)
+    }
+
+    /// Parses and validates a key file's bytes (strict JSON: no unknown fields, no repeated keys).
+    public static func decode(_ bytes: [UInt8], path: String) throws -> KeyFile {
         let file: KeyFile
         do {
             file = try StrictJSON.decodeRejectingUnknownFields(KeyFile.self, from: bytes)
@@ -74,8 +93,8 @@ public struct KeyFile: Codable, Sendable, Equatable {
             let at = "keys[\(index)]"
             guard Base64.urlSafeDecode(key.id)?.count == 6, key.id.utf8.count == 8 else { throw ServeError.invalidKeyFile(path: path, reason: "\(at).id is not a key id") }
             guard key.sha256.utf8.count == 64, Manifest.isHexDigest(key.sha256) else { throw ServeError.invalidKeyFile(path: path, reason: "\(at).sha256 is not a hex SHA-256") }
-            guard key.rate.isFinite, key.rate > 0, key.burst >= 1 else {
-                throw ServeError.invalidKeyFile(path: path, reason: "\(at) needs rate > 0 and burst ≥ 1")
+            guard Self.rateRange.contains(key.rate), Self.burstRange.contains(key.burst) else {
+                throw ServeError.invalidKeyFile(path: path, reason: "\(at) needs a rate from \(Self.rateRange.lowerBound) to \(Int(Self.rateRange.upperBound)) per second and a burst from 1 to \(Self.burstRange.upperBound)")
             }
             guard ids.insert(key.id).inserted else { throw ServeError.invalidKeyFile(path: path, reason: "\(at).id is repeated") }
             guard names.insert(key.name).inserted else { throw ServeError.invalidKeyFile(path: path, reason: "\(at).name '\(displayable(key.name))' is repeated") }

@@ -41,10 +41,12 @@ public final class RateLimiter: Sendable {
             let allowed = bucket.tokens >= 1
             if allowed { bucket.tokens -= 1 }
             buckets[id] = bucket
+            // Header values clamped into Int (a hand-edited key file cannot make them trap).
+            func wholeSeconds(_ value: Double) -> Int { Int(min(max(value.rounded(.up), 0), 1e9)) }
             return Decision(
-                allowed: allowed, limit: burst, remaining: Int(bucket.tokens.rounded(.down)),
-                resetSeconds: Int(((Double(burst) - bucket.tokens) / rate).rounded(.up)),
-                retryAfterSeconds: allowed ? 0 : max(1, Int(((1 - bucket.tokens) / rate).rounded(.up))))
+                allowed: allowed, limit: burst, remaining: Int(min(bucket.tokens.rounded(.down), 1e9)),
+                resetSeconds: wholeSeconds((Double(burst) - bucket.tokens) / rate),
+                retryAfterSeconds: allowed ? 0 : max(1, wholeSeconds((1 - bucket.tokens) / rate)))
         }
     }
 

@@ -19,7 +19,7 @@ public struct AuditCommand: ParsableCommand {
     struct Verify: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Verify the hash chain: any edited, deleted, inserted or reordered line is reported with its line number (exit 1).",
-            discussion: "A cut tail is visible only against a head recorded elsewhere: the service logs its head hash when it stops ('audit log head'), and GET /v1/audit returns it. Pass it with --expect-head.")
+            discussion: "A cut tail is visible against a recorded head: the one the service keeps in FILE.head (checked by default), or one recorded elsewhere (the service logs its head every minute and at stop, and GET /v1/audit returns it), given with --expect-head.")
 
         @Argument(help: "The audit log (JSON Lines).")
         var file: String
@@ -41,12 +41,14 @@ public struct AuditCommand: ParsableCommand {
             guard FileManager.default.fileExists(atPath: file) else { throw CLIError.unusableInput("\(file) does not exist") }
             do {
                 let key = try keyFile.map { SymmetricKey(data: try DataKey.load(path: $0).bytes) }
-                let summary = try AuditVerifier.verify(path: file, expectHead: expectHead?.lowercased(), key: key)
+                // The head the service recorded beside the log, unless one is given.
+                let recorded = expectHead == nil ? try AuditLog.recordedHead(of: file) : nil
+                let summary = try AuditVerifier.verify(path: file, expectHead: expectHead?.lowercased() ?? recorded?.sha256, key: key)
                 if json {
                     try JSONOutput.line(Result(ok: true, lines: summary.count, head: summary.head, anchorLine: summary.anchorLine, error: nil))
                 } else {
                     print("\(file): \(summary.count) lines, chain intact; head \(summary.head)"
-                          + (summary.anchorLine.map { "; the expected head is line \($0)" } ?? ""))
+                          + (summary.anchorLine.map { "; the \(recorded == nil ? "expected" : "recorded (\(file).head)") head is line \($0)" } ?? ""))
                 }
             } catch let failure as AuditVerifier.Failure {
                 if json { try JSONOutput.line(Result(ok: false, lines: nil, head: nil, anchorLine: nil, error: failure.description)) }

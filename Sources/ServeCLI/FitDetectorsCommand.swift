@@ -91,15 +91,22 @@ struct FitDetectorsCommand: ParsableCommand {
             let falsePositiveRate: Double
             let fgsmDetectionRate: Double?
             let pgdDetectionRate: Double?
+            let pgdFirstSuccessDetectionRate: Double?
+            /// Out-of-distribution inputs: uniform noise images, and test images with inverted intensities.
+            let noiseImageDetectionRate: Double
+            let invertedDetectionRate: Double
             enum CodingKeys: String, CodingKey {
                 case falsePositiveRate = "clean_fpr", fgsmDetectionRate = "fgsm_detection_rate", pgdDetectionRate = "pgd_detection_rate"
+                case pgdFirstSuccessDetectionRate = "pgd_first_success_detection_rate"
+                case noiseImageDetectionRate = "uniform_noise_detection_rate", invertedDetectionRate = "inverted_detection_rate"
             }
         }
         let model: String, out: String, targetFPR: Double, epsilon: Float
-        let cleanN: Int, fgsmFooled: Int, pgdFooled: Int
+        let cleanN: Int, fgsmFooled: Int, pgdFooled: Int, pgdFirstSuccessFooled: Int
         let detectors: [String: Rates]
         enum CodingKeys: String, CodingKey {
-            case model, out, targetFPR = "target_fpr", epsilon, cleanN = "clean_n", fgsmFooled = "fgsm_fooled_n", pgdFooled = "pgd_fooled_n", detectors
+            case model, out, targetFPR = "target_fpr", epsilon, cleanN = "clean_n", fgsmFooled = "fgsm_fooled_n", pgdFooled = "pgd_fooled_n"
+            case pgdFirstSuccessFooled = "pgd_first_success_fooled_n", detectors
         }
     }
 
@@ -153,8 +160,13 @@ struct FitDetectorsCommand: ParsableCommand {
         let test = testAll.prefix(min(evaluateN, testAll.count))
         let runner = AttackRunner(classifier: network)
         var adversarial: [String: (features: Tensor, fooled: [Int])] = [:]
-        for (name, spec) in [("fgsm", AttackSpec.fgsm(FGSM.Parameters())), ("pgd", AttackSpec.pgd(try PGD.Parameters()))] {
-            let outcome = try runner.run(try spec.makeAttack(epsilon: eps, purpose: .examples), on: test, seed: seed)
+        // PGD's highest-loss iterate (deep in the wrong class) and its first fooling iterate (just
+        // across the boundary), the two ends of what an attacker may send.
+        let attacks: [(String, AttackSpec, AttackSpec.Purpose)] = [
+            ("fgsm", .fgsm(FGSM.Parameters()), .examples), ("pgd", .pgd(try PGD.Parameters()), .examples),
+            ("pgd-first", .pgd(try PGD.Parameters()), .evaluation)]
+        for (name, spec, purpose) in attacks {
+            let outcome = try runner.run(try spec.makeAttack(epsilon: eps, purpose: purpose), on: test, seed: seed)
             let fooled = outcome.fooled.indices.filter { outcome.fooled[$0] }
             adversarial[name] = (outcome.adversarial, fooled)
         }
@@ -176,6 +188,11 @@ struct FitDetectorsCommand: ParsableCommand {
         }
         let clean = try flags(test.features)
         let fgsm = try flags(adversarial["fgsm"]!.features), pgd = try flags(adversarial["pgd"]!.features)
+        let pgdFirst = try flags(adversarial["pgd-first"]!.features)
+        let noiseImages = try flags(Tensor(shape: [test.count, test.featureCount],
+                                           scalars: (0..<(test.count * test.featureCount)).map { _ in generator.nextUnitFloat() }))
+        let inverted = try flags(Tensor(shape: [test.count, test.featureCount],
+                                        scalars: test.features.withReadOnlyMatrix { m in (0..<m.rows).flatMap { r in (0..<m.columns).map { 1 - m[r, $0] } } }))
         func rate(_ flags: [Bool], over indices: [Int]) -> Double? {
             indices.isEmpty ? nil : Double(indices.filter { flags[$0] }.count) / Double(indices.count)
         }
@@ -183,22 +200,29 @@ struct FitDetectorsCommand: ParsableCommand {
         let all = Array(0..<test.count)
         if detectors.mahalanobis != nil {
             rates["mahalanobis"] = .init(falsePositiveRate: rate(clean.ood, over: all)!, fgsmDetectionRate: rate(fgsm.ood, over: adversarial["fgsm"]!.fooled),
-                                         pgdDetectionRate: rate(pgd.ood, over: adversarial["pgd"]!.fooled))
+                                         pgdDetectionRate: rate(pgd.ood, over: adversarial["pgd"]!.fooled),
+                                         pgdFirstSuccessDetectionRate: rate(pgdFirst.ood, over: adversarial["pgd-first"]!.fooled),
+                                         noiseImageDetectionRate: rate(noiseImages.ood, over: all)!, invertedDetectionRate: rate(inverted.ood, over: all)!)
         }
         if detectors.noise != nil {
             rates["noise"] = .init(falsePositiveRate: rate(clean.unstable, over: all)!, fgsmDetectionRate: rate(fgsm.unstable, over: adversarial["fgsm"]!.fooled),
-                                   pgdDetectionRate: rate(pgd.unstable, over: adversarial["pgd"]!.fooled))
+                                   pgdDetectionRate: rate(pgd.unstable, over: adversarial["pgd"]!.fooled),
+                                   pgdFirstSuccessDetectionRate: rate(pgdFirst.unstable, over: adversarial["pgd-first"]!.fooled),
+                                   noiseImageDetectionRate: rate(noiseImages.unstable, over: all)!, invertedDetectionRate: rate(inverted.unstable, over: all)!)
         }
         let evaluation = Evaluation(model: model, out: out, targetFPR: fpr, epsilon: eps, cleanN: test.count,
-                                    fgsmFooled: adversarial["fgsm"]!.fooled.count, pgdFooled: adversarial["pgd"]!.fooled.count, detectors: rates)
+                                    fgsmFooled: adversarial["fgsm"]!.fooled.count, pgdFooled: adversarial["pgd"]!.fooled.count,
+                                    pgdFirstSuccessFooled: adversarial["pgd-first"]!.fooled.count, detectors: rates)
         if json {
             try JSONOutput.line(evaluation)
         } else {
-            print("detector      clean FPR   FGSM detected   PGD detected   (ε = \(eps), \(test.count) test inputs; FGSM fooled \(evaluation.fgsmFooled), PGD \(evaluation.pgdFooled))")
+            print("detector      clean FPR   FGSM detected   PGD detected   PGD first-success   noise images   inverted   (ε = \(eps), \(test.count) test inputs; fooled: FGSM \(evaluation.fgsmFooled), PGD \(evaluation.pgdFooled), PGD first success \(evaluation.pgdFirstSuccessFooled))")
             for (name, r) in rates.sorted(by: { $0.key < $1.key }) {
                 func text(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "–" }
                 print(name.padding(toLength: 13, withPad: " ", startingAt: 0) + " " + text(r.falsePositiveRate).padding(toLength: 11, withPad: " ", startingAt: 0)
-                      + " " + text(r.fgsmDetectionRate).padding(toLength: 15, withPad: " ", startingAt: 0) + " " + text(r.pgdDetectionRate))
+                      + " " + text(r.fgsmDetectionRate).padding(toLength: 15, withPad: " ", startingAt: 0) + " " + text(r.pgdDetectionRate).padding(toLength: 14, withPad: " ", startingAt: 0)
+                      + " " + text(r.pgdFirstSuccessDetectionRate).padding(toLength: 19, withPad: " ", startingAt: 0)
+                      + " " + text(r.noiseImageDetectionRate).padding(toLength: 14, withPad: " ", startingAt: 0) + " " + text(r.invertedDetectionRate))
             }
         }
     }

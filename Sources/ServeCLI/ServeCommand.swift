@@ -97,26 +97,27 @@ struct ServeRunCommand: ParsableCommand {
     }
 
     func namedDetectors() throws -> [(name: String, path: String)] {
-        var seen = Set<String>()
-        return try detectors.map { text in
-            let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[1].isEmpty else { throw ValidationError("--detectors takes NAME=FILE, not '\(displayable(text, limit: 80))'") }
-            guard seen.insert(parts[0]).inserted else { throw ValidationError("--detectors for '\(parts[0])' is given twice") }
-            return (parts[0], parts[1])
-        }
+        try Self.namePathPairs(detectors, option: "--detectors", valueName: "FILE")
     }
 
     func namedModels() throws -> [(name: String, path: String)] {
+        let pairs = try Self.namePathPairs(model, option: "--model", valueName: "PATH")
+        if let bad = pairs.first(where: { !ServedModelLoading.isValidName($0.name) }) {
+            throw ValidationError("--model name '\(displayable(bad.name, limit: 80))': use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        }
+        return pairs
+    }
+
+    /// NAME=PATH values of a repeated option, each name once.
+    static func namePathPairs(_ values: [String], option: String, valueName: String) throws -> [(name: String, path: String)] {
         var seen = Set<String>()
-        return try model.map { text in
+        return try values.map { text in
             let parts = text.split(separator: "=", maxSplits: 1).map(String.init)
-            guard parts.count == 2, !parts[1].isEmpty else { throw ValidationError("--model takes NAME=PATH, not '\(displayable(text, limit: 80))'") }
-            let name = parts[0]
-            guard ServedModelLoading.isValidName(name) else {
-                throw ValidationError("--model name '\(displayable(name, limit: 80))': use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw ValidationError("\(option) takes NAME=\(valueName), not '\(displayable(text, limit: 80))'")
             }
-            guard seen.insert(name).inserted else { throw ValidationError("--model name '\(name)' is given twice") }
-            return (name, parts[1])
+            guard seen.insert(parts[0]).inserted else { throw ValidationError("\(option) for '\(parts[0])' is given twice") }
+            return (parts[0], parts[1])
         }
     }
 

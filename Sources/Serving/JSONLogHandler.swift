@@ -1,10 +1,13 @@
-import ServingCore
 import Foundation
+import Glibc
 import Logging
 import _FileSystem
 
-/// Structured logs: one JSON object per line (`time`, `level`, `message` and the metadata), on
-/// stderr or wherever `write` sends them. The service never puts keys or inputs in metadata.
+/// Structured logs: one JSON object per line (`time`, `level`, `message`, `logger` and the
+/// metadata, keys sorted), written with one `write(2)` per line to stderr or wherever `write` sends
+/// them. Built by hand rather than with `JSONEncoder`, and with a `gmtime_r` timestamp rather than a
+/// date formatter: the access log runs once per request, and the generic path cost more than half
+/// of the service's throughput (measured with wrk). The service never puts keys or inputs in metadata.
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -17,7 +20,15 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public static let standardError: @Sendable (String) -> Void = { line in
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        var text = line + "\n"
+        text.withUTF8 { bytes in
+            var offset = 0
+            while offset < bytes.count {
+                let written = Glibc.write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
+                if written < 0 { if errno == EINTR { continue } else { return } }
+                offset += written
+            }
+        }
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -26,28 +37,78 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var object: [String: JSONValue] = [:]
-        for (key, value) in metadata { object[key] = Self.json(value) }
-        for (key, value) in event.metadata ?? [:] { object[key] = Self.json(value) }
-        object["time"] = .string(AuditLog.timestamp(Date()))
-        object["level"] = .string(event.level.rawValue)
-        object["message"] = .string(event.message.description)
-        object["logger"] = .string(label)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        guard let data = try? encoder.encode(object) else { return }
-        write(String(decoding: data, as: UTF8.self))
+        var fields = metadata
+        if let extra = event.metadata { fields.merge(extra) { _, new in new } }
+        fields["time"] = .string(Self.timestamp())
+        fields["level"] = .string(event.level.rawValue)
+        fields["message"] = .string(event.message.description)
+        fields["logger"] = .string(label)
+        var line = "{"
+        line.reserveCapacity(256)
+        for (index, key) in fields.keys.sorted().enumerated() {
+            if index > 0 { line += "," }
+            Self.appendString(key, to: &line)
+            line += ":"
+            Self.append(fields[key]!, to: &line)
+        }
+        line += "}"
+        write(line)
     }
 
-    private static func json(_ value: Logger.Metadata.Value) -> JSONValue {
+    private static func append(_ value: Logger.Metadata.Value, to line: inout String) {
         switch value {
-        case .string(let text): .string(text)
+        case .string(let text): appendString(text, to: &line)
         case .stringConvertible(let value):
-            if let number = value as? Int { .integer(Int64(number)) }
-            else if let number = value as? Double { .number(number) }
-            else { .string(value.description) }
-        case .array(let values): .array(values.map(json))
-        case .dictionary(let values): .object(values.mapValues(json))
+            if let number = value as? Int { line += String(number) }
+            else if let number = value as? Double, number.isFinite { line += String(number) }
+            else { appendString(value.description, to: &line) }
+        case .array(let values):
+            line += "["
+            for (index, element) in values.enumerated() {
+                if index > 0 { line += "," }
+                append(element, to: &line)
+            }
+            line += "]"
+        case .dictionary(let values):
+            line += "{"
+            for (index, key) in values.keys.sorted().enumerated() {
+                if index > 0 { line += "," }
+                appendString(key, to: &line)
+                line += ":"
+                append(values[key]!, to: &line)
+            }
+            line += "}"
         }
+    }
+
+    /// A JSON string literal (RFC 8259 escapes; control characters as \u00XX).
+    static func appendString(_ text: String, to line: inout String) {
+        line += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": line += "\\\""
+            case "\\": line += "\\\\"
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                line += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        line += "\""
+    }
+
+    /// RFC 3339 UTC with milliseconds, e.g. 2026-11-27T14:05:09.123Z.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let milliseconds = Int(now.tv_nsec / 1_000_000)
+        let ms = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
     }
 }

@@ -31,48 +31,38 @@ public final class ServeMetrics: Sendable {
         dimensions.reduce(label) { $0 + "\u{1F}" + $1.0 + "=" + $1.1 }
     }
 
-    public func increment(_ label: String, _ dimensions: [(String, String)] = [], by amount: Int64 = 1) {
-        let counter = counters.withLock { cache in
+    /// The metric for `label` and `dimensions`, made once (swift-metrics objects are registered in
+    /// the Prometheus registry when made; making one per request would cost a registry lookup).
+    private func cached<Metric>(_ cache: Locked<[String: Metric]>, _ label: String, _ dimensions: [(String, String)],
+                                make: () -> Metric) -> Metric {
+        cache.withLock { cache in
             let key = Self.key(label, dimensions)
             if let found = cache[key] { return found }
-            let made = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            let made = make()
             cache[key] = made
             return made
         }
-        counter.increment(by: amount)
+    }
+
+    public func increment(_ label: String, _ dimensions: [(String, String)] = [], by amount: Int64 = 1) {
+        cached(counters, label, dimensions) { CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory) }
+            .increment(by: amount)
     }
 
     public func recordDuration(_ label: String, _ dimensions: [(String, String)] = [], _ duration: Duration) {
-        let timer = timers.withLock { cache in
-            let key = Self.key(label, dimensions)
-            if let found = cache[key] { return found }
-            let made = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
-            cache[key] = made
-            return made
-        }
         let (seconds, attoseconds) = duration.components
-        timer.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        cached(timers, label, dimensions) { CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory) }
+            .recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
     }
 
     public func recordValue(_ label: String, _ value: Int) {
-        let recorder = recorders.withLock { cache in
-            if let found = cache[label] { return found }
-            let made = CoreMetrics.Recorder(label: label, dimensions: [], aggregate: true, factory: factory)
-            cache[label] = made
-            return made
-        }
-        recorder.record(value)
+        cached(recorders, label, []) { CoreMetrics.Recorder(label: label, dimensions: [], aggregate: true, factory: factory) }
+            .record(value)
     }
 
     public func setGauge(_ label: String, _ dimensions: [(String, String)] = [], _ value: Double) {
-        let gauge = gauges.withLock { cache in
-            let key = Self.key(label, dimensions)
-            if let found = cache[key] { return found }
-            let made = CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
-            cache[key] = made
-            return made
-        }
-        gauge.record(value)
+        cached(gauges, label, dimensions) { CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory) }
+            .record(value)
     }
 
     /// The Prometheus text exposition (format 0.0.4).

@@ -128,6 +128,9 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
 
     deinit { Glibc.close(fd) }
 
+    /// The head recorded beside the log at `path` (`PATH.head`), if there is one.
+    public static func recordedHead(of path: String) throws -> Head? { try readHead(path + ".head") }
+
     static func readHead(_ path: String) throws -> Head? {
         guard access(path, F_OK) == 0 else { return nil }
         do {

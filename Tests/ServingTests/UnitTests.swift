@@ -1,5 +1,7 @@
 import ServingCore
 import Crypto
+import Logging
+import TensorCore
 import Foundation
 import Serving
 import Testing
@@ -208,5 +210,23 @@ struct AuditChainTests {
         let entries = try lines(path)
         #expect(entries.count == 1)
         #expect(entries[0].contains("\"count\":1000"))
+    }
+}
+
+@Suite("Structured logs")
+struct JSONLogTests {
+    @Test("every log line is one valid JSON object with escaped strings, numbers as numbers and an RFC 3339 time")
+    func lines() throws {
+        let lines = Locked<[String]>([])
+        var logger = Logger(label: "t") { JSONLogHandler(label: $0) { line in lines.withLock { $0.append(line) } } }
+        logger[metadataKey: "request_id"] = "abc"
+        logger.info("quote \" backslash \\ newline \n control \u{1} unicode é", metadata: ["status": .stringConvertible(401), "route": "/v1/models"])
+        let line = try #require(lines.withLock { $0.first })
+        #expect(!line.contains("\n"))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(object["message"] as? String == "quote \" backslash \\ newline \n control \u{1} unicode é")
+        #expect(object["status"] as? Int == 401 && object["request_id"] as? String == "abc" && object["level"] as? String == "info")
+        let time = try #require(object["time"] as? String)
+        #expect(time.wholeMatch(of: /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/) != nil)
     }
 }

@@ -1,6 +1,9 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+/// Dependencies only the HTTPS service needs (the `Serve` trait).
+let serve: TargetDependencyCondition? = .when(traits: ["Serve"])
+
 let package = Package(
     name: "Bulwark",
     platforms: [.macOS(.v14)],
@@ -14,6 +17,14 @@ let package = Package(
         .library(name: "Robustness", targets: ["Robustness"]),
         .library(name: "BulwarkSecurity", targets: ["BulwarkSecurity"]),
         .library(name: "_FuzzTargets", targets: ["_FuzzTargets"]),
+    ],
+    // The HTTPS service and its heavy dependencies (Hummingbird, NIO SSL with its own BoringSSL,
+    // Prometheus, AsyncHTTPClient for its tests) are a default trait: `--disable-default-traits`
+    // builds the engine, the command line without `serve` and `audit`, and ServingCore (CI's
+    // sanitizer stages, where the server would double the build time).
+    traits: [
+        .default(enabledTraits: ["Serve"]),
+        .trait(name: "Serve", description: "bulwark serve and bulwark audit (the Serving and ServeCLI targets)"),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -99,32 +110,32 @@ let package = Package(
             name: "Serving",
             dependencies: [
                 "ServingCore", "TensorCore", "NeuralNet", "BulwarkSecurity", "_FileSystem",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTLS", package: "hummingbird"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: serve),
+                .product(name: "HummingbirdTLS", package: "hummingbird", condition: serve),
+                .product(name: "NIOCore", package: "swift-nio", condition: serve),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: serve),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras", condition: serve),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: serve),
+                .product(name: "X509", package: "swift-certificates", condition: serve),
+                .product(name: "SwiftASN1", package: "swift-asn1", condition: serve),
+                .product(name: "Metrics", package: "swift-metrics", condition: serve),
+                .product(name: "Prometheus", package: "swift-prometheus", condition: serve),
+                .product(name: "Logging", package: "swift-log", condition: serve),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle", condition: serve),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle", condition: serve),
+                .product(name: "Crypto", package: "swift-crypto", condition: serve),
             ]
         ),
         .target(
             name: "ServeCLI",
             dependencies: [
-                "Serving", "ServingCore", "BulwarkCLI", "NeuralNet", "BulwarkSecurity", "Attacks", "Datasets", "TensorCore", "_FileSystem",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
+                .target(name: "Serving", condition: serve), "ServingCore", "BulwarkCLI", "NeuralNet", "BulwarkSecurity", "Attacks", "Datasets", "TensorCore", "_FileSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser", condition: serve),
+                .product(name: "Crypto", package: "swift-crypto", condition: serve),
+                .product(name: "Logging", package: "swift-log", condition: serve),
             ]
         ),
-        .executableTarget(name: "bulwark", dependencies: ["BulwarkCLI", "ServeCLI"]),
+        .executableTarget(name: "bulwark", dependencies: ["BulwarkCLI", .target(name: "ServeCLI", condition: serve)]),
 
         // MARK: - Tests
         .target(name: "_TestSupport", dependencies: ["CBLAS", "TensorCore", "NeuralNet"], path: "Tests/_TestSupport"),
@@ -139,15 +150,19 @@ let package = Package(
         .testTarget(
             name: "ServingTests",
             dependencies: [
-                "Serving", "ServingCore", "NeuralNet", "BulwarkSecurity", "TensorCore", "_TestSupport",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
+                .target(name: "Serving", condition: serve), "ServingCore", "NeuralNet", "BulwarkSecurity", "TensorCore", "_TestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client", condition: serve),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: serve),
+                .product(name: "NIOCore", package: "swift-nio", condition: serve),
+                .product(name: "NIOHTTP1", package: "swift-nio", condition: serve),
+                .product(name: "Logging", package: "swift-log", condition: serve),
+                .product(name: "Crypto", package: "swift-crypto", condition: serve),
                 "_FileSystem",
             ]
+        ),
+        .testTarget(
+            name: "ServingCoreTests",
+            dependencies: ["ServingCore", "NeuralNet", "TensorCore", "_FileSystem", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import ArgumentParser
 import BulwarkCLI
@@ -57,3 +58,4 @@ public struct AuditCommand: ParsableCommand {
         }
     }
 }
+#endif

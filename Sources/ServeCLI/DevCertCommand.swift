@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import ArgumentParser
 import BulwarkCLI
@@ -41,3 +42,4 @@ struct DevCertCommand: ParsableCommand {
         Console.note("serve with --tls-cert \(certificate) --tls-key \(key); clients trust it with e.g. curl --cacert \(certificate)")
     }
 }
+#endif

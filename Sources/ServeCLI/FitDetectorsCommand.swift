@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ArgumentParser
 import Attacks
 import BulwarkCLI
@@ -242,3 +243,4 @@ struct FitDetectorsCommand: ParsableCommand {
         return try x.withReadOnlyMatrix { input in try detector.changes(of: input, predicted: predicted, model: model, generator: &generator) }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import ArgumentParser
 import BulwarkCLI
@@ -222,3 +223,4 @@ enum ServedModelLoading {
         }
     }
 }
+#endif

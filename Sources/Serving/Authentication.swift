@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import HTTPTypes
 
@@ -34,3 +35,4 @@ enum Authentication {
         return .presented(APIKey(parsing: text))
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import Crypto
 import Foundation
 import SwiftASN1
@@ -42,3 +43,4 @@ public enum DevCertificate {
         return (certificatePath, keyPath)
     }
 }
+#endif

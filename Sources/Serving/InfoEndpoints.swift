@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Foundation
 import HTTPTypes
@@ -187,3 +188,4 @@ enum Blocking {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import Foundation
 import Glibc
 import Logging
@@ -112,3 +113,4 @@ public struct JSONLogHandler: LogHandler {
         return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Foundation
 import Glibc
@@ -98,3 +99,4 @@ public struct KeyWatcher: Service {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -161,3 +162,4 @@ enum PredictionWriter {
         return (Array(out.utf8), counts)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Foundation
 import HTTPTypes
@@ -99,3 +100,4 @@ extension Problem {
         Problem(.serviceUnavailable, "overloaded", "The service is at capacity", detail: detail, headers: [.retryAfter: "1"])
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import NIOCore
 import NIOHTTPTypes
 
@@ -49,3 +50,4 @@ final class RequestDeadlineHandler: ChannelInboundHandler, RemovableChannelHandl
         timer = nil
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import HTTPTypes
 
@@ -79,3 +80,4 @@ public enum Routes {
 extension Routes.Rule: Equatable {
     public static func == (a: Self, b: Self) -> Bool { a.method == b.method && a.pattern == b.pattern }
 }
+#endif

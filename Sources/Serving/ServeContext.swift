@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Hummingbird
 import NIOCore
@@ -39,3 +40,4 @@ public final class RequestReport: Sendable {
     public var model: String? { state.withLock { $0.model } }
     public var anomalies: Int? { state.withLock { $0.anomalies } }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import CoreMetrics
 import Metrics
 import Prometheus
@@ -68,3 +69,4 @@ public final class ServeMetrics: Sendable {
     /// The Prometheus text exposition (format 0.0.4).
     public func exposition() -> [UInt8] { registry.emitToBuffer() }
 }
+#endif

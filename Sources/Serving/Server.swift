@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Foundation
 import Glibc
@@ -190,3 +191,4 @@ struct DrainMarker: Service {
         try? await Task.sleep(for: .milliseconds(state.configuration.limits.shutdownTimeoutSeconds > 0 ? 200 : 0))
     }
 }
+#endif

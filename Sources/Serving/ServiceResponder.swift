@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Foundation
 import HTTPTypes
@@ -141,15 +142,17 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
         return request.headers[.transferEncoding] != nil
     }
 
-    /// The response, after which the connection closes (the rest of a body is never read).
+    /// The response, after which the connection closes (the rest of a body is not waited for).
+    /// The close comes half a second after the answer is written: closing at once, with the
+    /// client's upload still in the receive buffer, makes the kernel send a reset that can destroy
+    /// the answer before the client reads it.
     static func closingAfterWrite(_ response: Response, channel: any Channel) -> Response {
         var response = response
         let body = response.body
         response.headers[.connection] = "close"
         response.body = ResponseBody(contentLength: body.contentLength) { writer in
-            let copy = body
-            try await copy.write(writer)
-            channel.close(promise: nil)
+            try await body.write(writer)
+            channel.eventLoop.scheduleTask(in: .milliseconds(500)) { channel.close(promise: nil) }
         }
         return response
     }
@@ -159,3 +162,4 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
         return String(generator.next() as UInt64, radix: 16)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Logging
 import TensorCore
@@ -72,3 +73,4 @@ public final class ServingState: Sendable {
         set { drainingFlag.withLock { $0 = newValue } }
     }
 }
+#endif

@@ -54,6 +54,9 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
     private var previousHash: String
     private var closed = false
     private var flushRequested = false
+    /// Entries the writer has taken but not yet committed (for `flush`'s target).
+    private var taken = 0
+    private var headPending = false
     private var writer: Thread?
     private var flushedSeq: Int
     private var healthy = true
@@ -145,7 +148,8 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
         condition.lock()
         defer { condition.unlock() }
         guard !closed else { return }
-        pending.append(AuditEntry(seq: 0, time: "", event: event, key: key, remote: remote, route: route, count: nil, detail: detail, prev: ""))
+        pending.append(AuditEntry(seq: 0, time: Self.timestamp(now()), event: event, key: key, remote: remote, route: route,
+                                  count: nil, detail: detail, prev: ""))
         condition.broadcast()
     }
 
@@ -182,7 +186,7 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
     /// log is failing or closed).
     public func flush() {
         condition.lock()
-        let target = nextSeq - 1 + pending.count + denials.count
+        let target = nextSeq - 1 + taken + pending.count + denials.count
         flushRequested = true
         condition.broadcast()
         while flushedSeq < target && !closed && healthy { condition.wait() }
@@ -204,7 +208,7 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
         var retry: [AuditEntry] = []
         while true {
             condition.lock()
-            while pending.isEmpty && retry.isEmpty && !closed && !flushRequested
+            while pending.isEmpty && retry.isEmpty && !headPending && !closed && !flushRequested
                     && (denials.isEmpty || ContinuousClock.now - lastDenialFlush < .seconds(1)) {
                 _ = condition.wait(until: Date().addingTimeInterval(denials.isEmpty ? 1 : 0.05))
             }
@@ -222,6 +226,7 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
                 lastDenialFlush = .now
             }
             flushRequested = false
+            taken = batch.count
             let stopping = closed
             var seq = nextSeq, previous = previousHash
             condition.unlock()
@@ -230,22 +235,18 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
             let time = Self.timestamp(now())
             for var entry in batch {
                 entry.seq = seq
-                if entry.time.isEmpty { entry.time = time }
+                if entry.time.isEmpty { entry.time = time }  // denial lines: the time they are written
                 entry.prev = previous
                 let line = Self.encode(entry)
                 previous = AuditVerifier.link(line, key: chainKey)
                 text += line + "\n"
                 seq += 1
             }
-            var failure: String?
-            if !text.isEmpty { failure = writeDurably(Array(text.utf8)) }
-            if failure == nil && (stopping || ContinuousClock.now - headWritten >= .seconds(10)) && seq - 1 > 0 {
-                failure = writeHead(Head(seq: seq - 1, sha256: previous))
-            }
-
-            condition.lock()
-            if let failure {
+            // Lines first; only if they are on disk does the chain advance.
+            if !text.isEmpty, let failure = writeDurably(Array(text.utf8)) {
+                condition.lock()
                 healthy = false
+                taken = 0
                 retry = batch  // renumbered from the unchanged head next time
                 condition.broadcast()
                 condition.unlock()
@@ -254,13 +255,26 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
                 Thread.sleep(forTimeInterval: 1)
                 continue
             }
+            condition.lock()
             retry = []
-            healthy = true
+            taken = 0
             nextSeq = seq
             previousHash = previous
             flushedSeq = seq - 1
+            let head = Head(seq: seq - 1, sha256: previous)
+            let headDue = head.seq > 0 && (stopping || headPending || ContinuousClock.now - headWritten >= .seconds(10))
+            condition.unlock()
+            // Then the head record; a failure there is retried alone (the lines stay committed).
+            let headFailure = headDue ? writeHead(head) : nil
+            condition.lock()
+            healthy = headFailure == nil
+            headPending = headFailure != nil
             condition.broadcast()
             condition.unlock()
+            if let headFailure {
+                onFailure(headFailure)
+                if !stopping { Thread.sleep(forTimeInterval: 1) }
+            }
             if stopping { return }
         }
     }

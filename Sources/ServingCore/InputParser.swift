@@ -24,6 +24,10 @@ public struct PredictInput: Sendable {
     public let rows: Int
     /// Row-major values, `rows × width`.
     public let values: [Float]
+
+    public init(rows: Int, values: [Float]) {
+        (self.rows, self.values) = (rows, values)
+    }
 }
 
 /// Parses predict bodies and says exactly what is wrong with a bad one (an `InputProblem` with the JSON

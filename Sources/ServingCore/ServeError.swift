@@ -33,7 +33,7 @@ public enum ServeError: Error, CustomStringConvertible, Equatable {
         case .insecureHTTPOnPublicAddress(let host):
             return "--insecure-http serves keys and inputs in clear text, so it is allowed on a loopback address only (127.0.0.1, ::1, localhost), not on \(host); give --tls-cert and --tls-key instead"
         case .auditLogBroken(let path, let reason):
-            return "the audit log \(path) does not verify (\(reason)); the service will not append to a broken chain. Move it away (and keep it as evidence) to start a new one"
+            return "the audit log \(path) does not verify (\(reason)); the service will not append to a broken chain. Move it and \(path).head away (and keep them as evidence) to start a new one"
         case .cannotStart(let reason), .overloaded(let reason):
             return reason
         }

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -109,3 +110,4 @@ struct ServeCLITests {
         #expect(tampered.stderr.contains("line 2"))
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Foundation
 import NIOHTTP1
@@ -106,3 +107,4 @@ struct AuthorizationTests {
         }
     }
 }
+#endif

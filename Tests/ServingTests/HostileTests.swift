@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import AsyncHTTPClient
 import Foundation
@@ -143,3 +144,4 @@ struct AbuseTests {
         }
     }
 }
+#endif

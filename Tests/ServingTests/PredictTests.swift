@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import Foundation
 import NIOHTTP1
@@ -165,3 +166,4 @@ struct PredictTests {
         #expect(!limiter.take(id: "k", rate: 2, burst: 3).allowed)
     }
 }
+#endif

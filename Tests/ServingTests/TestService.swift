@@ -1,3 +1,4 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
 import ServingCore
 import AsyncHTTPClient
 import BulwarkSecurity
@@ -139,3 +140,4 @@ final class TestService: @unchecked Sendable {
         try outcome.get()
     }
 }
+#endif

@@ -17,8 +17,24 @@ public struct NoiseInstabilityDetector: Codable, Sendable, Equatable {
         (self.sigma, self.draws, self.threshold) = (sigma, draws, threshold)
     }
 
+    /// Rows whose noisy copies go through the model together (bounds the copies' memory:
+    /// 64 rows × 64 draws × 784 values is 12.8 MB).
+    static let chunkRows = 64
+
     /// How many of the noisy draws of each row change its prediction (`predicted`).
     public func changes(of input: MatrixRef, predicted: [Int], model: any InferenceModel, generator: inout RandomGenerator) throws -> [Int] {
+        var counts = [Int](repeating: 0, count: input.rows)
+        var start = 0
+        while start < input.rows {
+            let end = min(input.rows, start + Self.chunkRows)
+            let part = try changes(ofChunk: input.rows(start..<end), predicted: Array(predicted[start..<end]), model: model, generator: &generator)
+            counts.replaceSubrange(start..<end, with: part)
+            start = end
+        }
+        return counts
+    }
+
+    private func changes(ofChunk input: MatrixRef, predicted: [Int], model: any InferenceModel, generator: inout RandomGenerator) throws -> [Int] {
         let rows = input.rows, width = input.columns, classes = model.classCount
         var noisy = [Float](repeating: 0, count: rows * draws * width)
         for d in 0..<draws {

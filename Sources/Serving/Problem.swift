@@ -77,10 +77,6 @@ extension Problem {
         Problem(.unprocessableContent, "invalid-input", "The request body does not hold valid inputs", detail: detail, field: field)
     }
 
-    static func malformed(_ detail: String) -> Problem {
-        Problem(.badRequest, "malformed-body", "The request body is not valid JSON", detail: detail)
-    }
-
     static func tooLarge(_ detail: String) -> Problem {
         var problem = Problem(.contentTooLarge, "body-too-large", "The request body is too large", detail: detail)
         problem.closeConnection = true

@@ -2,13 +2,15 @@
 import Foundation
 import Glibc
 import Logging
+import ServingCore
 import _FileSystem
 
 /// Structured logs: one JSON object per line (`time`, `level`, `message`, `logger` and the
 /// metadata, keys sorted), written with one `write(2)` per line to stderr or wherever `write` sends
-/// them. Built by hand rather than with `JSONEncoder`, and with a `gmtime_r` timestamp rather than a
-/// date formatter: the access log runs once per request, and the generic path cost more than half
-/// of the service's throughput (measured with wrk). The service never puts keys or inputs in metadata.
+/// them. Built by hand rather than with `JSONEncoder`, and timed with `AuditLog.timestamp`
+/// (`gmtime_r`) rather than a date formatter: the access log runs once per request, and the generic
+/// path cost more than half of the service's throughput (measured with wrk). The service never puts
+/// keys or inputs in metadata.
 public struct JSONLogHandler: LogHandler {
     public var logLevel: Logger.Level = .info
     public var metadata: Logger.Metadata = [:]
@@ -40,7 +42,7 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields = metadata
         if let extra = event.metadata { fields.merge(extra) { _, new in new } }
-        fields["time"] = .string(Self.timestamp())
+        fields["time"] = .string(AuditLog.timestamp(Date()))
         fields["level"] = .string(event.level.rawValue)
         fields["message"] = .string(event.message.description)
         fields["logger"] = .string(label)
@@ -98,19 +100,6 @@ public struct JSONLogHandler: LogHandler {
             }
         }
         line += "\""
-    }
-
-    /// RFC 3339 UTC with milliseconds, e.g. 2026-11-27T14:05:09.123Z.
-    static func timestamp() -> String {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let milliseconds = Int(now.tv_nsec / 1_000_000)
-        let ms = milliseconds < 10 ? "00\(milliseconds)" : milliseconds < 100 ? "0\(milliseconds)" : "\(milliseconds)"
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
     }
 }
 #endif

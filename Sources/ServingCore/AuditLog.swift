@@ -319,10 +319,17 @@ public final class AuditLog: @unchecked Sendable {  // mutable state only under 
         return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
     }
 
+    /// RFC 3339 UTC with milliseconds, e.g. 2026-11-27T14:05:09.123Z (the service's one time format:
+    /// audit entries, key files and JSON logs). Built from `gmtime_r`, no date formatter per call.
     public static func timestamp(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
+        let milliseconds = Int((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(milliseconds.quotientAndRemainder(dividingBy: 1000).quotient)
+        let fraction = milliseconds - Int(seconds) * 1000
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let ms = fraction < 10 ? "00\(fraction)" : fraction < 100 ? "0\(fraction)" : "\(fraction)"
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
     }
 }
 

@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "Attacks", targets: ["Attacks"]),
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Robustness", targets: ["Robustness"]),
+        .library(name: "Threats", targets: ["Threats"]),
         .library(name: "BulwarkSecurity", targets: ["BulwarkSecurity"]),
         .library(name: "_FuzzTargets", targets: ["_FuzzTargets"]),
     ],
@@ -71,6 +72,8 @@ let package = Package(
         .target(name: "Training", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "BulwarkSecurity", "_FileSystem"]),
         // Robustness: bench configurations and jobs, the report schema and its renderers, the gate.
         .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "BulwarkSecurity", "_FileSystem"]),
+        // Threats: poisoning (label flipping, BadNets) and its defences, membership inference (LiRA).
+        .target(name: "Threats", dependencies: ["CBLAS", "TensorCore", "NeuralNet", "Datasets", "Training", "_FileSystem"]),
 
         // MARK: - Security
         .target(
@@ -89,7 +92,7 @@ let package = Package(
         .target(
             name: "BulwarkCLI",
             dependencies: [
-                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "BulwarkSecurity", "_FileSystem",
+                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "Threats", "BulwarkSecurity", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -144,6 +147,7 @@ let package = Package(
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "_FileSystem", "_TestSupport"], resources: [.copy("Hostile")]),
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Datasets", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "_FileSystem", "_TestSupport"]),
+        .testTarget(name: "ThreatsTests", dependencies: ["Threats", "Training", "NeuralNet", "TensorCore", "_TestSupport"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "Datasets", "Training", "_TestSupport"]),
         .testTarget(name: "SecurityTests", dependencies: ["BulwarkSecurity", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"], resources: [.copy("Hostile")]),

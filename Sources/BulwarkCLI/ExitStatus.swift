@@ -5,6 +5,7 @@ import Foundation
 import NeuralNet
 import Robustness
 import BulwarkSecurity
+import Threats
 import Training
 import _FileSystem
 
@@ -64,7 +65,7 @@ func exitStatus(of error: any Error) -> ExitStatus? {
         if case .cannotWrite = error { return .cannotWrite }
         return .unusableInput
     case is AttackError, is NeuralNetError, is SafeTensorsError, is DatasetError, is SecurityError, is BenchError,
-         is TrainingError, is InferenceError, is DecodingError, is Gate.GateError, is CocoaError:
+         is TrainingError, is ThreatError, is InferenceError, is DecodingError, is Gate.GateError, is CocoaError:
         return .unusableInput
     default:
         return nil

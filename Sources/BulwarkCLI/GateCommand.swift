@@ -16,11 +16,14 @@ struct GateCommand: ParsableCommand {
         metrics, at --alpha. A significant rise of a robust accuracy without a rise of clean accuracy is flagged \
         ("an attack got weaker?"; a failure with --fail-on-suspicious). A new report with failed sanity checks fails \
         unless --allow-failed-checks. Reports with different ε grids, attack parameters, n, test data (content \
-        digest) or Bulwark major version are incomparable (exit 2). Reports of schema bulwark-report/1 are read too.
+        digest) or Bulwark major version are incomparable (exit 2). Reports of schema bulwark-report/1 are read too. \
+        Threat reports (bulwark threat poison|membership --report) compare the same way, row by row (backdoor \
+        success after a defence, membership AUC, …), if both come from the same experiment settings and data.
 
         Examples:
           bulwark gate --baseline baseline.json --report bulwark-report.json --max-drop 0.01
           bulwark gate --baseline baseline.json --report new.json --junit gate.xml
+          bulwark gate --baseline poison-baseline.json --report poison.json --max-drop 0.02
         """
     )
 
@@ -58,10 +61,22 @@ struct GateCommand: ParsableCommand {
         do {
             guard let baseline, let report else { throw CLIError.usage("give both --baseline BASE.json and --report NEW.json") }
             if let junit { try OutputPath.prepare(junit, for: "--junit", replacing: [.junit], inputs: [baseline, report], force: force) }
-            let old = try BenchReport.decode(Data(FileReader.readAll(baseline, limit: 256 << 20)), source: baseline)
-            let new = try BenchReport.decode(Data(FileReader.readAll(report, limit: 256 << 20)), source: report)
+            let oldData = Data(try FileReader.readAll(baseline, limit: 256 << 20))
+            let newData = Data(try FileReader.readAll(report, limit: 256 << 20))
             let policy = Gate.Policy(maxDrop: maxDrop, alpha: alpha, failOnSuspicious: failOnSuspicious, allowFailedChecks: allowFailedChecks)
-            let result = try Gate.compare(baseline: old, current: new, policy: policy)
+            let threatSchemas = [oldData, newData].map { ThreatReport.declaredSchema($0) == ThreatReport.schema }
+            let result: Gate.Result
+            switch (threatSchemas[0], threatSchemas[1]) {
+            case (true, true):
+                result = try Gate.compare(baseline: ThreatReport.decode(oldData, source: baseline),
+                                          current: ThreatReport.decode(newData, source: report), policy: policy)
+            case (false, false):
+                result = try Gate.compare(baseline: BenchReport.decode(oldData, source: baseline),
+                                          current: BenchReport.decode(newData, source: report), policy: policy)
+            default:
+                throw CLIError.unusableInput("one report is a threat report (bulwark threat … --report) and the other a bench report; "
+                                             + "compare reports of the same kind")
+            }
             print(Gate.table(result))
             for note in result.notes { print("note: \(note)") }
             for check in result.failedChecks {

@@ -65,9 +65,11 @@ struct InspectCommand: ParsableCommand {
         pytorch       \(report.torch)
         metadata
         """)
-        for (key, value) in loaded.metadata.sorted(by: { $0.key < $1.key }) where key != "torch" {
-            // Keys and values come from the file: control characters are escaped, not sent to the terminal.
-            print("  \(displayable(key).padding(toLength: 16, withPad: " ", startingAt: 0)) \(displayable(value))")
+        // Keys and values come from the file: control characters are escaped, not sent to the terminal.
+        let entries = loaded.metadata.sorted(by: { $0.key < $1.key }).filter { $0.key != "torch" }.map { (displayable($0.key, limit: 64), displayable($0.value)) }
+        let width = max(16, entries.map(\.0.count).max() ?? 0)
+        for (key, value) in entries {
+            print("  \(key.padding(toLength: width, withPad: " ", startingAt: 0)) \(value)")
         }
     }
 }

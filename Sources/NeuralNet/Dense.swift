@@ -69,6 +69,16 @@ public struct Dense: Layer {
             BLAS.gemm(dY, .none, times: weight(b.parameters), .none, into: dX)
         }
     }
+
+    /// Example i's gradient is dY_iᵀ·X_i for the weight and dY_i for the bias, so its squared norm
+    /// is ‖dY_i‖²·(‖X_i‖² + 1): two row norms instead of an (out × in) outer product.
+    public func addPerExampleGradientNormsSquared(_ b: LayerBuffers, outputGradient dY: MatrixRef, into norms: UnsafeMutablePointer<Double>) {
+        for i in 0..<dY.rows {
+            let outputPart = Double(BLAS.dot(dY.row(i), dY.row(i), count: outputWidth))
+            let inputPart = Double(BLAS.dot(b.input.row(i), b.input.row(i), count: inputWidth))
+            norms[i] += outputPart * (inputPart + 1)
+        }
+    }
 }
 
 /// How `Dense` weights are initialised.

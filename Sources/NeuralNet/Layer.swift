@@ -77,6 +77,10 @@ public protocol Layer: Sendable, CustomStringConvertible {
     /// Given ∂L/∂output, writes ∂L/∂input (if `inputGradient` is given) and puts ∂L/∂parameters where
     /// `parameterGradients` says.
     func backward(_ buffers: LayerBuffers, outputGradient: MatrixRef, inputGradient: MatrixRef?, parameterGradients: GradientDestination)
+    /// Adds each example's squared norm of ∂L/∂θ for this layer's parameters to `norms` (one entry
+    /// per row), without forming per-example gradients (Goodfellow, 2015, "Efficient Per-Example
+    /// Gradient Computations"). DP-SGD clips with it. Layers without parameters add nothing.
+    func addPerExampleGradientNormsSquared(_ buffers: LayerBuffers, outputGradient: MatrixRef, into norms: UnsafeMutablePointer<Double>)
 }
 
 extension Layer {
@@ -84,6 +88,9 @@ extension Layer {
     public var scratchWidth: Int { 0 }
     public var parameterCount: Int { parameterShapes.reduce(0) { $0 + $1.count } }
     public func initialize(_ parameters: UnsafeMutableBufferPointer<Float>, scheme: InitializationScheme, using generator: inout RandomGenerator) {}
+    public func addPerExampleGradientNormsSquared(_ buffers: LayerBuffers, outputGradient: MatrixRef, into norms: UnsafeMutablePointer<Double>) {
+        precondition(parameterCount == 0, "\(description) has parameters but no per-example gradient norms")
+    }
 }
 
 /// A parameter-free layer applying the same function to every element.

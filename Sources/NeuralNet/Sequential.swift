@@ -181,6 +181,30 @@ public final class Sequential: @unchecked Sendable {
         return outputGradient
     }
 
+    /// Each example's squared norm of ∂L/∂θ over all layers, for the shard's last forward pass and
+    /// the ∂L/∂logits the caller wrote into `logitsGradient`, added into `norms` (one entry per row,
+    /// zeroed by the caller): one reverse pass of input gradients, no parameter gradients and no
+    /// per-example gradients (Goodfellow, 2015). DP-SGD clips with it.
+    /// - Note: the pass reuses the gradient buffers, so `logitsGradient` is overwritten; keep a copy.
+    public func addPerExampleGradientNormsSquared(shard index: Int = 0, into norms: UnsafeMutablePointer<Double>) {
+        let shard = shards[index]
+        guard let input = shard.lastInput else { preconditionFailure("per-example norms need a forward pass first") }
+        let rows = shard.lastRows
+        var outputGradient = logitsGradient(shard: index)
+        var target = shard.workspace.gradientB
+        var other = shard.workspace.gradientA
+        for l in layers.indices.reversed() {
+            let layerInput = l == 0 ? input : shard.workspace.outputs[l - 1].matrix(rows: rows, columns: layers[l].inputWidth)
+            let b = buffers(l, input: layerInput, rows: rows, shard: shard)
+            layers[l].addPerExampleGradientNormsSquared(b, outputGradient: outputGradient, into: norms)
+            guard l > 0 else { return }
+            let inputGradient = target.matrix(rows: rows, columns: layers[l].inputWidth)
+            layers[l].backward(b, outputGradient: outputGradient, inputGradient: inputGradient, parameterGradients: .none)
+            outputGradient = inputGradient
+            swap(&target, &other)
+        }
+    }
+
     /// Zeroes the parameter gradients of `shard` (all of them, or only `range`).
     public func zeroGradients(shard index: Int = 0, range: Range<Int>? = nil) {
         let gradients = shards[index].parameterGradients(count: parameters.count)

@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 
 /// The CI gate: compares a new report with a baseline, metric by metric (every `Metric` of every
 /// model: clean accuracy, each attack at each ε, the worst case, and whatever else an experiment
@@ -140,24 +141,19 @@ public enum Gate {
         return reasons
     }
 
+    /// What the gate compares on each side: named subjects (a model, or a row of a threat
+    /// experiment), each with its metrics.
+    struct Subject {
+        let name: String
+        let sha256: String?
+        let metrics: [Metric]
+    }
+
     /// - Throws: `GateError.incomparable` with every difference found.
     public static func compare(baseline: BenchReport, current: BenchReport, policy: Policy) throws -> Result {
-        guard policy.maxDrop >= 0, policy.maxDrop <= 1 else { throw GateError.invalidTolerance(policy.maxDrop) }
-        guard policy.alpha > 0, policy.alpha < 1 else { throw GateError.invalidAlpha(policy.alpha) }
-        for (name, report) in [("baseline", baseline), ("new", current)] {
-            for model in report.models {
-                for metric in model.metrics where metric.outcomes != nil {
-                    guard let flags = metric.outcomeFlags else {
-                        throw GateError.unreadableOutcomes(report: name, model: model.name, metric: metric.name)
-                    }
-                    guard !flags.isEmpty else { continue }
-                    let fraction = Double(flags.filter { $0 }.count) / Double(flags.count)
-                    if abs(fraction - metric.value) > 1e-9 {
-                        throw GateError.inconsistentMetric(report: name, model: model.name, metric: metric.name, value: metric.value, fromOutcomes: fraction)
-                    }
-                }
-            }
-        }
+        try checkPolicy(policy)
+        let subjects = { (report: BenchReport) in report.models.map { Subject(name: $0.name, sha256: $0.sha256, metrics: $0.metrics) } }
+        try checkOutcomes(baseline: subjects(baseline), current: subjects(current))
         let reasons = incompatibilities(baseline: baseline, current: current)
         guard reasons.isEmpty else { throw GateError.incomparable(reasons) }
         var notes: [String] = []
@@ -171,19 +167,65 @@ public enum Gate {
         if baseline.configuration.seed != current.configuration.seed {
             notes.append("seeds differ (\(baseline.configuration.seed) vs \(current.configuration.seed)); random starts differ")
         }
+        let comparisons = compareSubjects(baseline: subjects(baseline), current: subjects(current), policy: policy,
+                                          flagSuspiciousRises: true, notes: &notes)
+        let failedChecks = current.failedChecks.map { "\($0.model): \($0.check.id) \($0.check.title): \($0.check.message)" }
+        return Result(comparisons: comparisons, notes: notes, policy: policy, failedChecks: failedChecks)
+    }
 
-        // Pair the metrics, with the paired test where both sides have per-example outcomes.
+    /// Two threat reports (`bulwark threat … --report`), compared the same way, row by row.
+    /// - Throws: `GateError.incomparable` if they come from different experiments or data.
+    public static func compare(baseline: ThreatReport, current: ThreatReport, policy: Policy) throws -> Result {
+        try checkPolicy(policy)
+        let subjects = { (report: ThreatReport) in report.subjects.map { Subject(name: $0.name, sha256: nil, metrics: $0.metrics) } }
+        try checkOutcomes(baseline: subjects(baseline), current: subjects(current))
+        let reasons = ThreatReport.incompatibilities(baseline: baseline, current: current)
+        guard reasons.isEmpty else { throw GateError.incomparable(reasons) }
+        var notes: [String] = []
+        if baseline.seed != current.seed { notes.append("seeds differ (\(baseline.seed) vs \(current.seed))") }
+        let comparisons = compareSubjects(baseline: subjects(baseline), current: subjects(current), policy: policy,
+                                          flagSuspiciousRises: false, notes: &notes)
+        return Result(comparisons: comparisons, notes: notes, policy: policy, failedChecks: [])
+    }
+
+    static func checkPolicy(_ policy: Policy) throws {
+        guard policy.maxDrop >= 0, policy.maxDrop <= 1 else { throw GateError.invalidTolerance(policy.maxDrop) }
+        guard policy.alpha > 0, policy.alpha < 1 else { throw GateError.invalidAlpha(policy.alpha) }
+    }
+
+    /// Refuses a metric whose per-example outcomes do not decode or do not give its value.
+    static func checkOutcomes(baseline: [Subject], current: [Subject]) throws {
+        for (name, subjects) in [("baseline", baseline), ("new", current)] {
+            for subject in subjects {
+                for metric in subject.metrics where metric.outcomes != nil {
+                    guard let flags = metric.outcomeFlags else {
+                        throw GateError.unreadableOutcomes(report: name, model: subject.name, metric: metric.name)
+                    }
+                    guard !flags.isEmpty else { continue }
+                    let fraction = Double(flags.filter { $0 }.count) / Double(flags.count)
+                    if abs(fraction - metric.value) > 1e-9 {
+                        throw GateError.inconsistentMetric(report: name, model: subject.name, metric: metric.name, value: metric.value, fromOutcomes: fraction)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pairs every baseline metric with the new one of the same subject and name, runs the paired
+    /// tests, Holm-corrects them and decides each metric's status.
+    static func compareSubjects(baseline: [Subject], current: [Subject], policy: Policy, flagSuspiciousRises: Bool,
+                                notes: inout [String]) -> [Comparison] {
         struct Pair { let model: String; let old: Metric; let new: Metric?; let discordant: (Int, Int)?; let p: Double? }
         var pairs: [Pair] = []
         var untested = 0
-        for old in baseline.models {
-            let new = current.models.first { $0.name == old.name }
-            if new == nil { notes.append("model '\(old.name)' is missing from the new report") }
-            if let new, new.sha256 != old.sha256 { notes.append("model '\(old.name)' changed (sha256 \(old.sha256.prefix(12))… → \(new.sha256.prefix(12))…)") }
+        for old in baseline {
+            let new = current.first { $0.name == old.name }
+            if new == nil { notes.append("'\(old.name)' is missing from the new report") }
+            if let new, let a = old.sha256, let b = new.sha256, a != b { notes.append("model '\(old.name)' changed (sha256 \(a.prefix(12))… → \(b.prefix(12))…)") }
             for metric in old.metrics {
                 let match = new?.metrics.first { $0.name == metric.name }
                 if let match, match.better != metric.better {
-                    notes.append("metric '\(metric.name)' of model '\(old.name)' changed direction; compared as \(metric.better.rawValue)-is-better")
+                    notes.append("metric '\(metric.name)' of '\(old.name)' changed direction; compared as \(metric.better.rawValue)-is-better")
                 }
                 var discordant: (Int, Int)?
                 if let match, let a = metric.outcomeFlags, let b = match.outcomeFlags, a.count == b.count {
@@ -212,7 +254,7 @@ public enum Gate {
             if let new = pair.new {
                 if pair.old.regressed(to: new.value, tolerance: policy.maxDrop) {
                     status = pair.p == nil || significant(index) ? .regression : .insignificantDrop
-                } else if pair.old.name != "clean" && improved(index),
+                } else if flagSuspiciousRises && pair.old.name != "clean" && improved(index),
                           !pairs.indices.contains(where: { pairs[$0].model == pair.model && pairs[$0].old.name == "clean" && improved($0) }) {
                     status = .suspiciousRise
                 } else {
@@ -225,11 +267,10 @@ public enum Gate {
                                           current: pair.new?.value, discordant: pair.discordant.map { (onlyBaseline: $0.0, onlyCurrent: $0.1) },
                                           pValue: pair.p, adjustedPValue: adjusted[index], status: status))
         }
-        for new in current.models where !baseline.models.contains(where: { $0.name == new.name }) {
-            notes.append("model '\(new.name)' is new (not in the baseline, not gated)")
+        for new in current where !baseline.contains(where: { $0.name == new.name }) {
+            notes.append("'\(new.name)' is new (not in the baseline, not gated)")
         }
-        let failedChecks = current.failedChecks.map { "\($0.model): \($0.check.id) \($0.check.title): \($0.check.message)" }
-        return Result(comparisons: comparisons, notes: notes, policy: policy, failedChecks: failedChecks)
+        return comparisons
     }
 
     /// `compare` with the default policy at `maxDrop`.

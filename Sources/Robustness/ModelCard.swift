@@ -25,7 +25,39 @@ public struct ModelCard: Codable, Equatable, Sendable {
     public var data: String
     public var cleanAccuracy: BenchReport.Accuracy
     public var robustAccuracy: [Robust]
+    /// DP-SGD models: the guarantee recorded in the model file when it was trained.
+    public var privacy: Privacy?
     public var bulwarkVersion: String
+
+    /// (ε, δ)-differential privacy of a DP-SGD model, from its file's metadata (RDP accountant).
+    public struct Privacy: Codable, Equatable, Sendable {
+        public var epsilon: Double
+        public var delta: Double
+        public var noiseMultiplier: Double
+        public var clip: Double
+        public var samplingRate: Double
+        public var steps: Int
+        public var sampling: String?
+
+        enum CodingKeys: String, CodingKey {
+            case epsilon = "dp_epsilon", delta = "dp_delta", noiseMultiplier = "dp_noise_multiplier", clip = "dp_clip"
+            case samplingRate = "dp_sampling_rate", steps = "dp_steps", sampling = "dp_sampling"
+        }
+
+        /// The guarantee in a model file's metadata, if it records one.
+        public init?(metadata: [String: String]) {
+            guard let epsilon = metadata["dp_epsilon"].flatMap(Double.init), let delta = metadata["dp_delta"].flatMap(Double.init),
+                  let noise = metadata["dp_noise_multiplier"].flatMap(Double.init), let clip = metadata["dp_clip"].flatMap(Double.init),
+                  let rate = metadata["dp_sampling_rate"].flatMap(Double.init), let steps = metadata["dp_steps"].flatMap(Int.init) else { return nil }
+            self.epsilon = epsilon
+            self.delta = delta
+            noiseMultiplier = noise
+            self.clip = clip
+            samplingRate = rate
+            self.steps = steps
+            sampling = metadata["dp_sampling"]
+        }
+    }
 
     public struct Robust: Codable, Equatable, Sendable {
         public var attack: String
@@ -37,7 +69,7 @@ public struct ModelCard: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey {
         case schema, name, file, sha256, architecture, parameters, seed, recipe, data
         case trainCommand = "train_command", cleanAccuracy = "clean_accuracy", recipeSource = "recipe_source"
-        case robustAccuracy = "robust_accuracy", bulwarkVersion = "bulwark_version"
+        case robustAccuracy = "robust_accuracy", bulwarkVersion = "bulwark_version", privacy
     }
 
     /// The card of one model of a bench report.
@@ -60,6 +92,7 @@ public struct ModelCard: Codable, Equatable, Sendable {
         data = "\(report.data), n = \(report.n)"
         cleanAccuracy = result.clean
         robustAccuracy = result.attacks.map { Robust(attack: $0.attack, description: $0.description, epsilon: $0.epsilon, accuracy: $0.accuracy) }
+        privacy = Privacy(metadata: metadata)
         bulwarkVersion = report.bulwarkVersion
     }
 

@@ -36,6 +36,13 @@ public enum BLAS {
             beta, c.base, Int32(max(c.columns, 1)))
     }
 
+    /// Σᵢ xᵢ·yᵢ over `count` contiguous elements.
+    @inlinable
+    public static func dot(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, count: Int) -> Float {
+        guard count > 0 else { return 0 }
+        return cblas_sdot(Int32(count), x, 1, y, 1)
+    }
+
     /// Euclidean norm of `x`.
     @inlinable
     public static func norm2(_ x: UnsafeBufferPointer<Float>) -> Float {

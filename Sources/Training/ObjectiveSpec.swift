@@ -9,6 +9,7 @@ import _FileSystem
 /// ```json
 /// {"type": "cross_entropy", "label_smoothing": 0}
 /// {"type": "adversarial", "attack": {"type": "pgd", "steps": 7, "step_size": 0.025}, "epsilon": 0.1, "mix": 0.9}
+/// {"type": "dp_sgd", "noise_multiplier": 1.1, "clip": 1, "delta": 1e-5}
 /// ```
 /// `mix` is the fraction of each batch replaced by adversarial examples (default 0.5 for FGSM, as
 /// in Goodfellow et al.; 1 for iterative attacks, as in Madry et al.); `epsilon` defaults to 0.1 and
@@ -17,6 +18,7 @@ import _FileSystem
 public enum ObjectiveSpec: Equatable, Sendable {
     case crossEntropy(labelSmoothing: Float)
     case adversarial(AdversarialTrainingSpec)
+    case dpSGD(DPSGDSpec)
 
     public static let standard = ObjectiveSpec.crossEntropy(labelSmoothing: 0)
 
@@ -24,6 +26,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         switch self {
         case .crossEntropy(let smoothing): smoothing
         case .adversarial(let spec): spec.labelSmoothing
+        case .dpSGD(let spec): spec.labelSmoothing
         }
     }
 
@@ -34,6 +37,11 @@ public enum ObjectiveSpec: Equatable, Sendable {
             return try CrossEntropyObjective(labelSmoothing: smoothing)
         case .adversarial(let spec):
             return try AdversarialObjective(spec)
+        case .dpSGD(let spec):
+            guard spec.delta > 0 && spec.delta < 1 else {
+                throw NeuralNetError.invalidHyperparameter(name: "DP δ", value: "\(spec.delta)", requirement: "must be in (0, 1)")
+            }
+            return try DPSGDObjective(noiseMultiplier: spec.noiseMultiplier, clipNorm: spec.clip, labelSmoothing: spec.labelSmoothing)
         }
     }
 
@@ -42,6 +50,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         switch self {
         case .crossEntropy(let smoothing): smoothing == 0 ? "cross-entropy" : "cross-entropy (label smoothing \(smoothing))"
         case .adversarial(let spec): "\(spec.attack.type.uppercased()) adversarial training (ε = \(spec.epsilon), mix \(spec.mix))"
+        case .dpSGD(let spec): "DP-SGD (σ = \(spec.noiseMultiplier), C = \(spec.clip), δ = \(spec.delta))"
         }
     }
 
@@ -72,10 +81,36 @@ public struct AdversarialTrainingSpec: Equatable, Sendable {
     }
 }
 
+/// DP-SGD (Abadi et al., 2016): per-example clipping to `clip`, Gaussian noise of σ·clip, and the
+/// δ at which the privacy accountant reports ε.
+public struct DPSGDSpec: Equatable, Sendable {
+    /// δ when none is given (`--dp-delta`, `"delta"`).
+    public static let defaultDelta = 1e-5
+
+    public var noiseMultiplier: Float
+    public var clip: Float
+    public var delta: Double
+    public var labelSmoothing: Float
+
+    public init(noiseMultiplier: Float, clip: Float, delta: Double = DPSGDSpec.defaultDelta, labelSmoothing: Float = 0) {
+        self.noiseMultiplier = noiseMultiplier
+        self.clip = clip
+        self.delta = delta
+        self.labelSmoothing = labelSmoothing
+    }
+
+    /// The (ε, δ) guarantee after `steps` steps of batches of `batchSize` from `trainingExamples`
+    /// (sampling rate q = batchSize / trainingExamples; see `DPSGDObjective` on shuffled batches).
+    public func guarantee(steps: Int, batchSize: Int, trainingExamples: Int) -> RDPAccountant.Guarantee {
+        RDPAccountant.guarantee(samplingRate: min(1, Double(batchSize) / Double(max(trainingExamples, 1))),
+                                noiseMultiplier: Double(noiseMultiplier), steps: steps, delta: delta)
+    }
+}
+
 extension ObjectiveSpec: Codable {
     enum CodingKeys: String, CodingKey {
-        case type, attack, epsilon, mix
-        case labelSmoothing = "label_smoothing"
+        case type, attack, epsilon, mix, clip, delta
+        case labelSmoothing = "label_smoothing", noiseMultiplier = "noise_multiplier"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -92,8 +127,12 @@ extension ObjectiveSpec: Codable {
                 attack: try c.decode(AttackSpec.self, forKey: .attack),
                 epsilon: try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? AdversarialTrainingSpec.defaultEpsilon,
                 mix: try c.decodeIfPresent(Float.self, forKey: .mix), labelSmoothing: smoothing))
+        case "dp_sgd":
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "label_smoothing", "noise_multiplier", "clip", "delta"])
+            self = .dpSGD(DPSGDSpec(noiseMultiplier: try c.decode(Float.self, forKey: .noiseMultiplier), clip: try c.decode(Float.self, forKey: .clip),
+                                    delta: try c.decodeIfPresent(Double.self, forKey: .delta) ?? DPSGDSpec.defaultDelta, labelSmoothing: smoothing))
         default:
-            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial)")
+            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd)")
         }
     }
 
@@ -108,6 +147,12 @@ extension ObjectiveSpec: Codable {
             try c.encode(spec.attack, forKey: .attack)
             try c.encode(spec.epsilon, forKey: .epsilon)
             try c.encode(spec.mix, forKey: .mix)
+            try c.encode(spec.labelSmoothing, forKey: .labelSmoothing)
+        case .dpSGD(let spec):
+            try c.encode("dp_sgd", forKey: .type)
+            try c.encode(spec.noiseMultiplier, forKey: .noiseMultiplier)
+            try c.encode(spec.clip, forKey: .clip)
+            try c.encode(spec.delta, forKey: .delta)
             try c.encode(spec.labelSmoothing, forKey: .labelSmoothing)
         }
     }

@@ -102,8 +102,10 @@ public struct TrainingJob: Sendable {
             events.log("resumed from \(resume) after epoch \(trainer.completedEpochs)")
         }
         trainer.progress = events.progress
+        let privacy = privacyMonitor(trainer: trainer, trainingExamples: train.count)
         trainer.epochObserver = { metrics, network in
             monitor?.observe(&metrics, network: network)
+            privacy?.observe(&metrics)
             events.epochFinished(metrics)
         }
         events.log("model \(recipe.architecture.shorthand) (\(trainer.network.parameterCount) parameters), \(train.count) training / "
@@ -117,6 +119,7 @@ public struct TrainingJob: Sendable {
             "history": Self.deterministicHistory(trainer.history), "bulwark_version": BulwarkVersion.current,
         ]
         if let last = trainer.history.last { metadata["epochs_trained"] = String(last.epoch) }
+        if let privacy { metadata.merge(privacy.metadata(epochs: trainer.completedEpochs)) { _, new in new } }
         try ModelFile.save(trainer.network, metadata: metadata, to: output)
         let digest = try Self.record(output, recipe: recipe.json, events: events)
         return Result(testAccuracy: testAccuracy, model: output, sha256: digest, checkpoint: checkpointPath, history: trainer.history,
@@ -156,6 +159,12 @@ public struct TrainingJob: Sendable {
         }
         let attack = try PGD(norm: spec.attack.norm, epsilon: spec.epsilon, steps: 10)
         return RobustnessMonitor(attack: attack, slice: validation.prefix(recipe.robustEvaluationExamples), seed: recipe.seed)
+    }
+
+    /// The privacy ledger of a DP-SGD recipe (nil for other objectives).
+    private func privacyMonitor(trainer: Trainer, trainingExamples: Int) -> PrivacyMonitor? {
+        guard case .dpSGD(let spec) = recipe.objective else { return nil }
+        return PrivacyMonitor(spec: spec, batchSize: recipe.batchSize, trainingExamples: trainingExamples, objective: trainer.objective)
     }
 
     /// Refuses a checkpoint whose full recipe differs, naming the difference (the trainer then

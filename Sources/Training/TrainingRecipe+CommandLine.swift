@@ -16,6 +16,10 @@ extension TrainingRecipe {
         if validationFraction != 0.1 { arguments += ["--val-split", "\(validationFraction)"] }
         arguments += ["--seed", "\(seed)"]
         if case .adversarial(let spec) = objective { arguments += adversarialArguments(spec) }
+        if case .dpSGD(let spec) = objective {
+            arguments += ["--dp-noise", "\(spec.noiseMultiplier)", "--dp-clip", "\(spec.clip)"]
+            if spec.delta != DPSGDSpec.defaultDelta { arguments += ["--dp-delta", "\(spec.delta)"] }
+        }
         return arguments
     }
 

@@ -20,6 +20,7 @@ extension TrainingRecipe {
             }
             flopsPerExample += Double(spec.mix) * attackPasses * parameters
         }
+        if case .dpSGD = objective { flopsPerExample += 2 * parameters }  // the reverse pass for per-example norms
         return Double(epochs) * Double(examples) * flopsPerExample / Self.assumedFLOPS
     }
 }

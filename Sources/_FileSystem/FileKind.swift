@@ -13,6 +13,7 @@ public enum FileKind: String, Sendable, CaseIterable {
     case dataKey = "a data key"
     case encrypted = "an encrypted file"
     case junit = "a JUnit report"
+    case membershipScores = "membership scores"
     case other = "a file Bulwark did not write"
 
     /// The kind of the regular file at `path` (`other` if it cannot be read or recognised).
@@ -30,10 +31,12 @@ public enum FileKind: String, Sendable, CaseIterable {
             // Reports are written with sorted keys, so "schema" comes last: look at the end too.
             let tail = String(decoding: (try? FileReader.readSuffix(path, count: 1 << 12)) ?? [], as: UTF8.self)
             if text.contains("\"bulwark-report/") || tail.contains("\"bulwark-report/") { return .report }
+            if text.contains("\"bulwark-threat-report/") || tail.contains("\"bulwark-threat-report/") { return .report }
             if text.contains("\"bulwark-manifest/") { return .manifest }
             if text.contains("\"algorithm\"") && (text.contains("\"private_key\"") || text.contains("\"public_key\"")) { return .signingKey }
         }
         if text.hasPrefix("<?xml"), text.contains("<testsuite") { return .junit }
+        if text.hasPrefix("score,member\n") { return .membershipScores }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.count == 44, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_=+/".contains($0) }) { return .dataKey }
         return .other

@@ -118,6 +118,15 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Held-out examples on which PGD-10 robust accuracy is measured after each adversarial epoch (default 1000).")
     var robustEvalN: Int?
 
+    @Option(help: ArgumentHelp("DP-SGD (Abadi et al.): Gaussian noise multiplier σ; clips each example's gradient to --dp-clip and reports ε each epoch.", valueName: "σ"))
+    var dpNoise: Real?
+
+    @Option(help: ArgumentHelp("DP-SGD per-example gradient norm bound (default 1).", valueName: "C"))
+    var dpClip: Real?
+
+    @Option(help: ArgumentHelp("DP-SGD δ at which ε is reported (default 1e-5).", valueName: "δ"))
+    var dpDelta: Double?
+
     func validate() throws {
         // A layer list in a file is read when the command runs (an unreadable file is unusable
         // input, exit 2, not a usage error).
@@ -160,6 +169,10 @@ struct TrainingOptions: ParsableArguments {
         try refuse([("--train-steps", trainSteps != nil), ("--train-step-size", trainStepSize != nil),
                     ("--train-relative-step-size", trainRelativeStepSize != nil), ("--train-restarts", trainRestarts != nil),
                     ("--train-no-random-start", trainNoRandomStart)], adversarial == "pgd", "to --adversarial pgd only")
+        try refuse([("--dp-clip", dpClip != nil), ("--dp-delta", dpDelta != nil)], dpNoise != nil, "to DP-SGD (--dp-noise σ) only")
+        if dpNoise != nil && adversarial != nil {
+            throw ValidationError("--dp-noise and --adversarial cannot be combined (DP-SGD's privacy analysis covers clean training only); choose one")
+        }
     }
 
     /// The architecture from --model (inline shorthand, inline JSON, or a JSON file).
@@ -203,6 +216,10 @@ struct TrainingOptions: ParsableArguments {
     }
 
     func objective() throws -> ObjectiveSpec {
+        if let dpNoise {
+            return .dpSGD(DPSGDSpec(noiseMultiplier: dpNoise.value, clip: dpClip?.value ?? 1, delta: dpDelta ?? DPSGDSpec.defaultDelta,
+                                    labelSmoothing: labelSmoothing))
+        }
         guard let adversarial else { return .crossEntropy(labelSmoothing: labelSmoothing) }
         let attack: AttackSpec
         do {

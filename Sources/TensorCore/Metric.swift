@@ -1,5 +1,5 @@
 import Foundation
-import TensorCore
+
 
 /// One measured number in a report, in a form every experiment shares and the gate can compare:
 /// attack accuracies today, and threat experiments (backdoor success, membership AUC) and

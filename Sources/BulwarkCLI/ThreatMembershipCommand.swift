@@ -1,0 +1,174 @@
+import ArgumentParser
+import Foundation
+import NeuralNet
+import TensorCore
+import Threats
+import Training
+import _FileSystem
+
+/// `bulwark threat membership`: membership inference against target models trained by Bulwark
+/// (`MembershipExperiment`).
+struct ThreatMembershipCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "membership",
+        abstract: "Membership inference (loss, confidence, entropy, LiRA online/offline) against target models.",
+        discussion: """
+        Each target model trains on a seeded random half of its pool (the first "pool" training \
+        examples); the other half are the non-members. LiRA (Carlini et al., 2022) trains shadow \
+        models with the target's recipe, each record in exactly half of them, side by side on \
+        --threads threads. Results: ROC AUC and TPR at 0.1% and 1% FPR per attack and target. \
+        Without --config, the README's table: the standard, an overfit, a PGD-trained and a DP-SGD \
+        model, 16 shadow models each (about ten minutes on two cores).
+
+        Examples:
+          bulwark threat membership --json
+          bulwark threat membership --config membership.json --seed 1 --save-scores scores/
+        """
+    )
+
+    @Option(help: ArgumentHelp("A membership configuration (JSON, schema bulwark-membership-config/1; default: the README's).", valueName: "file"))
+    var config: String?
+
+    @Option(help: "Seed of the memberships and of every model's training (default: the configuration's).")
+    var seed: UInt64?
+
+    @Option(help: "Shadow models per target for LiRA (default: the configuration's, 16).")
+    var shadows: Int?
+
+    @Option(help: ArgumentHelp("Write one CSV per target and attack here (<target>-<attack>.csv, header score,member).", valueName: "dir"))
+    var saveScores: String?
+
+    @Option(help: ArgumentHelp("Write the results as a threat report (JSON) that bulwark gate compares.", valueName: "file"))
+    var report: String?
+
+    @Flag(help: "Replace an existing file of another kind at --report.")
+    var force = false
+
+    @Flag(help: "Print one JSON object per attack and target on stdout.")
+    var json = false
+
+    @OptionGroup(title: "Data") var data: DataOptions
+    @OptionGroup(title: "Security") var security: SecurityOptions
+    @OptionGroup(title: "Engine") var engine: EngineOptions
+
+    func validate() throws {
+        try data.checkCSVOptions()
+        if let shadows, shadows < 2 || shadows % 2 != 0 { throw ValidationError("--shadows must be even and ≥ 2, got \(shadows)") }
+    }
+
+    func run() throws {
+        engine.apply()
+        var configuration = MembershipConfiguration.standard
+        if let config {
+            let bytes: [UInt8]
+            do { bytes = try FileReader.readAll(config, limit: 1 << 20) } catch { throw CLIError.unusableInput("--config: \(error)") }
+            configuration = try MembershipConfiguration.decode(bytes, source: config)
+        }
+        if let seed { configuration.seed = seed }
+        if let shadows { configuration.shadows = shadows }
+        configuration.threads = WorkerPool.shared.threadCount
+        try configuration.validate()
+        if let saveScores { try prepareScoreDirectory(saveScores, configuration: configuration) }
+        if let report { try ThreatReportFile.prepare(report, inputs: data.spec.namedFiles + (config.map { [$0] } ?? []), force: force) }
+
+        let loader = try security.loader()
+        let (train, trainDescription) = try data.spec.load(.train, loader: loader)
+        let (test, testDescription) = try data.spec.load(.test, loader: loader)
+        log.info("training data: \(trainDescription)")
+        let result = try MembershipExperiment(configuration: configuration).run(train: train, test: test, log: { log.info("\($0)") })
+        if let saveScores { try writeScores(result, to: saveScores) }
+        if let report {
+            var settings = configuration
+            settings.seed = 0  // reports with other seeds still compare (the gate notes the difference)
+            settings.threads = 1
+            try ThreatReportFile.write(report, experiment: "membership", settings: settings, seed: configuration.seed,
+                                       data: "\(trainDescription); \(testDescription)", groups: result.metricGroups)
+        }
+        if json {
+            for target in result.targets {
+                for attack in target.attacks { try JSONOutput.line(JSONLine(target: target, attack: attack)) }
+            }
+        } else {
+            print(Self.table(result))
+        }
+    }
+
+    /// Creates the directory if needed and refuses to overwrite a file there that is not a score file.
+    private func prepareScoreDirectory(_ directory: String, configuration: MembershipConfiguration) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            throw CLIError.cannotWrite("--save-scores: cannot create the directory \(displayable(directory)): \(error.localizedDescription)")
+        }
+        for target in configuration.targets {
+            for attack in configuration.attacks {
+                try OutputPath.prepare(Self.scorePath(directory, target: target.name, attack: attack), for: "--save-scores",
+                                       replacing: [.membershipScores], inputs: data.spec.namedFiles + (config.map { [$0] } ?? []), force: false)
+            }
+        }
+    }
+
+    static func scorePath(_ directory: String, target: String, attack: MembershipAttack) -> String {
+        (directory as NSString).appendingPathComponent("\(target)-\(attack.rawValue).csv")
+    }
+
+    private func writeScores(_ result: MembershipExperiment.Result, to directory: String) throws {
+        for target in result.targets {
+            for attack in target.attacks {
+                var text = "score,member\n"
+                for (score, member) in zip(attack.scores, attack.isMember) { text += "\(score),\(member ? 1 : 0)\n" }
+                try AtomicFile.write(Data(text.utf8), to: Self.scorePath(directory, target: target.name, attack: attack.attack))
+            }
+        }
+        log.info("scores written to \(directory)")
+    }
+
+    /// One `--json` object: the issue's fields, the target's accuracy and privacy, and ROC points.
+    struct JSONLine: Encodable {
+        let target: MembershipExperiment.TargetResult
+        let attack: MembershipExperiment.AttackResult
+
+        enum CodingKeys: String, CodingKey {
+            case attack, target, auc, roc
+            case tprAtFPR = "tpr_at_fpr", members = "n_members", nonMembers = "n_nonmembers"
+            case testAccuracy = "target_test_accuracy", memberAccuracy = "target_member_accuracy"
+            case dpEpsilon = "dp_epsilon", dpDelta = "dp_delta", recipe = "target_recipe"
+            case trainingSeconds = "training_seconds", modelsTrained = "models_trained"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(attack.attack.rawValue, forKey: .attack)
+            try c.encode(target.name, forKey: .target)
+            try c.encode(attack.roc.auc, forKey: .auc)
+            var rates: [String: Double] = [:]
+            for fpr in MembershipExperiment.reportedFPRs { rates[String(fpr)] = attack.tpr(atFPR: fpr) }
+            try c.encode(rates, forKey: .tprAtFPR)
+            try c.encode(target.members, forKey: .members)
+            try c.encode(target.nonMembers, forKey: .nonMembers)
+            try c.encode(target.testAccuracy.value, forKey: .testAccuracy)
+            try c.encode(target.memberAccuracy.value, forKey: .memberAccuracy)
+            try c.encodeIfPresent(target.privacy?.epsilon, forKey: .dpEpsilon)
+            try c.encodeIfPresent(target.privacy?.delta, forKey: .dpDelta)
+            try c.encode(target.recipe, forKey: .recipe)
+            try c.encode(target.trainingSeconds, forKey: .trainingSeconds)
+            try c.encode(target.modelsTrained, forKey: .modelsTrained)
+            try c.encode(attack.roc.points(), forKey: .roc)
+        }
+    }
+
+    static func table(_ result: MembershipExperiment.Result) -> String {
+        var lines = ["target        attack         AUC     TPR@0.1%FPR  TPR@1%FPR  (members / non-members; test accuracy)"]
+        for target in result.targets {
+            let privacy = target.privacy.map { String(format: "; DP ε = %.2f at δ = %g", $0.epsilon, $0.delta) } ?? ""
+            for attack in target.attacks {
+                lines.append("\(target.name.padding(13)) \(attack.attack.rawValue.padding(13))  \(attack.roc.auc.formatted(4))  "
+                             + "\(attack.tpr(atFPR: 0.001).formatted(4).padding(11))  \(attack.tpr(atFPR: 0.01).formatted(4))")
+            }
+            lines.append("  \(target.members) / \(target.nonMembers) records; test accuracy \(target.testAccuracy.value.formatted(4)), "
+                         + "member accuracy \(target.memberAccuracy.value.formatted(4))\(privacy); \(target.modelsTrained) models in "
+                         + "\(target.trainingSeconds.formatted(1)) s")
+        }
+        return lines.joined(separator: "\n")
+    }
+}

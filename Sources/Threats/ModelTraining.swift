@@ -1,0 +1,57 @@
+import Dispatch
+import NeuralNet
+import TensorCore
+import Training
+
+/// Training inside threat experiments: a recipe run on an exact set of examples (no validation
+/// split, so membership is exactly the set given), and many such runs at once.
+public enum ModelTraining {
+    /// A network trained with `recipe` (its seed replaced by `seed`) on `data`, on `pool`'s threads.
+    /// - Returns: the network and, for DP-SGD recipes, the privacy guarantee it reached.
+    public static func train(_ recipe: TrainingRecipe, seed: UInt64, on data: LabeledData, pool: WorkerPool = .shared)
+        throws -> (network: Sequential, privacy: RDPAccountant.Guarantee?) {
+        var configuration = recipe.trainerConfiguration
+        configuration.seed = seed
+        let trainer = try Trainer(configuration: configuration, objective: try recipe.objective.makeObjective())
+        trainer.network.pool = pool
+        try trainer.train(on: data, validation: nil)
+        var privacy: RDPAccountant.Guarantee?
+        if case .dpSGD(let spec) = recipe.objective {
+            privacy = PrivacyMonitor(spec: spec, batchSize: recipe.batchSize, trainingExamples: data.count, objective: trainer.objective)
+                .guarantee(epochs: trainer.completedEpochs)
+        }
+        return (trainer.network, privacy)
+    }
+
+    /// Runs `body(i, pool)` for every i in `0..<count` on `threads` threads, each with its own
+    /// one-thread worker pool (independent small models train faster side by side than one at a
+    /// time on both cores). Results come back in index order; each body's numbers depend only on
+    /// its index, never on which thread ran it.
+    /// - Throws: the first error a body threw (no new runs start after it).
+    public static func parallel<Result: Sendable>(count: Int, threads: Int,
+                                                  _ body: @escaping @Sendable (Int, WorkerPool) throws -> Result) throws -> [Result] {
+        _ = WorkerPool.shared  // keeps OpenBLAS single-threaded
+        let threads = max(1, min(threads, count))
+        let next = Locked(0)
+        let results = Locked([Int: Result]())
+        let failure = Locked<(any Error)?>(nil)
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            let pool = WorkerPool(threadCount: 1)
+            while failure.withLock({ $0 == nil }) {
+                let index = next.withLock { value -> Int in
+                    defer { value += 1 }
+                    return value
+                }
+                guard index < count else { return }
+                do {
+                    let result = try body(index, pool)
+                    results.withLock { $0[index] = result }
+                } catch {
+                    failure.withLock { if $0 == nil { $0 = error } }
+                }
+            }
+        }
+        if let error = failure.withLock({ $0 }) { throw error }
+        return results.withLock { all in (0..<count).map { all[$0]! } }
+    }
+}

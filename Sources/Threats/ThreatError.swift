@@ -1,0 +1,21 @@
+/// Errors of threat experiments, each naming the problem and the fix.
+public enum ThreatError: Error, CustomStringConvertible, Equatable {
+    case invalidParameter(name: String, value: String, requirement: String)
+    case invalidConfiguration(String)
+    case dataMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .invalidParameter(let name, let value, let requirement):
+            return "invalid \(name) \(value): \(requirement)"
+        case .invalidConfiguration(let problem):
+            return "invalid threat configuration: \(problem)"
+        case .dataMismatch(let problem):
+            return "the data does not fit the experiment: \(problem)"
+        }
+    }
+}
+
+func require(_ condition: Bool, _ name: String, _ value: Any, _ requirement: String) throws {
+    guard condition else { throw ThreatError.invalidParameter(name: name, value: "\(value)", requirement: requirement) }
+}

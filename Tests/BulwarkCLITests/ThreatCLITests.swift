@@ -1,0 +1,144 @@
+import Foundation
+import Testing
+import _TestSupport
+
+@Suite("bulwark threat and DP-SGD training", .serialized)
+struct ThreatCLITests {
+    let sample = ["--data-dir", TestSupport.sampleDirectory]
+
+    func write(_ text: String, _ name: String, in directory: String) throws -> String {
+        let path = directory + "/" + name
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test("threat poison --json: the documented fields, per rate and per defence")
+    func poisonJSON() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let recipe = try write(#"{"architecture": "784-32-10", "epochs": 2}"#, "recipe.json", in: directory)
+        let run = try CLIRun(["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--rate", "0.05", "--defence", "clustering",
+                              "--defence", "loss", "--recipe", recipe, "--limit", "1000", "--json", "--save-model", directory + "/p.safetensors"] + sample)
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.jsonLines
+        #expect(lines.map { $0["poison_rate"] as? Double } == [0.1, 0.05])
+        for line in lines {
+            for key in ["clean_accuracy", "attack_success_rate", "poison_rate", "defences", "baseline_clean_accuracy", "poisoned"] {
+                #expect(line[key] != nil, "lacks \(key)")
+            }
+            let defences = try #require(line["defences"] as? [[String: Any]])
+            #expect(defences.map { $0["defence"] as? String } == ["clustering", "loss"])
+            for defence in defences {
+                for key in ["precision", "recall", "clean_accuracy", "attack_success_rate", "flagged"] where key != "precision" || (defence["flagged"] as? Int ?? 0) > 0 {
+                    #expect(defence[key] != nil, "defence lacks \(key)")
+                }
+            }
+        }
+        #expect(lines.first?["poisoned"] as? Int == 100)
+        let inspect = try CLIRun(["inspect", directory + "/p.safetensors"])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+    }
+
+    @Test("threat reports gate: the same experiment twice passes, a bench report is not a threat baseline")
+    func threatReportGate() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let recipe = try write(#"{"architecture": "784-16-10", "epochs": 1}"#, "recipe.json", in: directory)
+        let arguments = ["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--defence", "loss", "--recipe", recipe, "--limit", "500"] + sample
+        for name in ["a.json", "b.json"] {
+            let run = try CLIRun(arguments + ["--report", directory + "/" + name])
+            #expect(run.status == 0, "\(run.stderr)")
+        }
+        let gate = try CLIRun(["gate", "--baseline", directory + "/a.json", "--report", directory + "/b.json"])
+        #expect(gate.status == 0, "\(gate.stdout)\n\(gate.stderr)")
+        #expect(gate.stdout.contains("loss attack success rate") && gate.stdout.contains("gate: passed"))
+        let bench = try write(#"{"schema": "bulwark-report/2"}"#, "bench.json", in: directory)
+        let mixed = try CLIRun(["gate", "--baseline", bench, "--report", directory + "/b.json"])
+        #expect(mixed.status == 2 && mixed.stderr.contains("same kind"), "\(mixed.stderr)")
+    }
+
+    @Test("threat membership --json and --save-scores on a small configuration")
+    func membershipJSON() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let config = try write("""
+            {"schema": "bulwark-membership-config/1", "shadows": 2, "attacks": ["loss", "lira-online"],
+             "targets": [{"name": "tiny", "pool": 400, "recipe": {"architecture": "784-16-10", "epochs": 3}}]}
+            """, "membership.json", in: directory)
+        let run = try CLIRun(["threat", "membership", "--config", config, "--json", "--save-scores", directory + "/scores"] + sample)
+        #expect(run.status == 0, "\(run.stderr)")
+        let lines = run.jsonLines
+        #expect(lines.map { $0["attack"] as? String } == ["loss", "lira-online"])
+        for line in lines {
+            #expect(line["target"] as? String == "tiny")
+            #expect(line["n_members"] as? Int == 200 && line["n_nonmembers"] as? Int == 200)
+            let auc = try #require(line["auc"] as? Double)
+            #expect((0...1).contains(auc))
+            let tpr = try #require(line["tpr_at_fpr"] as? [String: Double])
+            #expect(Set(tpr.keys) == ["0.001", "0.01"])
+        }
+        let csv = try String(contentsOfFile: directory + "/scores/tiny-loss.csv", encoding: .utf8)
+        #expect(csv.hasPrefix("score,member\n"))
+        #expect(csv.split(separator: "\n").count == 401)
+        // Running again replaces its own score files.
+        let again = try CLIRun(["threat", "membership", "--config", config, "--save-scores", directory + "/scores"] + sample)
+        #expect(again.status == 0, "\(again.stderr)")
+    }
+
+    @Test("train --dp-noise reports ε every epoch and records the guarantee in the model")
+    func dpTraining() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let model = directory + "/dp.safetensors"
+        let run = try CLIRun(["train", "--model", "784-32-10", "--epochs", "2", "--batch", "100", "--limit", "1000",
+                              "--dp-noise", "1.0", "--dp-clip", "1", "--out", model, "--json"] + sample)
+        #expect(run.status == 0, "\(run.stderr)")
+        let epochs = run.jsonLines.filter { $0["epoch"] != nil }
+        let epsilons = epochs.compactMap { ($0["extra"] as? [String: Double])?["dp_epsilon"] }
+        #expect(epsilons.count == 2 && epsilons[0] < epsilons[1])
+        let inspect = try CLIRun(["inspect", model])
+        #expect(inspect.status == 0, "\(inspect.stderr)")
+        for key in ["dp_epsilon", "dp_delta", "dp_noise_multiplier", "dp_clip", "dp_sampling_rate", "dp_steps"] {
+            #expect(inspect.stdout.contains(key), "inspect lacks \(key)")
+        }
+    }
+
+    @Test("bad threat and DP flags say what is wrong", arguments: [
+        (["threat", "poison", "--attack", "nope", "--rate", "0.1"], "unknown attack 'nope'", Int32(64)),
+        (["threat", "poison", "--attack", "backdoor"], "--rate", Int32(64)),
+        (["threat", "poison", "--attack", "backdoor", "--rate", "1.5"], "--rate must be in [0, 1]", Int32(64)),
+        (["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--defence", "magic"], "unknown defence 'magic'", Int32(64)),
+        (["threat", "poison", "--attack", "label-flip", "--rate", "0.1", "--trigger-size", "4"], "apply to --attack backdoor only", Int32(64)),
+        (["threat", "poison", "--attack", "label-flip", "--rate", "0.9", "--source-class", "1", "--target-class", "2"], "eligible examples", Int32(2)),
+        (["threat", "membership", "--shadows", "3"], "--shadows must be even", Int32(64)),
+        (["threat", "membership", "--config", "/nonexistent.json"], "--config", Int32(2)),
+        (["train", "--out", "/nonexistent-dir/m.safetensors", "--dp-clip", "1"], "applies to DP-SGD", Int32(64)),
+        (["train", "--out", "/nonexistent-dir/m.safetensors", "--dp-noise", "1", "--adversarial", "pgd"], "cannot be combined", Int32(64)),
+        (["train", "--out", "/nonexistent-dir/m.safetensors", "--dp-noise=-1"], "DP noise multiplier", Int32(64)),
+    ])
+    func badFlags(arguments: [String], expected: String, status: Int32) throws {
+        let run = try CLIRun(arguments + sample)
+        #expect(run.status == status, "stderr: \(run.stderr)")
+        #expect(run.stderr.contains(expected), "stderr: \(run.stderr)")
+        #expect(!run.stderr.contains("Fatal error"))
+    }
+
+    @Test("a membership configuration with a misspelled key is refused, naming it")
+    func strictConfiguration() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let config = try write(#"{"schema": "bulwark-membership-config/1", "shadow": 4, "targets": []}"#, "bad.json", in: directory)
+        let run = try CLIRun(["threat", "membership", "--config", config] + sample)
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("shadow") && run.stderr.contains("shadows"), "stderr: \(run.stderr)")
+    }
+
+    @Test("--save-scores never overwrites a file it did not write")
+    func scoresDoNotClobber() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let config = try write("""
+            {"schema": "bulwark-membership-config/1", "attacks": ["loss"],
+             "targets": [{"name": "tiny", "pool": 100, "recipe": {"architecture": "784-8-10", "epochs": 1}}]}
+            """, "m.json", in: directory)
+        try FileManager.default.createDirectory(atPath: directory + "/scores", withIntermediateDirectories: true)
+        let notes = try write("my notes\n", "scores/tiny-loss.csv", in: directory)
+        let run = try CLIRun(["threat", "membership", "--config", config, "--save-scores", directory + "/scores"] + sample)
+        #expect(run.status == 73, "stderr: \(run.stderr)")
+        #expect(try String(contentsOfFile: notes, encoding: .utf8) == "my notes\n")
+    }
+}

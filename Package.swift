@@ -70,10 +70,10 @@ let package = Package(
         .target(name: "Attacks", dependencies: ["TensorCore", "NeuralNet", "_FileSystem"]),
         // Training: typed recipes, objectives (adversarial training), the training job.
         .target(name: "Training", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "BulwarkSecurity", "_FileSystem"]),
-        // Robustness: bench configurations and jobs, the report schema and its renderers, the gate.
-        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "BulwarkSecurity", "_FileSystem"]),
         // Threats: poisoning (label flipping, BadNets) and its defences, membership inference (LiRA).
         .target(name: "Threats", dependencies: ["CBLAS", "TensorCore", "NeuralNet", "Datasets", "Training", "_FileSystem"]),
+        // Robustness: bench configurations and jobs (threat experiments included), the report schema and its renderers, the gate.
+        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Threats", "BulwarkSecurity", "_FileSystem"]),
 
         // MARK: - Security
         .target(

@@ -1,6 +1,7 @@
 import Attacks
 import Foundation
 import NeuralNet
+import Threats
 import Training
 import _FileSystem
 
@@ -9,7 +10,7 @@ import _FileSystem
 
 extension BenchConfiguration: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case schema, seed, epsilons, dataset, models, attacks
+        case schema, seed, epsilons, dataset, models, attacks, threats
         case batchSize = "batch_size", checkExamples = "check_examples"
     }
 
@@ -32,6 +33,7 @@ extension BenchConfiguration: Codable {
         attacks = try c.decode([AttackEntry].self, forKey: .attacks)
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize)
         checkExamples = try c.decodeIfPresent(Int.self, forKey: .checkExamples)
+        threats = try c.decodeIfPresent([ThreatEntry].self, forKey: .threats) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -44,6 +46,23 @@ extension BenchConfiguration: Codable {
         try c.encode(attacks, forKey: .attacks)
         try c.encodeIfPresent(batchSize, forKey: .batchSize)
         try c.encodeIfPresent(checkExamples, forKey: .checkExamples)
+        if !threats.isEmpty { try c.encode(threats, forKey: .threats) }
+    }
+}
+
+extension BenchConfiguration.ThreatEntry: Codable {
+    enum CodingKeys: String, CodingKey { case name }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        spec = try ThreatExperimentSpec(from: decoder)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        try spec.encode(to: encoder)
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
     }
 }
 

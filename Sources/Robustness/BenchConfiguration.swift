@@ -2,6 +2,7 @@ import Attacks
 import Datasets
 import Foundation
 import NeuralNet
+import Threats
 import Training
 import _FileSystem
 
@@ -54,9 +55,11 @@ public struct BenchConfiguration: Equatable, Sendable {
     public var batchSize: Int?
     /// Examples used by the large-ε and gradient sanity checks.
     public var checkExamples: Int?
+    /// Threat experiments (poisoning, membership inference) run on the same data, beside the attacks.
+    public var threats: [ThreatEntry]
 
     public init(schema: String = BenchConfiguration.schema, seed: UInt64, epsilons: [Float], dataset: DatasetSelection,
-                models: [ModelEntry], attacks: [AttackEntry], batchSize: Int? = nil, checkExamples: Int? = nil) {
+                models: [ModelEntry], attacks: [AttackEntry], batchSize: Int? = nil, checkExamples: Int? = nil, threats: [ThreatEntry] = []) {
         self.schema = schema
         self.seed = seed
         self.epsilons = epsilons
@@ -65,6 +68,19 @@ public struct BenchConfiguration: Equatable, Sendable {
         self.attacks = attacks
         self.batchSize = batchSize
         self.checkExamples = checkExamples
+        self.threats = threats
+    }
+
+    /// A named threat experiment of the benchmark (`"threats"`): its results appear in the report
+    /// under its name, and the gate compares them like the models' metrics.
+    public struct ThreatEntry: Equatable, Sendable {
+        public var name: String
+        public var spec: ThreatExperimentSpec
+
+        public init(name: String, spec: ThreatExperimentSpec) {
+            self.name = name
+            self.spec = spec
+        }
     }
 
     /// The test data: a name for the report, the split (only `test`), how many examples, and where
@@ -219,6 +235,14 @@ public struct BenchConfiguration: Equatable, Sendable {
         }
         if let batchSize, !(1...100_000).contains(batchSize) { throw fail("batch_size must be between 1 and 100000, got \(batchSize)") }
         if let checkExamples, checkExamples < 0 { throw fail("check_examples must be ≥ 0, got \(checkExamples)") }
+        guard Set(threats.map(\.name)).count == threats.count else { throw fail("threat names must be unique") }
+        for threat in threats {
+            guard !threat.name.isEmpty else { throw fail("a threat experiment has an empty name") }
+            do { try threat.spec.validate() } catch { throw fail("threat '\(threat.name)': \(error)") }
+            if !threats.isEmpty && dataset.testCSV != nil && dataset.trainCSV == nil {
+                throw fail("threat '\(threat.name)' trains models: CSV data needs a \"train_csv\" in the dataset")
+            }
+        }
         for attack in attacks {
             if let grid = attack.epsilons { try Self.validateGrid(grid, "the \"epsilons\" of attack '\(attack.name)'") }
             for epsilon in attack.grid(in: self) where epsilon > 0 {

@@ -4,6 +4,7 @@ import Foundation
 import NeuralNet
 import BulwarkSecurity
 import TensorCore
+import Threats
 import Training
 
 /// `bulwark bench` as a library job: locate and load the test data, train the missing models when
@@ -109,10 +110,31 @@ public struct BenchJob {
             let sha256 = try loader.digests[path] ?? FileDigest.sha256(path: path)
             results.append(try runner.evaluate(loaded.network, name: entry.name, path: entry.path, sha256: sha256, test: test))
         }
+        let threatResults = try runThreats(test: test, loader: loader, threads: threads, events: events)
         let report = BenchReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
                                  configuration: configuration, data: description, dataSHA256: Self.contentDigest(test),
-                                 n: test.count, models: results)
+                                 n: test.count, models: results, threats: threatResults)
         return Outcome(report: report, metadata: metadata)
+    }
+
+    /// The configuration's threat experiments on the training split and the bench's test examples,
+    /// each with the bench's seed (nil when there are none).
+    private func runThreats(test: LabeledData, loader: VerifyingFileLoader, threads: Int, events: Events) throws -> [BenchReport.ThreatResult]? {
+        guard !configuration.threats.isEmpty else { return nil }
+        var trainingData = data
+        trainingData.limit = nil
+        let (train, description) = try trainingData.load(.train, loader: loader)
+        events.log("threat experiments: training data \(description)")
+        let log = events.log
+        return try configuration.threats.map { threat in
+            let started = Date()
+            events.log("\(threat.name): \(threat.spec.type) experiment")
+            let groups = try threat.spec.run(train: train, test: test, seed: configuration.seed, threads: threads,
+                                             log: { message in log("\(threat.name): \(message)") })
+            return BenchReport.ThreatResult(name: threat.name, type: threat.spec.type,
+                                            subjects: groups.map { ThreatReport.Subject(name: $0.name, metrics: $0.metrics) },
+                                            seconds: Date().timeIntervalSince(started))
+        }
     }
 
     /// SHA-256 of the examples themselves (features as little-endian Float32, then labels as

@@ -24,9 +24,27 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public var dataSHA256: String?
     public var n: Int
     public var models: [ModelResult]
+    /// The configuration's threat experiments, each with its rows of metrics (nil when none ran).
+    public var threats: [ThreatResult]?
+
+    /// One threat experiment's results: a subject per row (a poison rate, a membership target).
+    public struct ThreatResult: Codable, Equatable, Sendable {
+        public var name: String
+        public var type: String
+        public var subjects: [ThreatReport.Subject]
+        public var seconds: Double
+
+        public init(name: String, type: String, subjects: [ThreatReport.Subject], seconds: Double) {
+            self.name = name
+            self.type = type
+            self.subjects = subjects
+            self.seconds = seconds
+        }
+    }
 
     public init(bulwarkVersion: String = BulwarkVersion.current, created: String, machine: Machine,
-                configuration: BenchConfiguration, data: String, dataSHA256: String? = nil, n: Int, models: [ModelResult]) {
+                configuration: BenchConfiguration, data: String, dataSHA256: String? = nil, n: Int, models: [ModelResult],
+                threats: [ThreatResult]? = nil) {
         schema = Self.schema
         self.bulwarkVersion = bulwarkVersion
         self.created = created
@@ -36,6 +54,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
         self.dataSHA256 = dataSHA256
         self.n = n
         self.models = models
+        self.threats = threats
     }
 
     public struct Machine: Codable, Equatable, Sendable {
@@ -239,7 +258,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case schema, created, machine, configuration, data, n, models
+        case schema, created, machine, configuration, data, n, models, threats
         case bulwarkVersion = "bulwark_version", dataSHA256 = "data_sha256"
     }
 
@@ -302,16 +321,13 @@ public struct BenchReport: Codable, Equatable, Sendable {
                 if let problem = check(worst.accuracy, "\(model.name) worst case ε = \(worst.epsilon)") { return problem }
             }
             for metric in model.metrics {
-                guard metric.value.isFinite else { return "\(model.name) metric \(metric.name) is \(metric.value)" }
-                if let count = metric.n {
-                    guard count > 0, (0...1).contains(metric.value) else {
-                        return "\(model.name) metric \(metric.name) is \(metric.value) over n = \(count) (a proportion lies in [0, 1])"
-                    }
-                }
-                if let ci = metric.ci95 {
-                    guard ci.count == 2, ci[0] <= metric.value + 1e-9, metric.value <= ci[1] + 1e-9 else {
-                        return "\(model.name) metric \(metric.name) has the interval \(ci), which does not contain \(metric.value)"
-                    }
+                if let problem = metric.impossibleValue() { return "\(model.name) metric \(metric.name) \(problem)" }
+            }
+        }
+        for threat in threats ?? [] {
+            for subject in threat.subjects {
+                for metric in subject.metrics {
+                    if let problem = metric.impossibleValue() { return "threat \(threat.name) \(subject.name) metric \(metric.name) \(problem)" }
                 }
             }
         }

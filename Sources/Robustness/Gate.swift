@@ -131,6 +131,7 @@ public enum Gate {
                                               : "attacks differ (\(names.0) vs \(names.1))")
         }
         if let difference = a.dataset.difference(from: b.dataset) { reasons.append("datasets differ (\(difference))") }
+        if a.threats != b.threats { reasons.append("the threat experiments differ (\(a.threats.map(\.name)) vs \(b.threats.map(\.name)), or their settings)") }
         if baseline.n != current.n { reasons.append("n differs (\(baseline.n) vs \(current.n))") }
         if let old = baseline.dataSHA256, let new = current.dataSHA256, old != new {
             reasons.append("the test data differs (content sha256 \(old.prefix(12))… vs \(new.prefix(12))…)")
@@ -147,12 +148,19 @@ public enum Gate {
         let name: String
         let sha256: String?
         let metrics: [Metric]
+        /// Whether a significant rise without a rise of "clean" is suspicious (models under attack).
+        var flagsSuspiciousRises = true
     }
 
     /// - Throws: `GateError.incomparable` with every difference found.
     public static func compare(baseline: BenchReport, current: BenchReport, policy: Policy) throws -> Result {
         try checkPolicy(policy)
-        let subjects = { (report: BenchReport) in report.models.map { Subject(name: $0.name, sha256: $0.sha256, metrics: $0.metrics) } }
+        let subjects = { (report: BenchReport) in
+            report.models.map { Subject(name: $0.name, sha256: $0.sha256, metrics: $0.metrics) }
+                + (report.threats ?? []).flatMap { threat in
+                    threat.subjects.map { Subject(name: "\(threat.name): \($0.name)", sha256: nil, metrics: $0.metrics, flagsSuspiciousRises: false) }
+                }
+        }
         try checkOutcomes(baseline: subjects(baseline), current: subjects(current))
         let reasons = incompatibilities(baseline: baseline, current: current)
         guard reasons.isEmpty else { throw GateError.incomparable(reasons) }
@@ -167,8 +175,7 @@ public enum Gate {
         if baseline.configuration.seed != current.configuration.seed {
             notes.append("seeds differ (\(baseline.configuration.seed) vs \(current.configuration.seed)); random starts differ")
         }
-        let comparisons = compareSubjects(baseline: subjects(baseline), current: subjects(current), policy: policy,
-                                          flagSuspiciousRises: true, notes: &notes)
+        let comparisons = compareSubjects(baseline: subjects(baseline), current: subjects(current), policy: policy, notes: &notes)
         let failedChecks = current.failedChecks.map { "\($0.model): \($0.check.id) \($0.check.title): \($0.check.message)" }
         return Result(comparisons: comparisons, notes: notes, policy: policy, failedChecks: failedChecks)
     }
@@ -177,14 +184,15 @@ public enum Gate {
     /// - Throws: `GateError.incomparable` if they come from different experiments or data.
     public static func compare(baseline: ThreatReport, current: ThreatReport, policy: Policy) throws -> Result {
         try checkPolicy(policy)
-        let subjects = { (report: ThreatReport) in report.subjects.map { Subject(name: $0.name, sha256: nil, metrics: $0.metrics) } }
+        let subjects = { (report: ThreatReport) in
+            report.subjects.map { Subject(name: $0.name, sha256: nil, metrics: $0.metrics, flagsSuspiciousRises: false) }
+        }
         try checkOutcomes(baseline: subjects(baseline), current: subjects(current))
         let reasons = ThreatReport.incompatibilities(baseline: baseline, current: current)
         guard reasons.isEmpty else { throw GateError.incomparable(reasons) }
         var notes: [String] = []
         if baseline.seed != current.seed { notes.append("seeds differ (\(baseline.seed) vs \(current.seed))") }
-        let comparisons = compareSubjects(baseline: subjects(baseline), current: subjects(current), policy: policy,
-                                          flagSuspiciousRises: false, notes: &notes)
+        let comparisons = compareSubjects(baseline: subjects(baseline), current: subjects(current), policy: policy, notes: &notes)
         return Result(comparisons: comparisons, notes: notes, policy: policy, failedChecks: [])
     }
 
@@ -213,9 +221,8 @@ public enum Gate {
 
     /// Pairs every baseline metric with the new one of the same subject and name, runs the paired
     /// tests, Holm-corrects them and decides each metric's status.
-    static func compareSubjects(baseline: [Subject], current: [Subject], policy: Policy, flagSuspiciousRises: Bool,
-                                notes: inout [String]) -> [Comparison] {
-        struct Pair { let model: String; let old: Metric; let new: Metric?; let discordant: (Int, Int)?; let p: Double? }
+    static func compareSubjects(baseline: [Subject], current: [Subject], policy: Policy, notes: inout [String]) -> [Comparison] {
+        struct Pair { let model: String; let old: Metric; let new: Metric?; let discordant: (Int, Int)?; let p: Double?; let flagsSuspicious: Bool }
         var pairs: [Pair] = []
         var untested = 0
         for old in baseline {
@@ -234,7 +241,7 @@ public enum Gate {
                     untested += 1
                 }
                 pairs.append(Pair(model: old.name, old: metric, new: match, discordant: discordant,
-                                  p: discordant.map { PairedTest.mcNemarExact(b: $0.0, c: $0.1) }))
+                                  p: discordant.map { PairedTest.mcNemarExact(b: $0.0, c: $0.1) }, flagsSuspicious: old.flagsSuspiciousRises))
             }
         }
         if untested > 0 {
@@ -254,7 +261,7 @@ public enum Gate {
             if let new = pair.new {
                 if pair.old.regressed(to: new.value, tolerance: policy.maxDrop) {
                     status = pair.p == nil || significant(index) ? .regression : .insignificantDrop
-                } else if flagSuspiciousRises && pair.old.name != "clean" && improved(index),
+                } else if pair.flagsSuspicious && pair.old.name != "clean" && improved(index),
                           !pairs.indices.contains(where: { pairs[$0].model == pair.model && pairs[$0].old.name == "clean" && improved($0) }) {
                     status = .suspiciousRise
                 } else {

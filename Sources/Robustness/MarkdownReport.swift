@@ -32,6 +32,7 @@ public enum MarkdownReport {
             }
             lines.append("")
         }
+        lines += threatTables(report)
         for model in report.models {
             lines.append("- \(model.name): `\(model.path)` (\(model.architecture), sha256 \(model.sha256.prefix(16))…)")
         }
@@ -46,6 +47,26 @@ public enum MarkdownReport {
             }
         }
         return lines.joined(separator: "\n")
+    }
+
+    /// One table per threat experiment: a row per subject and metric.
+    static func threatTables(_ report: BenchReport) -> [String] {
+        var lines: [String] = []
+        for threat in report.threats ?? [] {
+            lines.append("## Threat: \(threat.name) (\(threat.type), seed \(report.configuration.seed))")
+            lines.append("")
+            lines.append("| row | metric | value | 95% interval | n | better |")
+            lines.append("|---|---|---|---|---|---|")
+            for subject in threat.subjects {
+                for metric in subject.metrics {
+                    let interval = metric.ci95.map { String(format: "%.3f–%.3f", $0[0], $0[1]) } ?? "–"
+                    lines.append("| \(subject.name) | \(metric.name) | \(String(format: "%.4f", metric.value)) | \(interval) | "
+                                 + "\(metric.n.map(String.init) ?? "–") | \(metric.better.rawValue) |")
+                }
+            }
+            lines.append("")
+        }
+        return lines
     }
 
     /// The norms of the configuration's attacks, in order of first appearance.

@@ -50,7 +50,7 @@ public struct MembershipExperiment: Sendable {
         public func tpr(atFPR fpr: Double) -> Double { roc.tpr(atFPR: fpr) }
     }
 
-    public func run(train: LabeledData, test: LabeledData, log: @Sendable (String) -> Void = { _ in }) throws -> Result {
+    public func run(train: LabeledData, test: LabeledData, log: (String) -> Void = { _ in }) throws -> Result {
         let started = Date()
         try configuration.validate()
         var results: [TargetResult] = []
@@ -68,7 +68,7 @@ public struct MembershipExperiment: Sendable {
     }
 
     private func run(_ target: MembershipConfiguration.Target, index t: Int, pool: LabeledData, test: LabeledData,
-                     log: @Sendable (String) -> Void) throws -> TargetResult {
+                     log: (String) -> Void) throws -> TargetResult {
         let seed = configuration.seed
         let shadowCount = configuration.attacks.contains(where: \.needsShadowModels) ? configuration.shadows : 0
         let targetMembers = Self.targetMembership(records: pool.count, seed: seed, target: t)

@@ -87,6 +87,19 @@ public struct PoisoningExperiment: Sendable {
             case defence, description, flagged, precision, recall
             case truePositives = "true_positives", cleanAccuracy = "clean_accuracy", attackSuccessRate = "attack_success_rate"
         }
+
+        /// Every field, null where undefined (precision with nothing flagged, ASR of random flipping).
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(defence, forKey: .defence)
+            try c.encode(description, forKey: .description)
+            try c.encode(flagged, forKey: .flagged)
+            try c.encode(truePositives, forKey: .truePositives)
+            try c.encode(precision, forKey: .precision)
+            try c.encode(recall, forKey: .recall)
+            try c.encode(cleanAccuracy, forKey: .cleanAccuracy)
+            try c.encode(attackSuccessRate, forKey: .attackSuccessRate)
+        }
     }
 
     public func validate() throws {
@@ -98,7 +111,7 @@ public struct PoisoningExperiment: Sendable {
     }
 
     /// Runs the experiment on `train` (every example is used; no validation split) and `test`.
-    public func run(train: LabeledData, test: LabeledData, log: @Sendable (String) -> Void = { _ in },
+    public func run(train: LabeledData, test: LabeledData, log: (String) -> Void = { _ in },
                     keepFirstPoisonedModel: Bool = false) throws -> Result {
         let started = Date()
         try validate()

@@ -55,6 +55,35 @@ struct ThreatCLITests {
         #expect(mixed.status == 2 && mixed.stderr.contains("same kind"), "\(mixed.stderr)")
     }
 
+    @Test("bench runs threat experiments beside the attacks; the report shows them and the gate compares them")
+    func benchWithThreats() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let model = directory + "/m.safetensors"
+        let train = try CLIRun(["train", "--model", "784-16-10", "--epochs", "1", "--limit", "500", "--out", model] + sample)
+        #expect(train.status == 0, "\(train.stderr)")
+        let config = try write("""
+            {"schema": "bulwark-bench-config/2", "seed": 0, "epsilons": [0, 0.1],
+             "dataset": {"name": "sample", "n": 200, "data_dir": "\(TestSupport.sampleDirectory)"},
+             "models": [{"name": "m", "path": "m.safetensors"}],
+             "attacks": [{"name": "FGSM", "type": "fgsm", "norm": "linf"}],
+             "threats": [{"name": "bd", "type": "poison", "attack": "backdoor", "rates": [0.1], "defences": ["loss"],
+                          "recipe": {"architecture": "784-16-10", "epochs": 1}},
+                         {"name": "mi", "type": "membership", "shadows": 2, "attacks": ["loss", "lira-offline"],
+                          "targets": [{"name": "t", "pool": 200, "recipe": {"architecture": "784-8-10", "epochs": 2}}]}]}
+            """, "bench.json", in: directory)
+        for name in ["a.json", "b.json"] {
+            let run = try CLIRun(["bench", "--config", config, "--report", directory + "/" + name])
+            #expect(run.status == 0, "\(run.stderr)")
+            #expect(run.stdout.contains("## Threat: bd") && run.stdout.contains("loss attack success rate"), "\(run.stdout)")
+        }
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/a.json"))) as? [String: Any])
+        let threats = try #require(report["threats"] as? [[String: Any]])
+        #expect(threats.map { $0["name"] as? String } == ["bd", "mi"])
+        let gate = try CLIRun(["gate", "--baseline", directory + "/a.json", "--report", directory + "/b.json"])
+        #expect(gate.status == 0, "\(gate.stdout)\n\(gate.stderr)")
+        #expect(gate.stdout.contains("bd: backdoor rate=0.1") && gate.stdout.contains("mi: membership t"), "\(gate.stdout)")
+    }
+
     @Test("threat membership --json and --save-scores on a small configuration")
     func membershipJSON() throws {
         let directory = TestSupport.temporaryDirectory()

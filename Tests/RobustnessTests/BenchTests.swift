@@ -46,6 +46,26 @@ struct BenchConfigurationTests {
         #expect(message(config(models: "[]")).contains("\"models\" is empty"))
         #expect(message(config(models: #"[{"name":"a","path":"x"},{"name":"a","path":"y"}]"#)).contains("unique"))
     }
+
+    @Test("threat experiments decode strictly, validate and round-trip")
+    func threats() throws {
+        func withThreats(_ threats: String) -> String {
+            String(config(schema: "bulwark-bench-config/2").dropLast()) + #","threats":\#(threats)}"#
+        }
+        let good = withThreats(#"[{"name": "bd", "type": "poison", "attack": "backdoor", "rates": [0.05], "defences": ["clustering"], "trigger": {"size": 2}}, {"name": "flip", "type": "poison", "attack": "label-flip", "source_class": 0, "target_class": 6, "rates": [0.01]}, {"name": "mi", "type": "membership", "shadows": 4, "attacks": ["loss"], "targets": [{"name": "t", "pool": 100, "recipe": {"architecture": "784-8-10"}}]}]"#)
+        #expect(message(good) == "")
+        let decoded = try BenchConfiguration.decode(Data(good.utf8), source: "x")
+        #expect(decoded.threats.map(\.name) == ["bd", "flip", "mi"])
+        #expect(try BenchConfiguration.decode(decoded.encoded(), source: "x") == decoded)
+        #expect(message(withThreats(#"[{"name": "bd", "type": "poison", "attack": "backdoor", "rates": [0.1], "defense": ["loss"]}]"#)).contains("defences"))
+        #expect(message(withThreats(#"[{"name": "bd", "type": "poison", "attack": "backdoor", "rates": [1.5]}]"#)).contains("poison rate"))
+        #expect(message(withThreats(#"[{"name": "bd", "type": "poison", "attack": "backdoor", "rates": [0.1], "defences": ["magic"]}]"#)).contains("magic"))
+        #expect(message(withThreats(#"[{"name": "bd", "type": "evasion"}]"#)).contains("unknown threat experiment"))
+        #expect(message(withThreats(#"[{"name": "x", "type": "poison", "attack": "label-flip", "rates": [0.1], "trigger": {}}]"#)).contains("backdoor only"))
+        #expect(message(withThreats(#"[{"name": "bd", "type": "poison", "attack": "backdoor", "rates": [0.1], "trigger": {"sise": 2}}]"#)).contains("size"))
+        #expect(message(withThreats(#"[{"name": "m", "type": "membership", "shadows": 3, "targets": [{"name": "t", "pool": 100, "recipe": {"architecture": "784-8-10"}}]}]"#)).contains("even"))
+        #expect(message(withThreats(#"[{"name": "a", "type": "poison", "attack": "backdoor", "rates": [0.1]}, {"name": "a", "type": "poison", "attack": "backdoor", "rates": [0.1]}]"#)).contains("unique"))
+    }
 }
 
 @Suite("Benchmark harness, sanity checks and gate")

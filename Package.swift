@@ -86,7 +86,7 @@ let package = Package(
         ),
 
         // MARK: - Fuzzing (entry points for Fuzz/ and the corpus replay test)
-        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "BulwarkSecurity", "ServingCore"]),
+        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "Threats", "BulwarkSecurity", "ServingCore"]),
 
         // MARK: - Command line
         .target(

@@ -8,7 +8,8 @@ import PackageDescription
 let bulwark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().lastPathComponent
 let targets = ["safetensors": "FuzzSafeTensors", "idx": "FuzzIDX", "csv": "FuzzCSV",
                "manifest": "FuzzManifest", "container": "FuzzContainer", "fernet": "FuzzFernet", "config": "FuzzConfig",
-               "predict": "FuzzPredict", "keyfile": "FuzzKeyFile", "audit": "FuzzAudit", "servecfg": "FuzzServeConfig"]
+               "predict": "FuzzPredict", "keyfile": "FuzzKeyFile", "audit": "FuzzAudit", "servecfg": "FuzzServeConfig",
+               "membership": "FuzzMembershipConfig", "threatreport": "FuzzThreatReport"]
 
 let package = Package(
     name: "BulwarkFuzz",

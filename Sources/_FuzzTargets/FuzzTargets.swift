@@ -5,6 +5,7 @@ import NeuralNet
 import Robustness
 import BulwarkSecurity
 import ServingCore
+import Threats
 
 /// The parsers Bulwark exposes to files, as fuzz entry points: each takes arbitrary bytes and must
 /// return (with or without an error) without crashing, hanging or exhausting memory. The libFuzzer
@@ -14,6 +15,7 @@ public enum FuzzTargets {
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "safetensors": safetensors, "idx": idx, "csv": csv, "manifest": manifest, "container": container, "fernet": fernet,
         "config": config, "predict": predict, "keyfile": keyfile, "audit": audit, "servecfg": serveConfiguration,
+        "membership": membershipConfiguration, "threatreport": threatReport,
     ]
 
     /// A fixed key, so that corpus entries can be valid encrypted files.
@@ -100,5 +102,15 @@ public enum FuzzTargets {
     /// `bulwark serve --config` files.
     public static func serveConfiguration(_ bytes: [UInt8]) {
         _ = try? ServeConfiguration.Limits.decode(bytes, source: "fuzz")
+    }
+
+    /// `bulwark threat membership --config` files: strict JSON, recipes, validation.
+    public static func membershipConfiguration(_ bytes: [UInt8]) {
+        _ = try? MembershipConfiguration.decode(bytes, source: "fuzz")
+    }
+
+    /// Threat reports (`bulwark threat … --report`), as `bulwark gate` reads them.
+    public static func threatReport(_ bytes: [UInt8]) {
+        _ = try? ThreatReport.decode(Data(bytes), source: "fuzz")
     }
 }

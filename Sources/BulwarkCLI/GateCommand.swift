@@ -64,18 +64,19 @@ struct GateCommand: ParsableCommand {
             let oldData = Data(try FileReader.readAll(baseline, limit: 256 << 20))
             let newData = Data(try FileReader.readAll(report, limit: 256 << 20))
             let policy = Gate.Policy(maxDrop: maxDrop, alpha: alpha, failOnSuspicious: failOnSuspicious, allowFailedChecks: allowFailedChecks)
-            let threatSchemas = [oldData, newData].map { ThreatReport.declaredSchema($0) == ThreatReport.schema }
+            let isThreat = [oldData, newData].map { ThreatReport.declaredSchema($0) == ThreatReport.schema }
+            let isBench = [oldData, newData].map { ThreatReport.declaredSchema($0).map(BenchReport.readableSchemas.contains) ?? false }
             let result: Gate.Result
-            switch (threatSchemas[0], threatSchemas[1]) {
-            case (true, true):
-                result = try Gate.compare(baseline: ThreatReport.decode(oldData, source: baseline),
-                                          current: ThreatReport.decode(newData, source: report), policy: policy)
-            case (false, false):
-                result = try Gate.compare(baseline: BenchReport.decode(oldData, source: baseline),
-                                          current: BenchReport.decode(newData, source: report), policy: policy)
-            default:
+            if isThreat[0] != isThreat[1] && (isBench[0] || isBench[1]) {
                 throw CLIError.unusableInput("one report is a threat report (bulwark threat … --report) and the other a bench report; "
                                              + "compare reports of the same kind")
+            } else if isThreat[0] || isThreat[1] {
+                // A file that is neither kind is read as a threat report, whose error names the problem.
+                result = try Gate.compare(baseline: ThreatReport.decode(oldData, source: baseline),
+                                          current: ThreatReport.decode(newData, source: report), policy: policy)
+            } else {
+                result = try Gate.compare(baseline: BenchReport.decode(oldData, source: baseline),
+                                          current: BenchReport.decode(newData, source: report), policy: policy)
             }
             print(Gate.table(result))
             for note in result.notes { print("note: \(note)") }

@@ -21,12 +21,13 @@ enum ThreatReportFile {
     }
 
     static func write(_ path: String, experiment: String, settings: some Encodable, seed: UInt64, data: String,
-                      groups: [(name: String, metrics: [Metric])]) throws {
+                      train: LabeledData, test: LabeledData, groups: [(name: String, metrics: [Metric])]) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         let settingsValue = try JSONDecoder().decode(JSONValue.self, from: encoder.encode(settings))
         let report = ThreatReport(created: ISO8601DateFormatter().string(from: Date()), experiment: experiment, settings: settingsValue,
-                                  seed: seed, data: data, subjects: groups.map { ThreatReport.Subject(name: $0.name, metrics: $0.metrics) })
+                                  seed: seed, data: data, dataSHA256: ThreatReport.dataDigest(train: train, test: test),
+                                  subjects: groups.map { ThreatReport.Subject(name: $0.name, metrics: $0.metrics) })
         try AtomicFile.write(report.encoded(), to: path)
         log.info("threat report written to \(path)")
     }

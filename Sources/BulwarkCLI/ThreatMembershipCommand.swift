@@ -53,7 +53,9 @@ struct ThreatMembershipCommand: ParsableCommand {
 
     func validate() throws {
         try data.checkCSVOptions()
-        if let shadows, shadows < 2 || shadows % 2 != 0 { throw ValidationError("--shadows must be even and ≥ 2, got \(shadows)") }
+        if let shadows, shadows < 2 || shadows % 2 != 0 || shadows > MembershipConfiguration.maximumShadows {
+            throw ValidationError("--shadows must be even, ≥ 2 and at most \(MembershipConfiguration.maximumShadows), got \(shadows)")
+        }
     }
 
     func run() throws {
@@ -66,7 +68,7 @@ struct ThreatMembershipCommand: ParsableCommand {
         }
         if let seed { configuration.seed = seed }
         if let shadows { configuration.shadows = shadows }
-        configuration.threads = WorkerPool.shared.threadCount
+        if engine.threads != nil { configuration.threads = WorkerPool.shared.threadCount }
         try configuration.validate()
         if let saveScores { try prepareScoreDirectory(saveScores, configuration: configuration) }
         if let report { try ThreatReportFile.prepare(report, inputs: data.spec.namedFiles + (config.map { [$0] } ?? []), force: force) }
@@ -81,8 +83,10 @@ struct ThreatMembershipCommand: ParsableCommand {
             var settings = configuration
             settings.seed = 0  // reports with other seeds still compare (the gate notes the difference)
             settings.threads = 1
+            settings.targets = settings.targets.map { .init(name: $0.name, pool: $0.pool, recipe: $0.recipe.asRunByThreatExperiments) }
             try ThreatReportFile.write(report, experiment: "membership", settings: settings, seed: configuration.seed,
-                                       data: "\(trainDescription); \(testDescription)", groups: result.metricGroups)
+                                       data: "\(trainDescription); \(testDescription)", train: train, test: test,
+                                       groups: result.metricGroups)
         }
         if json {
             for target in result.targets {

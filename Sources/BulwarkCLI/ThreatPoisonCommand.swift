@@ -7,6 +7,8 @@ import Training
 import BulwarkSecurity
 import _FileSystem
 
+extension PoisonDefenceSpec: ExpressibleByArgument {}
+
 /// `bulwark threat poison`: a poisoning attack at one or more rates, with defences
 /// (`PoisoningExperiment`).
 struct ThreatPoisonCommand: ParsableCommand {
@@ -28,20 +30,26 @@ struct ThreatPoisonCommand: ParsableCommand {
         """
     )
 
+    /// The attacks `--attack` names.
+    enum AttackName: String, ExpressibleByArgument, CaseIterable {
+        case backdoor
+        case labelFlip = "label-flip"
+    }
+
     @Option(help: "The attack: backdoor (BadNets) or label-flip.")
-    var attack: String
+    var attack: AttackName
 
     @Option(help: ArgumentHelp("Fraction of the training set to poison; repeat for a curve over rates.", valueName: "r"))
     var rate: [Double] = []
 
     @Option(help: ArgumentHelp("A defence: spectral, clustering or loss; repeat for several.", valueName: "name"))
-    var defence: [String] = []
+    var defence: [PoisonDefenceSpec] = []
 
     @Option(help: ArgumentHelp("The defender's bound on the poisoned fraction: spectral signatures remove 1.5× it from each class, loss filtering from the whole set (default 0.1).", valueName: "ε"))
-    var expectedRate: Double = 0.1
+    var expectedRate: Double?
 
-    @Option(help: "The class the attack steers inputs to (default 0).")
-    var targetClass: Int = 0
+    @Option(help: "The class the attack steers inputs to (default 0; label-flip: with --source-class only).")
+    var targetClass: Int?
 
     @Option(help: "label-flip: relabel only this class's examples as --target-class (targeted flipping); without it, flipping is random.")
     var sourceClass: Int?
@@ -87,33 +95,36 @@ struct ThreatPoisonCommand: ParsableCommand {
         try data.checkCSVOptions()
         guard !rate.isEmpty else { throw ValidationError("give the poison rate with --rate, e.g. --rate 0.1") }
         for r in rate where !(r >= 0 && r <= 1) { throw ValidationError("--rate must be in [0, 1], got \(r)") }
-        guard expectedRate > 0 && expectedRate < 2.0 / 3 else {
-            throw ValidationError("--expected-rate must be in (0, 2/3) (1.5× it is removed), got \(expectedRate)")
+        if Set(rate).count != rate.count { throw ValidationError("--rate: a rate is given twice (\(rate)); give each rate once") }
+        if let expectedRate {
+            guard !defence.isEmpty else { throw ValidationError("--expected-rate applies to the defences (--defence spectral|loss)") }
+            guard expectedRate > 0 && expectedRate < 2.0 / 3 else {
+                throw ValidationError("--expected-rate must be in (0, 2/3) (1.5× it is removed), got \(expectedRate)")
+            }
         }
-        _ = try poisonAttack()
-        for name in defence where PoisonDefenceSpec(rawValue: name) == nil {
-            throw ValidationError("--defence: unknown defence '\(name)' (known: \(PoisonDefenceSpec.allCases.map(\.rawValue).joined(separator: ", ")))")
+        if attack == .labelFlip && sourceClass == nil && targetClass != nil {
+            throw ValidationError("--target-class applies to targeted flipping: give --source-class too (random flipping has no target)")
         }
+        do { try poisonAttack().validate() } catch { throw ValidationError("\(error)") }
+        if Set(defence).count != defence.count { throw ValidationError("--defence: a defence is given twice; give each once") }
         let triggerFlags = [("--trigger-size", triggerSize != nil), ("--trigger-row", triggerRow != nil), ("--trigger-column", triggerColumn != nil),
                             ("--trigger-value", triggerValue != nil), ("--image-width", imageWidth != nil)].filter(\.1).map(\.0)
-        if attack != "backdoor" && !triggerFlags.isEmpty {
+        if attack != .backdoor && !triggerFlags.isEmpty {
             throw ValidationError("\(triggerFlags.joined(separator: ", ")) apply to --attack backdoor only")
         }
-        if attack != "label-flip" && sourceClass != nil { throw ValidationError("--source-class applies to --attack label-flip only") }
+        if attack != .labelFlip && sourceClass != nil { throw ValidationError("--source-class applies to --attack label-flip only") }
         if let saveModel, !saveModel.hasSuffix(".safetensors") {
             throw ValidationError("--save-model must name a .safetensors file, got '\(saveModel)'")
         }
     }
 
-    func poisonAttack() throws -> PoisonAttack {
+    func poisonAttack() -> PoisonAttack {
         switch attack {
-        case "backdoor":
+        case .backdoor:
             return .backdoor(BackdoorTrigger(size: triggerSize ?? 3, row: triggerRow, column: triggerColumn, value: triggerValue ?? 1,
-                                             imageWidth: imageWidth ?? 28), target: targetClass)
-        case "label-flip":
-            return sourceClass.map { .targetedLabelFlip(source: $0, target: targetClass) } ?? .randomLabelFlip
-        default:
-            throw ValidationError("--attack: unknown attack '\(attack)' (known: backdoor, label-flip)")
+                                             imageWidth: imageWidth ?? 28), target: targetClass ?? 0)
+        case .labelFlip:
+            return sourceClass.map { .targetedLabelFlip(source: $0, target: targetClass ?? 0) } ?? .randomLabelFlip
         }
     }
 
@@ -129,8 +140,8 @@ struct ThreatPoisonCommand: ParsableCommand {
             }
         }
         let experiment = PoisoningExperiment(
-            attack: try poisonAttack(), rates: rate, defences: defence.compactMap(PoisonDefenceSpec.init(rawValue:)),
-            expectedRate: expectedRate, recipe: trainingRecipe, seed: seed, threads: WorkerPool.shared.threadCount)
+            attack: poisonAttack(), rates: rate, defences: defence,
+            expectedRate: expectedRate ?? 0.1, recipe: trainingRecipe, seed: seed, threads: WorkerPool.shared.threadCount)
         try experiment.validate()
         if let saveModel {
             try OutputPath.prepare(saveModel, for: "--save-model", replacing: [.model], inputs: data.spec.namedFiles + (recipe.map { [$0] } ?? []),
@@ -145,13 +156,20 @@ struct ThreatPoisonCommand: ParsableCommand {
         let result = try experiment.run(train: train, test: test, log: { log.info("\($0)") }, keepFirstPoisonedModel: saveModel != nil)
         if let report {
             try ThreatReportFile.write(report, experiment: "poison", settings: Settings(experiment), seed: seed,
-                                       data: "\(trainDescription); \(testDescription)", groups: result.metricGroups)
+                                       data: "\(trainDescription); \(testDescription)", train: train, test: test,
+                                       groups: result.metricGroups)
         }
         if let saveModel, let model = result.firstPoisonedModel {
-            try ModelFile.save(model, metadata: ["recipe": trainingRecipe.json, "poisoning": experiment.attack.description,
-                                                 "poison_rate": String(rate[0]), "seed": String(seed), "bulwark_version": BulwarkVersion.current],
+            // The recipe as it ran: the experiment's seed, every example of the poisoned set.
+            var effective = trainingRecipe
+            effective.seed = seed
+            effective.validationFraction = 0
+            try ModelFile.save(model, metadata: ["recipe": effective.json, "poisoning": experiment.attack.description,
+                                                 "poison_rate": String(rate[0]), "poisoned_examples": String(result.rates[0].poisoned),
+                                                 "seed": String(seed), "bulwark_version": BulwarkVersion.current,
+                                                 "made_by": "bulwark threat poison (the training set was poisoned on purpose)"],
                                to: saveModel)
-            if try Manifest.record(saveModel, recipe: trainingRecipe.json).removedSignature {
+            if try Manifest.record(saveModel, recipe: effective.json).removedSignature {
                 log.warning("the manifest beside \(saveModel) was signed; its signature was removed because \(saveModel) changed. Sign it again with bulwark manifest sign")
             }
             log.info("poisoned model written to \(saveModel) (recorded in the manifest beside it)")
@@ -177,7 +195,7 @@ struct ThreatPoisonCommand: ParsableCommand {
             rates = experiment.rates
             defences = experiment.defences.map(\.rawValue)
             expectedRate = experiment.expectedRate
-            recipe = experiment.recipe
+            recipe = experiment.recipe.asRunByThreatExperiments
         }
 
         enum CodingKeys: String, CodingKey {

@@ -19,8 +19,12 @@ import TensorCore
 /// Opacus and TensorFlow Privacy tutorials do; that analysis is an approximation for shuffling.
 ///
 /// Noise is drawn in Double precision (Box–Muller from 53-bit uniforms), in parallel shards of
-/// the parameter vector, each with its own stream derived from the step's draw: the same seed gives
-/// the same noise whatever the thread count.
+/// the parameter vector, each with its own stream derived from one 64-bit draw per step. By default
+/// (`NoiseSource.secure`) that draw comes from the operating system's CSPRNG and is never stored:
+/// noise derived from the run's seed, which a model file records, could be subtracted by anyone who
+/// holds the file, leaving the guarantee empty. `NoiseSource.seeded` derives it from the seed
+/// instead, so the same seed gives the same model (for experiments that must repeat, never for a
+/// model whose training data is private). Either way the noise does not depend on the thread count.
 ///
 /// `@unchecked Sendable`: the scratch arrays are set in `prepare`, before shards run; a shard job
 /// touches only its own entries.
@@ -30,6 +34,7 @@ public final class DPSGDObjective: TrainingObjective, @unchecked Sendable {
     /// C: the per-example gradient norm bound.
     public let clipNorm: Float
     public let labelSmoothing: Float
+    public let noiseSource: NoiseSource
     private var savedLogitsGradients: [FloatBuffer] = []
     private var norms: [UnsafeMutablePointer<Double>] = []
     private var pool: WorkerPool = .shared
@@ -37,13 +42,22 @@ public final class DPSGDObjective: TrainingObjective, @unchecked Sendable {
     private let shardCapacity = WorkerPool.defaultShardCount
 
     /// - Throws: `NeuralNetError.invalidHyperparameter` unless σ ≥ 0, C > 0 (both finite) and 0 ≤ label smoothing < 1.
-    public init(noiseMultiplier: Float, clipNorm: Float, labelSmoothing: Float = 0) throws {
+    /// Where each step's noise seed comes from.
+    public enum NoiseSource: String, Sendable, Codable {
+        /// The operating system's CSPRNG, one 64-bit draw per step, never stored.
+        case secure
+        /// The trainer's seeded stream: reproducible, and so not private against whoever knows the seed.
+        case seeded
+    }
+
+    public init(noiseMultiplier: Float, clipNorm: Float, labelSmoothing: Float = 0, noiseSource: NoiseSource = .secure) throws {
         try require(noiseMultiplier.isFinite && noiseMultiplier >= 0, "DP noise multiplier", noiseMultiplier, "must be ≥ 0")
         try require(clipNorm.isFinite && clipNorm > 0, "DP clip norm", clipNorm, "must be > 0")
         try require(labelSmoothing >= 0 && labelSmoothing < 1, "label smoothing", labelSmoothing, "must be in [0, 1)")
         self.noiseMultiplier = noiseMultiplier
         self.clipNorm = clipNorm
         self.labelSmoothing = labelSmoothing
+        self.noiseSource = noiseSource
         clippedCounts = .allocate(capacity: shardCapacity)
         clippedCounts.initialize(repeating: 0, count: shardCapacity)
     }
@@ -58,7 +72,7 @@ public final class DPSGDObjective: TrainingObjective, @unchecked Sendable {
     }
 
     public var record: String {
-        #"{"clip":\#(clipNorm),"label_smoothing":\#(labelSmoothing),"noise_multiplier":\#(noiseMultiplier),"type":"dp_sgd"}"#
+        #"{"clip":\#(clipNorm),"label_smoothing":\#(labelSmoothing),"noise":"\#(noiseSource.rawValue)","noise_multiplier":\#(noiseMultiplier),"type":"dp_sgd"}"#
     }
 
     /// Examples whose gradient was clipped (norm > C) since the last `resetClippedCount()`.
@@ -113,7 +127,8 @@ public final class DPSGDObjective: TrainingObjective, @unchecked Sendable {
     public func finishGradients(_ gradients: FloatBuffer, batchRows: Int, generator: inout RandomGenerator) {
         guard noiseMultiplier > 0 else { return }
         let standardDeviation = Double(noiseMultiplier) * Double(clipNorm) / Double(batchRows)
-        let seed = generator.next()
+        var system = SystemRandomNumberGenerator()
+        let seed = noiseSource == .secure ? system.next() : generator.next()
         let target = SendablePointer(gradients.pointer)
         let count = gradients.count
         let shards = shardCapacity

@@ -94,6 +94,7 @@ public struct BenchJob {
             events.log("\(model.entry.name): trained, test accuracy \(result.testAccuracy.value), saved \(model.path)")
         }
 
+        let threatTraining = try threatTrainingData(test: test, loader: loader, events: events)
         var runner = BenchRunner(configuration: configuration)
         runner.log = events.log
         var results: [BenchReport.ModelResult] = []
@@ -110,21 +111,32 @@ public struct BenchJob {
             let sha256 = try loader.digests[path] ?? FileDigest.sha256(path: path)
             results.append(try runner.evaluate(loaded.network, name: entry.name, path: entry.path, sha256: sha256, test: test))
         }
-        let threatResults = try runThreats(test: test, loader: loader, threads: threads, events: events)
+        let threatResults = try threatTraining.map { try runThreats(train: $0, test: test, threads: threads, events: events) }
         let report = BenchReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
                                  configuration: configuration, data: description, dataSHA256: Self.contentDigest(test),
                                  n: test.count, models: results, threats: threatResults)
         return Outcome(report: report, metadata: metadata)
     }
 
-    /// The configuration's threat experiments on the training split and the bench's test examples,
-    /// each with the bench's seed (nil when there are none).
-    private func runThreats(test: LabeledData, loader: VerifyingFileLoader, threads: Int, events: Events) throws -> [BenchReport.ThreatResult]? {
+    /// The training split the threat experiments use, checked against every experiment before any
+    /// model is attacked (nil when there are none).
+    private func threatTrainingData(test: LabeledData, loader: VerifyingFileLoader, events: Events) throws -> LabeledData? {
         guard !configuration.threats.isEmpty else { return nil }
         var trainingData = data
         trainingData.limit = nil
         let (train, description) = try trainingData.load(.train, loader: loader)
         events.log("threat experiments: training data \(description)")
+        for threat in configuration.threats {
+            do { try threat.spec.check(train: train, test: test) } catch {
+                throw BenchError.invalidConfiguration("threat '\(threat.name)' does not fit the data: \(error)")
+            }
+        }
+        return train
+    }
+
+    /// The configuration's threat experiments on the training split and the bench's test examples,
+    /// each with the bench's seed.
+    private func runThreats(train: LabeledData, test: LabeledData, threads: Int, events: Events) throws -> [BenchReport.ThreatResult] {
         let log = events.log
         return try configuration.threats.map { threat in
             let started = Date()

@@ -192,6 +192,7 @@ public enum Gate {
         guard reasons.isEmpty else { throw GateError.incomparable(reasons) }
         var notes: [String] = []
         if baseline.seed != current.seed { notes.append("seeds differ (\(baseline.seed) vs \(current.seed))") }
+        if baseline.data != current.data { notes.append("the data sources are described differently (\(baseline.data) vs \(current.data)); their content is the same") }
         let comparisons = compareSubjects(baseline: subjects(baseline), current: subjects(current), policy: policy, notes: &notes)
         return Result(comparisons: comparisons, notes: notes, policy: policy, failedChecks: [])
     }

@@ -1,5 +1,6 @@
 import Attacks
 import Foundation
+import _FileSystem
 
 /// Renders a bench report as Markdown: clean vs. adversarial accuracy per model and attack across
 /// each norm's ε grid, with 95% intervals and the per-example worst case; then success rates,
@@ -53,20 +54,25 @@ public enum MarkdownReport {
     static func threatTables(_ report: BenchReport) -> [String] {
         var lines: [String] = []
         for threat in report.threats ?? [] {
-            lines.append("## Threat: \(threat.name) (\(threat.type), seed \(report.configuration.seed))")
+            lines.append("## Threat: \(cellText(threat.name)) (\(threat.type), seed \(report.configuration.seed))")
             lines.append("")
             lines.append("| row | metric | value | 95% interval | n | better |")
             lines.append("|---|---|---|---|---|---|")
             for subject in threat.subjects {
                 for metric in subject.metrics {
                     let interval = metric.ci95.map { String(format: "%.3f–%.3f", $0[0], $0[1]) } ?? "–"
-                    lines.append("| \(subject.name) | \(metric.name) | \(String(format: "%.4f", metric.value)) | \(interval) | "
+                    lines.append("| \(cellText(subject.name)) | \(cellText(metric.name)) | \(String(format: "%.4f", metric.value)) | \(interval) | "
                                  + "\(metric.n.map(String.init) ?? "–") | \(metric.better.rawValue) |")
                 }
             }
             lines.append("")
         }
         return lines
+    }
+
+    /// Text from a configuration as one table cell: no line breaks, pipes escaped.
+    static func cellText(_ text: String) -> String {
+        displayable(text).replacingOccurrences(of: "|", with: "\\|")
     }
 
     /// The norms of the configuration's attacks, in order of first appearance.

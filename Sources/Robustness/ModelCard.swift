@@ -29,7 +29,11 @@ public struct ModelCard: Codable, Equatable, Sendable {
     public var privacy: Privacy?
     public var bulwarkVersion: String
 
-    /// (ε, δ)-differential privacy of a DP-SGD model, from its file's metadata (RDP accountant).
+    /// The DP-SGD guarantee recorded in a model file: ε at δ from the RDP accountant, which assumes
+    /// Poisson sampling; Bulwark samples shuffled fixed-size batches, for which this ε is the usual
+    /// heuristic, not a proof (Chua et al., 2024, show shuffling can cost more). It covers the
+    /// weights, with the noise source stated (`noise`: secure, or seeded and so not private against
+    /// whoever knows the seed).
     public struct Privacy: Codable, Equatable, Sendable {
         public var epsilon: Double
         public var delta: Double
@@ -38,17 +42,20 @@ public struct ModelCard: Codable, Equatable, Sendable {
         public var samplingRate: Double
         public var steps: Int
         public var sampling: String?
+        public var noise: String?
+        public var scope: String?
 
         enum CodingKeys: String, CodingKey {
             case epsilon = "dp_epsilon", delta = "dp_delta", noiseMultiplier = "dp_noise_multiplier", clip = "dp_clip"
-            case samplingRate = "dp_sampling_rate", steps = "dp_steps", sampling = "dp_sampling"
+            case samplingRate = "dp_sampling_rate", steps = "dp_steps", sampling = "dp_sampling", noise = "dp_noise", scope = "dp_scope"
         }
 
         /// The guarantee in a model file's metadata, if it records one.
         public init?(metadata: [String: String]) {
             guard let epsilon = metadata["dp_epsilon"].flatMap(Double.init), let delta = metadata["dp_delta"].flatMap(Double.init),
                   let noise = metadata["dp_noise_multiplier"].flatMap(Double.init), let clip = metadata["dp_clip"].flatMap(Double.init),
-                  let rate = metadata["dp_sampling_rate"].flatMap(Double.init), let steps = metadata["dp_steps"].flatMap(Int.init) else { return nil }
+                  let rate = metadata["dp_sampling_rate"].flatMap(Double.init), let steps = metadata["dp_steps"].flatMap(Int.init),
+                  epsilon.isFinite else { return nil }
             self.epsilon = epsilon
             self.delta = delta
             noiseMultiplier = noise
@@ -56,6 +63,8 @@ public struct ModelCard: Codable, Equatable, Sendable {
             samplingRate = rate
             self.steps = steps
             sampling = metadata["dp_sampling"]
+            self.noise = metadata["dp_noise"]
+            scope = metadata["dp_scope"]
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import TensorCore
+import BulwarkSecurity
 import _FileSystem
 
 /// The JSON report of a threat experiment (`bulwark threat poison|membership --report`, schema
@@ -25,6 +26,9 @@ public struct ThreatReport: Codable, Equatable, Sendable {
     public var settings: JSONValue
     public var seed: UInt64
     public var data: String
+    /// SHA-256 of the training and test examples' contents (`BenchJob.contentDigest` of each,
+    /// hashed together): reports on other data are refused, whatever the files were called.
+    public var dataSHA256: String
     public var subjects: [Subject]
 
     public struct Subject: Codable, Equatable, Sendable {
@@ -38,7 +42,7 @@ public struct ThreatReport: Codable, Equatable, Sendable {
     }
 
     public init(bulwarkVersion: String = BulwarkVersion.current, created: String, experiment: String, settings: JSONValue, seed: UInt64,
-                data: String, subjects: [Subject]) {
+                data: String, dataSHA256: String, subjects: [Subject]) {
         schema = Self.schema
         self.bulwarkVersion = bulwarkVersion
         self.created = created
@@ -46,12 +50,13 @@ public struct ThreatReport: Codable, Equatable, Sendable {
         self.settings = settings
         self.seed = seed
         self.data = data
+        self.dataSHA256 = dataSHA256
         self.subjects = subjects
     }
 
     enum CodingKeys: String, CodingKey {
         case schema, created, experiment, settings, seed, data, subjects
-        case bulwarkVersion = "bulwark_version"
+        case bulwarkVersion = "bulwark_version", dataSHA256 = "data_sha256"
     }
 
     public func encoded() throws -> Data {
@@ -94,11 +99,18 @@ public struct ThreatReport: Codable, Equatable, Sendable {
         var reasons: [String] = []
         if baseline.experiment != current.experiment { reasons.append("experiments differ (\(baseline.experiment) vs \(current.experiment))") }
         if baseline.settings != current.settings { reasons.append("the experiments' settings differ") }
-        if baseline.data != current.data { reasons.append("the data differs (\(baseline.data) vs \(current.data))") }
+        if baseline.dataSHA256 != current.dataSHA256 {
+            reasons.append("the data differs (content sha256 \(baseline.dataSHA256.prefix(12))… vs \(current.dataSHA256.prefix(12))…)")
+        }
         if Gate.majorVersion(baseline.bulwarkVersion) != Gate.majorVersion(current.bulwarkVersion) {
             reasons.append("Bulwark major versions differ (\(baseline.bulwarkVersion) vs \(current.bulwarkVersion))")
         }
         return reasons
+    }
+
+    /// The digest a threat report records for its training and test examples.
+    public static func dataDigest(train: LabeledData, test: LabeledData) -> String {
+        FileDigest.sha256(Array((BenchJob.contentDigest(train) + BenchJob.contentDigest(test)).utf8))
     }
 
     /// Which schema a report file declares (`bulwark-report/…` or `bulwark-threat-report/…`), if any.

@@ -1,9 +1,9 @@
 import Foundation
 
-
 /// One measured number in a report, in a form every experiment shares and the gate can compare:
-/// attack accuracies today, and threat experiments (backdoor success, membership AUC) and
-/// certified accuracies later.
+/// attack accuracies, threat experiments (backdoor success, membership inference) and certified
+/// accuracies. (It lives in TensorCore, beside `Proportion`, so that experiment targets below the
+/// report schema can produce it.)
 ///
 /// ```json
 /// {"name": "PGD-20 ε=0.1", "value": 0.7112, "n": 10000, "ci95": [0.702, 0.720], "better": "higher",

@@ -42,13 +42,16 @@ public enum FeatureSpace {
 
     /// The `k` leading principal directions of centred rows (n × width): the eigenvectors of XᵀX
     /// with the largest eigenvalues (LAPACKE `dsyevd`), each as a row of the result (k × width).
-    static func principalDirections(centred x: [Double], rows: Int, width: Int, k: Int) -> [Double] {
+    static func principalDirections(centred x: [Double], rows: Int, width: Int, k: Int) throws -> [Double] {
         var covariance = [Double](repeating: 0, count: width * width)
         cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(width), Int32(rows), 1, x, Int32(width), 0, &covariance, Int32(width))
         var eigenvalues = [Double](repeating: 0, count: width)
         let status = LAPACKE_dsyevd(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "V")), CChar(UInt8(ascii: "U")), Int32(width),
                                     &covariance, Int32(width), &eigenvalues)
-        precondition(status == 0, "dsyevd failed with status \(status)")
+        guard status == 0 else {
+            throw ThreatError.dataMismatch("the eigendecomposition of the feature covariance failed (LAPACKE dsyevd status \(status)); "
+                                           + "the model's activations are probably not finite")
+        }
         // Eigenvalues ascend; eigenvector j is column j.
         let k = min(k, width)
         var directions = [Double](repeating: 0, count: k * width)
@@ -102,12 +105,19 @@ public enum FeatureSpace {
                     inertia += bestDistance
                 }
                 var counts = [Int](repeating: 0, count: k)
+                let previous = centres
                 centres = [Double](repeating: 0, count: k * width)
                 for i in 0..<rows {
                     counts[assignment[i]] += 1
                     for d in 0..<width { centres[assignment[i] * width + d] += x[i * width + d] }
                 }
                 for c in 0..<k where counts[c] > 0 { for d in 0..<width { centres[c * width + d] /= Double(counts[c]) } }
+                // An emptied cluster restarts at the row farthest from the centre it was assigned to.
+                for c in 0..<k where counts[c] == 0 {
+                    let farthest = (0..<rows).max { distance($0, previous, assignment[$0]) < distance($1, previous, assignment[$1]) } ?? 0
+                    for d in 0..<width { centres[c * width + d] = x[farthest * width + d] }
+                    changed = true
+                }
                 if !changed { break }
             }
             if inertia < best.inertia { best = (inertia, assignment) }

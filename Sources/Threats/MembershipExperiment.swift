@@ -54,17 +54,23 @@ public struct MembershipExperiment: Sendable {
         let started = Date()
         try configuration.validate()
         var results: [TargetResult] = []
+        try check(train: train, test: test)
         for (t, target) in configuration.targets.enumerated() {
+            results.append(try run(target, index: t, pool: train.prefix(target.pool), test: test, log: log))
+        }
+        return Result(targets: results, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Checks that the data fits every target, before any training.
+    public func check(train: LabeledData, test: LabeledData) throws {
+        try configuration.validate()
+        for target in configuration.targets {
             guard target.pool <= train.count else {
                 throw ThreatError.dataMismatch("target \(target.name) needs a pool of \(target.pool) training examples, the data has \(train.count); "
                                                + "lower \"pool\" or use more data")
             }
-            guard train.featureCount == target.recipe.architecture.inputWidth else {
-                throw ThreatError.dataMismatch("target \(target.name)'s model expects \(target.recipe.architecture.inputWidth) features, the data has \(train.count)")
-            }
-            results.append(try run(target, index: t, pool: train.prefix(target.pool), test: test, log: log))
+            try ModelTraining.checkFit(target.recipe, train: train, test: test, what: "target \(target.name)'s model")
         }
-        return Result(targets: results, seconds: Date().timeIntervalSince(started))
     }
 
     private func run(_ target: MembershipConfiguration.Target, index t: Int, pool: LabeledData, test: LabeledData,
@@ -93,11 +99,17 @@ public struct MembershipExperiment: Sendable {
             trials: targetMembers.filter { $0 }.count)
         let targetPhi = MembershipAttack.scaledConfidence(logits: targetLogits, labels: pool.labels)
         let shadowPhi = trained.dropFirst().map { MembershipAttack.scaledConfidence(logits: $0.0, labels: pool.labels) }
-        let attacks = configuration.attacks.map { attack -> AttackResult in
+        guard (targetPhi + shadowPhi.joined()).allSatisfy({ !$0.isNaN }) else {
+            throw ThreatError.dataMismatch("target \(target.name): a model's logits are not finite (training diverged?); lower the learning rate or check the data")
+        }
+        let attacks = try configuration.attacks.map { attack -> AttackResult in
             let scores: [Double] = switch attack {
             case .liraOnline: LiRA.scores(target: targetPhi, shadows: shadowPhi, inShadow: shadowMembers, online: true)
             case .liraOffline: LiRA.scores(target: targetPhi, shadows: shadowPhi, inShadow: shadowMembers, online: false)
             default: MembershipAttack.scores(attack, logits: targetLogits, labels: pool.labels)
+            }
+            guard !scores.contains(where: \.isNaN) else {
+                throw ThreatError.dataMismatch("target \(target.name): \(attack.rawValue) scores are not numbers (the model's logits overflow)")
             }
             return AttackResult(attack: attack, roc: ROCCurve(scores: scores, isMember: targetMembers), scores: scores, isMember: targetMembers)
         }

@@ -6,7 +6,8 @@ import Training
 /// Training inside threat experiments: a recipe run on an exact set of examples (no validation
 /// split, so membership is exactly the set given), and many such runs at once.
 public enum ModelTraining {
-    /// A network trained with `recipe` (its seed replaced by `seed`) on `data`, on `pool`'s threads.
+    /// A network trained with `recipe` (its seed replaced by `seed`; its validation fraction and
+    /// robustness monitor unused: every example of `data` trains) on `pool`'s threads.
     /// - Returns: the network and, for DP-SGD recipes, the privacy guarantee it reached.
     public static func train(_ recipe: TrainingRecipe, seed: UInt64, on data: LabeledData, pool: WorkerPool = .shared)
         throws -> (network: Sequential, privacy: RDPAccountant.Guarantee?) {
@@ -21,6 +22,20 @@ public enum ModelTraining {
                 .guarantee(epochs: trainer.completedEpochs)
         }
         return (trainer.network, privacy)
+    }
+
+    /// Checks that `recipe`'s architecture fits the data's features and classes.
+    /// - Parameter what: the model, for the message ("the model", "target standard's model").
+    public static func checkFit(_ recipe: TrainingRecipe, train: LabeledData, test: LabeledData, what: String = "the model") throws {
+        let width = recipe.architecture.inputWidth
+        guard train.featureCount == width, test.featureCount == width else {
+            throw ThreatError.dataMismatch("\(what) expects \(width) features, the training data has \(train.featureCount) and the test data "
+                                           + "\(test.featureCount); change the recipe's architecture or the data")
+        }
+        let classes = max(train.classCount, test.classCount)
+        guard classes <= recipe.architecture.classCount else {
+            throw ThreatError.dataMismatch("\(what) has \(recipe.architecture.classCount) classes, the data \(classes); change the recipe's architecture")
+        }
     }
 
     /// Runs `body(i, pool)` for every i in `0..<count` on `threads` threads, each with its own
@@ -53,5 +68,18 @@ public enum ModelTraining {
         }
         if let error = failure.withLock({ $0 }) { throw error }
         return results.withLock { all in (0..<count).map { all[$0]! } }
+    }
+}
+
+extension TrainingRecipe {
+    /// The recipe as threat experiments run it: every model's seed derives from the experiment's,
+    /// and it trains on exactly the set it is given (no validation split, no robustness monitor).
+    /// Reports record this form, so recipes that differ only in those unused fields compare.
+    public var asRunByThreatExperiments: TrainingRecipe {
+        var recipe = self
+        recipe.seed = 0
+        recipe.validationFraction = 0
+        recipe.robustEvaluationExamples = 0
+        return recipe
     }
 }

@@ -106,29 +106,34 @@ public struct PoisoningExperiment: Sendable {
         try recipe.validate()
         try require(!rates.isEmpty, "poison rates", rates, "give at least one (--rate)")
         for rate in rates { try require(rate >= 0 && rate <= 1, "poison rate", rate, "must be in [0, 1]") }
+        try require(Set(rates).count == rates.count, "poison rates", rates, "each rate may appear once")
+        try attack.validate()
         for defence in defences { _ = try defence.makeDefence(expectedRate: expectedRate) }
         try require(threads >= 1, "threads", threads, "must be ≥ 1")
+    }
+
+    /// Checks that the data fits the experiment, before any training.
+    public func check(train: LabeledData, test: LabeledData) throws {
+        try validate()
+        try ModelTraining.checkFit(recipe, train: train, test: test)
+        try attack.check(train: train, test: test, rates: rates)
     }
 
     /// Runs the experiment on `train` (every example is used; no validation split) and `test`.
     public func run(train: LabeledData, test: LabeledData, log: (String) -> Void = { _ in },
                     keepFirstPoisonedModel: Bool = false) throws -> Result {
         let started = Date()
-        try validate()
-        guard train.featureCount == recipe.architecture.inputWidth, test.featureCount == recipe.architecture.inputWidth else {
-            throw ThreatError.dataMismatch("the model expects \(recipe.architecture.inputWidth) features, the data has \(train.featureCount)")
-        }
+        try check(train: train, test: test)
         let successTest = try attack.successTest(test)
-        let poisoned = try rates.enumerated().map { r, rate in
-            try attack.poison(train, rate: rate, seed: seed &+ UInt64(r))
-        }
+        // One seed for every rate: the poisoned sets are nested (see `PoisonAttack`).
+        let poisoned = try rates.map { try attack.poison(train, rate: $0, seed: seed) }
         let defenceValues = try defences.map { try $0.makeDefence(expectedRate: expectedRate) }
 
         // Stage 1: the baseline and one poisoned model per rate, side by side.
         log("training the baseline and \(rates.count) poisoned model\(rates.count == 1 ? "" : "s") (\(attack))")
-        let sets = [train] + poisoned.map(\.data)
-        let models = try ModelTraining.parallel(count: sets.count, threads: threads) { i, pool in
-            try ModelTraining.train(recipe, seed: seed, on: sets[i], pool: pool).network
+        let trainingSets = [train] + poisoned.map(\.data)
+        let models = try ModelTraining.parallel(count: trainingSets.count, threads: threads) { i, pool in
+            try ModelTraining.train(recipe, seed: seed, on: trainingSets[i], pool: pool).network
         }
         func measure(_ model: Sequential) -> (ThreatProportion, ThreatProportion?) {
             let clean = ThreatProportion(outcomes: zip(model.predictions(on: test.features), test.labels).map { $0 == $1 })
@@ -146,12 +151,13 @@ public struct PoisoningExperiment: Sendable {
             }
         }
         let defenceCount = defenceValues.count
-        let kept = flags.enumerated().map { j, flag in
-            poisoned[j / max(defenceCount, 1)].data.subset(flag.indices.filter { !flag[$0] })
-        }
-        if !kept.isEmpty { log("retraining \(kept.count) model\(kept.count == 1 ? "" : "s") without the flagged examples") }
-        let retrained = try ModelTraining.parallel(count: kept.count, threads: threads) { j, pool in
-            try ModelTraining.train(recipe, seed: seed, on: kept[j], pool: pool).network
+        if !flags.isEmpty { log("retraining \(flags.count) model\(flags.count == 1 ? "" : "s") without the flagged examples") }
+        let sets = poisoned.map(\.data)
+        let allFlags = flags
+        let retrained = try ModelTraining.parallel(count: flags.count, threads: threads) { j, pool in
+            // Each kept set is built inside its job, so only the running ones are in memory.
+            let kept = sets[j / defenceCount].subset(allFlags[j].indices.filter { !allFlags[j][$0] })
+            return try ModelTraining.train(recipe, seed: seed, on: kept, pool: pool).network
         }
 
         var rows: [RateResult] = []

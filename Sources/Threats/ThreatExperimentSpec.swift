@@ -32,6 +32,14 @@ public enum ThreatExperimentSpec: Equatable, Sendable {
         }
     }
 
+    /// Checks that the data fits the experiment, before any training.
+    public func check(train: LabeledData, test: LabeledData) throws {
+        switch self {
+        case .poison(let experiment): try experiment.check(train: train, test: test)
+        case .membership(let configuration): try MembershipExperiment(configuration: configuration).check(train: train, test: test)
+        }
+    }
+
     /// Runs the experiment with `seed` and returns its metrics, one group per row.
     public func run(train: LabeledData, test: LabeledData, seed: UInt64, threads: Int,
                     log: (String) -> Void = { _ in }) throws -> [(name: String, metrics: [Metric])] {

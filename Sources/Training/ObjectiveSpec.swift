@@ -41,7 +41,12 @@ public enum ObjectiveSpec: Equatable, Sendable {
             guard spec.delta > 0 && spec.delta < 1 else {
                 throw NeuralNetError.invalidHyperparameter(name: "DP δ", value: "\(spec.delta)", requirement: "must be in (0, 1)")
             }
-            return try DPSGDObjective(noiseMultiplier: spec.noiseMultiplier, clipNorm: spec.clip, labelSmoothing: spec.labelSmoothing)
+            guard spec.noiseMultiplier > 0 else {
+                throw NeuralNetError.invalidHyperparameter(name: "DP noise multiplier", value: "\(spec.noiseMultiplier)",
+                                                           requirement: "must be > 0 (without noise, clipping gives no privacy: ε is infinite)")
+            }
+            return try DPSGDObjective(noiseMultiplier: spec.noiseMultiplier, clipNorm: spec.clip, labelSmoothing: spec.labelSmoothing,
+                                      noiseSource: spec.noise)
         }
     }
 
@@ -50,7 +55,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         switch self {
         case .crossEntropy(let smoothing): smoothing == 0 ? "cross-entropy" : "cross-entropy (label smoothing \(smoothing))"
         case .adversarial(let spec): "\(spec.attack.type.uppercased()) adversarial training (ε = \(spec.epsilon), mix \(spec.mix))"
-        case .dpSGD(let spec): "DP-SGD (σ = \(spec.noiseMultiplier), C = \(spec.clip), δ = \(spec.delta))"
+        case .dpSGD(let spec): "DP-SGD (σ = \(spec.noiseMultiplier), C = \(spec.clip), δ = \(spec.delta)\(spec.noise == .seeded ? ", seeded noise" : ""))"
         }
     }
 
@@ -81,8 +86,9 @@ public struct AdversarialTrainingSpec: Equatable, Sendable {
     }
 }
 
-/// DP-SGD (Abadi et al., 2016): per-example clipping to `clip`, Gaussian noise of σ·clip, and the
-/// δ at which the privacy accountant reports ε.
+/// DP-SGD (Abadi et al., 2016): per-example clipping to `clip`, Gaussian noise of σ·clip, the δ at
+/// which the privacy accountant reports ε, and where the noise's seed comes from (`secure` unless
+/// an experiment must repeat exactly: see `DPSGDObjective.NoiseSource`).
 public struct DPSGDSpec: Equatable, Sendable {
     /// δ when none is given (`--dp-delta`, `"delta"`).
     public static let defaultDelta = 1e-5
@@ -91,12 +97,15 @@ public struct DPSGDSpec: Equatable, Sendable {
     public var clip: Float
     public var delta: Double
     public var labelSmoothing: Float
+    public var noise: DPSGDObjective.NoiseSource
 
-    public init(noiseMultiplier: Float, clip: Float, delta: Double = DPSGDSpec.defaultDelta, labelSmoothing: Float = 0) {
+    public init(noiseMultiplier: Float, clip: Float, delta: Double = DPSGDSpec.defaultDelta, labelSmoothing: Float = 0,
+                noise: DPSGDObjective.NoiseSource = .secure) {
         self.noiseMultiplier = noiseMultiplier
         self.clip = clip
         self.delta = delta
         self.labelSmoothing = labelSmoothing
+        self.noise = noise
     }
 
     /// The (ε, δ) guarantee after `steps` steps of batches of `batchSize` from `trainingExamples`
@@ -109,7 +118,7 @@ public struct DPSGDSpec: Equatable, Sendable {
 
 extension ObjectiveSpec: Codable {
     enum CodingKeys: String, CodingKey {
-        case type, attack, epsilon, mix, clip, delta
+        case type, attack, epsilon, mix, clip, delta, noise
         case labelSmoothing = "label_smoothing", noiseMultiplier = "noise_multiplier"
     }
 
@@ -128,9 +137,10 @@ extension ObjectiveSpec: Codable {
                 epsilon: try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? AdversarialTrainingSpec.defaultEpsilon,
                 mix: try c.decodeIfPresent(Float.self, forKey: .mix), labelSmoothing: smoothing))
         case "dp_sgd":
-            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "label_smoothing", "noise_multiplier", "clip", "delta"])
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "label_smoothing", "noise_multiplier", "clip", "delta", "noise"])
             self = .dpSGD(DPSGDSpec(noiseMultiplier: try c.decode(Float.self, forKey: .noiseMultiplier), clip: try c.decode(Float.self, forKey: .clip),
-                                    delta: try c.decodeIfPresent(Double.self, forKey: .delta) ?? DPSGDSpec.defaultDelta, labelSmoothing: smoothing))
+                                    delta: try c.decodeIfPresent(Double.self, forKey: .delta) ?? DPSGDSpec.defaultDelta, labelSmoothing: smoothing,
+                                    noise: try c.decodeIfPresent(DPSGDObjective.NoiseSource.self, forKey: .noise) ?? .secure))
         default:
             throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd)")
         }
@@ -153,6 +163,7 @@ extension ObjectiveSpec: Codable {
             try c.encode(spec.noiseMultiplier, forKey: .noiseMultiplier)
             try c.encode(spec.clip, forKey: .clip)
             try c.encode(spec.delta, forKey: .delta)
+            try c.encode(spec.noise, forKey: .noise)
             try c.encode(spec.labelSmoothing, forKey: .labelSmoothing)
         }
     }

@@ -39,6 +39,8 @@ public final class PrivacyMonitor {
         return ["dp_epsilon": String(guarantee.epsilon), "dp_delta": String(spec.delta),
                 "dp_noise_multiplier": String(spec.noiseMultiplier), "dp_clip": String(spec.clip),
                 "dp_sampling_rate": String(samplingRate), "dp_steps": String(epochs * stepsPerEpoch),
-                "dp_sampling": "shuffled batches, accounted as Poisson sampling"]
+                "dp_sampling": "shuffled batches, accounted as Poisson sampling (a heuristic: the accountant's ε assumes Poisson sampling)",
+                "dp_noise": spec.noise == .secure ? "secure (OS CSPRNG, not stored)" : "seeded (reproducible; not private against anyone who knows the seed)",
+                "dp_scope": "the weights; the file stores no per-epoch statistics of the training data"]
     }
 }

@@ -119,7 +119,12 @@ public struct TrainingJob: Sendable {
             "history": Self.deterministicHistory(trainer.history), "bulwark_version": BulwarkVersion.current,
         ]
         if let last = trainer.history.last { metadata["epochs_trained"] = String(last.epoch) }
-        if let privacy { metadata.merge(privacy.metadata(epochs: trainer.completedEpochs)) { _, new in new } }
+        if let privacy {
+            // The guarantee covers the weights: per-epoch statistics of the private training set
+            // (loss, accuracy, clipped fraction) are not noised, so a DP model's file leaves them out.
+            metadata["history"] = nil
+            metadata.merge(privacy.metadata(epochs: trainer.completedEpochs)) { _, new in new }
+        }
         try ModelFile.save(trainer.network, metadata: metadata, to: output)
         let digest = try Self.record(output, recipe: recipe.json, events: events)
         return Result(testAccuracy: testAccuracy, model: output, sha256: digest, checkpoint: checkpointPath, history: trainer.history,

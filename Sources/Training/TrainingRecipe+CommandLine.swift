@@ -19,6 +19,7 @@ extension TrainingRecipe {
         if case .dpSGD(let spec) = objective {
             arguments += ["--dp-noise", "\(spec.noiseMultiplier)", "--dp-clip", "\(spec.clip)"]
             if spec.delta != DPSGDSpec.defaultDelta { arguments += ["--dp-delta", "\(spec.delta)"] }
+            if spec.noise == .seeded { arguments.append("--dp-seeded-noise") }
         }
         return arguments
     }

@@ -121,18 +121,25 @@ struct ThreatCLITests {
         let epochs = run.jsonLines.filter { $0["epoch"] != nil }
         let epsilons = epochs.compactMap { ($0["extra"] as? [String: Double])?["dp_epsilon"] }
         #expect(epsilons.count == 2 && epsilons[0] < epsilons[1])
-        let inspect = try CLIRun(["inspect", model])
+        let inspect = try CLIRun(["inspect", model, "--json"])
         #expect(inspect.status == 0, "\(inspect.stderr)")
-        for key in ["dp_epsilon", "dp_delta", "dp_noise_multiplier", "dp_clip", "dp_sampling_rate", "dp_steps"] {
-            #expect(inspect.stdout.contains(key), "inspect lacks \(key)")
+        let metadata = try #require(inspect.jsonLines.first?["metadata"] as? [String: Any])
+        for key in ["dp_epsilon", "dp_delta", "dp_noise_multiplier", "dp_clip", "dp_sampling_rate", "dp_steps", "dp_noise"] {
+            #expect(metadata[key] != nil, "inspect lacks \(key)")
         }
+        // 900 training examples (1,000 minus the 10% validation split), batches of 100, 2 epochs.
+        #expect(metadata["dp_steps"] as? String == "18" || metadata["dp_steps"] as? Int == 18)
+        let rate = (metadata["dp_sampling_rate"] as? String).flatMap(Double.init) ?? (metadata["dp_sampling_rate"] as? Double)
+        #expect(rate.map { abs($0 - 100.0 / 900) < 1e-12 } == true)
+        #expect(metadata["history"] == nil, "a DP model's file must not carry per-epoch statistics of its training data")
+        #expect(abs((((metadata["dp_epsilon"] as? String).flatMap(Double.init) ?? (metadata["dp_epsilon"] as? Double)) ?? 0) - epsilons[1]) < 1e-9)
     }
 
     @Test("bad threat and DP flags say what is wrong", arguments: [
-        (["threat", "poison", "--attack", "nope", "--rate", "0.1"], "unknown attack 'nope'", Int32(64)),
+        (["threat", "poison", "--attack", "nope", "--rate", "0.1"], "'nope' is invalid", Int32(64)),
         (["threat", "poison", "--attack", "backdoor"], "--rate", Int32(64)),
         (["threat", "poison", "--attack", "backdoor", "--rate", "1.5"], "--rate must be in [0, 1]", Int32(64)),
-        (["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--defence", "magic"], "unknown defence 'magic'", Int32(64)),
+        (["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--defence", "magic"], "'magic' is invalid", Int32(64)),
         (["threat", "poison", "--attack", "label-flip", "--rate", "0.1", "--trigger-size", "4"], "apply to --attack backdoor only", Int32(64)),
         (["threat", "poison", "--attack", "label-flip", "--rate", "0.9", "--source-class", "1", "--target-class", "2"], "eligible examples", Int32(2)),
         (["threat", "membership", "--shadows", "3"], "--shadows must be even", Int32(64)),
@@ -140,6 +147,14 @@ struct ThreatCLITests {
         (["train", "--out", "/nonexistent-dir/m.safetensors", "--dp-clip", "1"], "applies to DP-SGD", Int32(64)),
         (["train", "--out", "/nonexistent-dir/m.safetensors", "--dp-noise", "1", "--adversarial", "pgd"], "cannot be combined", Int32(64)),
         (["train", "--out", "/nonexistent-dir/m.safetensors", "--dp-noise=-1"], "DP noise multiplier", Int32(64)),
+        (["train", "--out", "/nonexistent-dir/m.safetensors", "--dp-noise", "0"], "ε is infinite", Int32(64)),
+        (["train", "--out", "/nonexistent-dir/m.safetensors", "--dp-seeded-noise"], "applies to DP-SGD", Int32(64)),
+        (["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--trigger-size=-9223372036854775808"], "trigger size", Int32(64)),
+        (["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--trigger-row", "9223372036854775807"], "trigger row", Int32(64)),
+        (["threat", "poison", "--attack", "label-flip", "--rate", "0.1", "--target-class", "3"], "--source-class", Int32(64)),
+        (["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--rate", "0.1"], "twice", Int32(64)),
+        (["threat", "poison", "--attack", "backdoor", "--rate", "0.1", "--expected-rate", "0.2"], "--defence", Int32(64)),
+        (["threat", "membership", "--shadows", "1000"], "at most 256", Int32(64)),
     ])
     func badFlags(arguments: [String], expected: String, status: Int32) throws {
         let run = try CLIRun(arguments + sample)

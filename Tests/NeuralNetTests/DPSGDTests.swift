@@ -6,9 +6,8 @@ import _TestSupport
 
 @Suite("DP-SGD")
 struct DPSGDTests {
-    /// A network with dropout-free hidden layers of several activations, so the norms pass through
-    /// every kind of element-wise layer.
-    static let spec = try! ModelSpec.parse("12-9-7-4", activation: .tanh)
+    /// A network whose hidden layers use every element-wise activation, so the norms pass through each.
+    static let spec = try! ModelSpec.parseJSON(#"[{"type":"dense","in":12,"out":9},{"type":"relu"},{"type":"dense","out":8},{"type":"leaky_relu","slope":0.1},{"type":"dense","out":7},{"type":"sigmoid"},{"type":"dense","out":6},{"type":"tanh"},{"type":"dense","out":4}]"#)
 
     /// ∂loss_i/∂θ for each example alone, by a separate backward pass of that example.
     func naivePerExampleGradients(_ network: Sequential, _ data: LabeledData) -> [[Float]] {
@@ -75,30 +74,38 @@ struct DPSGDTests {
         }
         let actual = Array(network.gradients.buffer)
         let worst = zip(actual, expected).map { abs(Double($0) - $1) }.max()!
-        #expect(worst <= 1e-5 * (expected.map(abs).max()! + 1e-3), "largest difference \(worst)")
+        #expect(worst <= 1e-4 * (expected.map(abs).max()! + 1e-3), "largest difference \(worst)")  // Float32 sums in another order
         #expect(objective.clippedCount >= data.count / 2 - 1)
         #expect(!objective.modifiesReducedGradients)
     }
 
-    @Test("the noise has standard deviation σ·C/B, is seeded, and does not depend on the thread count")
+    @Test("the noise has standard deviation σ·C/B and independent shards; seeded noise repeats whatever the thread count, secure noise never")
     func noise() throws {
-        let objective = try DPSGDObjective(noiseMultiplier: 2, clipNorm: 0.5)
         let count = 200_001
-        func draw(threads: Int) -> [Float] {
+        func draw(_ source: DPSGDObjective.NoiseSource, threads: Int, seed: UInt64 = 9) throws -> [Float] {
+            let objective = try DPSGDObjective(noiseMultiplier: 2, clipNorm: 0.5, noiseSource: source)
             let network = Sequential(spec: Self.spec, seed: 1)
             network.pool = WorkerPool(threadCount: threads)
             objective.prepare(network: network, shards: 2, rows: 4, features: 12)
             let buffer = FloatBuffer(count: count)
-            var generator = RandomGenerator(seed: 9)
+            var generator = RandomGenerator(seed: seed)
             objective.finishGradients(buffer, batchRows: 10, generator: &generator)
             return Array(buffer.buffer)
         }
-        let one = draw(threads: 1)
-        #expect(one == draw(threads: 2))
+        let one = try draw(.seeded, threads: 1)
+        #expect(one == (try draw(.seeded, threads: 2)))
+        #expect(one != (try draw(.seeded, threads: 1, seed: 10)))
+        #expect(try draw(.secure, threads: 1) != draw(.secure, threads: 1), "secure noise must not repeat")
         let mean = one.reduce(0.0) { $0 + Double($1) } / Double(count)
         let variance = one.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(count - 1)
         #expect(abs(mean) < 0.001)
         #expect(abs(variance.squareRoot() - 0.1) < 0.001)  // σ·C/B = 2 · 0.5 / 10
+        // The two shards' halves are independent streams, not copies.
+        let half = count / 2
+        var product = 0.0
+        for i in 0..<half { product += Double(one[i]) * Double(one[half + i]) }
+        let correlation = product / Double(half) / variance
+        #expect(abs(correlation) < 0.01, "correlation \(correlation)")
     }
 
     @Test("invalid DP settings are refused")
@@ -118,7 +125,7 @@ struct RDPAccountantTests {
         // pytorch/opacus opacus/tests/accountants_test.py @4d0ebc84, assertAlmostEqual (7 places).
         let guarantee = RDPAccountant.guarantee(samplingRate: 0.04, noiseMultiplier: 1.5, steps: 2250, delta: 1e-5)
         #expect(abs(guarantee.epsilon - 7.32911117143) < 5e-7, "ε = \(guarantee.epsilon)")
-        #expect(guarantee.order == 3.9)
+        #expect(abs(guarantee.order - 3.9) < 1e-12)
     }
 
     @Test("per-order RDP of TF Privacy's test: q = 0.01, σ = 2.5, 50 steps")

@@ -7,7 +7,8 @@ import _FileSystem
 @Suite("Gate on threat reports")
 struct ThreatGateTests {
     /// A poisoning report: clean accuracy and backdoor success over 1,000 examples each, with outcomes.
-    static func report(clean: Int, success: Int, settings: JSONValue = .object(["rates": .array([.number(0.1)])]), seed: UInt64 = 0) -> ThreatReport {
+    static func report(clean: Int, success: Int, settings: JSONValue = .object(["rates": .array([.number(0.1)])]), seed: UInt64 = 0,
+                       data: String = "ab12") -> ThreatReport {
         func outcomes(_ successes: Int) -> [Bool] { (0..<1000).map { $0 < successes } }
         let metrics = [
             Metric.accuracy("clean accuracy", Proportion(successes: clean, trials: 1000), outcomes: outcomes(clean)),
@@ -17,7 +18,7 @@ struct ThreatGateTests {
             Metric(name: "lira-online AUC", value: 0.6, better: .lower),
         ]
         return ThreatReport(created: "2026-11-27T00:00:00Z", experiment: "poison", settings: settings, seed: seed, data: "d",
-                            subjects: [.init(name: "backdoor rate=0.1", metrics: metrics)])
+                            dataSHA256: data, subjects: [.init(name: "backdoor rate=0.1", metrics: metrics)])
     }
 
     @Test("a significant rise of attack success after a defence is a regression; the same numbers pass")
@@ -38,6 +39,7 @@ struct ThreatGateTests {
         let baseline = Self.report(clean: 880, success: 50)
         let other = Self.report(clean: 880, success: 50, settings: .object(["rates": .array([.number(0.05)])]))
         #expect(throws: Gate.GateError.self) { try Gate.compare(baseline: baseline, current: other, policy: .init()) }
+        #expect(throws: Gate.GateError.self) { try Gate.compare(baseline: baseline, current: Self.report(clean: 880, success: 50, data: "cd34"), policy: .init()) }
 
         let encoded = try baseline.encoded()
         #expect(try ThreatReport.decode(encoded, source: "r.json") == baseline)

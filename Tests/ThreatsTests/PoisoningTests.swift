@@ -87,20 +87,20 @@ struct PoisoningTests {
     }
 
     @Test("spectral signatures score a planted, well-separated poison cluster highest")
-    func spectralFlagsPlantedCluster() {
+    func spectralFlagsPlantedCluster() throws {
         let width = 16
         let (values, poisoned) = plantedRepresentations(clean: 450, poison: 50, width: width, shift: 8)
-        let scores = SpectralSignatures.scores(values, width: width, indices: Array(0..<500))
+        let scores = try SpectralSignatures.scores(values, width: width, indices: Array(0..<500))
         let top = Set(scores.indices.sorted { scores[$0] > scores[$1] }.prefix(75))  // 1.5 × 10%
         #expect(poisoned.isSubset(of: top), "missed \(poisoned.subtracting(top).count) planted examples")
     }
 
     @Test("activation clustering isolates a planted minority cluster")
-    func clusteringFindsPlantedCluster() {
+    func clusteringFindsPlantedCluster() throws {
         let width = 16
         let (values, poisoned) = plantedRepresentations(clean: 400, poison: 100, width: width, shift: 8)
         var generator = RandomGenerator(seed: 1)
-        let assignment = ActivationClustering().clusters(values, width: width, indices: Array(0..<500), generator: &generator)
+        let assignment = try ActivationClustering().clusters(values, width: width, indices: Array(0..<500), generator: &generator)
         let poisonCluster = assignment[450]
         let members = Set(assignment.indices.filter { assignment[$0] == poisonCluster })
         #expect(members == poisoned)

@@ -64,8 +64,8 @@ package struct DataOptions: ParsableArguments {
 package struct EngineOptions: ParsableArguments {
     package init() {}
 
-    @Option(help: "Threads that run the shards of each batch (default: 2, or 1 on a single-core machine). Results do not depend on it.")
-    var threads: Int?
+    @Option(help: "Threads that run the shards of each batch, or models trained side by side (default: 2, or 1 on a single-core machine). Results do not depend on it.")
+    package var threads: Int?
 
     package func validate() throws {
         if let threads, !(1...256).contains(threads) {

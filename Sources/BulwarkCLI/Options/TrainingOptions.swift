@@ -127,6 +127,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("DP-SGD δ at which ε is reported (default 1e-5).", valueName: "δ"))
     var dpDelta: Double?
 
+    @Flag(help: "DP-SGD: derive the noise from --seed so the run repeats exactly. Not private against anyone who knows the seed (the model file records it); by default the noise comes from the OS's CSPRNG.")
+    var dpSeededNoise = false
+
     func validate() throws {
         // A layer list in a file is read when the command runs (an unreadable file is unusable
         // input, exit 2, not a usage error).
@@ -169,7 +172,8 @@ struct TrainingOptions: ParsableArguments {
         try refuse([("--train-steps", trainSteps != nil), ("--train-step-size", trainStepSize != nil),
                     ("--train-relative-step-size", trainRelativeStepSize != nil), ("--train-restarts", trainRestarts != nil),
                     ("--train-no-random-start", trainNoRandomStart)], adversarial == "pgd", "to --adversarial pgd only")
-        try refuse([("--dp-clip", dpClip != nil), ("--dp-delta", dpDelta != nil)], dpNoise != nil, "to DP-SGD (--dp-noise σ) only")
+        try refuse([("--dp-clip", dpClip != nil), ("--dp-delta", dpDelta != nil), ("--dp-seeded-noise", dpSeededNoise)], dpNoise != nil,
+                   "to DP-SGD (--dp-noise σ) only")
         if dpNoise != nil && adversarial != nil {
             throw ValidationError("--dp-noise and --adversarial cannot be combined (DP-SGD's privacy analysis covers clean training only); choose one")
         }
@@ -218,7 +222,7 @@ struct TrainingOptions: ParsableArguments {
     func objective() throws -> ObjectiveSpec {
         if let dpNoise {
             return .dpSGD(DPSGDSpec(noiseMultiplier: dpNoise.value, clip: dpClip?.value ?? 1, delta: dpDelta ?? DPSGDSpec.defaultDelta,
-                                    labelSmoothing: labelSmoothing))
+                                    labelSmoothing: labelSmoothing, noise: dpSeededNoise ? .seeded : .secure))
         }
         guard let adversarial else { return .crossEntropy(labelSmoothing: labelSmoothing) }
         let attack: AttackSpec

@@ -6,8 +6,8 @@ import TensorCore
 ///
 /// - `loss`: −CE(f(x), y), the loss-threshold attack (Yeom et al., 2018, "Privacy Risk in Machine
 ///   Learning").
-/// - `confidence`: the probability of the true class, p_y, reported as log p_y (Salem et al., 2019,
-///   "ML-Leaks"); it ranks records as the loss does, so its ROC equals the loss attack's.
+/// - `confidence`: the largest predicted probability, maxⱼ pⱼ, label-free (Salem et al., 2019,
+///   "ML-Leaks"), reported as its logarithm so confident records keep distinct scores.
 /// - `entropy`: −H(softmax(f(x))), low prediction entropy means member (Salem et al., 2019).
 /// - `liraOnline`, `liraOffline`: the likelihood-ratio attack (Carlini et al., 2022, "Membership
 ///   Inference Attacks From First Principles"), see `LiRA`.
@@ -24,13 +24,14 @@ public enum MembershipAttack: String, CaseIterable, Sendable, Codable {
     /// attacks that need only the target model. Log-probabilities come from log space with
     /// log1p around the largest logit, so confident records keep distinct scores instead of tying
     /// at p = 1 (a tie at the top would hide the records a low-FPR attack finds); `confidence`
-    /// is therefore reported as log p_y, which ranks records exactly as p_y does.
+    /// is therefore reported as log maxⱼ pⱼ, which ranks records exactly as maxⱼ pⱼ does.
     static func scores(_ attack: MembershipAttack, logits: Tensor, labels: [Int]) -> [Double] {
         let classes = logits.shape[1]
         return labels.indices.map { i in
             let logProbability = logProbabilities(logits, row: i, classes: classes)
             switch attack {
-            case .loss, .confidence: return logProbability[labels[i]]
+            case .loss: return logProbability[labels[i]]
+            case .confidence: return logProbability.max()!
             case .entropy: return logProbability.reduce(0) { $0 + Foundation.exp($1) * $1 }
             case .liraOnline, .liraOffline: preconditionFailure("LiRA scores need shadow models")
             }

@@ -17,6 +17,9 @@ import _FileSystem
 /// (Carlini et al.'s design), with the target's recipe.
 public struct MembershipConfiguration: Equatable, Sendable {
     public static let schema = "bulwark-membership-config/1"
+    /// Each shadow model's logits on the whole pool are kept (shadows × pool × classes floats):
+    /// the bound keeps a configuration from exhausting memory before training starts.
+    public static let maximumShadows = 256
 
     public var schema: String
     public var seed: UInt64
@@ -50,7 +53,8 @@ public struct MembershipConfiguration: Equatable, Sendable {
 
     /// The README's membership table: the standard model, a deliberately overfit one (2,500
     /// training examples, 50 epochs), a PGD-trained one (5 epochs of PGD-7 at ε = 0.1 on 90% of
-    /// each batch) and a DP-SGD one (σ = 0.8, C = 1, batch 256, 10 epochs), 16 shadow models each.
+    /// each batch) and a DP-SGD one (σ = 0.8, C = 1, batch 256, 10 epochs; seeded noise, so that the
+    /// table repeats exactly: a measurement, not a deployment), 16 shadow models each.
     public static let standard = MembershipConfiguration(targets: [
         Target(name: "standard", pool: 60_000, recipe: .standardMLP),
         Target(name: "overfit", pool: 5_000, recipe: TrainingRecipe(architecture: TrainingRecipe.standardMLP.architecture, epochs: 50)),
@@ -61,7 +65,7 @@ public struct MembershipConfiguration: Equatable, Sendable {
         }()),
         Target(name: "dp-sgd", pool: 60_000, recipe: TrainingRecipe(
             architecture: TrainingRecipe.standardMLP.architecture, epochs: 10, batchSize: 256,
-            objective: .dpSGD(DPSGDSpec(noiseMultiplier: 0.8, clip: 1)))),
+            objective: .dpSGD(DPSGDSpec(noiseMultiplier: 0.8, clip: 1, noise: .seeded)))),
     ])
 
     /// - Throws: `ThreatError.invalidConfiguration` naming the first bad value.
@@ -71,17 +75,19 @@ public struct MembershipConfiguration: Equatable, Sendable {
         guard !targets.isEmpty else { throw fail("\"targets\" is empty; name at least one target model") }
         guard !attacks.isEmpty else { throw fail("\"attacks\" is empty; known: \(MembershipAttack.allCases.map(\.rawValue).joined(separator: ", "))") }
         guard Set(targets.map(\.name)).count == targets.count else { throw fail("target names must be unique") }
-        guard threads >= 1 else { throw fail("\"threads\" must be ≥ 1, got \(threads)") }
+        guard (1...256).contains(threads) else { throw fail("\"threads\" must be between 1 and 256, got \(threads)") }
         if attacks.contains(where: \.needsShadowModels) {
-            guard shadows >= 2, shadows % 2 == 0 else {
-                throw fail("LiRA needs an even number of shadow models ≥ 2 (each record is in exactly half), got \(shadows)")
+            guard shadows >= 2, shadows % 2 == 0, shadows <= Self.maximumShadows else {
+                throw fail("LiRA needs an even number of shadow models from 2 to at most \(Self.maximumShadows) (each record is in exactly half), got \(shadows)")
             }
         }
         for target in targets {
             guard !target.name.isEmpty, target.name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
                 throw fail("target name '\(displayable(target.name))' must be letters, digits, '-', '_' or '.' (it names score files)")
             }
-            guard target.pool >= 4 else { throw fail("target \(target.name): \"pool\" must be ≥ 4, got \(target.pool)") }
+            guard target.pool >= 4 && target.pool <= 10_000_000 else {
+                throw fail("target \(target.name): \"pool\" must be between 4 and 10,000,000, got \(target.pool)")
+            }
             do { try target.recipe.validate() } catch { throw fail("target \(target.name): \(error)") }
         }
     }

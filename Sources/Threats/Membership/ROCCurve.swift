@@ -61,12 +61,12 @@ public struct ROCCurve: Sendable, Equatable {
         corners.reduce(0) { $1.fpr <= fpr + 1e-15 ? max($0, $1.tpr) : $0 }
     }
 
-    /// At most `maxPoints` corners for plotting: the exact best TPR at log-spaced FPRs from
-    /// 1/non-members to 1, plus (0, TPR at zero FPR).
+    /// At most `maxPoints` (≥ 2) corners for plotting: (0, TPR at zero FPR), then the exact best TPR
+    /// at log-spaced FPRs from 1/non-members to 1.
     public func points(maxPoints: Int = 200) -> [Point] {
         let lowest = 1 / Double(nonMembers)
         var result = [Point(fpr: 0, tpr: tpr(atFPR: 0))]
-        let steps = max(maxPoints - 1, 1)
+        let steps = max(maxPoints - 2, 1)
         for k in 0...steps {
             let f = k == steps ? 1 : lowest * Foundation.pow(1 / lowest, Double(k) / Double(steps))
             let point = Point(fpr: f, tpr: tpr(atFPR: f))

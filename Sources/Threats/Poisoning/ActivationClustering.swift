@@ -25,7 +25,7 @@ public struct ActivationClustering: PoisonDefence {
         var flags = [Bool](repeating: false, count: data.count)
         for (label, indices) in data.indicesByClass.enumerated() where indices.count >= 4 {
             var generator = RandomGenerator(seed: seed, stream: .activationClustering, index: UInt64(label))
-            let assignment = clusters(features, width: width, indices: indices, generator: &generator)
+            let assignment = try clusters(features, width: width, indices: indices, generator: &generator)
             let sizes = [assignment.filter { $0 == 0 }.count, assignment.filter { $0 == 1 }.count]
             let smaller = sizes[0] <= sizes[1] ? 0 : 1
             guard Double(sizes[smaller]) / Double(indices.count) <= sizeThreshold else { continue }
@@ -35,10 +35,10 @@ public struct ActivationClustering: PoisonDefence {
     }
 
     /// The 2-means cluster of each of `indices` in the reduced space.
-    func clusters(_ features: [Float], width: Int, indices: [Int], generator: inout RandomGenerator) -> [Int] {
+    func clusters(_ features: [Float], width: Int, indices: [Int], generator: inout RandomGenerator) throws -> [Int] {
         let centred = FeatureSpace.centredRows(features, width: width, indices: indices)
         let k = min(dimensions, width)
-        let directions = FeatureSpace.principalDirections(centred: centred, rows: indices.count, width: width, k: k)
+        let directions = try FeatureSpace.principalDirections(centred: centred, rows: indices.count, width: width, k: k)
         let reduced = FeatureSpace.project(centred, rows: indices.count, width: width, onto: directions, k: k)
         return FeatureSpace.kMeans(reduced, rows: indices.count, width: k, k: 2, restarts: restarts, generator: &generator)
     }

@@ -9,7 +9,10 @@ import TensorCore
 ///   trigger stamped on and the label `target`; at test time the trigger alone steers the model.
 ///
 /// The poison rate is a fraction of the whole training set, and exact: ⌊rate · n + ½⌋ examples
-/// are poisoned, drawn without replacement from the eligible ones by the seeded stream.
+/// are poisoned: the first ones of a seeded shuffle of the eligible examples, so with one seed the
+/// poisoned sets of increasing rates are nested, and a curve over rates varies only the rate.
+/// Random flipping draws each example's new label from a stream of its own index, so an example
+/// poisoned at two rates gets the same label at both.
 public enum PoisonAttack: Equatable, Sendable, CustomStringConvertible {
     case randomLabelFlip
     case targetedLabelFlip(source: Int, target: Int)
@@ -45,16 +48,8 @@ public enum PoisonAttack: Equatable, Sendable, CustomStringConvertible {
     public func poison(_ data: LabeledData, rate: Double, seed: UInt64) throws -> PoisonedData {
         try require(rate >= 0 && rate <= 1, "poison rate", rate, "must be in [0, 1]")
         try validate(classCount: data.classCount, featureCount: data.featureCount)
-        let count = Int((rate * Double(data.count)).rounded(.toNearestOrAwayFromZero))
-        let eligible: [Int] = switch self {
-        case .randomLabelFlip: Array(0..<data.count)
-        case .targetedLabelFlip(let source, _): data.labels.indices.filter { data.labels[$0] == source }
-        case .backdoor(_, let target): data.labels.indices.filter { data.labels[$0] != target }
-        }
-        guard count <= eligible.count else {
-            throw ThreatError.dataMismatch("a poison rate of \(rate) needs \(count) eligible examples, the data has \(eligible.count) "
-                                           + "(\(self)); lower --rate")
-        }
+        let eligible = eligibleIndices(data)
+        let count = try poisonCount(rate: rate, examples: data.count, eligible: eligible.count)
         var generator = RandomGenerator(seed: seed, stream: .poisonSelection)
         var order = eligible
         generator.shuffle(&order)
@@ -65,7 +60,8 @@ public enum PoisonAttack: Equatable, Sendable, CustomStringConvertible {
         for i in chosen {
             switch self {
             case .randomLabelFlip:
-                let other = generator.nextInt(below: data.classCount - 1)
+                var labelGenerator = RandomGenerator(seed: seed, stream: .poisonLabels, index: UInt64(i))
+                let other = labelGenerator.nextInt(below: data.classCount - 1)
                 labels[i] = other >= labels[i] ? other + 1 : other
             case .targetedLabelFlip(_, let target):
                 labels[i] = target
@@ -77,6 +73,35 @@ public enum PoisonAttack: Equatable, Sendable, CustomStringConvertible {
         return PoisonedData(data: LabeledData(features: features, labels: labels, classCount: data.classCount), poisoned: chosen)
     }
 
+    /// The examples the attack may change: all (random flipping), the source class's (targeted
+    /// flipping), or those not of the target class (backdoor).
+    func eligibleIndices(_ data: LabeledData) -> [Int] {
+        switch self {
+        case .randomLabelFlip: Array(0..<data.count)
+        case .targetedLabelFlip(let source, _): data.labels.indices.filter { data.labels[$0] == source }
+        case .backdoor(_, let target): data.labels.indices.filter { data.labels[$0] != target }
+        }
+    }
+
+    /// ⌊rate · n + ½⌋, if that many examples are eligible.
+    func poisonCount(rate: Double, examples: Int, eligible: Int) throws -> Int {
+        let count = Int((rate * Double(examples)).rounded(.toNearestOrAwayFromZero))
+        guard count <= eligible else {
+            throw ThreatError.dataMismatch("a poison rate of \(rate) needs \(count) eligible examples, the data has \(eligible) "
+                                           + "(\(self)); lower --rate")
+        }
+        return count
+    }
+
+    /// Checks, without poisoning anything, that `rates` of `train` can be poisoned and that the
+    /// attack's success can be measured on `test`.
+    public func check(train: LabeledData, test: LabeledData, rates: [Double]) throws {
+        try validate(classCount: train.classCount, featureCount: train.featureCount)
+        let eligible = eligibleIndices(train).count
+        for rate in rates { _ = try poisonCount(rate: rate, examples: train.count, eligible: eligible) }
+        _ = try successTest(test)
+    }
+
     /// Test inputs the attack is judged on, and the class it wants for them: triggered test inputs
     /// whose true class is not the target (backdoor), or the source class's test inputs (targeted
     /// flipping). Nil for random flipping, which has no target.
@@ -86,11 +111,31 @@ public enum PoisonAttack: Equatable, Sendable, CustomStringConvertible {
         case .randomLabelFlip:
             return nil
         case .targetedLabelFlip(let source, _):
-            return test.subset(test.labels.indices.filter { test.labels[$0] == source })
+            let sources = test.labels.indices.filter { test.labels[$0] == source }
+            guard !sources.isEmpty else {
+                throw ThreatError.dataMismatch("the test data has no example of the source class \(source): the attack's success cannot be measured; use more test data")
+            }
+            return test.subset(sources)
         case .backdoor(let trigger, let target):
             var triggered = test.subset(test.labels.indices.filter { test.labels[$0] != target })
+            guard triggered.count > 0 else {
+                throw ThreatError.dataMismatch("every test example is of the target class \(target): the attack's success cannot be measured; use more test data")
+            }
             for i in 0..<triggered.count { trigger.stamp(&triggered.features.scalars, row: i, width: test.featureCount) }
             return triggered
+        }
+    }
+
+    /// What can be checked before the data is known.
+    public func validate() throws {
+        switch self {
+        case .randomLabelFlip: break
+        case .targetedLabelFlip(let source, let target):
+            try require(source >= 0 && target >= 0, "class", "\(source) → \(target)", "classes are ≥ 0")
+            try require(source != target, "source class", source, "must differ from the target class")
+        case .backdoor(let trigger, let target):
+            try require(target >= 0, "target class", target, "must be ≥ 0")
+            try trigger.validate()
         }
     }
 
@@ -134,23 +179,33 @@ public struct BackdoorTrigger: Equatable, Sendable, CustomStringConvertible {
 
     public init(size: Int = 3, row: Int? = nil, column: Int? = nil, value: Float = 1, imageWidth: Int = 28) {
         self.size = size
-        self.row = row ?? imageWidth - size - 1
-        self.column = column ?? imageWidth - size - 1
+        // Wrapping arithmetic: absurd sizes are refused by `validate`, never trapped on here.
+        self.row = row ?? imageWidth &- size &- 1
+        self.column = column ?? imageWidth &- size &- 1
         self.value = value
         self.imageWidth = imageWidth
     }
 
     public var description: String { "\(size)×\(size) patch of \(value) at row \(row), column \(column)" }
 
+    /// What can be checked without the data: sizes and positions in range (no arithmetic that
+    /// could overflow on hostile values).
+    func validate() throws {
+        try require(imageWidth >= 1 && imageWidth <= 65_536, "image width", imageWidth, "must be between 1 and 65536 pixels")
+        try require(size >= 1 && size <= imageWidth, "trigger size", size, "must be between 1 and the image width \(imageWidth)")
+        try require(row >= 0 && row <= 65_536, "trigger row", row, "must be between 0 and the image height minus the trigger size")
+        try require(column >= 0 && column <= imageWidth - size, "trigger column", column,
+                    "must keep the \(size)-pixel patch inside the \(imageWidth) columns (at most \(imageWidth - size))")
+        try require(value.isFinite, "trigger value", value, "must be finite")
+    }
+
     func validate(featureCount: Int) throws {
-        try require(size >= 1, "trigger size", size, "must be ≥ 1")
-        try require(imageWidth >= 1 && featureCount % imageWidth == 0, "image width", imageWidth,
+        try validate()
+        try require(featureCount % imageWidth == 0, "image width", imageWidth,
                     "must divide the \(featureCount) input features (an image of width × height pixels)")
         let height = featureCount / imageWidth
-        try require(row >= 0 && row + size <= height, "trigger row", row, "must keep the \(size)-pixel patch inside the \(height) rows")
-        try require(column >= 0 && column + size <= imageWidth, "trigger column", column,
-                    "must keep the \(size)-pixel patch inside the \(imageWidth) columns")
-        try require(value.isFinite, "trigger value", value, "must be finite")
+        try require(size <= height && row <= height - size, "trigger row", row,
+                    "must keep the \(size)-pixel patch inside the \(height) rows (at most \(height - min(size, height)))")
     }
 
     /// Sets the patch's pixels of example `row` of a row-major (n, width) buffer.
@@ -167,6 +222,8 @@ public struct BackdoorTrigger: Equatable, Sendable, CustomStringConvertible {
 }
 
 extension RandomStream {
-    /// Which examples a poisoning attack changes (and random flipping's new labels).
+    /// Which examples a poisoning attack changes.
     public static let poisonSelection = RandomStream("threats.poisoning.selection")
+    /// Random flipping's new label of each example (indexed by the example).
+    public static let poisonLabels = RandomStream("threats.poisoning.labels")
 }

@@ -27,7 +27,7 @@ public struct SpectralSignatures: PoisonDefence {
         let (features, width) = try FeatureSpace.penultimate(of: model, on: data)
         var flags = [Bool](repeating: false, count: data.count)
         for indices in data.indicesByClass where indices.count >= 2 {
-            let scores = Self.scores(features, width: width, indices: indices)
+            let scores = try Self.scores(features, width: width, indices: indices)
             let removed = Int((Self.removalFactor * expectedRate * Double(indices.count)).rounded())
             let ranked = indices.indices.sorted { scores[$0] > scores[$1] }
             for r in ranked.prefix(removed) { flags[indices[r]] = true }
@@ -37,9 +37,9 @@ public struct SpectralSignatures: PoisonDefence {
 
     /// The outlier score of each of `indices`: the squared projection of its centred
     /// representation on the top singular vector of the class's centred representations.
-    static func scores(_ features: [Float], width: Int, indices: [Int]) -> [Double] {
+    static func scores(_ features: [Float], width: Int, indices: [Int]) throws -> [Double] {
         let centred = FeatureSpace.centredRows(features, width: width, indices: indices)
-        let top = FeatureSpace.principalDirections(centred: centred, rows: indices.count, width: width, k: 1)
+        let top = try FeatureSpace.principalDirections(centred: centred, rows: indices.count, width: width, k: 1)
         let projection = FeatureSpace.project(centred, rows: indices.count, width: width, onto: top, k: 1)
         return projection.map { $0 * $0 }
     }

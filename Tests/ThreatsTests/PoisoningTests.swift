@@ -106,6 +106,32 @@ struct PoisoningTests {
         #expect(members == poisoned)
     }
 
+    @Test("spectral signatures remove 1.5·ε of each class, loss filtering the 1.5·ε·n worst-fitted; degenerate features flag nothing")
+    func defenceCounts() throws {
+        let data = TestSupport.syntheticData(count: 203, features: 10, classes: 3, seed: 4)
+        let model = Sequential(spec: try ModelSpec.parse("10-6-3"), seed: 2)
+        let spectral = try SpectralSignatures(expectedRate: 0.1).flag(data, model: model, seed: 0)
+        for c in 0..<3 {
+            let members = data.labels.indices.filter { data.labels[$0] == c }
+            let flagged = members.filter { spectral[$0] }.count
+            #expect(flagged == Int((0.15 * Double(members.count)).rounded()), "class \(c): \(flagged) of \(members.count)")
+        }
+        let loss = try LossFiltering(expectedRate: 0.1).flag(data, model: model, seed: 0)
+        #expect(loss.filter { $0 }.count == Int((0.15 * 203.0).rounded()))
+        let losses = try LossFiltering.losses(of: model.inferenceModel(), on: data)
+        let lowestFlagged = losses.indices.filter { loss[$0] }.map { losses[$0] }.min()!
+        let highestKept = losses.indices.filter { !loss[$0] }.map { losses[$0] }.max()!
+        #expect(lowestFlagged >= highestKept, "the flagged examples are the worst fitted")
+
+        // Identical inputs: every class is one point; nothing to separate, nothing flagged, no trap.
+        let flat = LabeledData(features: Tensor(shape: [40, 10], scalars: [Float](repeating: 0.5, count: 400)),
+                               labels: (0..<40).map { $0 % 2 }, classCount: 2)
+        let clustering = try ActivationClustering().flag(flat, model: Sequential(spec: try ModelSpec.parse("10-6-2"), seed: 1), seed: 0)
+        #expect(!clustering.contains(true))
+        #expect(try SpectralSignatures(expectedRate: 0.1).flag(flat, model: Sequential(spec: try ModelSpec.parse("10-6-2"), seed: 1), seed: 0)
+                    .filter { $0 }.count == 6)  // 1.5 · 0.1 · 20 per class, ties broken by order
+    }
+
     @Test("a small backdoor experiment: the trigger works, clustering removes it, the run repeats exactly")
     func smallExperiment() throws {
         // Two separable classes of 8 × 8 images; the trigger is a bright corner.

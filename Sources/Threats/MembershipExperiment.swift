@@ -94,8 +94,10 @@ public struct MembershipExperiment: Sendable {
         let trainingSeconds = Date().timeIntervalSince(trainingStarted)
 
         let (targetLogits, privacy, testOutcomes) = trained[0]
+        var predicted = [Int](repeating: 0, count: pool.count)
+        targetLogits.withReadOnlyMatrix { logits in predicted.withUnsafeMutableBufferPointer { Kernels.argmaxRows(logits, into: $0.baseAddress!) } }
         let memberAccuracy = Proportion(
-            successes: pool.labels.indices.filter { targetMembers[$0] && Self.argmax(targetLogits, row: $0) == pool.labels[$0] }.count,
+            successes: pool.labels.indices.filter { targetMembers[$0] && predicted[$0] == pool.labels[$0] }.count,
             trials: targetMembers.filter { $0 }.count)
         let targetPhi = MembershipAttack.scaledConfidence(logits: targetLogits, labels: pool.labels)
         let shadowPhi = trained.dropFirst().map { MembershipAttack.scaledConfidence(logits: $0.0, labels: pool.labels) }
@@ -146,12 +148,6 @@ public struct MembershipExperiment: Sendable {
     static func modelSeed(_ seed: UInt64, target: Int, model: Int) -> UInt64 {
         var generator = RandomGenerator(seed: seed, stream: .membershipModels, index: UInt64(target) << 32 | UInt64(model))
         return generator.next()
-    }
-
-    static func argmax(_ logits: Tensor, row: Int) -> Int {
-        var best = 0
-        for j in 1..<logits.shape[1] where logits[row, j] > logits[row, best] { best = j }
-        return best
     }
 }
 

@@ -25,15 +25,10 @@ public struct LossFiltering: PoisonDefence {
         return flags
     }
 
-    /// Each example's cross-entropy −log p_y, from log-space (no cancellation for confident rows).
+    /// Each example's cross-entropy −log p_y, from log space (`MembershipAttack.logProbabilities`:
+    /// no cancellation for confident rows).
     static func losses(of model: any InferenceModel, on data: LabeledData) throws -> [Double] {
         let logits = try model.logits(data.features)
-        return (0..<data.count).map { i in
-            var maximum = -Float.infinity
-            for j in 0..<model.classCount { maximum = max(maximum, logits[i, j]) }
-            var sum = 0.0
-            for j in 0..<model.classCount { sum += Foundation.exp(Double(logits[i, j] - maximum)) }
-            return Double(maximum) + Foundation.log(sum) - Double(logits[i, data.labels[i]])
-        }
+        return (0..<data.count).map { -MembershipAttack.logProbabilities(logits, row: $0, classes: model.classCount)[data.labels[$0]] }
     }
 }

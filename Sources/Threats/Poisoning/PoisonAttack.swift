@@ -139,16 +139,17 @@ public enum PoisonAttack: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `validate()`, and what needs the data: classes in range, the trigger inside the image.
     func validate(classCount: Int, featureCount: Int) throws {
+        try validate()
         switch self {
         case .randomLabelFlip:
             try require(classCount >= 2, "class count", classCount, "label flipping needs at least two classes")
         case .targetedLabelFlip(let source, let target):
-            try require((0..<classCount).contains(source), "source class", source, "must be in 0..<\(classCount)")
-            try require((0..<classCount).contains(target), "target class", target, "must be in 0..<\(classCount)")
-            try require(source != target, "source class", source, "must differ from the target class")
+            try require(source < classCount, "source class", source, "must be in 0..<\(classCount)")
+            try require(target < classCount, "target class", target, "must be in 0..<\(classCount)")
         case .backdoor(let trigger, let target):
-            try require((0..<classCount).contains(target), "target class", target, "must be in 0..<\(classCount)")
+            try require(target < classCount, "target class", target, "must be in 0..<\(classCount)")
             try trigger.validate(featureCount: featureCount)
         }
     }
@@ -199,8 +200,8 @@ public struct BackdoorTrigger: Equatable, Sendable, CustomStringConvertible {
         try require(value.isFinite, "trigger value", value, "must be finite")
     }
 
+    /// The placement checks that need the input width (after `validate()`).
     func validate(featureCount: Int) throws {
-        try validate()
         try require(featureCount % imageWidth == 0, "image width", imageWidth,
                     "must divide the \(featureCount) input features (an image of width × height pixels)")
         let height = featureCount / imageWidth

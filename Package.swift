@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Training", targets: ["Training"]),
         .library(name: "Robustness", targets: ["Robustness"]),
         .library(name: "Threats", targets: ["Threats"]),
+        .library(name: "Certification", targets: ["Certification"]),
         .library(name: "BulwarkSecurity", targets: ["BulwarkSecurity"]),
         .library(name: "_FuzzTargets", targets: ["_FuzzTargets"]),
     ],
@@ -70,10 +71,12 @@ let package = Package(
         .target(name: "Attacks", dependencies: ["TensorCore", "NeuralNet", "_FileSystem"]),
         // Training: typed recipes, objectives (adversarial training), the training job.
         .target(name: "Training", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "BulwarkSecurity", "_FileSystem"]),
+        // Certification: IBP, CROWN and Lipschitz bounds for ReLU networks (LAPACKE for spectral norms).
+        .target(name: "Certification", dependencies: ["CBLAS", "TensorCore", "NeuralNet", "Attacks"]),
         // Threats: poisoning (label flipping, BadNets) and its defences, membership inference (LiRA).
         .target(name: "Threats", dependencies: ["CBLAS", "TensorCore", "NeuralNet", "Datasets", "Training", "_FileSystem"]),
         // Robustness: bench configurations and jobs (threat experiments included), the report schema and its renderers, the gate.
-        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Threats", "BulwarkSecurity", "_FileSystem"]),
+        .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Threats", "Certification", "BulwarkSecurity", "_FileSystem"]),
 
         // MARK: - Security
         .target(
@@ -92,7 +95,7 @@ let package = Package(
         .target(
             name: "BulwarkCLI",
             dependencies: [
-                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "Threats", "BulwarkSecurity", "_FileSystem",
+                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "Threats", "Certification", "BulwarkSecurity", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -148,7 +151,8 @@ let package = Package(
         .testTarget(name: "AttacksTests", dependencies: ["Attacks", "Datasets", "_TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "_FileSystem", "_TestSupport"]),
         .testTarget(name: "ThreatsTests", dependencies: ["Threats", "Training", "NeuralNet", "TensorCore", "_TestSupport"]),
-        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "Datasets", "Training", "_TestSupport"]),
+        .testTarget(name: "CertificationTests", dependencies: ["Certification", "NeuralNet", "TensorCore", "Attacks", "Datasets", "_TestSupport"]),
+        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "Certification", "Datasets", "Training", "_TestSupport"]),
         .testTarget(name: "SecurityTests", dependencies: ["BulwarkSecurity", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"], resources: [.copy("Hostile")]),
         .testTarget(

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Attacks
+import Certification
 import Datasets
 import Foundation
 import NeuralNet
@@ -65,7 +66,7 @@ func exitStatus(of error: any Error) -> ExitStatus? {
         if case .cannotWrite = error { return .cannotWrite }
         return .unusableInput
     case is AttackError, is NeuralNetError, is SafeTensorsError, is DatasetError, is SecurityError, is BenchError,
-         is TrainingError, is ThreatError, is InferenceError, is DecodingError, is Gate.GateError, is CocoaError:
+         is TrainingError, is ThreatError, is CertificationError, is InferenceError, is DecodingError, is Gate.GateError, is CocoaError:
         return .unusableInput
     default:
         return nil

@@ -1,4 +1,5 @@
 import Attacks
+import Certification
 import Foundation
 import NeuralNet
 import Threats
@@ -10,7 +11,7 @@ import _FileSystem
 
 extension BenchConfiguration: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case schema, seed, epsilons, dataset, models, attacks, threats
+        case schema, seed, epsilons, dataset, models, attacks, threats, certification
         case batchSize = "batch_size", checkExamples = "check_examples"
     }
 
@@ -34,6 +35,7 @@ extension BenchConfiguration: Codable {
         batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize)
         checkExamples = try c.decodeIfPresent(Int.self, forKey: .checkExamples)
         threats = try c.decodeIfPresent([ThreatEntry].self, forKey: .threats) ?? []
+        certification = try c.decodeIfPresent([CertificationEntry].self, forKey: .certification) ?? []
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -47,6 +49,31 @@ extension BenchConfiguration: Codable {
         try c.encodeIfPresent(batchSize, forKey: .batchSize)
         try c.encodeIfPresent(checkExamples, forKey: .checkExamples)
         if !threats.isEmpty { try c.encode(threats, forKey: .threats) }
+        if !certification.isEmpty { try c.encode(certification, forKey: .certification) }
+    }
+}
+
+extension BenchConfiguration.CertificationEntry: Codable {
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case method, norm, epsilons
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try StrictDecoding.rejectUnknownKeys(decoder, allowed: Set(CodingKeys.allCases.map(\.rawValue)))
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let name = try c.decode(String.self, forKey: .method)
+        guard let method = CertificationMethod(rawValue: name) else {
+            throw c.invalid(.method, "unknown certification method '\(name)' (known: \(CertificationMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        self.init(method: method, norm: try c.decodeIfPresent(Norm.self, forKey: .norm) ?? .linf,
+                  epsilons: try c.decodeIfPresent([Float].self, forKey: .epsilons))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(method.rawValue, forKey: .method)
+        try c.encode(norm, forKey: .norm)
+        try c.encodeIfPresent(epsilons, forKey: .epsilons)
     }
 }
 

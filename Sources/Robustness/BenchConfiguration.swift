@@ -1,4 +1,5 @@
 import Attacks
+import Certification
 import Datasets
 import Foundation
 import NeuralNet
@@ -57,9 +58,12 @@ public struct BenchConfiguration: Equatable, Sendable {
     public var checkExamples: Int?
     /// Threat experiments (poisoning, membership inference) run on the same data, beside the attacks.
     public var threats: [ThreatEntry]
+    /// Certified accuracy (lower bounds) to report beside the attacks' upper bounds.
+    public var certification: [CertificationEntry]
 
     public init(schema: String = BenchConfiguration.schema, seed: UInt64, epsilons: [Float], dataset: DatasetSelection,
-                models: [ModelEntry], attacks: [AttackEntry], batchSize: Int? = nil, checkExamples: Int? = nil, threats: [ThreatEntry] = []) {
+                models: [ModelEntry], attacks: [AttackEntry], batchSize: Int? = nil, checkExamples: Int? = nil, threats: [ThreatEntry] = [],
+                certification: [CertificationEntry] = []) {
         self.schema = schema
         self.seed = seed
         self.epsilons = epsilons
@@ -69,6 +73,28 @@ public struct BenchConfiguration: Equatable, Sendable {
         self.batchSize = batchSize
         self.checkExamples = checkExamples
         self.threats = threats
+        self.certification = certification
+    }
+
+    /// A certificate to compute for every model (`"certification"`): a method, a norm and
+    /// optionally its own ε grid (default: the configuration's, without 0).
+    ///
+    /// ```json
+    /// {"method": "crown", "norm": "linf", "epsilons": [0.05, 0.1]}
+    /// ```
+    public struct CertificationEntry: Equatable, Sendable {
+        public var method: CertificationMethod
+        public var norm: Norm
+        public var epsilons: [Float]?
+
+        public init(method: CertificationMethod, norm: Norm = .linf, epsilons: [Float]? = nil) {
+            self.method = method
+            self.norm = norm
+            self.epsilons = epsilons
+        }
+
+        /// The ε grid of this certificate in `configuration` (ε > 0 only).
+        public func grid(in configuration: BenchConfiguration) -> [Float] { (epsilons ?? configuration.epsilons).filter { $0 > 0 } }
     }
 
     /// A named threat experiment of the benchmark (`"threats"`): its results appear in the report
@@ -180,7 +206,8 @@ public struct BenchConfiguration: Equatable, Sendable {
     /// The main job's configuration: the shipped standard and PGD-trained 784-256-256-10 MLPs on
     /// Fashion-MNIST, FGSM, PGD-20 (α = ε/10, random start), APGD-CE (100 steps) and APGD-T (100
     /// steps, the 3 most likely wrong classes as targets; AutoAttack's standard suite tries 9) at
-    /// ε ∈ {0, 0.05, 0.1, 0.2}, all 10,000 test images, seed 0.
+    /// ε ∈ {0, 0.05, 0.1, 0.2}, with IBP and CROWN certified accuracy beside them, all 10,000 test
+    /// images, seed 0.
     public static let standard = BenchConfiguration(
         seed: 0, epsilons: [0, 0.05, 0.1, 0.2],
         dataset: DatasetSelection(name: "fashion-mnist", n: 10_000),
@@ -194,7 +221,8 @@ public struct BenchConfiguration: Equatable, Sendable {
             AttackEntry(name: "APGD-CE", spec: .apgd(try! APGD.Parameters())),
             AttackEntry(name: "APGD-T", spec: .apgdTargeted(try! APGDT.Parameters(targetClasses: 3))),
         ],
-        batchSize: 500, checkExamples: 500)
+        batchSize: 500, checkExamples: 500,
+        certification: [CertificationEntry(method: .ibp), CertificationEntry(method: .crown)])
 
     /// Parses and validates a configuration.
     /// - Throws: `BenchError.invalidConfiguration` naming the problem (and the key, for unknown keys).
@@ -230,8 +258,18 @@ public struct BenchConfiguration: Equatable, Sendable {
         guard Set(models.map(\.name)).count == models.count else { throw fail("model names must be unique") }
         guard !attacks.isEmpty else { throw fail("\"attacks\" is empty") }
         guard Set(attacks.map(\.name)).count == attacks.count else { throw fail("attack names must be unique") }
-        if let reserved = attacks.first(where: { $0.name == "clean" || $0.name.hasPrefix("worst case") }) {
-            throw fail("attack name '\(reserved.name)' is reserved for the report's own metrics (clean, worst case); rename it")
+        if let reserved = attacks.first(where: { $0.name == "clean" || $0.name.hasPrefix("worst case") || $0.name.hasPrefix("certified") }) {
+            throw fail("attack name '\(reserved.name)' is reserved for the report's own metrics (clean, worst case, certified); rename it")
+        }
+        for entry in certification {
+            if let grid = entry.epsilons { try Self.validateGrid(grid, "the \"epsilons\" of the \(entry.method.rawValue) certificate") }
+            guard !entry.grid(in: self).isEmpty else {
+                throw fail("the \(entry.method.rawValue) certificate has no ε > 0 to certify at; give it \"epsilons\"")
+            }
+        }
+        let certificates = certification.map { "\($0.method.rawValue) \($0.norm.rawValue)" }
+        guard Set(certificates).count == certificates.count else {
+            throw fail("\"certification\" lists a method and norm twice; give each once, with all its ε in \"epsilons\"")
         }
         if let batchSize, !(1...100_000).contains(batchSize) { throw fail("batch_size must be between 1 and 100000, got \(batchSize)") }
         if let checkExamples, checkExamples < 0 { throw fail("check_examples must be ≥ 0, got \(checkExamples)") }

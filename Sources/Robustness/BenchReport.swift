@@ -1,4 +1,5 @@
 import Attacks
+import Certification
 import Foundation
 import TensorCore
 import _FileSystem
@@ -191,6 +192,24 @@ public struct BenchReport: Codable, Equatable, Sendable {
         }
     }
 
+    /// Certified accuracy by one method at one ε: classified correctly and provably robust on the
+    /// whole ball (a lower bound of robust accuracy, where attacks give an upper bound).
+    public struct CertifiedResult: Codable, Equatable, Sendable {
+        public var method: String
+        public var norm: Norm
+        public var epsilon: Float
+        public var accuracy: Accuracy
+        public var seconds: Double
+
+        public init(method: String, norm: Norm, epsilon: Float, accuracy: Accuracy, seconds: Double) {
+            self.method = method
+            self.norm = norm
+            self.epsilon = epsilon
+            self.accuracy = accuracy
+            self.seconds = seconds
+        }
+    }
+
     public struct CheckResult: Codable, Equatable, Sendable {
         public var id: String
         public var title: String
@@ -209,6 +228,8 @@ public struct BenchReport: Codable, Equatable, Sendable {
         public var attacks: [AttackResult]
         public var worstCase: [WorstCase]
         public var checks: [CheckResult]
+        /// Certified accuracies (lower bounds), when the configuration asks for them.
+        public var certified: [CertifiedResult]?
         /// Every number above as a generic metric (what the gate compares).
         public var metrics: [Metric]
 
@@ -227,7 +248,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case name, path, sha256, architecture, parameters, clean, attacks, checks, metrics
+            case name, path, sha256, architecture, parameters, clean, attacks, checks, metrics, certified
             case worstCase = "worst_case"
         }
 
@@ -240,6 +261,22 @@ public struct BenchReport: Codable, Equatable, Sendable {
                       worstCase: try c.decode([WorstCase].self, forKey: .worstCase),
                       checks: try c.decode([CheckResult].self, forKey: .checks),
                       metrics: try c.decodeIfPresent([Metric].self, forKey: .metrics))
+            certified = try c.decodeIfPresent([CertifiedResult].self, forKey: .certified)
+        }
+
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(name, forKey: .name)
+            try c.encode(path, forKey: .path)
+            try c.encode(sha256, forKey: .sha256)
+            try c.encode(architecture, forKey: .architecture)
+            try c.encode(parameters, forKey: .parameters)
+            try c.encode(clean, forKey: .clean)
+            try c.encode(attacks, forKey: .attacks)
+            try c.encode(worstCase, forKey: .worstCase)
+            try c.encode(checks, forKey: .checks)
+            try c.encodeIfPresent(certified, forKey: .certified)
+            try c.encode(metrics, forKey: .metrics)
         }
 
         /// Metric names: `clean`, `<attack> ε=<ε>`, `worst case ε=<ε>` (with the norm when the
@@ -247,6 +284,11 @@ public struct BenchReport: Codable, Equatable, Sendable {
         public static func metricName(attack: String, epsilon: Float) -> String { "\(attack) ε=\(format(epsilon))" }
         public static func worstCaseName(norm: Norm?, epsilon: Float) -> String {
             "worst case" + (norm == nil || norm == .linf ? "" : " \(norm!.rawValue)") + " ε=\(format(epsilon))"
+        }
+
+        /// `certified CROWN ε=0.1` (with the norm when it is not L∞), the name `CertificationResult` uses.
+        public static func certifiedName(method: CertificationMethod, norm: Norm, epsilon: Float) -> String {
+            CertificationResult.metricName(method: method, norm: norm, epsilon: Double(epsilon))
         }
 
         /// The metrics of a version-1 report (no per-example outcomes).

@@ -1,4 +1,5 @@
 import Attacks
+import Certification
 import Foundation
 import NeuralNet
 import TensorCore
@@ -26,6 +27,10 @@ public struct BenchRunner {
         }
         guard test.classCount <= network.classCount else {
             throw BenchError.modelMismatch("model '\(name)' has \(network.classCount) classes, the data \(test.classCount)")
+        }
+        // Certifiers first: a model a method cannot bound is refused before the attacks run.
+        let certifiers = try configuration.certification.map { entry in
+            (entry, try Certifier(network, method: entry.method, norm: entry.norm))
         }
         let runner = AttackRunner(classifier: network, batchSize: configuration.batchSize ?? 500)
         let cleanPredictions = runner.predictions(test.features)
@@ -74,13 +79,35 @@ public struct BenchRunner {
                 metrics.append(.accuracy(BenchReport.ModelResult.worstCaseName(norm: norm, epsilon: epsilon), accuracy, outcomes: flags))
             }
         }
+        var certified: [BenchReport.CertifiedResult] = []
+        var certifiedOutcomes: [SanityChecker.CertifiedOutcomes] = []
+        for (entry, certifier) in certifiers {
+            for epsilon in entry.grid(in: configuration) {
+                let result = try certifier.certify(test, epsilon: Double(epsilon))
+                let accuracy = result.certifiedAccuracy
+                certified.append(.init(method: entry.method.rawValue, norm: entry.norm, epsilon: epsilon, accuracy: .init(accuracy),
+                                       seconds: result.seconds))
+                metrics.append(.accuracy(BenchReport.ModelResult.certifiedName(method: entry.method, norm: entry.norm, epsilon: epsilon),
+                                         accuracy, outcomes: result.certified))
+                certifiedOutcomes.append(.init(method: entry.method.displayName, norm: entry.norm, epsilon: epsilon, certified: result.certified))
+                log("\(name): certified by \(entry.method.displayName) at \(entry.norm.rawValue) ε = \(format(epsilon)): \(accuracy.value) "
+                    + "(\(String(format: "%.1f", result.seconds)) s)")
+            }
+        }
         let whiteBoxCells = whiteBox.keys.sorted { ($0.norm.rawValue, $0.epsilon) < ($1.norm.rawValue, $1.epsilon) }
             .map { SanityChecker.WhiteBoxOutcomes(norm: $0.norm, epsilon: $0.epsilon, robust: whiteBox[$0]!) }
-        let checks = try sanityChecks(network, clean: clean.value, results: results, worstCase: worstCase, outcomes: outcomes,
+        var checks = try sanityChecks(network, clean: clean.value, results: results, worstCase: worstCase, outcomes: outcomes,
                                       whiteBox: whiteBoxCells, test: test)
-        return BenchReport.ModelResult(
+        if !certifiers.isEmpty {
+            checks.append(SanityChecker(n: test.count).certifiedNotBroken(certifiedOutcomes) { norm, epsilon in
+                robust[WorstCaseKey(norm: norm, epsilon: epsilon)]
+            })
+        }
+        var result = BenchReport.ModelResult(
             name: name, path: path, sha256: sha256, architecture: network.spec.shorthand, parameters: network.parameterCount,
             clean: .init(clean), attacks: results, worstCase: worstCase, checks: checks, metrics: metrics)
+        result.certified = certifiers.isEmpty ? nil : certified
+        return result
     }
 
     /// The seed of one attack at one ε: derived from the configuration's seed, the attack's name and

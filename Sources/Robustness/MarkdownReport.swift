@@ -1,4 +1,5 @@
 import Attacks
+import Certification
 import Foundation
 import _FileSystem
 
@@ -84,7 +85,8 @@ public enum MarkdownReport {
     static func accuracyTable(_ report: BenchReport, norm: Norm) -> [String] {
         let configuration = report.configuration
         let attacks = configuration.attacks.filter { $0.spec.norm == norm }
-        let epsilons = Array(Set(attacks.flatMap { $0.grid(in: configuration) })).sorted()
+        let certificates = configuration.certification.filter { $0.norm == norm }
+        let epsilons = Array(Set(attacks.flatMap { $0.grid(in: configuration) } + certificates.flatMap { $0.grid(in: configuration) })).sorted()
         func cell(_ a: BenchReport.Accuracy?) -> String {
             a.map { String(format: "%.4f (%.3f–%.3f)", $0.accuracy, $0.ci95[0], $0.ci95[1]) } ?? "–"
         }
@@ -110,10 +112,18 @@ public enum MarkdownReport {
                     : cell(model.worstCase.first { ($0.norm ?? .linf) == norm && $0.epsilon == epsilon }?.accuracy)
             }
             lines.append("| \(model.name) | **worst case** | " + worst.joined(separator: " | ") + " |")
+            for certificate in certificates {
+                let cells = epsilons.map { epsilon -> String in
+                    cell(model.certified?.first { $0.method == certificate.method.rawValue && $0.norm == norm && $0.epsilon == epsilon }?.accuracy)
+                }
+                lines.append("| \(model.name) | certified \(certificate.method.displayName) | " + cells.joined(separator: " | ") + " |")
+            }
         }
         lines.append("")
         lines.append("Robust accuracy: classified correctly both clean and after the attack (95% Wilson interval); ε = 0 is clean accuracy; \(normName) budgets on pixels in [0, 1]. "
-                     + "Worst case: an example counts as robust only if every attack failed on it.")
+                     + "Worst case: an example counts as robust only if every attack failed on it."
+                     + (certificates.isEmpty ? "" : " Certified: classified correctly and proven robust on the whole ball, a lower bound "
+                        + "(IBP: interval bounds; CROWN: linear relaxation; Lipschitz: spectral norms); the attacks give upper bounds."))
         lines.append("")
         return lines
     }

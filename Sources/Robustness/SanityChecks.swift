@@ -15,6 +15,7 @@ public enum SanityCheck: String, CaseIterable, Sendable {
     case randomizedModel = "BW006"
     case probabilityOutputs = "BW007"
     case notConverged = "BW008"
+    case certifiedButBroken = "BW009"
 
     public var title: String {
         switch self {
@@ -26,6 +27,7 @@ public enum SanityCheck: String, CaseIterable, Sendable {
         case .randomizedModel: return "two forward passes of the same input must give the same logits"
         case .probabilityOutputs: return "the model must output logits, not probabilities"
         case .notConverged: return "the strongest attack must have converged: its last doubling of iterations fools almost nothing new"
+        case .certifiedButBroken: return "no example certified robust may be broken by an attack at the same norm and ε"
         }
     }
 
@@ -49,6 +51,35 @@ struct SanityChecker {
 
     init(n: Int) {
         tolerance = max(0.005, 5 / Double(max(n, 1)))
+    }
+
+    /// One certificate's certified examples, for BW009.
+    struct CertifiedOutcomes {
+        let method: String
+        let norm: Norm
+        let epsilon: Float
+        let certified: [Bool]
+    }
+
+    /// BW009: a certificate proves that no input in the ball changes the class, an attack finds
+    /// one: an example that is both is a bug in the certifier or in the attack (or the model is not
+    /// the one certified). Compared with the per-example worst case over the attacks of the norm.
+    func certifiedNotBroken(_ certificates: [CertifiedOutcomes], robust: (Norm, Float) -> [Bool]?) -> BenchReport.CheckResult {
+        var problems: [String] = []
+        var compared = 0
+        for certificate in certificates {
+            guard let flags = robust(certificate.norm, certificate.epsilon) else { continue }
+            compared += 1
+            let broken = certificate.certified.indices.filter { certificate.certified[$0] && !flags[$0] }
+            if !broken.isEmpty {
+                problems.append("\(certificate.method) \(certificate.norm.rawValue) ε=\(format(certificate.epsilon)) certifies \(broken.count) "
+                                + "example(s) an attack broke (indices \(broken.prefix(5).map(String.init).joined(separator: ", "))\(broken.count > 5 ? ", …" : ""))")
+            }
+        }
+        if !problems.isEmpty { return SanityCheck.certifiedButBroken.result(passed: false, problems.joined(separator: "; ")) }
+        return SanityCheck.certifiedButBroken.result(passed: true, compared == 0
+            ? "no attack ran at a certified norm and ε, nothing to compare"
+            : "every certified example resisted every attack (\(compared) certificate(s) compared)")
     }
 
     /// BW001: for every attack and for the worst case of each norm, accuracy must not increase with ε.

@@ -70,7 +70,7 @@ let package = Package(
         // Attacks: the `Attack` protocol, `AttackSpec`, FGSM, PGD, the batch runner.
         .target(name: "Attacks", dependencies: ["TensorCore", "NeuralNet", "_FileSystem"]),
         // Training: typed recipes, objectives (adversarial training), the training job.
-        .target(name: "Training", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "BulwarkSecurity", "_FileSystem"]),
+        .target(name: "Training", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Certification", "BulwarkSecurity", "_FileSystem"]),
         // Certification: IBP, CROWN and Lipschitz bounds for ReLU networks (LAPACKE for spectral norms).
         .target(name: "Certification", dependencies: ["CBLAS", "TensorCore", "NeuralNet", "Attacks"]),
         // Threats: poisoning (label flipping, BadNets) and its defences, membership inference (LiRA).

@@ -1,4 +1,5 @@
 import Attacks
+import Certification
 import Foundation
 import NeuralNet
 import _FileSystem
@@ -10,6 +11,7 @@ import _FileSystem
 /// {"type": "cross_entropy", "label_smoothing": 0}
 /// {"type": "adversarial", "attack": {"type": "pgd", "steps": 7, "step_size": 0.025}, "epsilon": 0.1, "mix": 0.9}
 /// {"type": "dp_sgd", "noise_multiplier": 1.1, "clip": 1, "delta": 1e-5}
+/// {"type": "ibp", "epsilon": 0.15, "warmup_epochs": 2, "ramp_epochs": 20, "final_kappa": 0.5}
 /// ```
 /// `mix` is the fraction of each batch replaced by adversarial examples (default 0.5 for FGSM, as
 /// in Goodfellow et al.; 1 for iterative attacks, as in Madry et al.); `epsilon` defaults to 0.1 and
@@ -19,6 +21,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
     case crossEntropy(labelSmoothing: Float)
     case adversarial(AdversarialTrainingSpec)
     case dpSGD(DPSGDSpec)
+    case certified(CertifiedTrainingSpec)
 
     public static let standard = ObjectiveSpec.crossEntropy(labelSmoothing: 0)
 
@@ -27,6 +30,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         case .crossEntropy(let smoothing): smoothing
         case .adversarial(let spec): spec.labelSmoothing
         case .dpSGD(let spec): spec.labelSmoothing
+        case .certified: 0
         }
     }
 
@@ -47,6 +51,8 @@ public enum ObjectiveSpec: Equatable, Sendable {
             }
             return try DPSGDObjective(noiseMultiplier: spec.noiseMultiplier, clipNorm: spec.clip, labelSmoothing: spec.labelSmoothing,
                                       noiseSource: spec.noise)
+        case .certified(let spec):
+            return try IntervalBoundObjective(schedule: spec.schedule, record: json)
         }
     }
 
@@ -56,6 +62,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         case .crossEntropy(let smoothing): smoothing == 0 ? "cross-entropy" : "cross-entropy (label smoothing \(smoothing))"
         case .adversarial(let spec): "\(spec.attack.type.uppercased()) adversarial training (ε = \(spec.epsilon), mix \(spec.mix))"
         case .dpSGD(let spec): "DP-SGD (σ = \(spec.noiseMultiplier), C = \(spec.clip), δ = \(spec.delta)\(spec.noise == .seeded ? ", seeded noise" : ""))"
+        case .certified(let spec): "IBP certified training (ε = \(spec.schedule.epsilon), κ → \(spec.schedule.finalKappa))"
         }
     }
 
@@ -116,10 +123,26 @@ public struct DPSGDSpec: Equatable, Sendable {
     }
 }
 
+/// Certified training with interval bounds (`IntervalBoundObjective`; Gowal et al. 2018): its ε
+/// and κ schedule.
+public struct CertifiedTrainingSpec: Equatable, Sendable {
+    public static let defaultWarmupEpochs = 1.0
+    public static let defaultRampEpochs = 10.0
+    public static let defaultFinalKappa: Float = 0.5
+
+    public var schedule: CertifiedTrainingSchedule
+
+    public init(epsilon: Float = AdversarialTrainingSpec.defaultEpsilon, warmupEpochs: Double = CertifiedTrainingSpec.defaultWarmupEpochs,
+                rampEpochs: Double = CertifiedTrainingSpec.defaultRampEpochs, finalKappa: Float = CertifiedTrainingSpec.defaultFinalKappa) {
+        schedule = CertifiedTrainingSchedule(epsilon: epsilon, warmupEpochs: warmupEpochs, rampEpochs: rampEpochs, finalKappa: finalKappa)
+    }
+}
+
 extension ObjectiveSpec: Codable {
     enum CodingKeys: String, CodingKey {
         case type, attack, epsilon, mix, clip, delta, noise
         case labelSmoothing = "label_smoothing", noiseMultiplier = "noise_multiplier"
+        case warmupEpochs = "warmup_epochs", rampEpochs = "ramp_epochs", finalKappa = "final_kappa"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -141,8 +164,15 @@ extension ObjectiveSpec: Codable {
             self = .dpSGD(DPSGDSpec(noiseMultiplier: try c.decode(Float.self, forKey: .noiseMultiplier), clip: try c.decode(Float.self, forKey: .clip),
                                     delta: try c.decodeIfPresent(Double.self, forKey: .delta) ?? DPSGDSpec.defaultDelta, labelSmoothing: smoothing,
                                     noise: try c.decodeIfPresent(DPSGDObjective.NoiseSource.self, forKey: .noise) ?? .secure))
+        case "ibp":
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "epsilon", "warmup_epochs", "ramp_epochs", "final_kappa"])
+            self = .certified(CertifiedTrainingSpec(
+                epsilon: try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? AdversarialTrainingSpec.defaultEpsilon,
+                warmupEpochs: try c.decodeIfPresent(Double.self, forKey: .warmupEpochs) ?? CertifiedTrainingSpec.defaultWarmupEpochs,
+                rampEpochs: try c.decodeIfPresent(Double.self, forKey: .rampEpochs) ?? CertifiedTrainingSpec.defaultRampEpochs,
+                finalKappa: try c.decodeIfPresent(Float.self, forKey: .finalKappa) ?? CertifiedTrainingSpec.defaultFinalKappa))
         default:
-            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd)")
+            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd, ibp)")
         }
     }
 
@@ -165,6 +195,12 @@ extension ObjectiveSpec: Codable {
             try c.encode(spec.delta, forKey: .delta)
             try c.encode(spec.noise, forKey: .noise)
             try c.encode(spec.labelSmoothing, forKey: .labelSmoothing)
+        case .certified(let spec):
+            try c.encode("ibp", forKey: .type)
+            try c.encode(spec.schedule.epsilon, forKey: .epsilon)
+            try c.encode(spec.schedule.warmupEpochs, forKey: .warmupEpochs)
+            try c.encode(spec.schedule.rampEpochs, forKey: .rampEpochs)
+            try c.encode(spec.schedule.finalKappa, forKey: .finalKappa)
         }
     }
 }

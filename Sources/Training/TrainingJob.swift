@@ -1,4 +1,5 @@
 import Attacks
+import Certification
 import Datasets
 import Foundation
 import NeuralNet
@@ -103,8 +104,10 @@ public struct TrainingJob: Sendable {
         }
         trainer.progress = events.progress
         let privacy = privacyMonitor(trainer: trainer, trainingExamples: train.count)
+        let certification = certificationMonitor(validation: validation)
         trainer.epochObserver = { metrics, network in
             monitor?.observe(&metrics, network: network)
+            certification?(&metrics, network)
             privacy?.observe(&metrics)
             events.epochFinished(metrics)
         }
@@ -164,6 +167,22 @@ public struct TrainingJob: Sendable {
         }
         let attack = try PGD(norm: spec.attack.norm, epsilon: spec.epsilon, steps: 10)
         return RobustnessMonitor(attack: attack, slice: validation.prefix(recipe.robustEvaluationExamples), seed: recipe.seed)
+    }
+
+    /// IBP-certified accuracy at the training ε on a held-out slice after every epoch of certified
+    /// training (`ibp_certified_accuracy`; CROWN, slower, is for `bulwark certify` afterwards).
+    private func certificationMonitor(validation: LabeledData) -> ((inout EpochMetrics, Sequential) -> Void)? {
+        guard case .certified(let spec) = recipe.objective, recipe.robustEvaluationExamples > 0, validation.count > 0 else { return nil }
+        let slice = validation.prefix(recipe.robustEvaluationExamples)
+        return { metrics, network in
+            do {
+                let result = try Certifier(network, method: .ibp, norm: .linf).certify(slice, epsilon: Double(spec.schedule.epsilon))
+                metrics.extra["ibp_certified_accuracy"] = result.certifiedAccuracy.value
+                metrics.extra["certified_n"] = Double(slice.count)
+            } catch {
+                metrics.warnings.append("certified accuracy could not be measured: \(error)")
+            }
+        }
     }
 
     /// The privacy ledger of a DP-SGD recipe (nil for other objectives).

@@ -118,6 +118,18 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Held-out examples on which PGD-10 robust accuracy is measured after each adversarial epoch (default 1000).")
     var robustEvalN: Int?
 
+    @Option(help: "Certified training: ibp (interval bound propagation, Gowal et al.), at --train-eps after --warmup-epochs of clean training and a --ramp-epochs linear ramp of ε.")
+    var certified: String?
+
+    @Option(help: ArgumentHelp("Certified training: epochs of clean training before ε rises (default 1).", valueName: "epochs"))
+    var warmupEpochs: Double?
+
+    @Option(help: ArgumentHelp("Certified training: epochs over which ε rises to --train-eps and κ falls to --final-kappa (default 10).", valueName: "epochs"))
+    var rampEpochs: Double?
+
+    @Option(help: ArgumentHelp("Certified training: final weight κ of the clean loss against the worst-case bound's (default 0.5).", valueName: "κ"))
+    var finalKappa: Float?
+
     @Option(help: ArgumentHelp("DP-SGD (Abadi et al.): Gaussian noise multiplier σ; clips each example's gradient to --dp-clip and reports ε each epoch.", valueName: "σ"))
     var dpNoise: Real?
 
@@ -166,9 +178,19 @@ struct TrainingOptions: ParsableArguments {
         try refuse([("--min-lr", minLr != nil)], schedule == .cosine, "to --schedule cosine only")
         let json = model.trimmingCharacters(in: .whitespaces).hasPrefix("[") || model.hasSuffix(".json")
         try refuse([("--activation", activation != nil), ("--dropout", dropout != nil)], !json, "to the width shorthand (784-256-10) only")
-        try refuse([("--train-eps", trainEps != nil), ("--train-norm", trainNorm != nil), ("--train-loss", trainLoss != nil),
+        try refuse([("--train-eps", trainEps != nil)], adversarial != nil || certified != nil,
+                    "to adversarial or certified training (--adversarial fgsm|pgd, --certified ibp) only")
+        try refuse([("--train-norm", trainNorm != nil), ("--train-loss", trainLoss != nil),
                     ("--adversarial-mix", adversarialMix != nil), ("--robust-eval-n", robustEvalN != nil)],
                    adversarial != nil, "to adversarial training (--adversarial fgsm|pgd) only")
+        try refuse([("--warmup-epochs", warmupEpochs != nil), ("--ramp-epochs", rampEpochs != nil), ("--final-kappa", finalKappa != nil)],
+                   certified != nil, "to certified training (--certified ibp) only")
+        if let certified, certified != "ibp" {
+            throw ValidationError("--certified: unknown method '\(certified)' (known: ibp)")
+        }
+        if certified != nil && (adversarial != nil || dpNoise != nil) {
+            throw ValidationError("--certified cannot be combined with --adversarial or --dp-noise; choose one objective")
+        }
         try refuse([("--train-steps", trainSteps != nil), ("--train-step-size", trainStepSize != nil),
                     ("--train-relative-step-size", trainRelativeStepSize != nil), ("--train-restarts", trainRestarts != nil),
                     ("--train-no-random-start", trainNoRandomStart)], adversarial == "pgd", "to --adversarial pgd only")
@@ -223,6 +245,13 @@ struct TrainingOptions: ParsableArguments {
         if let dpNoise {
             return .dpSGD(DPSGDSpec(noiseMultiplier: dpNoise.value, clip: dpClip?.value ?? 1, delta: dpDelta ?? DPSGDSpec.defaultDelta,
                                     labelSmoothing: labelSmoothing, noise: dpSeededNoise ? .seeded : .secure))
+        }
+        if certified != nil {
+            return .certified(CertifiedTrainingSpec(
+                epsilon: trainEps?.value ?? AdversarialTrainingSpec.defaultEpsilon,
+                warmupEpochs: warmupEpochs ?? CertifiedTrainingSpec.defaultWarmupEpochs,
+                rampEpochs: rampEpochs ?? CertifiedTrainingSpec.defaultRampEpochs,
+                finalKappa: finalKappa ?? CertifiedTrainingSpec.defaultFinalKappa))
         }
         guard let adversarial else { return .crossEntropy(labelSmoothing: labelSmoothing) }
         let attack: AttackSpec

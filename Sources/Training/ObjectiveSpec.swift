@@ -12,6 +12,7 @@ import _FileSystem
 /// {"type": "adversarial", "attack": {"type": "pgd", "steps": 7, "step_size": 0.025}, "epsilon": 0.1, "mix": 0.9}
 /// {"type": "dp_sgd", "noise_multiplier": 1.1, "clip": 1, "delta": 1e-5}
 /// {"type": "ibp", "epsilon": 0.15, "warmup_epochs": 2, "ramp_epochs": 20, "final_kappa": 0.5}
+/// {"type": "trades", "epsilon": 0.1, "beta": 6, "steps": 10, "step_size": 0.025}
 /// ```
 /// `mix` is the fraction of each batch replaced by adversarial examples (default 0.5 for FGSM, as
 /// in Goodfellow et al.; 1 for iterative attacks, as in Madry et al.); `epsilon` defaults to 0.1 and
@@ -22,6 +23,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
     case adversarial(AdversarialTrainingSpec)
     case dpSGD(DPSGDSpec)
     case certified(CertifiedTrainingSpec)
+    case trades(TRADESSpec)
 
     public static let standard = ObjectiveSpec.crossEntropy(labelSmoothing: 0)
 
@@ -30,7 +32,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         case .crossEntropy(let smoothing): smoothing
         case .adversarial(let spec): spec.labelSmoothing
         case .dpSGD(let spec): spec.labelSmoothing
-        case .certified: 0
+        case .certified, .trades: 0
         }
     }
 
@@ -53,6 +55,8 @@ public enum ObjectiveSpec: Equatable, Sendable {
                                       noiseSource: spec.noise)
         case .certified(let spec):
             return try IntervalBoundObjective(schedule: spec.schedule, record: json)
+        case .trades(let spec):
+            return try TRADESObjective(spec)
         }
     }
 
@@ -63,6 +67,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         case .adversarial(let spec): "\(spec.attack.type.uppercased()) adversarial training (ε = \(spec.epsilon), mix \(spec.mix))"
         case .dpSGD(let spec): "DP-SGD (σ = \(spec.noiseMultiplier), C = \(spec.clip), δ = \(spec.delta)\(spec.noise == .seeded ? ", seeded noise" : ""))"
         case .certified(let spec): "IBP certified training (ε = \(spec.schedule.epsilon), κ → \(spec.schedule.finalKappa))"
+        case .trades(let spec): "TRADES (β = \(spec.beta), ε = \(spec.epsilon), \(spec.steps) steps)"
         }
     }
 
@@ -143,6 +148,7 @@ extension ObjectiveSpec: Codable {
         case type, attack, epsilon, mix, clip, delta, noise
         case labelSmoothing = "label_smoothing", noiseMultiplier = "noise_multiplier"
         case warmupEpochs = "warmup_epochs", rampEpochs = "ramp_epochs", finalKappa = "final_kappa"
+        case beta, steps, stepSize = "step_size"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -171,8 +177,14 @@ extension ObjectiveSpec: Codable {
                 warmupEpochs: try c.decodeIfPresent(Double.self, forKey: .warmupEpochs) ?? CertifiedTrainingSpec.defaultWarmupEpochs,
                 rampEpochs: try c.decodeIfPresent(Double.self, forKey: .rampEpochs) ?? CertifiedTrainingSpec.defaultRampEpochs,
                 finalKappa: try c.decodeIfPresent(Float.self, forKey: .finalKappa) ?? CertifiedTrainingSpec.defaultFinalKappa))
+        case "trades":
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "epsilon", "beta", "steps", "step_size"])
+            self = .trades(TRADESSpec(epsilon: try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? AdversarialTrainingSpec.defaultEpsilon,
+                                      beta: try c.decodeIfPresent(Float.self, forKey: .beta) ?? TRADESSpec.defaultBeta,
+                                      steps: try c.decodeIfPresent(Int.self, forKey: .steps) ?? 10,
+                                      stepSize: try c.decodeIfPresent(Float.self, forKey: .stepSize)))
         default:
-            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd, ibp)")
+            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd, ibp, trades)")
         }
     }
 
@@ -201,6 +213,12 @@ extension ObjectiveSpec: Codable {
             try c.encode(spec.schedule.warmupEpochs, forKey: .warmupEpochs)
             try c.encode(spec.schedule.rampEpochs, forKey: .rampEpochs)
             try c.encode(spec.schedule.finalKappa, forKey: .finalKappa)
+        case .trades(let spec):
+            try c.encode("trades", forKey: .type)
+            try c.encode(spec.epsilon, forKey: .epsilon)
+            try c.encode(spec.beta, forKey: .beta)
+            try c.encode(spec.steps, forKey: .steps)
+            try c.encode(spec.stepSize, forKey: .stepSize)
         }
     }
 }

@@ -21,6 +21,10 @@ extension TrainingRecipe {
             if spec.delta != DPSGDSpec.defaultDelta { arguments += ["--dp-delta", "\(spec.delta)"] }
             if spec.noise == .seeded { arguments.append("--dp-seeded-noise") }
         }
+        if case .trades(let spec) = objective {
+            arguments += ["--trades-beta", "\(spec.beta)", "--train-eps", "\(spec.epsilon)", "--train-steps", "\(spec.steps)",
+                          "--train-step-size", "\(spec.stepSize)"]
+        }
         if case .certified(let spec) = objective {
             arguments += ["--certified", "ibp", "--train-eps", "\(spec.schedule.epsilon)", "--warmup-epochs", "\(spec.schedule.warmupEpochs)",
                           "--ramp-epochs", "\(spec.schedule.rampEpochs)", "--final-kappa", "\(spec.schedule.finalKappa)"]

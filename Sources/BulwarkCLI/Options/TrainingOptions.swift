@@ -118,6 +118,9 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Held-out examples on which PGD-10 robust accuracy is measured after each adversarial epoch (default 1000).")
     var robustEvalN: Int?
 
+    @Option(help: ArgumentHelp("TRADES (Zhang et al.): weight β of the KL term between clean and adversarial predictions (the paper uses 6); with --train-eps, --train-steps (default 10) and --train-step-size (default ε/4).", valueName: "β"))
+    var tradesBeta: Float?
+
     @Option(help: "Certified training: ibp (interval bound propagation, Gowal et al.), at --train-eps after --warmup-epochs of clean training and a --ramp-epochs linear ramp of ε.")
     var certified: String?
 
@@ -178,8 +181,11 @@ struct TrainingOptions: ParsableArguments {
         try refuse([("--min-lr", minLr != nil)], schedule == .cosine, "to --schedule cosine only")
         let json = model.trimmingCharacters(in: .whitespaces).hasPrefix("[") || model.hasSuffix(".json")
         try refuse([("--activation", activation != nil), ("--dropout", dropout != nil)], !json, "to the width shorthand (784-256-10) only")
-        try refuse([("--train-eps", trainEps != nil)], adversarial != nil || certified != nil,
-                    "to adversarial or certified training (--adversarial fgsm|pgd, --certified ibp) only")
+        try refuse([("--train-eps", trainEps != nil)], adversarial != nil || certified != nil || tradesBeta != nil,
+                    "to adversarial, TRADES or certified training (--adversarial fgsm|pgd, --trades-beta, --certified ibp) only")
+        if tradesBeta != nil && (adversarial != nil || certified != nil || dpNoise != nil) {
+            throw ValidationError("--trades-beta cannot be combined with --adversarial, --certified or --dp-noise; choose one objective")
+        }
         try refuse([("--train-norm", trainNorm != nil), ("--train-loss", trainLoss != nil),
                     ("--adversarial-mix", adversarialMix != nil), ("--robust-eval-n", robustEvalN != nil)],
                    adversarial != nil, "to adversarial training (--adversarial fgsm|pgd) only")
@@ -193,7 +199,8 @@ struct TrainingOptions: ParsableArguments {
         }
         try refuse([("--train-steps", trainSteps != nil), ("--train-step-size", trainStepSize != nil),
                     ("--train-relative-step-size", trainRelativeStepSize != nil), ("--train-restarts", trainRestarts != nil),
-                    ("--train-no-random-start", trainNoRandomStart)], adversarial == "pgd", "to --adversarial pgd only")
+                    ("--train-no-random-start", trainNoRandomStart)], adversarial == "pgd" || (tradesBeta != nil && trainRelativeStepSize == nil
+                        && trainRestarts == nil && !trainNoRandomStart), "to --adversarial pgd (and --train-steps, --train-step-size to --trades-beta) only")
         try refuse([("--dp-clip", dpClip != nil), ("--dp-delta", dpDelta != nil), ("--dp-seeded-noise", dpSeededNoise)], dpNoise != nil,
                    "to DP-SGD (--dp-noise σ) only")
         if dpNoise != nil && adversarial != nil {
@@ -245,6 +252,10 @@ struct TrainingOptions: ParsableArguments {
         if let dpNoise {
             return .dpSGD(DPSGDSpec(noiseMultiplier: dpNoise.value, clip: dpClip?.value ?? 1, delta: dpDelta ?? DPSGDSpec.defaultDelta,
                                     labelSmoothing: labelSmoothing, noise: dpSeededNoise ? .seeded : .secure))
+        }
+        if let tradesBeta {
+            return .trades(TRADESSpec(epsilon: trainEps?.value ?? AdversarialTrainingSpec.defaultEpsilon, beta: tradesBeta,
+                                      steps: trainSteps ?? 10, stepSize: trainStepSize?.value))
         }
         if certified != nil {
             return .certified(CertifiedTrainingSpec(

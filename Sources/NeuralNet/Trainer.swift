@@ -63,6 +63,9 @@ public final class Trainer {
     /// Called after each epoch's metrics are computed; may add entries to `extra` and `warnings`.
     public var epochObserver: ((inout EpochMetrics, Sequential) -> Void)?
     public var progress: ((TrainingProgress) -> Void)?
+    /// Asked after each epoch (after `epochObserver` and the checkpoint): true ends training early
+    /// (a guard that detected catastrophic overfitting, early stopping).
+    public var shouldStop: (() -> Bool)?
     /// Where a checkpoint is written (atomically) after every epoch; nil for none.
     public var checkpointPath: String?
     /// Called with a checkpoint's bytes before they replace the file at its path (to announce its
@@ -120,6 +123,7 @@ public final class Trainer {
                 writtenCheckpoint = checkpointPath
                 try checkpointWritten?(checkpointPath)
             }
+            if shouldStop?() == true { break }
         }
         return history
     }

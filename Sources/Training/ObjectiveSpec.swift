@@ -13,6 +13,7 @@ import _FileSystem
 /// {"type": "dp_sgd", "noise_multiplier": 1.1, "clip": 1, "delta": 1e-5}
 /// {"type": "ibp", "epsilon": 0.15, "warmup_epochs": 2, "ramp_epochs": 20, "final_kappa": 0.5}
 /// {"type": "trades", "epsilon": 0.1, "beta": 6, "steps": 10, "step_size": 0.025}
+/// {"type": "fast_adversarial", "method": "n-fgsm", "epsilon": 0.1, "step_size": 0.1, "noise": 2}
 /// ```
 /// `mix` is the fraction of each batch replaced by adversarial examples (default 0.5 for FGSM, as
 /// in Goodfellow et al.; 1 for iterative attacks, as in Madry et al.); `epsilon` defaults to 0.1 and
@@ -24,6 +25,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
     case dpSGD(DPSGDSpec)
     case certified(CertifiedTrainingSpec)
     case trades(TRADESSpec)
+    case fastAdversarial(FastAdversarialSpec)
 
     public static let standard = ObjectiveSpec.crossEntropy(labelSmoothing: 0)
 
@@ -32,7 +34,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         case .crossEntropy(let smoothing): smoothing
         case .adversarial(let spec): spec.labelSmoothing
         case .dpSGD(let spec): spec.labelSmoothing
-        case .certified, .trades: 0
+        case .certified, .trades, .fastAdversarial: 0
         }
     }
 
@@ -57,6 +59,16 @@ public enum ObjectiveSpec: Equatable, Sendable {
             return try IntervalBoundObjective(schedule: spec.schedule, record: json)
         case .trades(let spec):
             return try TRADESObjective(spec)
+        case .fastAdversarial(let spec):
+            return try FastAdversarialObjective(spec)
+        }
+    }
+
+    /// Whether training perturbs inputs within [0, 1] (which the data must then respect).
+    public var perturbsInputs: Bool {
+        switch self {
+        case .adversarial, .trades, .fastAdversarial, .certified: true
+        case .crossEntropy, .dpSGD: false
         }
     }
 
@@ -68,6 +80,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         case .dpSGD(let spec): "DP-SGD (σ = \(spec.noiseMultiplier), C = \(spec.clip), δ = \(spec.delta)\(spec.noise == .seeded ? ", seeded noise" : ""))"
         case .certified(let spec): "IBP certified training (ε = \(spec.schedule.epsilon), κ → \(spec.schedule.finalKappa))"
         case .trades(let spec): "TRADES (β = \(spec.beta), ε = \(spec.epsilon), \(spec.steps) steps)"
+        case .fastAdversarial(let spec): "\(spec.method.displayName) adversarial training (ε = \(spec.epsilon), α = \(spec.stepSize))"
         }
     }
 
@@ -148,7 +161,7 @@ extension ObjectiveSpec: Codable {
         case type, attack, epsilon, mix, clip, delta, noise
         case labelSmoothing = "label_smoothing", noiseMultiplier = "noise_multiplier"
         case warmupEpochs = "warmup_epochs", rampEpochs = "ramp_epochs", finalKappa = "final_kappa"
-        case beta, steps, stepSize = "step_size"
+        case beta, steps, stepSize = "step_size", method
     }
 
     public init(from decoder: any Decoder) throws {
@@ -183,8 +196,18 @@ extension ObjectiveSpec: Codable {
                                       beta: try c.decodeIfPresent(Float.self, forKey: .beta) ?? TRADESSpec.defaultBeta,
                                       steps: try c.decodeIfPresent(Int.self, forKey: .steps) ?? 10,
                                       stepSize: try c.decodeIfPresent(Float.self, forKey: .stepSize)))
+        case "fast_adversarial":
+            try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "method", "epsilon", "step_size", "noise"])
+            let name = try c.decode(String.self, forKey: .method)
+            guard let method = FastAdversarialSpec.Method(rawValue: name) else {
+                throw c.invalid(.method, "unknown single-step method \"\(name)\" (known: fgsm-rs, n-fgsm)")
+            }
+            self = .fastAdversarial(FastAdversarialSpec(method: method,
+                                                        epsilon: try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? AdversarialTrainingSpec.defaultEpsilon,
+                                                        stepSize: try c.decodeIfPresent(Float.self, forKey: .stepSize),
+                                                        noise: try c.decodeIfPresent(Float.self, forKey: .noise)))
         default:
-            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd, ibp, trades)")
+            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd, ibp, trades, fast_adversarial)")
         }
     }
 
@@ -219,6 +242,12 @@ extension ObjectiveSpec: Codable {
             try c.encode(spec.beta, forKey: .beta)
             try c.encode(spec.steps, forKey: .steps)
             try c.encode(spec.stepSize, forKey: .stepSize)
+        case .fastAdversarial(let spec):
+            try c.encode("fast_adversarial", forKey: .type)
+            try c.encode(spec.method.rawValue, forKey: .method)
+            try c.encode(spec.epsilon, forKey: .epsilon)
+            try c.encode(spec.stepSize, forKey: .stepSize)
+            try c.encode(spec.noise, forKey: .noise)
         }
     }
 }

@@ -37,6 +37,21 @@ public struct TrainingJob: Sendable {
 
     public var checkpointPath: String { checkpoint ?? Self.defaultCheckpointPath(for: output) }
 
+    /// Where the most robust epoch's weights go (Rice et al. 2020) when robust accuracy is monitored:
+    /// `output` with `.best-robust.safetensors`.
+    public var bestRobustPath: String {
+        (output.hasSuffix(".safetensors") ? String(output.dropLast(".safetensors".count)) : output) + ".best-robust.safetensors"
+    }
+
+    /// Whether the recipe's robust accuracy is measured every epoch (adversarial and TRADES training).
+    public var monitorsRobustness: Bool {
+        guard recipe.robustEvaluationExamples > 0 else { return false }
+        switch recipe.objective {
+        case .adversarial, .trades, .fastAdversarial: return true
+        case .crossEntropy, .dpSGD, .certified: return false
+        }
+    }
+
     public static func defaultCheckpointPath(for output: String) -> String {
         (output.hasSuffix(".safetensors") ? String(output.dropLast(".safetensors".count)) : output) + ".checkpoint.safetensors"
     }
@@ -76,6 +91,10 @@ public struct TrainingJob: Sendable {
         try OutputPath.prepare(output, for: "the trained model", replacing: [.model], inputs: [checkpointPath] + inputs, force: force)
         try OutputPath.prepare(checkpointPath, for: "the training checkpoint", replacing: [.checkpoint],
                                inputs: [output] + data.namedFiles, force: force)
+        if monitorsRobustness {
+            try OutputPath.prepare(bestRobustPath, for: "the best-robust model", replacing: [.model],
+                                   inputs: [output, checkpointPath] + inputs, force: force)
+        }
     }
 
     /// Runs the job, reading every file through `loader` (which verifies and decrypts).
@@ -105,15 +124,33 @@ public struct TrainingJob: Sendable {
         trainer.progress = events.progress
         let privacy = privacyMonitor(trainer: trainer, trainingExamples: train.count)
         let certification = certificationMonitor(validation: validation)
+        var bestWeights: [Float]?
         trainer.epochObserver = { metrics, network in
             monitor?.observe(&metrics, network: network)
+            if let monitor, let best = monitor.bestEpoch, best.epoch == metrics.epoch, monitor.collapsedAt == nil {
+                bestWeights = network.parameters.array
+                do {
+                    try self.saveBestRobust(network, epoch: best.epoch, robust: best.robust, events: events)
+                } catch {
+                    metrics.warnings.append("the best-robust model could not be written: \(error)")
+                }
+            }
             certification?(&metrics, network)
             privacy?.observe(&metrics)
             events.epochFinished(metrics)
         }
         events.log("model \(recipe.architecture.shorthand) (\(trainer.network.parameterCount) parameters), \(train.count) training / "
                    + "\(validation.count) validation examples, objective: \(trainer.objective), \(trainer.network.pool.threadCount) threads")
+        trainer.shouldStop = { monitor?.collapsedAt != nil }
         try trainer.train(on: train, validation: validation)
+        var stoppedEarly: String?
+        if let monitor, let collapse = monitor.collapsedAt, let best = monitor.bestEpoch, let bestWeights {
+            // The guard: the collapsed weights are replaced by the most robust epoch's.
+            trainer.network.parameters.buffer.update(from: bestWeights)
+            stoppedEarly = "catastrophic overfitting detected at epoch \(collapse); training stopped, weights of epoch \(best.epoch) "
+                + "(held-out robust accuracy \(best.robust))"
+            events.warning(stoppedEarly!)
+        }
 
         let testAccuracy = Proportion(successes: trainer.network.correctPredictions(on: testSet), trials: testSet.count)
         var metadata: [String: String] = [
@@ -122,6 +159,7 @@ public struct TrainingJob: Sendable {
             "history": Self.deterministicHistory(trainer.history), "bulwark_version": BulwarkVersion.current,
         ]
         if let last = trainer.history.last { metadata["epochs_trained"] = String(last.epoch) }
+        if let stoppedEarly { metadata["stopped_early"] = stoppedEarly }
         if let privacy {
             // The guarantee covers the weights: per-epoch statistics of the private training set
             // (loss, accuracy, clipped fraction) are not noised, so a DP model's file leaves them out.
@@ -146,7 +184,7 @@ public struct TrainingJob: Sendable {
         guard trainSet.classCount <= spec.classCount, testSet.classCount <= spec.classCount else {
             throw TrainingError.dataMismatch("the data has \(max(trainSet.classCount, testSet.classCount)) classes but the model outputs \(spec.classCount); change the architecture (--model)")
         }
-        if case .adversarial = recipe.objective {
+        if recipe.objective.perturbsInputs {
             do { try AttackRunner.checkInputRange(trainSet.features) } catch { throw TrainingError.dataMismatch("\(error)") }
         }
         let (train, validation) = trainSet.split(validationFraction: recipe.validationFraction, seed: recipe.seed)
@@ -158,15 +196,30 @@ public struct TrainingJob: Sendable {
         return (train, validation)
     }
 
-    /// PGD-10 at the training ε on a held-out slice after every epoch of adversarial training.
+    /// PGD-10 at the training ε on a held-out slice after every epoch of adversarial or TRADES training.
     private func makeMonitor(validation: LabeledData, events: Events) throws -> RobustnessMonitor? {
-        guard case .adversarial(let spec) = recipe.objective else { return nil }
+        let (norm, epsilon): (Norm, Float)
+        switch recipe.objective {
+        case .adversarial(let spec): (norm, epsilon) = (spec.attack.norm, spec.epsilon)
+        case .trades(let spec): (norm, epsilon) = (.linf, spec.epsilon)
+        case .fastAdversarial(let spec): (norm, epsilon) = (.linf, spec.epsilon)
+        case .crossEntropy, .dpSGD, .certified: return nil
+        }
         guard recipe.robustEvaluationExamples > 0, validation.count > 0 else {
             events.warning("robust accuracy is not monitored: it needs held-out examples (--val-split > 0, --robust-eval-n > 0)")
             return nil
         }
-        let attack = try PGD(norm: spec.attack.norm, epsilon: spec.epsilon, steps: 10)
+        let attack = try PGD(norm: norm, epsilon: epsilon, steps: 10)
         return RobustnessMonitor(attack: attack, slice: validation.prefix(recipe.robustEvaluationExamples), seed: recipe.seed)
+    }
+
+    /// Writes the most robust epoch so far to `bestRobustPath` (atomically) and records it in the manifest.
+    private func saveBestRobust(_ network: Sequential, epoch: Int, robust: Double, events: Events) throws {
+        try ModelFile.save(network, metadata: [
+            "seed": String(recipe.seed), "recipe": recipe.json, "best_robust_epoch": String(epoch),
+            "robust_accuracy": String(robust), "robust_n": String(recipe.robustEvaluationExamples), "bulwark_version": BulwarkVersion.current,
+        ], to: bestRobustPath)
+        _ = try Self.record(bestRobustPath, recipe: recipe.json, events: events)
     }
 
     /// IBP-certified accuracy at the training ε on a held-out slice after every epoch of certified

@@ -21,9 +21,15 @@ extension TrainingRecipe {
             if spec.delta != DPSGDSpec.defaultDelta { arguments += ["--dp-delta", "\(spec.delta)"] }
             if spec.noise == .seeded { arguments.append("--dp-seeded-noise") }
         }
+        if case .fastAdversarial(let spec) = objective {
+            arguments += ["--adversarial", spec.method.rawValue, "--train-eps", "\(spec.epsilon)", "--train-step-size", "\(spec.stepSize)",
+                          "--train-noise", "\(spec.noise)"]
+            if robustEvaluationExamples != 1000 { arguments += ["--robust-eval-n", "\(robustEvaluationExamples)"] }
+        }
         if case .trades(let spec) = objective {
             arguments += ["--trades-beta", "\(spec.beta)", "--train-eps", "\(spec.epsilon)", "--train-steps", "\(spec.steps)",
                           "--train-step-size", "\(spec.stepSize)"]
+            if robustEvaluationExamples != 1000 { arguments += ["--robust-eval-n", "\(robustEvaluationExamples)"] }
         }
         if case .certified(let spec) = objective {
             arguments += ["--certified", "ibp", "--train-eps", "\(spec.schedule.epsilon)", "--warmup-epochs", "\(spec.schedule.warmupEpochs)",

@@ -1,4 +1,7 @@
 import Attacks
+import Datasets
+import Foundation
+import _FileSystem
 import NeuralNet
 import TensorCore
 import Testing
@@ -72,5 +75,53 @@ struct AdversarialTrainingTests {
         #expect(monitor.record(epoch: 3, robust: 0.30, train: 0.60) == nil)  // a drop within the threshold
         let warning = try #require(monitor.record(epoch: 4, robust: 0.05, train: 0.80))
         #expect(warning.contains("catastrophic overfitting") && warning.contains("epoch 2"))
+    }
+}
+
+@Suite("Single-step training and its guard")
+struct FastAdversarialTests {
+    @Test("a collapse is caught relative to the best epoch at low accuracy, where the absolute drop is small")
+    func relativeCollapse() throws {
+        let monitor = RobustnessMonitor(attack: try PGD(epsilon: 0.1), slice: TestSupport.syntheticData(count: 1, features: 2, classes: 2, seed: 0), seed: 0)
+        #expect(monitor.record(epoch: 1, robust: 0.12, train: 0.30) == nil)
+        #expect(monitor.record(epoch: 2, robust: 0.14, train: 0.35) == nil)
+        #expect(monitor.record(epoch: 3, robust: 0.10, train: 0.40) == nil)  // within half of the best
+        #expect(monitor.collapsedAt == nil)
+        let warning = try #require(monitor.record(epoch: 4, robust: 0.05, train: 0.60))  // 0.09 down, below half of 0.14
+        #expect(warning.contains("epoch 2") && monitor.collapsedAt == 4)
+        #expect(monitor.bestEpoch?.epoch == 2)
+    }
+
+    @Test("the trainer stops when asked after an epoch")
+    func trainerStops() throws {
+        let configuration = TrainerConfiguration(architecture: try ModelSpec.parse("6-4-2"), seed: 0, epochs: 10, batchSize: 8,
+                                                 optimizer: .sgd(learningRate: 0.1, momentum: 0, nesterov: false, weightDecay: 0))
+        let trainer = try Trainer(configuration: configuration, objective: try CrossEntropyObjective())
+        trainer.shouldStop = { trainer.completedEpochs >= 3 }
+        let history = try trainer.train(on: TestSupport.syntheticData(count: 40, features: 6, classes: 2, seed: 1), validation: nil)
+        #expect(history.count == 3)
+    }
+
+    @Test("FGSM-RS and N-FGSM train; the most robust epoch is written to its own file, recorded in the manifest",
+          arguments: [FastAdversarialSpec.Method.fgsmRS, .nFGSM])
+    func bestRobustCheckpoint(method: FastAdversarialSpec.Method) throws {
+        var recipe = TrainingRecipe.standardMLP
+        recipe.architecture = try ModelSpec.parse("784-32-10")
+        recipe.epochs = 4
+        recipe.validationFraction = 0.2
+        recipe.robustEvaluationExamples = 100
+        recipe.objective = .fastAdversarial(FastAdversarialSpec(method: method, epsilon: 0.1))
+        let directory = TestSupport.temporaryDirectory()
+        let job = TrainingJob(recipe: recipe, data: DataSpec(source: .mnistFormat(directory: TestSupport.sampleDirectory), limit: 500),
+                              output: directory + "/m.safetensors")
+        let result = try job.run(loader: PlainFileLoader())
+        let robust = result.history.map { $0.extra["robust_accuracy"]! }
+        let best = try ModelFile.load(contentsOf: job.bestRobustPath, loader: PlainFileLoader())
+        let bestEpoch = try #require(best.metadata["best_robust_epoch"].flatMap(Int.init))
+        #expect(robust[bestEpoch - 1] == robust.max()!)
+        #expect(robust.firstIndex(of: robust.max()!)! == bestEpoch - 1)
+        #expect(best.metadata["robust_accuracy"] == String(robust.max()!))
+        let manifest = try String(contentsOfFile: directory + "/bulwark-manifest.json", encoding: .utf8)
+        #expect(manifest.contains("m.best-robust.safetensors"))
     }
 }

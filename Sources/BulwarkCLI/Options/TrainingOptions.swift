@@ -85,8 +85,11 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Seed for initialisation, shuffling, the validation split, dropout and the training attack.")
     var seed: UInt64 = 0
 
-    @Option(help: "Adversarial training: fgsm (Goodfellow et al., mixed with clean examples) or pgd (Madry et al.).")
+    @Option(help: "Adversarial training: fgsm (Goodfellow et al., mixed with clean examples), pgd (Madry et al.), fgsm-rs (Wong et al.: random start, α = 1.25ε) or n-fgsm (de Jorge et al.: noise ±2ε, α = ε, no clipping).")
     var adversarial: String?
+
+    @Option(help: ArgumentHelp("fgsm-rs / n-fgsm: half-width of the uniform noise as a multiple of ε (default 1 / 2).", valueName: "k"))
+    var trainNoise: Real?
 
     @Option(help: ArgumentHelp("ε of the training attack, e.g. 0.1 or 8/255 (default 0.1).", valueName: "ε"))
     var trainEps: Real?
@@ -186,9 +189,12 @@ struct TrainingOptions: ParsableArguments {
         if tradesBeta != nil && (adversarial != nil || certified != nil || dpNoise != nil) {
             throw ValidationError("--trades-beta cannot be combined with --adversarial, --certified or --dp-noise; choose one objective")
         }
-        try refuse([("--train-norm", trainNorm != nil), ("--train-loss", trainLoss != nil),
-                    ("--adversarial-mix", adversarialMix != nil), ("--robust-eval-n", robustEvalN != nil)],
-                   adversarial != nil, "to adversarial training (--adversarial fgsm|pgd) only")
+        let singleStep = adversarial == "fgsm-rs" || adversarial == "n-fgsm"
+        try refuse([("--train-norm", trainNorm != nil), ("--train-loss", trainLoss != nil), ("--adversarial-mix", adversarialMix != nil)],
+                   adversarial != nil && !singleStep, "to adversarial training with --adversarial fgsm|pgd only")
+        try refuse([("--robust-eval-n", robustEvalN != nil)], adversarial != nil || tradesBeta != nil,
+                   "to adversarial or TRADES training only (robust accuracy is measured on held-out examples each epoch)")
+        try refuse([("--train-noise", trainNoise != nil)], singleStep, "to --adversarial fgsm-rs|n-fgsm only")
         try refuse([("--warmup-epochs", warmupEpochs != nil), ("--ramp-epochs", rampEpochs != nil), ("--final-kappa", finalKappa != nil)],
                    certified != nil, "to certified training (--certified ibp) only")
         if let certified, certified != "ibp" {
@@ -199,8 +205,10 @@ struct TrainingOptions: ParsableArguments {
         }
         try refuse([("--train-steps", trainSteps != nil), ("--train-step-size", trainStepSize != nil),
                     ("--train-relative-step-size", trainRelativeStepSize != nil), ("--train-restarts", trainRestarts != nil),
-                    ("--train-no-random-start", trainNoRandomStart)], adversarial == "pgd" || (tradesBeta != nil && trainRelativeStepSize == nil
-                        && trainRestarts == nil && !trainNoRandomStart), "to --adversarial pgd (and --train-steps, --train-step-size to --trades-beta) only")
+                    ("--train-no-random-start", trainNoRandomStart)], adversarial == "pgd"
+                        || (tradesBeta != nil && trainRelativeStepSize == nil && trainRestarts == nil && !trainNoRandomStart)
+                        || (singleStep && trainSteps == nil && trainRelativeStepSize == nil && trainRestarts == nil && !trainNoRandomStart),
+                   "to --adversarial pgd (--train-steps and --train-step-size also to --trades-beta; --train-step-size to fgsm-rs and n-fgsm) only")
         try refuse([("--dp-clip", dpClip != nil), ("--dp-delta", dpDelta != nil), ("--dp-seeded-noise", dpSeededNoise)], dpNoise != nil,
                    "to DP-SGD (--dp-noise σ) only")
         if dpNoise != nil && adversarial != nil {
@@ -265,6 +273,10 @@ struct TrainingOptions: ParsableArguments {
                 finalKappa: finalKappa ?? CertifiedTrainingSpec.defaultFinalKappa))
         }
         guard let adversarial else { return .crossEntropy(labelSmoothing: labelSmoothing) }
+        if let method = FastAdversarialSpec.Method(rawValue: adversarial) {
+            return .fastAdversarial(FastAdversarialSpec(method: method, epsilon: trainEps?.value ?? AdversarialTrainingSpec.defaultEpsilon,
+                                                        stepSize: trainStepSize?.value, noise: trainNoise?.value))
+        }
         let attack: AttackSpec
         do {
             switch adversarial {
@@ -276,7 +288,7 @@ struct TrainingOptions: ParsableArguments {
                     relativeStepSize: trainRelativeStepSize, restarts: trainRestarts, noRandomStart: trainNoRandomStart,
                     flagPrefix: "--train-"))
             default:
-                throw ValidationError("--adversarial: unknown attack '\(adversarial)' (known: \(AttackSpec.types.joined(separator: ", ")))")
+                throw ValidationError("--adversarial: unknown method '\(adversarial)' (known: fgsm, pgd, fgsm-rs, n-fgsm)")
             }
         } catch let error as ValidationError {
             throw error

@@ -80,7 +80,7 @@ public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendabl
         "IBP certified training (ε \(schedule.epsilon) after \(schedule.warmupEpochs) warm-up and \(schedule.rampEpochs) ramp epochs, κ → \(schedule.finalKappa))"
     }
 
-    public func beginStep(_ step: Int, stepsPerEpoch: Int) {
+    public func beginStep(_ step: Int, stepsPerEpoch: Int, batchRows: Int) {
         (epsilon, kappa) = schedule.values(step: step, stepsPerEpoch: stepsPerEpoch)
     }
 

@@ -158,7 +158,7 @@ public final class Trainer {
                         let rows = min(batchSize, data.count - first)
                         learningRate = configuration.schedule.rate(base: baseRate, step: (epoch - 1) * stepsPerEpoch + index,
                                                                    stepsPerEpoch: stepsPerEpoch, totalSteps: totalSteps)
-                        step.objective.beginStep((epoch - 1) * stepsPerEpoch + index, stepsPerEpoch: stepsPerEpoch)
+                        step.objective.beginStep((epoch - 1) * stepsPerEpoch + index, stepsPerEpoch: stepsPerEpoch, batchRows: rows)
                         let result = try step.run(first: first, rows: rows, learningRate: learningRate, noise: &noise)
                         guard result.loss.isFinite else {
                             throw NeuralNetError.diverged(epoch: epoch, step: index + 1, loss: Float(result.loss / Double(rows)),

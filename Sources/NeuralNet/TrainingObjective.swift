@@ -38,9 +38,11 @@ public protocol TrainingObjective: AnyObject, Sendable, CustomStringConvertible 
                           generator: inout RandomGenerator) throws -> Double
 
     /// Called before every step, before its shards run, with the step's index from the start of
-    /// training (0-based, counting earlier epochs of a resumed run) and the steps per epoch:
-    /// objectives with a schedule (certified training's ε ramp) set it here. The default does nothing.
-    func beginStep(_ step: Int, stepsPerEpoch: Int)
+    /// training (0-based, counting earlier epochs of a resumed run), the steps per epoch and the
+    /// batch's rows (split into shards by `WorkerPool.shardRange`): objectives with a schedule
+    /// (certified training's ε ramp) or a per-batch choice (adversarial training's mix) set it
+    /// here. The default does nothing.
+    func beginStep(_ step: Int, stepsPerEpoch: Int, batchRows: Int)
 
     /// Whether `finishGradients` changes the summed gradients (false by default, which lets the
     /// trainer fuse the reduction with the update).
@@ -54,7 +56,7 @@ public protocol TrainingObjective: AnyObject, Sendable, CustomStringConvertible 
 
 extension TrainingObjective {
     public func prepare(network: Sequential, shards: Int, rows: Int, features: Int) {}
-    public func beginStep(_ step: Int, stepsPerEpoch: Int) {}
+    public func beginStep(_ step: Int, stepsPerEpoch: Int, batchRows: Int) {}
     public var modifiesReducedGradients: Bool { false }
     public func finishGradients(_ gradients: FloatBuffer, batchRows: Int, generator: inout RandomGenerator) {}
 }

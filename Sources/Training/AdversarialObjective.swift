@@ -6,7 +6,7 @@ import TensorCore
 /// is replaced by adversarial examples crafted against the current weights (in evaluation mode),
 /// then the cross-entropy is minimised on the result.
 /// ```
-/// L = (1/B) Σᵢ CE(f(x̃ᵢ), yᵢ),   x̃ᵢ = attack(xᵢ) for the first ⌈mix·rows⌉ rows of each shard, xᵢ otherwise
+/// L = (1/B) Σᵢ CE(f(x̃ᵢ), yᵢ),   x̃ᵢ = attack(xᵢ) for the first ⌈mix·B⌉ rows of the batch, xᵢ otherwise
 /// ```
 /// - FGSM training (Goodfellow, Shlens & Szegedy, 2015): a fraction `mix` of each batch (0.5 in the
 ///   paper's α = 0.5 objective) is replaced by FGSM examples.
@@ -21,6 +21,8 @@ public final class AdversarialObjective: TrainingObjective, @unchecked Sendable 
     private let crossEntropy: CrossEntropyObjective
     private var workspaces: [any AttackWorkspace] = []
     private var outputs: [FloatBuffer] = []
+    /// The current batch's rows (set in `beginStep`), for the per-batch mix.
+    private var batchRows = 0
 
     /// - Throws: `AttackError.invalidParameter` if `mix` is outside (0, 1] or the attack is invalid.
     public init(_ spec: AdversarialTrainingSpec) throws {
@@ -42,6 +44,10 @@ public final class AdversarialObjective: TrainingObjective, @unchecked Sendable 
 
     public var record: String { ObjectiveSpec.adversarial(spec).json }
 
+    public func beginStep(_ step: Int, stepsPerEpoch: Int, batchRows: Int) {
+        self.batchRows = batchRows
+    }
+
     public func prepare(network: Sequential, shards: Int, rows: Int, features: Int) {
         workspaces = (0..<shards).map { _ in attack.makeAnyWorkspace(rows: rows, features: features) }
         outputs = (0..<shards).map { _ in FloatBuffer(count: rows * features) }
@@ -55,11 +61,16 @@ public final class AdversarialObjective: TrainingObjective, @unchecked Sendable 
                                                  predictions: predictions, generator: &generator)
     }
 
-    /// Overwrites the first ⌈mix·rows⌉ rows of `batch` with adversarial examples.
+    /// Overwrites this shard's part of the batch's first ⌈mix·B⌉ rows with adversarial examples: the
+    /// same rows of the batch whatever the number of shards (a shard holds the batch's rows
+    /// `WorkerPool.shardRange(B, part: shard, parts: shards)`).
     func replaceWithAdversarial(_ batch: MatrixRef, labels: UnsafePointer<Int>, network: Sequential, shard: Int,
                                 generator: inout RandomGenerator) throws {
         precondition(shard < workspaces.count, "prepare(network:shards:rows:features:) was not called for shard \(shard)")
-        let count = Int((spec.mix * Float(batch.rows)).rounded(.up))
+        let rows = max(batchRows, batch.rows)  // a caller that never began a step gives one shard's rows
+        let total = Int((spec.mix * Float(rows)).rounded(.up))
+        let first = batchRows > 0 ? WorkerPool.shardRange(batchRows, part: shard, parts: workspaces.count).lowerBound : 0
+        let count = min(max(total - first, 0), batch.rows)
         guard count > 0 else { return }
         let clean = batch.rows(0..<count)
         let adversarial = outputs[shard].matrix(rows: count, columns: batch.columns)

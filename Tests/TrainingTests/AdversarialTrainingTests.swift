@@ -45,6 +45,32 @@ struct AdversarialTrainingTests {
         #expect(throws: AttackError.self) { try AdversarialObjective(AdversarialTrainingSpec(attack: .fabTargeted(try FAB.Parameters()), epsilon: 0.1)) }
     }
 
+    @Test("the adversarial rows are the batch's first ⌈mix·B⌉ whatever the number of shards")
+    func mixIndependentOfShards() throws {
+        let network = Sequential(spec: try ModelSpec.parse("20-32-4"), seed: 1)
+        let data = TestSupport.syntheticData(count: 11, features: 20, classes: 4, seed: 3)
+        let spec = AdversarialTrainingSpec(attack: .fgsm(FGSM.Parameters()), epsilon: 0.1, mix: 0.5)
+        for shards in [1, 2, 3] {
+            network.reserve(rows: 11, shards: shards)
+            let objective = try AdversarialObjective(spec)
+            objective.prepare(network: network, shards: shards, rows: 11, features: 20)
+            objective.beginStep(0, stepsPerEpoch: 1, batchRows: 11)
+            var batch = data.features
+            try batch.withMatrix { x in
+                try data.labels.withUnsafeBufferPointer { labels in
+                    for s in 0..<shards {
+                        let part = WorkerPool.shardRange(11, part: s, parts: shards)
+                        var generator = RandomGenerator(seed: UInt64(s))
+                        try objective.replaceWithAdversarial(x.rows(part), labels: labels.baseAddress! + part.lowerBound, network: network,
+                                                             shard: s, generator: &generator)
+                    }
+                }
+            }
+            let changed = (0..<11).filter { r in batch.rows(r..<(r + 1)).scalars != data.features.rows(r..<(r + 1)).scalars }
+            #expect(changed == Array(0..<6), "\(shards) shards changed rows \(changed)")  // ⌈0.5 · 11⌉ = 6
+        }
+    }
+
     @Test("PGD training makes the model more robust than standard training, and the monitor reports it")
     func pgdTrainingHelps() throws {
         let data = TestSupport.syntheticData(count: 600, features: 20, classes: 4, seed: 5)

@@ -22,6 +22,25 @@ struct CommandLineContractTests {
         return (directory, model)
     }()
 
+    @Test("certify prints the documented JSON fields, radii with --radius, bounds with --per-example")
+    func certify() throws {
+        let model = Self.trained.model
+        let run = try CLIRun(["certify", model, "--eps", "0.01", "--n", "20", "--json", "--per-example", "--allow-unverified"] + sample)
+        #expect(run.status == 0, "\(run.stderr)")
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        for key in ["certified_accuracy", "clean_accuracy", "n", "method", "norm", "epsilon", "seconds", "ci95", "certified"] {
+            #expect(object[key] != nil, "missing \(key)")
+        }
+        #expect(object["n"] as? Int == 20 && object["method"] as? String == "crown" && object["norm"] as? String == "linf")
+        #expect((object["margin_lower_bounds"] as? [Double])?.count == 20)
+        #expect((object["certified_accuracy"] as! Double) <= (object["clean_accuracy"] as! Double))
+        let radius = try CLIRun(["certify", model, "--radius", "--method", "ibp", "--n", "10", "--json", "--allow-unverified"] + sample)
+        let radii = try #require((try JSONSerialization.jsonObject(with: Data(radius.stdout.utf8)) as? [String: Any])?["radii"] as? [Double])
+        #expect(radii.count == 10 && radii.allSatisfy { $0 >= 0 && $0 <= 1 })
+        let perExample = try CLIRun(["certify", model, "--eps", "0.1", "--per-example"] + sample)
+        #expect(perExample.status == 64 && perExample.stderr.contains("add --json"))
+    }
+
     @Test("crash holes: an empty training split, a huge declared architecture and a huge --model exit cleanly")
     func crashHoles() throws {
         let directory = TestSupport.temporaryDirectory()
@@ -53,10 +72,16 @@ struct CommandLineContractTests {
         let momentum = try CLIRun(["train", "--momentum", "0.9", "--out", "x.safetensors"])
         #expect(momentum.status == 64 && momentum.stderr.contains("--momentum applies to --optimizer sgd only"))
         let trainSteps = try CLIRun(["train", "--adversarial", "fgsm", "--train-steps", "3", "--out", "x.safetensors"])
-        #expect(trainSteps.status == 64 && trainSteps.stderr.contains("--train-steps applies to --adversarial pgd only"))
+        #expect(trainSteps.status == 64 && trainSteps.stderr.contains("--train-steps applies to --adversarial pgd"), "\(trainSteps.stderr)")
+        let certifiedMix = try CLIRun(["train", "--certified", "ibp", "--adversarial-mix", "0.5", "--out", "x.safetensors"])
+        #expect(certifiedMix.status == 64 && certifiedMix.stderr.contains("--adversarial-mix applies to adversarial training"), "\(certifiedMix.stderr)")
+        let twoObjectives = try CLIRun(["train", "--certified", "ibp", "--trades-beta", "6", "--out", "x.safetensors"])
+        #expect(twoObjectives.status == 64 && twoObjectives.stderr.contains("choose one objective"), "\(twoObjectives.stderr)")
+        let noEpsilon = try CLIRun(["certify", model] + sample)
+        #expect(noEpsilon.status == 64 && noEpsilon.stderr.contains("give --eps"), "\(noEpsilon.stderr)")
     }
 
-    @Test("every command's help exits 0 and shows examples", arguments: ["train", "eval", "inspect", "attack", "bench", "gate", "import",
+    @Test("every command's help exits 0 and shows examples", arguments: ["train", "eval", "inspect", "attack", "certify", "bench", "gate", "import",
                                                                        "manifest", "keys", "data"])
     func help(command: String) throws {
         let run = try CLIRun([command, "--help"])

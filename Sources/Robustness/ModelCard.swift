@@ -25,6 +25,8 @@ public struct ModelCard: Codable, Equatable, Sendable {
     public var data: String
     public var cleanAccuracy: BenchReport.Accuracy
     public var robustAccuracy: [Robust]
+    /// Certified accuracy (lower bounds) from the benchmark's certificates, when it computed any.
+    public var certifiedAccuracy: [BenchReport.CertifiedResult]?
     /// DP-SGD models: the guarantee recorded in the model file when it was trained.
     public var privacy: Privacy?
     public var bulwarkVersion: String
@@ -79,6 +81,7 @@ public struct ModelCard: Codable, Equatable, Sendable {
         case schema, name, file, sha256, architecture, parameters, seed, recipe, data
         case trainCommand = "train_command", cleanAccuracy = "clean_accuracy", recipeSource = "recipe_source"
         case robustAccuracy = "robust_accuracy", bulwarkVersion = "bulwark_version", privacy
+        case certifiedAccuracy = "certified_accuracy"
     }
 
     /// The card of one model of a bench report.
@@ -101,6 +104,7 @@ public struct ModelCard: Codable, Equatable, Sendable {
         data = "\(report.data), n = \(report.n)"
         cleanAccuracy = result.clean
         robustAccuracy = result.attacks.map { Robust(attack: $0.attack, description: $0.description, epsilon: $0.epsilon, accuracy: $0.accuracy) }
+        certifiedAccuracy = result.certified
         privacy = Privacy(metadata: metadata)
         bulwarkVersion = report.bulwarkVersion
     }

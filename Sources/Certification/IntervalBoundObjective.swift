@@ -52,13 +52,23 @@ public struct CertifiedTrainingSchedule: Equatable, Sendable {
 ///
 /// `@unchecked Sendable`: `workspaces` is set in `prepare` and the schedule's values in
 /// `beginStep`, both before shards run; a shard then touches only its own workspace.
+///
+/// With `crownIBP`, the worst-case margins are β·(CROWN-IBP bounds) + (1 − β)·(IBP bounds), β
+/// falling from 1 to 0 as ε ramps up (Zhang et al. 2020, "Towards Stable and Efficient Training of
+/// Verifiably Robust Neural Networks"); CROWN-IBP needs dense layers with ReLU or leaky ReLU
+/// between them (`crownIBPProblem(_:)` says why a model does not fit).
 public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendable {
     public let schedule: CertifiedTrainingSchedule
+    public let crownIBP: Bool
     public let record: String
     /// The schedule's values for the current step.
     public private(set) var epsilon: Float = 0
     public private(set) var kappa: Float = 1
+    /// The weight of the CROWN-IBP bounds (0 without `crownIBP`).
+    public private(set) var crownWeight: Float = 0
     private var plan: [Operation] = []
+    /// CROWN-IBP's bound and buffers, per shard (with `crownIBP`).
+    var crownBounds: [CROWNIBPBound] = []
     /// One per shard (internal for tests).
     var workspaces: [Workspace] = []
 
@@ -70,18 +80,36 @@ public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendabl
 
     /// - Parameter record: the objective's checkpoint record (its spec's canonical JSON).
     /// - Throws: `NeuralNetError.invalidHyperparameter` for a bad schedule.
-    public init(schedule: CertifiedTrainingSchedule, record: String) throws {
+    public init(schedule: CertifiedTrainingSchedule, crownIBP: Bool = false, record: String) throws {
         try schedule.validate()
         self.schedule = schedule
+        self.crownIBP = crownIBP
         self.record = record
     }
 
     public var description: String {
-        "IBP certified training (ε \(schedule.epsilon) after \(schedule.warmupEpochs) warm-up and \(schedule.rampEpochs) ramp epochs, κ → \(schedule.finalKappa))"
+        "\(crownIBP ? "CROWN-IBP" : "IBP") certified training (ε \(schedule.epsilon) after \(schedule.warmupEpochs) warm-up and \(schedule.rampEpochs) ramp epochs, κ → \(schedule.finalKappa))"
     }
 
     public func beginStep(_ step: Int, stepsPerEpoch: Int, batchRows: Int) {
         (epsilon, kappa) = schedule.values(step: step, stepsPerEpoch: stepsPerEpoch)
+        crownWeight = crownIBP && epsilon > 0 ? 1 - epsilon / schedule.epsilon : 0
+    }
+
+    /// Why CROWN-IBP cannot train `architecture` (nil if it can): it needs dense layers with one
+    /// ReLU or leaky ReLU between consecutive ones (dropout aside).
+    public static func crownIBPProblem(_ architecture: ModelSpec) -> String? {
+        var expectDense = true
+        for layer in architecture.layers {
+            switch layer {
+            case .dropout: continue
+            case .dense: guard expectDense else { break }; expectDense = false; continue
+            case .relu, .leakyReLU: guard !expectDense else { break }; expectDense = true; continue
+            case .tanh, .sigmoid: return "CROWN-IBP relaxes relu and leaky_relu; this model has \(layer == .tanh ? "tanh" : "sigmoid") (use --certified ibp)"
+            }
+            return "CROWN-IBP needs dense layers with one activation between consecutive ones; this model has two of a kind in a row"
+        }
+        return nil
     }
 
     /// Per-shard buffers: every node's centre and radius, |W| of every dense layer, the backward
@@ -95,6 +123,7 @@ public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendabl
         let scratch: FloatBuffer
         let worstLogits: FloatBuffer
         let worstGradient: FloatBuffer
+        let crownGradient: FloatBuffer
 
         init(plan: [Operation], inputWidth: Int, rows: Int, classes: Int) {
             var widths = [inputWidth]
@@ -117,6 +146,7 @@ public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendabl
             scratch = FloatBuffer(count: weightSizes.max()!)
             worstLogits = FloatBuffer(count: rows * classes)
             worstGradient = FloatBuffer(count: rows * classes)
+            crownGradient = FloatBuffer(count: rows * classes)
         }
     }
 
@@ -134,6 +164,19 @@ public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendabl
         }
         self.plan = plan
         workspaces = (0..<shards).map { _ in Workspace(plan: plan, inputWidth: features, rows: rows, classes: network.classCount) }
+        if crownIBP {
+            precondition(Self.crownIBPProblem(network.spec) == nil, "CROWN-IBP needs alternating dense and ReLU layers (checked by the recipe)")
+            var layers: [CROWNIBPBound.Layer] = []
+            var slopes: [Float] = []
+            for operation in plan {
+                switch operation {
+                case .dense(let input, let output, let offset): layers.append(.init(input: input, output: output, offset: offset))
+                case .activation(.leakyReLU(let slope)): slopes.append(slope)
+                case .activation: slopes.append(0)
+                }
+            }
+            crownBounds = (0..<shards).map { _ in CROWNIBPBound(layers: layers, negativeSlopes: slopes, rows: rows, classes: network.classCount) }
+        }
     }
 
     public func lossAndGradients(_ batch: MatrixRef, labels: UnsafePointer<Int>, network: Sequential, shard: Int,
@@ -147,14 +190,16 @@ public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendabl
         guard epsilon > 0 && kappa < 1 else { return clean }
         let worst = worstCaseLossAndGradients(batch, labels: labels, epsilon: epsilon, parameters: network.parameters.pointer,
                                               gradients: network.parameterGradients(shard: shard).pointer,
-                                              gradientScale: gradientScale * (1 - kappa), workspace: workspaces[shard])
+                                              gradientScale: gradientScale * (1 - kappa), workspace: workspaces[shard],
+                                              crown: crownWeight > 0 ? crownBounds[shard] : nil, crownWeight: crownWeight)
         return Double(kappa) * clean + Double(1 - kappa) * worst
     }
 
     /// Σ CE(ẑ, y) over the rows, and (if `gradients` is given) its gradient times `gradientScale`
     /// added to `gradients` (laid out like `parameters`).
     func worstCaseLossAndGradients(_ batch: MatrixRef, labels: UnsafePointer<Int>, epsilon: Float, parameters: UnsafeMutablePointer<Float>,
-                                   gradients: UnsafeMutablePointer<Float>?, gradientScale: Float, workspace w: Workspace) -> Double {
+                                   gradients: UnsafeMutablePointer<Float>?, gradientScale: Float, workspace w: Workspace,
+                                   crown: CROWNIBPBound? = nil, crownWeight: Float = 0) -> Double {
         let rows = batch.rows
         func node(_ buffers: [FloatBuffer], _ t: Int, _ width: Int) -> MatrixRef { buffers[t].matrix(rows: rows, columns: width) }
         // The input box: [x − ε, x + ε] ∩ [0, 1] (an input outside [0, 1] keeps its own value as an end).
@@ -211,9 +256,31 @@ public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendabl
             }
             z[y] = 0
         }
+        // CROWN-IBP: the boxes at every activation's input relax its ReLUs (node t = input of operation t).
+        let activationNodes = plan.indices.filter { if case .activation = plan[$0] { true } else { false } }
+        let activationCenters = activationNodes.map { node(w.centers, $0, widths[$0]) }
+        let activationRadii = activationNodes.map { node(w.radii, $0, widths[$0]) }
+        if let crown {
+            crown.forward(batchRows: rows, labels: labels, parameters: parameters, inputCenter: c0, inputRadius: r0,
+                          activationCenters: activationCenters, activationRadii: activationRadii)
+            for i in 0..<rows {
+                let z = worst.row(i)
+                for j in 0..<classes where j != labels[i] {
+                    z[j] = crownWeight * -crown.margins.pointer[i * classes + j] + (1 - crownWeight) * z[j]
+                }
+            }
+        }
         let G = w.worstGradient.matrix(rows: rows, columns: classes)
         let loss = SoftmaxCrossEntropy.lossAndGradient(logits: worst, labels: labels, gradientScale: gradientScale, gradient: G)
         guard let gradients else { return loss }
+        if let crown {
+            // ∂L/∂m_CROWN = −β·∂L/∂ẑ; IBP's bounds get the remaining (1 − β).
+            let marginGradient = w.crownGradient.matrix(rows: rows, columns: classes)
+            for e in 0..<(rows * classes) { marginGradient.base[e] = -crownWeight * G.base[e] }
+            crown.backward(batchRows: rows, labels: labels, parameters: parameters, gradients: gradients, marginGradient: marginGradient,
+                           inputCenter: c0, inputRadius: r0, activationCenters: activationCenters, activationRadii: activationRadii)
+            for e in 0..<(rows * classes) { G.base[e] *= 1 - crownWeight }
+        }
 
         // Backward. G′: G with G′_y = −Σ_{j≠y} G_j, so that ∂L/∂c = G′W and the μ-part of ∂L/∂W is G′ᵀc.
         for i in 0..<rows {
@@ -281,6 +348,14 @@ public final class IntervalBoundObjective: TrainingObjective, @unchecked Sendabl
                     let down = (dC.base[e] - dR.base[e]) / 2 * Self.derivative(layer, low)
                     dC.base[e] = up + down
                     dR.base[e] = up - down
+                }
+                if let crown, let k = activationNodes.firstIndex(of: t) {
+                    // CROWN-IBP's gradient with respect to this box.
+                    let extraC = crown.centerGradient[k].pointer, extraR = crown.radiusGradient[k].pointer
+                    for e in 0..<(rows * inWidth) {
+                        dC.base[e] += extraC[e]
+                        dR.base[e] += extraR[e]
+                    }
                 }
             }
         }

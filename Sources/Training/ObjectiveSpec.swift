@@ -11,7 +11,7 @@ import _FileSystem
 /// {"type": "cross_entropy", "label_smoothing": 0}
 /// {"type": "adversarial", "attack": {"type": "pgd", "steps": 7, "step_size": 0.025}, "epsilon": 0.1, "mix": 0.9}
 /// {"type": "dp_sgd", "noise_multiplier": 1.1, "clip": 1, "delta": 1e-5}
-/// {"type": "ibp", "epsilon": 0.15, "warmup_epochs": 2, "ramp_epochs": 20, "final_kappa": 0.5}
+/// {"type": "ibp", "epsilon": 0.15, "warmup_epochs": 2, "ramp_epochs": 20, "final_kappa": 0.5}   (or "crown_ibp")
 /// {"type": "trades", "epsilon": 0.1, "beta": 6, "steps": 10, "step_size": 0.025}
 /// {"type": "fast_adversarial", "method": "n-fgsm", "epsilon": 0.1, "step_size": 0.1, "noise": 2}
 /// ```
@@ -56,7 +56,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
             return try DPSGDObjective(noiseMultiplier: spec.noiseMultiplier, clipNorm: spec.clip, labelSmoothing: spec.labelSmoothing,
                                       noiseSource: spec.noise)
         case .certified(let spec):
-            return try IntervalBoundObjective(schedule: spec.schedule, record: json)
+            return try IntervalBoundObjective(schedule: spec.schedule, crownIBP: spec.crownIBP, record: json)
         case .trades(let spec):
             return try TRADESObjective(spec)
         case .fastAdversarial(let spec):
@@ -78,7 +78,7 @@ public enum ObjectiveSpec: Equatable, Sendable {
         case .crossEntropy(let smoothing): smoothing == 0 ? "cross-entropy" : "cross-entropy (label smoothing \(smoothing))"
         case .adversarial(let spec): "\(spec.attack.type.uppercased()) adversarial training (ε = \(spec.epsilon), mix \(spec.mix))"
         case .dpSGD(let spec): "DP-SGD (σ = \(spec.noiseMultiplier), C = \(spec.clip), δ = \(spec.delta)\(spec.noise == .seeded ? ", seeded noise" : ""))"
-        case .certified(let spec): "IBP certified training (ε = \(spec.schedule.epsilon), κ → \(spec.schedule.finalKappa))"
+        case .certified(let spec): "\(spec.crownIBP ? "CROWN-IBP" : "IBP") certified training (ε = \(spec.schedule.epsilon), κ → \(spec.schedule.finalKappa))"
         case .trades(let spec): "TRADES (β = \(spec.beta), ε = \(spec.epsilon), \(spec.steps) steps)"
         case .fastAdversarial(let spec): "\(spec.method.displayName) adversarial training (ε = \(spec.epsilon), α = \(spec.stepSize))"
         }
@@ -149,9 +149,12 @@ public struct CertifiedTrainingSpec: Equatable, Sendable {
     public static let defaultFinalKappa: Float = 0.5
 
     public var schedule: CertifiedTrainingSchedule
+    /// CROWN-IBP (Zhang et al. 2020) instead of IBP alone.
+    public var crownIBP: Bool
 
-    public init(epsilon: Float = AdversarialTrainingSpec.defaultEpsilon, warmupEpochs: Double = CertifiedTrainingSpec.defaultWarmupEpochs,
+    public init(crownIBP: Bool = false, epsilon: Float = AdversarialTrainingSpec.defaultEpsilon, warmupEpochs: Double = CertifiedTrainingSpec.defaultWarmupEpochs,
                 rampEpochs: Double = CertifiedTrainingSpec.defaultRampEpochs, finalKappa: Float = CertifiedTrainingSpec.defaultFinalKappa) {
+        self.crownIBP = crownIBP
         schedule = CertifiedTrainingSchedule(epsilon: epsilon, warmupEpochs: warmupEpochs, rampEpochs: rampEpochs, finalKappa: finalKappa)
     }
 }
@@ -183,9 +186,10 @@ extension ObjectiveSpec: Codable {
             self = .dpSGD(DPSGDSpec(noiseMultiplier: try c.decode(Float.self, forKey: .noiseMultiplier), clip: try c.decode(Float.self, forKey: .clip),
                                     delta: try c.decodeIfPresent(Double.self, forKey: .delta) ?? DPSGDSpec.defaultDelta, labelSmoothing: smoothing,
                                     noise: try c.decodeIfPresent(DPSGDObjective.NoiseSource.self, forKey: .noise) ?? .secure))
-        case "ibp":
+        case "ibp", "crown_ibp":
             try StrictDecoding.rejectUnknownKeys(decoder, allowed: ["type", "epsilon", "warmup_epochs", "ramp_epochs", "final_kappa"])
             self = .certified(CertifiedTrainingSpec(
+                crownIBP: type == "crown_ibp",
                 epsilon: try c.decodeIfPresent(Float.self, forKey: .epsilon) ?? AdversarialTrainingSpec.defaultEpsilon,
                 warmupEpochs: try c.decodeIfPresent(Double.self, forKey: .warmupEpochs) ?? CertifiedTrainingSpec.defaultWarmupEpochs,
                 rampEpochs: try c.decodeIfPresent(Double.self, forKey: .rampEpochs) ?? CertifiedTrainingSpec.defaultRampEpochs,
@@ -207,7 +211,7 @@ extension ObjectiveSpec: Codable {
                                                         stepSize: try c.decodeIfPresent(Float.self, forKey: .stepSize),
                                                         noise: try c.decodeIfPresent(Float.self, forKey: .noise)))
         default:
-            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd, ibp, trades, fast_adversarial)")
+            throw c.invalid(.type, "unknown objective \"\(type)\" (known: cross_entropy, adversarial, dp_sgd, ibp, crown_ibp, trades, fast_adversarial)")
         }
     }
 
@@ -231,7 +235,7 @@ extension ObjectiveSpec: Codable {
             try c.encode(spec.noise, forKey: .noise)
             try c.encode(spec.labelSmoothing, forKey: .labelSmoothing)
         case .certified(let spec):
-            try c.encode("ibp", forKey: .type)
+            try c.encode(spec.crownIBP ? "crown_ibp" : "ibp", forKey: .type)
             try c.encode(spec.schedule.epsilon, forKey: .epsilon)
             try c.encode(spec.schedule.warmupEpochs, forKey: .warmupEpochs)
             try c.encode(spec.schedule.rampEpochs, forKey: .rampEpochs)

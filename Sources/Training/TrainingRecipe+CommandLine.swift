@@ -32,7 +32,7 @@ extension TrainingRecipe {
             if robustEvaluationExamples != 1000 { arguments += ["--robust-eval-n", "\(robustEvaluationExamples)"] }
         }
         if case .certified(let spec) = objective {
-            arguments += ["--certified", "ibp", "--train-eps", "\(spec.schedule.epsilon)", "--warmup-epochs", "\(spec.schedule.warmupEpochs)",
+            arguments += ["--certified", spec.crownIBP ? "crown-ibp" : "ibp", "--train-eps", "\(spec.schedule.epsilon)", "--warmup-epochs", "\(spec.schedule.warmupEpochs)",
                           "--ramp-epochs", "\(spec.schedule.rampEpochs)", "--final-kappa", "\(spec.schedule.finalKappa)"]
         }
         return arguments

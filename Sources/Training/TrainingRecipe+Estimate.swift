@@ -23,7 +23,10 @@ extension TrainingRecipe {
         if case .dpSGD = objective { flopsPerExample += 2 * parameters }  // the reverse pass for per-example norms
         if case .trades(let spec) = objective { flopsPerExample += (4 * Double(spec.steps) + 8) * parameters }  // the KL attack; two rows per example
         if case .fastAdversarial = objective { flopsPerExample += 4 * parameters }  // one input gradient
-        if case .certified = objective { flopsPerExample += 14 * parameters }  // centres and radii forward and back, |W|
+        if case .certified(let spec) = objective {
+            flopsPerExample += 14 * parameters  // centres and radii forward and back, |W|
+            if spec.crownIBP { flopsPerExample += 4 * Double(architecture.classCount - 1) * parameters }  // one coefficient row per margin, there and back
+        }
         return Double(epochs) * Double(examples) * flopsPerExample / Self.assumedFLOPS
     }
 }

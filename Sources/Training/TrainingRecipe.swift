@@ -1,4 +1,5 @@
 import Attacks
+import Certification
 import Foundation
 import NeuralNet
 import _FileSystem
@@ -62,6 +63,9 @@ public struct TrainingRecipe: Equatable, Sendable {
             _ = try objective.makeObjective()
         } catch {
             throw TrainingError.invalidRecipe("\(error)")
+        }
+        if case .certified(let spec) = objective, spec.crownIBP, let problem = IntervalBoundObjective.crownIBPProblem(architecture) {
+            throw TrainingError.invalidRecipe(problem)
         }
         guard validationFraction >= 0 && validationFraction < 1 else {
             throw TrainingError.invalidRecipe("validation fraction \(validationFraction) must be in [0, 1)")

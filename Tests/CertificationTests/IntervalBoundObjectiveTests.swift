@@ -26,8 +26,30 @@ struct IntervalBoundObjectiveTests {
         return total
     }
 
-    static func objective(_ model: Sequential, rows: Int) throws -> IntervalBoundObjective {
-        let objective = try IntervalBoundObjective(schedule: .init(epsilon: 0.1, warmupEpochs: 0, rampEpochs: 0, finalKappa: 0), record: "{}")
+    /// Σ_rows CE(ẑ, y) with ẑ_j = −(β·m_CROWN-IBP + (1 − β)·m_IBP), both from the certifier in Float64
+    /// (CROWN with IBP's intermediate boxes, not tightened: CROWN-IBP).
+    static func referenceMixedLoss(_ model: Sequential, _ inputs: [Float], labels: [Int], epsilon: Double, beta: Double) -> Double {
+        let network = CertifiableNetwork(model)
+        let region = InputRegion(norm: .linf, points: inputs.map(Double.init), width: model.inputWidth, labels: labels,
+                                 epsilons: [Double](repeating: epsilon, count: labels.count))
+        let intervals = IntervalBoundPropagation(network: network).bounds(region)
+        let crown = CROWN(network: network, reducedPrecision: false)
+        let workspace = CROWN.Workspace(rows: crown.maximumRows, width: network.maximumWidth)
+        let classes = model.classCount
+        var total = 0.0
+        for (r, y) in labels.enumerated() {
+            let relaxations = crown.relaxations(row: r, intervals: intervals, region: region, tighten: false, workspace: workspace)
+            let crownMargins = crown.finalMargins(row: r, region: region, relaxations: relaxations, workspace: workspace)
+            let z = (0..<classes).map { $0 == y ? 0 : -(beta * crownMargins[$0] + (1 - beta) * intervals.margins[r * classes + $0]) }
+            let top = z.max()!
+            total += top + log(z.reduce(0) { $0 + exp($1 - top) })
+        }
+        return total
+    }
+
+    static func objective(_ model: Sequential, rows: Int, crownIBP: Bool = false) throws -> IntervalBoundObjective {
+        let objective = try IntervalBoundObjective(schedule: .init(epsilon: 0.1, warmupEpochs: 0, rampEpochs: 0, finalKappa: 0), crownIBP: crownIBP,
+                                                   record: "{}")
         objective.prepare(network: model, shards: 1, rows: rows, features: model.inputWidth)
         return objective
     }
@@ -68,6 +90,52 @@ struct IntervalBoundObjectiveTests {
         }
         #expect(largest > 0.01)
         #expect(worst < 2e-3 * largest, "\(activation): largest gradient error \(worst) of \(largest)")
+    }
+
+    @Test("CROWN-IBP's loss matches the certifier's Float64 CROWN-IBP, and its gradient central differences",
+          arguments: [(Activation.relu, Float(1)), (.relu, 0.5), (.leakyrelu, 0.7)])
+    func crownIBPGradient(activation: Activation, beta: Float) throws {
+        let model = Sequential(spec: try ModelSpec.parse("6-8-7-4", activation: activation), seed: 5)
+        let rows = 4
+        let inputs = TestSupport.randomValues(rows * 6, seed: 6, in: 0, 1)
+        let labels = [0, 3, 2, 1]
+        let objective = try Self.objective(model, rows: rows, crownIBP: true)
+        let crown = try #require(objective.crownBounds.first)
+        let gradients = FloatBuffer(count: model.parameterCount)
+        let loss = inputs.withUnsafeBufferPointer { x in
+            labels.withUnsafeBufferPointer { y in
+                objective.worstCaseLossAndGradients(MatrixRef(UnsafeMutablePointer(mutating: x.baseAddress!), rows: rows, columns: 6),
+                                                    labels: y.baseAddress!, epsilon: 0.1, parameters: model.parameters.pointer,
+                                                    gradients: gradients.pointer, gradientScale: 1, workspace: objective.workspaces[0],
+                                                    crown: crown, crownWeight: beta)
+            }
+        }
+        let epsilon = Double(Float(0.1))
+        let reference = Self.referenceMixedLoss(model, inputs, labels: labels, epsilon: epsilon, beta: Double(beta))
+        #expect(abs(loss - reference) < 1e-4 * (1 + abs(reference)), "loss \(loss) vs Float64 \(reference)")
+        var worst = 0.0, largest = 0.0
+        for i in 0..<model.parameterCount {
+            let original = model.parameters.pointer[i]
+            model.parameters.pointer[i] = original + 1e-3
+            let plusStep = model.parameters.pointer[i]
+            let plus = Self.referenceMixedLoss(model, inputs, labels: labels, epsilon: epsilon, beta: Double(beta))
+            model.parameters.pointer[i] = original - 1e-3
+            let minusStep = model.parameters.pointer[i]
+            let minus = Self.referenceMixedLoss(model, inputs, labels: labels, epsilon: epsilon, beta: Double(beta))
+            model.parameters.pointer[i] = original
+            let numeric = (plus - minus) / Double(plusStep - minusStep)
+            worst = max(worst, abs(numeric - Double(gradients.pointer[i])))
+            largest = max(largest, abs(numeric))
+        }
+        #expect(largest > 0.01)
+        #expect(worst < 2e-3 * largest, "β \(beta): largest gradient error \(worst) of \(largest)")
+    }
+
+    @Test("CROWN-IBP refuses architectures it cannot relax")
+    func crownIBPArchitectures() throws {
+        #expect(IntervalBoundObjective.crownIBPProblem(try ModelSpec.parse("784-256-256-10")) == nil)
+        #expect(IntervalBoundObjective.crownIBPProblem(try ModelSpec.parse("784-32-10", activation: .tanh))?.contains("tanh") == true)
+        #expect(IntervalBoundObjective.crownIBPProblem(try ModelSpec.parse(#"[{"type":"dense","in":4,"out":3},{"type":"dense","out":2}]"#)) != nil)
     }
 
     @Test("the schedule warms up, ramps ε and κ linearly, then holds them")

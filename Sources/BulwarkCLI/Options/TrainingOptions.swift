@@ -124,7 +124,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("TRADES (Zhang et al.): weight β of the KL term between clean and adversarial predictions (the paper uses 6); with --train-eps, --train-steps (default 10) and --train-step-size (default ε/4).", valueName: "β"))
     var tradesBeta: Float?
 
-    @Option(help: "Certified training: ibp (interval bound propagation, Gowal et al.), at --train-eps after --warmup-epochs of clean training and a --ramp-epochs linear ramp of ε.")
+    @Option(help: "Certified training: ibp (interval bound propagation, Gowal et al.) or crown-ibp (Zhang et al.: CROWN-IBP bounds weighted from 1 to 0 during the ramp), at --train-eps after --warmup-epochs of clean training and a --ramp-epochs linear ramp of ε.")
     var certified: String?
 
     @Option(help: ArgumentHelp("Certified training: epochs of clean training before ε rises (default 1).", valueName: "epochs"))
@@ -197,8 +197,8 @@ struct TrainingOptions: ParsableArguments {
         try refuse([("--train-noise", trainNoise != nil)], singleStep, "to --adversarial fgsm-rs|n-fgsm only")
         try refuse([("--warmup-epochs", warmupEpochs != nil), ("--ramp-epochs", rampEpochs != nil), ("--final-kappa", finalKappa != nil)],
                    certified != nil, "to certified training (--certified ibp) only")
-        if let certified, certified != "ibp" {
-            throw ValidationError("--certified: unknown method '\(certified)' (known: ibp)")
+        if let certified, certified != "ibp" && certified != "crown-ibp" {
+            throw ValidationError("--certified: unknown method '\(certified)' (known: ibp, crown-ibp)")
         }
         if certified != nil && (adversarial != nil || dpNoise != nil) {
             throw ValidationError("--certified cannot be combined with --adversarial or --dp-noise; choose one objective")
@@ -267,6 +267,7 @@ struct TrainingOptions: ParsableArguments {
         }
         if certified != nil {
             return .certified(CertifiedTrainingSpec(
+                crownIBP: certified == "crown-ibp",
                 epsilon: trainEps?.value ?? AdversarialTrainingSpec.defaultEpsilon,
                 warmupEpochs: warmupEpochs ?? CertifiedTrainingSpec.defaultWarmupEpochs,
                 rampEpochs: rampEpochs ?? CertifiedTrainingSpec.defaultRampEpochs,

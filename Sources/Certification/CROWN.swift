@@ -295,10 +295,9 @@ struct CROWN {
         return false
     }
 
-    /// λ·W into `output` (rows × layer.inputWidth). The columns of λ that are zero in every row
-    /// (neurons a ReLU switches off on the whole region) are left out of the product, often most of them.
-    func multiply(_ lambda: UnsafeMutablePointer<Double>, rows: Int, width: Int, by layer: CertifiableNetwork.AffineLayer,
-                  into output: UnsafeMutablePointer<Double>, workspace: Workspace) {
+    /// The columns of λ (rows × width) that are not zero in every row, into the workspace's
+    /// `columnIndices`, in order; returns how many.
+    func nonZeroColumns(_ lambda: UnsafeMutablePointer<Double>, rows: Int, width: Int, workspace: Workspace) -> Int {
         let used = workspace.usedColumns
         used.update(repeating: false, count: width)
         for r in 0..<rows {
@@ -307,6 +306,14 @@ struct CROWN {
         }
         var kept = 0
         for c in 0..<width where used[c] { workspace.columnIndices[kept] = c; kept += 1 }
+        return kept
+    }
+
+    /// λ·W into `output` (rows × layer.inputWidth). The columns of λ that are zero in every row
+    /// (neurons a ReLU switches off on the whole region) are left out of the product, often most of them.
+    func multiply(_ lambda: UnsafeMutablePointer<Double>, rows: Int, width: Int, by layer: CertifiableNetwork.AffineLayer,
+                  into output: UnsafeMutablePointer<Double>, workspace: Workspace) {
+        let kept = nonZeroColumns(lambda, rows: rows, width: width, workspace: workspace)
         layer.weight.withUnsafeBufferPointer { weight in
             // Packing costs a copy of W's kept rows: worth it only for many rows of λ.
             guard kept * 10 < width * 9, rows >= 32 else {
@@ -342,14 +349,7 @@ struct CROWN {
                         Int32(layer.inputWidth), spread, 1, 0, workspace.reach, 1)
             workspace.reachRow = row
         }
-        let used = workspace.usedColumns
-        used.update(repeating: false, count: width)
-        for r in 0..<rows {
-            let coefficients = lambda + r * width
-            for c in 0..<width where coefficients[c] != 0 { used[c] = true }
-        }
-        var kept = 0
-        for c in 0..<width where used[c] { workspace.columnIndices[kept] = c; kept += 1 }
+        let kept = nonZeroColumns(lambda, rows: rows, width: width, workspace: workspace)
         var roundingSlack = [Double](repeating: 0, count: rows)
         var centre = [Double](repeating: 0, count: rows)
         // γ_n = nu/(1 − nu) with n = kept + 1 products and sums, u = 2⁻²⁴; 1.01 covers the division.

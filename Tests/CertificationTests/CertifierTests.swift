@@ -17,27 +17,28 @@ struct CertifierTests {
         try MNISTFormat.load(directory: TestSupport.sampleDirectory, split: .test, limit: limit)
     }
 
-    @Test("On the shipped PGD model no certified example is broken by PGD, and CROWN certifies at least IBP's examples")
-    func certifiedNeverBroken() throws {
-        let model = try Self.shippedModel("mlp-pgd")
+    @Test("On the shipped PGD- and IBP-trained models no certified example is broken by PGD; CROWN certifies at least IBP's examples",
+          arguments: ["mlp-pgd", "mlp-ibp"])
+    func certifiedNeverBroken(name: String) throws {
+        let model = try Self.shippedModel(name)
         let data = try Self.sample(60)
         let runner = AttackRunner(classifier: model, batchSize: 60)
+        var certifiedAny = false
         for epsilon in [0.03, 0.1] {
             let ibp = try Certifier(model, method: .ibp, norm: .linf).certify(data, epsilon: epsilon)
             let crown = try Certifier(model, method: .crown, norm: .linf).certify(data, epsilon: epsilon)
             let attack = try PGD(epsilon: Float(epsilon), stepSize: Float(epsilon) / 10, steps: 50)
             let robust = try runner.run(attack, on: data, seed: 1).robust
             for i in 0..<data.count {
-                #expect(!crown.certified[i] || robust[i], "example \(i) certified by CROWN at ε \(epsilon) but broken by PGD")
-                #expect(!ibp.certified[i] || crown.certified[i], "example \(i) certified by IBP but not by CROWN")
+                #expect(!crown.certified[i] || robust[i], "\(name): example \(i) certified by CROWN at ε \(epsilon) but broken by PGD")
+                #expect(!ibp.certified[i] || crown.certified[i], "\(name): example \(i) certified by IBP but not by CROWN")
                 #expect(crown.marginLowerBounds[i] >= ibp.marginLowerBounds[i])
             }
             #expect(crown.certifiedAccuracy.value <= Double(robust.filter { $0 }.count) / Double(data.count))
             #expect(crown.cleanAccuracy == ibp.cleanAccuracy)
+            certifiedAny = certifiedAny || crown.certifiedAccuracy.successes > 0
         }
-        // At a small ε CROWN certifies a substantial share of this PGD-trained model.
-        let small = try Certifier(model, method: .crown, norm: .linf).certify(data.prefix(30), epsilon: 0.01)
-        #expect(small.certifiedAccuracy.value > 0.3, "CROWN certified \(small.certifiedAccuracy.value) at ε = 0.01")
+        #expect(certifiedAny, "\(name): nothing certified at ε = 0.03 or 0.1")
     }
 
     @Test("At ε = 0 every correctly classified example with a margin is certified, by every method")

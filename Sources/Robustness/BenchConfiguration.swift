@@ -203,7 +203,7 @@ public struct BenchConfiguration: Equatable, Sendable {
         public func makeAttack(epsilon: Float) throws -> any Attack { try spec.makeAttack(epsilon: epsilon) }
     }
 
-    /// The main job's configuration: the shipped standard, PGD-trained and IBP-trained 784-256-256-10 MLPs on
+    /// The main job's configuration: the shipped standard, PGD-trained and CROWN-IBP-trained 784-256-256-10 MLPs on
     /// Fashion-MNIST, FGSM, PGD-20 (α = ε/10, random start), APGD-CE (100 steps) and APGD-T (100
     /// steps, the 3 most likely wrong classes as targets; AutoAttack's standard suite tries 9) at
     /// ε ∈ {0, 0.05, 0.1, 0.2}, with IBP and CROWN certified accuracy beside them, all 10,000 test
@@ -214,7 +214,7 @@ public struct BenchConfiguration: Equatable, Sendable {
         models: [
             ModelEntry(name: "standard", path: "models/mlp-standard.safetensors", recipe: .standardMLP),
             ModelEntry(name: "pgd-trained", path: "models/mlp-pgd.safetensors", recipe: .pgdMLP),
-            ModelEntry(name: "ibp-trained", path: "models/mlp-ibp.safetensors", recipe: .ibpMLP),
+            ModelEntry(name: "crown-ibp-trained", path: "models/mlp-crown-ibp.safetensors", recipe: .crownIBPMLP),
         ],
         attacks: [
             AttackEntry(name: "FGSM", spec: .fgsm(FGSM.Parameters())),

@@ -17,8 +17,8 @@ struct CertifierTests {
         try MNISTFormat.load(directory: TestSupport.sampleDirectory, split: .test, limit: limit)
     }
 
-    @Test("On the shipped PGD- and IBP-trained models no certified example is broken by PGD; CROWN certifies at least IBP's examples",
-          arguments: ["mlp-pgd", "mlp-ibp"])
+    @Test("On the shipped PGD- and CROWN-IBP-trained models no certified example is broken by PGD; CROWN certifies at least IBP's examples",
+          arguments: ["mlp-pgd", "mlp-crown-ibp"])
     func certifiedNeverBroken(name: String) throws {
         let model = try Self.shippedModel(name)
         let data = try Self.sample(60)

@@ -50,7 +50,7 @@ struct CertifyCommand: ParsableCommand {
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
 
-    @Flag(help: "With --json: add each example's margin lower bound (and radius, with --radius).")
+    @Flag(help: "With --json and --eps: add each example's margin lower bound at ε, every bound computed in full.")
     var perExample = false
 
     @OptionGroup(title: "Model") var modelOptions: ModelOptions
@@ -92,6 +92,7 @@ struct CertifyCommand: ParsableCommand {
         if let count, count < 1 { throw ValidationError("--n must be at least 1, got \(count)") }
         if count != nil && data.limit != nil { throw ValidationError("--n and --limit both limit the examples; give one") }
         if perExample && !json { throw ValidationError("--per-example adds arrays to the JSON output; add --json") }
+        if perExample && epsilon == nil { throw ValidationError("--per-example gives the margin bounds at --eps ε; add --eps (--radius alone already lists every radius)") }
     }
 
     func run() throws {

@@ -353,7 +353,10 @@ struct CROWN {
         var roundingSlack = [Double](repeating: 0, count: rows)
         var centre = [Double](repeating: 0, count: rows)
         // γ_n = nu/(1 − nu) with n = kept + 1 products and sums, u = 2⁻²⁴; 1.01 covers the division.
+        // Products that fall into Float32's subnormal range lose their relative accuracy: each can
+        // be off by 2⁻¹⁴⁹ absolutely, which the second term covers (per input pixel and product).
         let gamma = 1.01 * Double(kept + 1) * 0x1p-24
+        let subnormalSlack = Double(kept + 1) * Double(layer.inputWidth) * 0x1p-148
         for r in 0..<rows {
             var slack = 0.0, linear = 0.0
             for k in 0..<kept {
@@ -363,7 +366,7 @@ struct CROWN {
                 slack += abs(value) * workspace.reach[column]
                 linear += value * workspace.firstLayerCenter[column]
             }
-            roundingSlack[r] = gamma * slack
+            roundingSlack[r] = gamma * slack + subnormalSlack
             centre[r] = workspace.constant[r] + linear
         }
         let columns = Array(UnsafeBufferPointer(start: workspace.columnIndices, count: kept))
@@ -396,7 +399,7 @@ struct CROWN {
     /// With `reducedPrecision`, the last product (by the first layer's weights, the largest) runs in
     /// Float32, twice as fast, and every bound is moved outwards by a bound of that product's
     /// rounding, |fl(λW₁) − λW₁| ≤ γ_{k+1}·|λ||W₁| (Higham 2002, §3.5; the +1 covers rounding λ to
-    /// Float32). The value at the region's centre, λ·(W₁c), is computed exactly from W₁c in Float64;
+    /// Float32). The value at the region's centre, λ·(W₁c), is computed from W₁c in Float64;
     /// only the spread around it, |λW₁|·r (or ε‖λW₁‖₂), uses the product, whose rounding then
     /// moves it by at most γ_{k+1}·|λ|·(|W₁|r) (ε·|W₁|1 for a ball). The bounds stay sound;
     /// they loosen by about 1e-5 relative. The final coefficients are left in the workspace's `product32`.

@@ -30,9 +30,10 @@ public enum CertificationMethod: String, CaseIterable, Codable, Sendable {
 /// between. Examples are processed in fixed chunks of `chunkRows`, in parallel on the pool, so
 /// results do not depend on the thread count.
 public struct Certifier: Sendable {
-    /// The margin a certified example's lower bound must exceed: it covers the rounding of the
-    /// model's own Float32 forward pass (about 1e-6 relative on a 784-wide dot product), so an
-    /// example certified here cannot be broken by rounding.
+    /// The margin a certified example's lower bound must exceed. The bounds are about the network
+    /// in exact arithmetic; the model runs in Float32, whose forward pass rounds by about 1e-6
+    /// relative on a 784-wide dot product, and an attack's Float32 clipping can land ~3e-8 outside
+    /// the Float64 box. This margin absorbs both in practice; it is a safety margin, not a proof.
     public static let tolerance = 1e-4
     /// Examples per chunk of work.
     public static let chunkRows = 50
@@ -81,6 +82,13 @@ public struct Certifier: Sendable {
         }
         if let label = data.labelOutside(classes: network.classCount) {
             throw CertificationError.dataMismatch("label \(label) is outside the model's \(network.classCount) classes")
+        }
+        if norm == .linf {
+            // The L∞ ball is clipped to the pixel domain [0, 1]: for inputs outside it that region is
+            // not the ball an attack searches, so a certificate would claim too much.
+            do { try AttackRunner.checkInputRange(data.features) } catch {
+                throw CertificationError.dataMismatch("\(error); L∞ certificates clip the ball to [0, 1] (scale the data with --feature-scale, or certify --norm l2, whose ball is not clipped)")
+            }
         }
     }
 

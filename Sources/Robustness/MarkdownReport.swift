@@ -76,9 +76,10 @@ public enum MarkdownReport {
         displayable(text).replacingOccurrences(of: "|", with: "\\|")
     }
 
-    /// The norms of the configuration's attacks, in order of first appearance.
+    /// The norms of the configuration's attacks and certificates, in order of first appearance.
     static func norms(of configuration: BenchConfiguration) -> [Norm] {
-        configuration.attacks.map(\.spec.norm).reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
+        (configuration.attacks.map(\.spec.norm) + configuration.certification.map(\.norm))
+            .reduce(into: []) { if !$0.contains($1) { $0.append($1) } }
     }
 
     /// One table per norm: a row per model and attack of that norm, then the worst case.

@@ -15,18 +15,22 @@ public final class RobustnessMonitor {
     public let seed: UInt64
     /// A drop of robust accuracy from its best epoch by more than this (absolute) is a collapse…
     public let collapseThreshold: Double
-    /// …as is a fall below this fraction of the best epoch's robust accuracy.
+    /// …as is a fall below this fraction of the best epoch's robust accuracy by at least
+    /// `minimumDrop` (so that noise on a small held-out slice near 0 is not a collapse).
     public let collapseFraction: Double
+    public let minimumDrop: Double
     private var best: (epoch: Int, robust: Double, train: Double)?
     /// The first epoch at which a collapse was detected.
     public private(set) var collapsedAt: Int?
 
-    public init(attack: any Attack, slice: LabeledData, seed: UInt64, collapseThreshold: Double = 0.2, collapseFraction: Double = 0.5) {
+    public init(attack: any Attack, slice: LabeledData, seed: UInt64, collapseThreshold: Double = 0.2, collapseFraction: Double = 0.5,
+                minimumDrop: Double = 0.05) {
         self.attack = attack
         self.slice = slice
         self.seed = seed
         self.collapseThreshold = collapseThreshold
         self.collapseFraction = collapseFraction
+        self.minimumDrop = minimumDrop
     }
 
     /// The most robust epoch so far and its robust accuracy.
@@ -51,13 +55,14 @@ public final class RobustnessMonitor {
 
     /// Records one epoch's robust and training accuracy; returns a warning (and sets `collapsedAt`)
     /// if robust accuracy fell more than `collapseThreshold` below its best epoch, or below
-    /// `collapseFraction` of it, while training accuracy rose above that epoch's.
+    /// `collapseFraction` of it by at least `minimumDrop`, while training accuracy rose above that epoch's.
     public func record(epoch: Int, robust: Double, train: Double) -> String? {
         defer {
             if best == nil || robust > best!.robust { best = (epoch, robust, train) }
         }
         guard let best, train > best.train,
-              best.robust - robust > collapseThreshold || robust < collapseFraction * best.robust else { return nil }
+              best.robust - robust > collapseThreshold
+                || (robust < collapseFraction * best.robust && best.robust - robust >= minimumDrop) else { return nil }
         if collapsedAt == nil { collapsedAt = epoch }
         return "catastrophic overfitting: robust accuracy under \(attack) fell from \(best.robust) (epoch \(best.epoch)) "
             + "to \(robust) while training accuracy rose to \(train); training stops and keeps epoch \(best.epoch)'s weights. "

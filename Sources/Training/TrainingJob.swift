@@ -120,6 +120,11 @@ public struct TrainingJob: Sendable {
             try checkResumable(resume, loader: loader)
             try trainer.resume(from: resume, loader: loader)
             events.log("resumed from \(resume) after epoch \(trainer.completedEpochs)")
+            // The monitor continues from the epochs already trained: their best stays the best (and
+            // its file is not overwritten by a less robust epoch), and a collapse stays a collapse.
+            for past in trainer.history {
+                if let robust = past.extra["robust_accuracy"] { _ = monitor?.record(epoch: past.epoch, robust: robust, train: past.trainAccuracy) }
+            }
         }
         trainer.progress = events.progress
         let privacy = privacyMonitor(trainer: trainer, trainingExamples: train.count)
@@ -144,9 +149,15 @@ public struct TrainingJob: Sendable {
         trainer.shouldStop = { monitor?.collapsedAt != nil }
         try trainer.train(on: train, validation: validation)
         var stoppedEarly: String?
-        if let monitor, let collapse = monitor.collapsedAt, let best = monitor.bestEpoch, let bestWeights {
-            // The guard: the collapsed weights are replaced by the most robust epoch's.
-            trainer.network.parameters.buffer.update(from: bestWeights)
+        if let monitor, let collapse = monitor.collapsedAt, let best = monitor.bestEpoch {
+            // The guard: the collapsed weights are replaced by the most robust epoch's (from the
+            // best-robust file when that epoch was trained before a resume).
+            let weights = try bestWeights ?? ModelFile.load(contentsOf: bestRobustPath, loader: loader).network.parameters.array
+            guard weights.count == trainer.network.parameterCount else {
+                throw TrainingError.dataMismatch("catastrophic overfitting at epoch \(collapse), but the weights of epoch \(best.epoch) "
+                                                 + "are not available (\(bestRobustPath) does not match the model)")
+            }
+            _ = trainer.network.parameters.buffer.update(from: weights)
             stoppedEarly = "catastrophic overfitting detected at epoch \(collapse); training stopped, weights of epoch \(best.epoch) "
                 + "(held-out robust accuracy \(best.robust))"
             events.warning(stoppedEarly!)

@@ -34,6 +34,7 @@ extension TrainingRecipe {
         if case .certified(let spec) = objective {
             arguments += ["--certified", spec.crownIBP ? "crown-ibp" : "ibp", "--train-eps", "\(spec.schedule.epsilon)", "--warmup-epochs", "\(spec.schedule.warmupEpochs)",
                           "--ramp-epochs", "\(spec.schedule.rampEpochs)", "--final-kappa", "\(spec.schedule.finalKappa)"]
+            if robustEvaluationExamples != 1000 { arguments += ["--robust-eval-n", "\(robustEvaluationExamples)"] }
         }
         return arguments
     }

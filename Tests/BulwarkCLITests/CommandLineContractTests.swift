@@ -77,6 +77,8 @@ struct CommandLineContractTests {
         #expect(certifiedMix.status == 64 && certifiedMix.stderr.contains("--adversarial-mix applies to adversarial training"), "\(certifiedMix.stderr)")
         let twoObjectives = try CLIRun(["train", "--certified", "ibp", "--trades-beta", "6", "--out", "x.safetensors"])
         #expect(twoObjectives.status == 64 && twoObjectives.stderr.contains("choose one objective"), "\(twoObjectives.stderr)")
+        let smoothing = try CLIRun(["train", "--trades-beta", "6", "--label-smoothing", "0.1", "--out", "x.safetensors"])
+        #expect(smoothing.status == 64 && smoothing.stderr.contains("--label-smoothing applies to"), "\(smoothing.stderr)")
         let noEpsilon = try CLIRun(["certify", model] + sample)
         #expect(noEpsilon.status == 64 && noEpsilon.stderr.contains("give --eps"), "\(noEpsilon.stderr)")
     }

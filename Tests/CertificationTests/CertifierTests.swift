@@ -110,5 +110,15 @@ struct CertifierTests {
         #expect(throws: CertificationError.self) { try certifier.certify(data, epsilon: .nan) }
         let narrow = LabeledData(features: Tensor(shape: [1, 3], scalars: [0, 0, 0]), labels: [0], classCount: 10)
         #expect(throws: CertificationError.self) { try certifier.certify(narrow, epsilon: 0.1) }
+        // Pixels outside [0, 1] (unscaled 0–255 data): the clipped L∞ box is not the ball; refused, naming the fix.
+        var unscaled = data
+        unscaled.features.scalars = unscaled.features.scalars.map { $0 * 255 }
+        do {
+            _ = try certifier.certify(unscaled, epsilon: 0.1)
+            Issue.record("unscaled data was certified")
+        } catch {
+            #expect("\(error)".contains("--feature-scale"))
+        }
+        #expect(try Certifier(model, method: .ibp, norm: .l2).certify(unscaled, epsilon: 0.1).n == 5)
     }
 }

@@ -116,6 +116,11 @@ struct FastAdversarialTests {
         let warning = try #require(monitor.record(epoch: 4, robust: 0.05, train: 0.60))  // 0.09 down, below half of 0.14
         #expect(warning.contains("epoch 2") && monitor.collapsedAt == 4)
         #expect(monitor.bestEpoch?.epoch == 2)
+        // Near zero, halving is noise on a small slice: no collapse without a drop of 0.05.
+        let quiet = RobustnessMonitor(attack: try PGD(epsilon: 0.1), slice: TestSupport.syntheticData(count: 1, features: 2, classes: 2, seed: 0), seed: 0)
+        #expect(quiet.record(epoch: 1, robust: 0.02, train: 0.3) == nil)
+        #expect(quiet.record(epoch: 2, robust: 0.009, train: 0.5) == nil)
+        #expect(quiet.collapsedAt == nil)
     }
 
     @Test("the trainer stops when asked after an epoch")

@@ -192,8 +192,10 @@ struct TrainingOptions: ParsableArguments {
         let singleStep = adversarial == "fgsm-rs" || adversarial == "n-fgsm"
         try refuse([("--train-norm", trainNorm != nil), ("--train-loss", trainLoss != nil), ("--adversarial-mix", adversarialMix != nil)],
                    adversarial != nil && !singleStep, "to adversarial training with --adversarial fgsm|pgd only")
-        try refuse([("--robust-eval-n", robustEvalN != nil)], adversarial != nil || tradesBeta != nil,
-                   "to adversarial or TRADES training only (robust accuracy is measured on held-out examples each epoch)")
+        try refuse([("--robust-eval-n", robustEvalN != nil)], adversarial != nil || tradesBeta != nil || certified != nil,
+                   "to adversarial, TRADES or certified training only (robust or certified accuracy is measured on held-out examples each epoch)")
+        try refuse([("--label-smoothing", labelSmoothing != 0)], (adversarial == nil || !singleStep) && tradesBeta == nil && certified == nil,
+                   "to cross-entropy, DP-SGD and --adversarial fgsm|pgd training only (TRADES, fgsm-rs, n-fgsm and certified training use plain cross-entropy)")
         try refuse([("--train-noise", trainNoise != nil)], singleStep, "to --adversarial fgsm-rs|n-fgsm only")
         try refuse([("--warmup-epochs", warmupEpochs != nil), ("--ramp-epochs", rampEpochs != nil), ("--final-kappa", finalKappa != nil)],
                    certified != nil, "to certified training (--certified ibp) only")

@@ -64,7 +64,8 @@ public final class Trainer {
     public var epochObserver: ((inout EpochMetrics, Sequential) -> Void)?
     public var progress: ((TrainingProgress) -> Void)?
     /// Asked after each epoch (after `epochObserver` and the checkpoint): true ends training early
-    /// (a guard that detected catastrophic overfitting, early stopping).
+    /// (a guard that detected catastrophic overfitting, early stopping). The trainer holds it: capture
+    /// the trainer weakly in it.
     public var shouldStop: (() -> Bool)?
     /// Where a checkpoint is written (atomically) after every epoch; nil for none.
     public var checkpointPath: String?

@@ -128,7 +128,7 @@ struct FastAdversarialTests {
         let configuration = TrainerConfiguration(architecture: try ModelSpec.parse("6-4-2"), seed: 0, epochs: 10, batchSize: 8,
                                                  optimizer: .sgd(learningRate: 0.1, momentum: 0, nesterov: false, weightDecay: 0))
         let trainer = try Trainer(configuration: configuration, objective: try CrossEntropyObjective())
-        trainer.shouldStop = { trainer.completedEpochs >= 3 }
+        trainer.shouldStop = { [weak trainer] in (trainer?.completedEpochs ?? 0) >= 3 }  // weak: the trainer holds the closure
         let history = try trainer.train(on: TestSupport.syntheticData(count: 40, features: 6, classes: 2, seed: 1), validation: nil)
         #expect(history.count == 3)
     }

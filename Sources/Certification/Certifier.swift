@@ -101,14 +101,15 @@ public struct Certifier: Sendable {
     /// Lower bounds of min_{j≠y} (z_y − z_j) over each example's ball of radius `epsilons[i]`: the
     /// method's tightest, for every example.
     public func marginLowerBounds(_ data: LabeledData, epsilons: [Double]) throws -> [Double] {
-        try marginLowerBounds(data, epsilons: epsilons, decisionOnly: nil)
+        try check(data)
+        return try marginBounds(data, epsilons: epsilons, decisionOnly: nil)
     }
 
-    /// `decisionOnly[i]` true: only whether the bound exceeds `tolerance` matters (CROWN may stop
-    /// early, with a looser bound on the same side of the tolerance); false: the example is not
-    /// certified whatever the bound (misclassified), which may be IBP's.
-    func marginLowerBounds(_ data: LabeledData, epsilons: [Double], decisionOnly: [Bool]?) throws -> [Double] {
-        try check(data)
+    /// `marginLowerBounds` for data already checked (`check`). `decisionOnly[i]` true: only whether
+    /// the bound exceeds `tolerance` matters (CROWN may stop early, with a looser bound on the same
+    /// side of the tolerance); false: the example is not certified whatever the bound
+    /// (misclassified), which may be IBP's.
+    private func marginBounds(_ data: LabeledData, epsilons: [Double], decisionOnly: [Bool]?) throws -> [Double] {
         precondition(epsilons.count == data.count, "one ε per example")
         for epsilon in epsilons { try Self.checkRadius(epsilon) }
         let rows = data.count, width = data.featureCount
@@ -146,9 +147,9 @@ public struct Certifier: Sendable {
         try check(data)
         try Self.checkRadius(epsilon)
         let start = DispatchTime.now()
-        let cleanCorrect = try cleanCorrectness(data)
-        let bounds = try marginLowerBounds(data, epsilons: [Double](repeating: epsilon, count: data.count),
-                                           decisionOnly: exhaustive ? nil : cleanCorrect)
+        let cleanCorrect = try correctness(data)
+        let bounds = try marginBounds(data, epsilons: [Double](repeating: epsilon, count: data.count),
+                                decisionOnly: exhaustive ? nil : cleanCorrect)
         let certified = zip(cleanCorrect, bounds).map { $0 && $1 > Self.tolerance }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         return CertificationResult(method: method, norm: norm, epsilon: epsilon, cleanCorrect: cleanCorrect, certified: certified,
@@ -158,7 +159,12 @@ public struct Certifier: Sendable {
     /// Whether the model (in Float32, as it runs) classifies each example correctly.
     public func cleanCorrectness(_ data: LabeledData) throws -> [Bool] {
         try check(data)
-        return zip(try inference.predictions(data.features), data.labels).map { $0 == $1 }
+        return try correctness(data)
+    }
+
+    /// `cleanCorrectness` for data already checked.
+    private func correctness(_ data: LabeledData) throws -> [Bool] {
+        zip(try inference.predictions(data.features), data.labels).map { $0 == $1 }
     }
 
     /// The largest radius each example is certified at (0 if misclassified or not certified even
@@ -170,16 +176,15 @@ public struct Certifier: Sendable {
         guard ceiling.isFinite, ceiling > 0, (1...60).contains(iterations) else {
             throw CertificationError.invalidRequest("the radius search needs a finite maximum > 0 and 1 to 60 iterations")
         }
-        let cleanCorrect = try cleanCorrectness(data)
+        let cleanCorrect = try correctness(data)
         var low = [Double](repeating: 0, count: data.count)
         var high = [Double](repeating: ceiling, count: data.count)
         var active = (0..<data.count).filter { cleanCorrect[$0] }
         // Examples certified at the ceiling keep it; those not certified at 0 keep 0.
         let decide = { (count: Int) in [Bool](repeating: true, count: count) }
-        let atCeiling = try marginLowerBounds(data.subset(active), epsilons: [Double](repeating: ceiling, count: active.count),
-                                              decisionOnly: decide(active.count))
-        let atZero = try marginLowerBounds(data.subset(active), epsilons: [Double](repeating: 0, count: active.count),
-                                           decisionOnly: decide(active.count))
+        let atCeiling = try marginBounds(data.subset(active), epsilons: [Double](repeating: ceiling, count: active.count),
+                                   decisionOnly: decide(active.count))
+        let atZero = try marginBounds(data.subset(active), epsilons: [Double](repeating: 0, count: active.count), decisionOnly: decide(active.count))
         active = zip(active, zip(atZero, atCeiling)).compactMap { index, bounds in
             if bounds.1 > Self.tolerance { low[index] = ceiling; return nil }
             if bounds.0 <= Self.tolerance { return nil }
@@ -187,7 +192,7 @@ public struct Certifier: Sendable {
         }
         for _ in 0..<iterations where !active.isEmpty {
             let middle = active.map { (low[$0] + high[$0]) / 2 }
-            let bounds = try marginLowerBounds(data.subset(active), epsilons: middle, decisionOnly: decide(active.count))
+            let bounds = try marginBounds(data.subset(active), epsilons: middle, decisionOnly: decide(active.count))
             for (k, index) in active.enumerated() {
                 if bounds[k] > Self.tolerance { low[index] = middle[k] } else { high[index] = middle[k] }
             }

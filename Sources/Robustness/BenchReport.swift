@@ -264,21 +264,6 @@ public struct BenchReport: Codable, Equatable, Sendable {
             certified = try c.decodeIfPresent([CertifiedResult].self, forKey: .certified)
         }
 
-        public func encode(to encoder: any Encoder) throws {
-            var c = encoder.container(keyedBy: CodingKeys.self)
-            try c.encode(name, forKey: .name)
-            try c.encode(path, forKey: .path)
-            try c.encode(sha256, forKey: .sha256)
-            try c.encode(architecture, forKey: .architecture)
-            try c.encode(parameters, forKey: .parameters)
-            try c.encode(clean, forKey: .clean)
-            try c.encode(attacks, forKey: .attacks)
-            try c.encode(worstCase, forKey: .worstCase)
-            try c.encode(checks, forKey: .checks)
-            try c.encodeIfPresent(certified, forKey: .certified)
-            try c.encode(metrics, forKey: .metrics)
-        }
-
         /// Metric names: `clean`, `<attack> ε=<ε>`, `worst case ε=<ε>` (with the norm when the
         /// worst case is not L∞).
         public static func metricName(attack: String, epsilon: Float) -> String { "\(attack) ε=\(format(epsilon))" }

@@ -72,6 +72,17 @@ public enum ObjectiveSpec: Equatable, Sendable {
         }
     }
 
+    /// The ball whose PGD robust accuracy is measured on held-out examples after every epoch
+    /// (adversarial, single-step and TRADES training); nil for the other objectives.
+    public var monitoredBall: (norm: Norm, epsilon: Float)? {
+        switch self {
+        case .adversarial(let spec): (spec.attack.norm, spec.epsilon)
+        case .trades(let spec): (.linf, spec.epsilon)
+        case .fastAdversarial(let spec): (.linf, spec.epsilon)
+        case .crossEntropy, .dpSGD, .certified: nil
+        }
+    }
+
     /// A short phrase: "cross-entropy", "PGD adversarial training (ε = 0.1, mix 0.9)".
     public var summary: String {
         switch self {

@@ -81,14 +81,8 @@ public final class TRADESObjective: TrainingObjective, @unchecked Sendable {
             let logits = network.logits(adversarial, shard: shard)
             let gradient = network.logitsGradient(shard: shard)
             // ∂KL(p‖q)/∂z' = q − p.
-            for i in 0..<rows {
-                let z = logits.row(i), g = gradient.row(i), logP = cleanLog.row(i)
-                var top = -Float.infinity
-                for j in 0..<classes { top = max(top, z[j]) }
-                var sum: Float = 0
-                for j in 0..<classes { sum += exp(z[j] - top) }
-                for j in 0..<classes { g[j] = exp(z[j] - top) / sum - exp(logP[j]) }
-            }
+            Self.logSoftmax(logits, into: gradient)
+            for e in 0..<(rows * classes) { gradient.base[e] = exp(gradient.base[e]) - exp(cleanLog.base[e]) }
             let inputGradient = network.inputGradient(shard: shard)
             for e in 0..<(rows * features) {
                 let x = clean.base[e], g = inputGradient.base[e]

@@ -43,14 +43,9 @@ public struct TrainingJob: Sendable {
         (output.hasSuffix(".safetensors") ? String(output.dropLast(".safetensors".count)) : output) + ".best-robust.safetensors"
     }
 
-    /// Whether the recipe's robust accuracy is measured every epoch (adversarial and TRADES training).
-    public var monitorsRobustness: Bool {
-        guard recipe.robustEvaluationExamples > 0 else { return false }
-        switch recipe.objective {
-        case .adversarial, .trades, .fastAdversarial: return true
-        case .crossEntropy, .dpSGD, .certified: return false
-        }
-    }
+    /// Whether the recipe's robust accuracy is measured every epoch (adversarial, single-step and
+    /// TRADES training).
+    public var monitorsRobustness: Bool { recipe.robustEvaluationExamples > 0 && recipe.objective.monitoredBall != nil }
 
     public static func defaultCheckpointPath(for output: String) -> String {
         (output.hasSuffix(".safetensors") ? String(output.dropLast(".safetensors".count)) : output) + ".checkpoint.safetensors"
@@ -207,15 +202,10 @@ public struct TrainingJob: Sendable {
         return (train, validation)
     }
 
-    /// PGD-10 at the training ε on a held-out slice after every epoch of adversarial or TRADES training.
+    /// PGD-10 at the training ε on a held-out slice after every epoch of adversarial, single-step or
+    /// TRADES training.
     private func makeMonitor(validation: LabeledData, events: Events) throws -> RobustnessMonitor? {
-        let (norm, epsilon): (Norm, Float)
-        switch recipe.objective {
-        case .adversarial(let spec): (norm, epsilon) = (spec.attack.norm, spec.epsilon)
-        case .trades(let spec): (norm, epsilon) = (.linf, spec.epsilon)
-        case .fastAdversarial(let spec): (norm, epsilon) = (.linf, spec.epsilon)
-        case .crossEntropy, .dpSGD, .certified: return nil
-        }
+        guard let (norm, epsilon) = recipe.objective.monitoredBall else { return nil }
         guard recipe.robustEvaluationExamples > 0, validation.count > 0 else {
             events.warning("robust accuracy is not monitored: it needs held-out examples (--val-split > 0, --robust-eval-n > 0)")
             return nil

@@ -118,7 +118,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Fraction of each batch replaced by adversarial examples (default: 0.5 for fgsm, 1 for pgd).")
     var adversarialMix: Float?
 
-    @Option(help: "Held-out examples on which PGD-10 robust accuracy is measured after each adversarial epoch (default 1000).")
+    @Option(help: "Held-out examples on which PGD-10 robust accuracy (adversarial, single-step and TRADES training) or IBP-certified accuracy (certified training) is measured after each epoch (default 1000).")
     var robustEvalN: Int?
 
     @Option(help: ArgumentHelp("TRADES (Zhang et al.): weight β of the KL term between clean and adversarial predictions (the paper uses 6); with --train-eps, --train-steps (default 10) and --train-step-size (default ε/4).", valueName: "β"))

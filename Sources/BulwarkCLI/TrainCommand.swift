@@ -18,6 +18,8 @@ struct TrainCommand: ParsableCommand {
         Examples:
           bulwark train --model 784-256-256-10 --epochs 5 --out models/mine.safetensors
           bulwark train --adversarial pgd --train-eps 8/255 --train-steps 7 --epochs 30 --schedule cosine --out models/robust.safetensors
+          bulwark train --recipe madry --model 784-512-512-10 --out models/madry-512.safetensors
+          bulwark train --from models/mlp-standard.safetensors --adversarial pgd --train-steps 7 --epochs 10 --lr 1e-4 --out models/finetuned.safetensors
           bulwark train --model 20-64-3 --train-csv train.csv --test-csv test.csv --label-column -1 --out csv-model.safetensors
         """
     )
@@ -52,7 +54,11 @@ struct TrainCommand: ParsableCommand {
 
     func run() throws {
         engine.apply()
-        var job = TrainingJob(recipe: try recipe.recipe(), data: data.spec, output: out, checkpoint: checkpoint, resume: resume)
+        let loader = try security.loader(model: resume ?? recipe.from)
+        // Without --model, a --from model's own architecture is the one trained.
+        let fromArchitecture = try recipe.model == nil ? recipe.from.map { try ModelFile.load(contentsOf: $0, loader: loader).network.spec } : nil
+        var job = TrainingJob(recipe: try recipe.recipe(fromArchitecture: fromArchitecture), data: data.spec, output: out,
+                              checkpoint: checkpoint, resume: resume)
         job.force = force
         let display = ProgressDisplay()
         var events = TrainingJob.Events()
@@ -65,7 +71,7 @@ struct TrainCommand: ParsableCommand {
             print(json ? JSONOutput.text(EpochLine(metrics)) : Self.describe(metrics, epochs: epochs))
             Console.flushStandardOutput()
         }
-        let result = try job.run(loader: try security.loader(model: resume), events: events)
+        let result = try job.run(loader: loader, events: events)
         if json {
             try JSONOutput.line(TrainSummary(
                 testAccuracy: result.testAccuracy.value, n: result.testAccuracy.trials, model: result.model, sha256: result.sha256,

@@ -82,7 +82,7 @@ public struct TrainingJob: Sendable {
         try data.validate()
         // A new model may replace an old model, a checkpoint a checkpoint; nothing else without force,
         // and never the file resumed from or each other.
-        let inputs = (resume.map { [$0] } ?? []) + data.namedFiles
+        let inputs = (resume.map { [$0] } ?? []) + (recipe.initialModel.map { [$0] } ?? []) + data.namedFiles
         try OutputPath.prepare(output, for: "the trained model", replacing: [.model], inputs: [checkpointPath] + inputs, force: force)
         try OutputPath.prepare(checkpointPath, for: "the training checkpoint", replacing: [.checkpoint],
                                inputs: [output] + data.namedFiles, force: force)
@@ -104,7 +104,15 @@ public struct TrainingJob: Sendable {
         let trainer = try Trainer(configuration: recipe.trainerConfiguration, objective: try recipe.objective.makeObjective())
         let monitor = try makeMonitor(validation: validation, events: events)
         trainer.checkpointPath = checkpointPath
-        trainer.checkpointMetadata = ["recipe": recipe.json, "bulwark_version": BulwarkVersion.current]
+        var provenance: [String: String] = [:]
+        if let resume {
+            // A resumed fine-tuning run keeps the digest of the weights it started from.
+            provenance["initial_model_sha256"] = try checkResumable(resume, loader: loader)["initial_model_sha256"]
+        } else if let initialModel = recipe.initialModel {
+            provenance["initial_model_sha256"] = try loadInitialWeights(initialModel, into: trainer.network, loader: loader)
+            events.log("initial weights from \(initialModel) (SHA-256 \(provenance["initial_model_sha256"]!))")
+        }
+        trainer.checkpointMetadata = provenance.merging(["recipe": recipe.json, "bulwark_version": BulwarkVersion.current]) { _, new in new }
         trainer.checkpointWillBeWritten = { path, bytes in
             if try Manifest.announce(path, sha256: FileDigest.sha256(bytes), size: bytes.count, recipe: recipe.json) {
                 events.warning("the manifest beside \(path) was signed; recording the checkpoint removed its signature (sign it again with bulwark manifest sign)")
@@ -112,7 +120,6 @@ public struct TrainingJob: Sendable {
         }
         trainer.checkpointWritten = { try Self.record($0, recipe: recipe.json, events: events) }
         if let resume {
-            try checkResumable(resume, loader: loader)
             try trainer.resume(from: resume, loader: loader)
             events.log("resumed from \(resume) after epoch \(trainer.completedEpochs)")
             // The monitor continues from the epochs already trained: their best stays the best (and
@@ -159,11 +166,11 @@ public struct TrainingJob: Sendable {
         }
 
         let testAccuracy = Proportion(successes: trainer.network.correctPredictions(on: testSet), trials: testSet.count)
-        var metadata: [String: String] = [
+        var metadata: [String: String] = provenance.merging([
             "seed": String(recipe.seed), "recipe": recipe.json, "test_accuracy": String(testAccuracy.value),
             "test_n": String(testSet.count), "test_data": testDescription, "train_data": trainDescription,
             "history": Self.deterministicHistory(trainer.history), "bulwark_version": BulwarkVersion.current,
-        ]
+        ]) { _, new in new }
         if let last = trainer.history.last { metadata["epochs_trained"] = String(last.epoch) }
         if let stoppedEarly { metadata["stopped_early"] = stoppedEarly }
         if let privacy {
@@ -176,6 +183,20 @@ public struct TrainingJob: Sendable {
         let digest = try Self.record(output, recipe: recipe.json, events: events)
         return Result(testAccuracy: testAccuracy, model: output, sha256: digest, checkpoint: checkpointPath, history: trainer.history,
                       seconds: Date().timeIntervalSince(started), trainData: trainDescription, testData: testDescription)
+    }
+
+    /// Replaces the seeded initial weights by those of the model at `path` (read through `loader`,
+    /// which verifies it). Returns the file's SHA-256, recorded in the model's metadata.
+    /// - Throws: `TrainingError.dataMismatch` if its architecture is not the recipe's.
+    private func loadInitialWeights(_ path: String, into network: Sequential, loader: any FileLoading) throws -> String {
+        let bytes = try loader.load(path, limit: 1 << 31)
+        let loaded = try ModelFile.load(SafeTensors(bytes: bytes, source: path))
+        guard loaded.network.spec == recipe.architecture else {
+            throw TrainingError.dataMismatch("the initial model \(path) is a \(loaded.network.spec.shorthand) network, the recipe's "
+                                             + "architecture is \(recipe.architecture.shorthand); train the architecture of the file (--model \(loaded.network.spec.shorthand))")
+        }
+        _ = network.parameters.buffer.update(from: loaded.network.parameters.array)
+        return FileDigest.sha256(bytes)
     }
 
     /// The seeded train/validation split, after checking the data against the architecture.
@@ -246,13 +267,15 @@ public struct TrainingJob: Sendable {
     }
 
     /// Refuses a checkpoint whose full recipe differs, naming the difference (the trainer then
-    /// checks its own part again).
-    private func checkResumable(_ path: String, loader: any FileLoading) throws {
+    /// checks its own part again). Returns the checkpoint's metadata.
+    @discardableResult
+    private func checkResumable(_ path: String, loader: any FileLoading) throws -> [String: String] {
         let file = try SafeTensors(contentsOf: path, loader: loader)
-        guard let json = file.metadata["recipe"], let saved = try? TrainingRecipe.decode(json: json) else { return }
+        guard let json = file.metadata["recipe"], let saved = try? TrainingRecipe.decode(json: json) else { return file.metadata }
         if let conflict = saved.resumeConflict(with: recipe) {
             throw TrainingError.incompatibleCheckpoint(path: path, problem: "\(conflict); resume with the same options as the original run")
         }
+        return file.metadata
     }
 
     /// Records a written file in the manifest beside it. Returns its SHA-256.

@@ -15,6 +15,7 @@ extension TrainingRecipe {
         if objective.labelSmoothing != 0 { arguments += ["--label-smoothing", "\(objective.labelSmoothing)"] }
         if validationFraction != 0.1 { arguments += ["--val-split", "\(validationFraction)"] }
         arguments += ["--seed", "\(seed)"]
+        if let initialModel { arguments += ["--from", initialModel] }
         if case .adversarial(let spec) = objective { arguments += adversarialArguments(spec) }
         if case .dpSGD(let spec) = objective {
             arguments += ["--dp-noise", "\(spec.noiseMultiplier)", "--dp-clip", "\(spec.clip)"]

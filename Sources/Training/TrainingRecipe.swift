@@ -14,7 +14,8 @@ import _FileSystem
 ///  "optimizer": {"type": "adam", "lr": 0.001}, "schedule": {"type": "cosine"},
 ///  "objective": {"type": "adversarial", "attack": {"type": "pgd", "steps": 7, "step_size": 0.025}, "epsilon": 0.1, "mix": 0.9}}
 /// ```
-/// Omitted fields take `bulwark train`'s defaults.
+/// Omitted fields take `bulwark train`'s defaults; `"initial_model": "models/mlp-standard.safetensors"`
+/// starts from a model's weights instead of the seeded initialisation.
 public struct TrainingRecipe: Equatable, Sendable {
     public var architecture: ModelSpec
     /// nil: the initialisation that suits the architecture's activation.
@@ -29,6 +30,9 @@ public struct TrainingRecipe: Equatable, Sendable {
     public var objective: ObjectiveSpec
     /// Held-out examples on which robust accuracy is measured after each adversarial epoch.
     public var robustEvaluationExamples: Int
+    /// A model file whose weights replace the seeded initialisation (fine-tuning, e.g. adversarial
+    /// fine-tuning of a standard model); its architecture must be `architecture`.
+    public var initialModel: String?
 
     public static let defaultOptimizer = OptimizerConfiguration.adam(learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8,
                                                                      weightDecay: 0, decoupled: false)
@@ -36,7 +40,7 @@ public struct TrainingRecipe: Equatable, Sendable {
     public init(architecture: ModelSpec, initialization: InitializationScheme? = nil, seed: UInt64 = 0, epochs: Int = 5,
                 batchSize: Int = 128, validationFraction: Double = 0.1, optimizer: OptimizerConfiguration = defaultOptimizer,
                 schedule: LearningRateSchedule = .constant, clipNorm: Float? = nil, objective: ObjectiveSpec = .standard,
-                robustEvaluationExamples: Int = 1000) {
+                robustEvaluationExamples: Int = 1000, initialModel: String? = nil) {
         self.architecture = architecture
         self.initialization = initialization
         self.seed = seed
@@ -48,6 +52,7 @@ public struct TrainingRecipe: Equatable, Sendable {
         self.clipNorm = clipNorm
         self.objective = objective
         self.robustEvaluationExamples = robustEvaluationExamples
+        self.initialModel = initialModel
     }
 
     /// The engine's part.
@@ -69,6 +74,9 @@ public struct TrainingRecipe: Equatable, Sendable {
         }
         guard validationFraction >= 0 && validationFraction < 1 else {
             throw TrainingError.invalidRecipe("validation fraction \(validationFraction) must be in [0, 1)")
+        }
+        if let initialModel, !initialModel.hasSuffix(".safetensors") {
+            throw TrainingError.invalidRecipe("the initial model must be a .safetensors model file, got '\(initialModel)'")
         }
         guard robustEvaluationExamples >= 0 else {
             throw TrainingError.invalidRecipe("robust evaluation examples \(robustEvaluationExamples) must be ≥ 0")
@@ -97,6 +105,9 @@ public struct TrainingRecipe: Equatable, Sendable {
         if validationFraction != other.validationFraction {
             return "the checkpoint was made with validation fraction \(validationFraction), this run has \(other.validationFraction)"
         }
+        if initialModel != other.initialModel {
+            return "the checkpoint was made from initial weights \(initialModel ?? "seeded"), this run has \(other.initialModel ?? "seeded")"
+        }
         return nil
     }
 }
@@ -105,7 +116,7 @@ extension TrainingRecipe: Codable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case architecture, initialization, seed, epochs, optimizer, schedule, objective
         case batchSize = "batch_size", validationFraction = "validation_fraction", clipNorm = "clip_norm"
-        case robustEvaluationExamples = "robust_eval_n"
+        case robustEvaluationExamples = "robust_eval_n", initialModel = "initial_model"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -121,7 +132,8 @@ extension TrainingRecipe: Codable {
                   schedule: try c.decodeIfPresent(LearningRateSchedule.self, forKey: .schedule) ?? .constant,
                   clipNorm: try c.decodeIfPresent(Float.self, forKey: .clipNorm),
                   objective: try c.decodeIfPresent(ObjectiveSpec.self, forKey: .objective) ?? .standard,
-                  robustEvaluationExamples: try c.decodeIfPresent(Int.self, forKey: .robustEvaluationExamples) ?? 1000)
+                  robustEvaluationExamples: try c.decodeIfPresent(Int.self, forKey: .robustEvaluationExamples) ?? 1000,
+                  initialModel: try c.decodeIfPresent(String.self, forKey: .initialModel))
         do { try validate() } catch {
             throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "\(error)"))
         }
@@ -140,6 +152,7 @@ extension TrainingRecipe: Codable {
         try c.encodeIfPresent(clipNorm, forKey: .clipNorm)
         try c.encode(objective, forKey: .objective)
         try c.encode(robustEvaluationExamples, forKey: .robustEvaluationExamples)
+        try c.encodeIfPresent(initialModel, forKey: .initialModel)
     }
 }
 

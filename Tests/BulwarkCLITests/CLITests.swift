@@ -73,6 +73,51 @@ struct CLITests {
         #expect(inspect.stdout.contains("784-32-10") && inspect.stdout.contains("25450") && inspect.stdout.contains("sha256"))
     }
 
+    @Test("train --from starts from a model's weights and architecture; --recipe starts from a shipped recipe")
+    func fineTuningAndShippedRecipes() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let base = directory + "/base.safetensors", tuned = directory + "/tuned.safetensors"
+        let limit = ["--limit", "500"] + sample
+        let first = try CLIRun(["train", "--model", "784-32-10", "--epochs", "1", "--out", base, "--json"] + limit)
+        #expect(first.status == 0, "\(first.stderr)")
+        // An SGD step of 1e-12 is below half an ulp of every weight: the weights come out unchanged,
+        // so the tuned model predicts exactly as the base (and no --model is needed).
+        let second = try CLIRun(["train", "--from", base, "--optimizer", "sgd", "--lr", "1e-12", "--epochs", "1", "--out", tuned, "--json"] + limit)
+        #expect(second.status == 0, "\(second.stderr)")
+        #expect(second.stderr.contains("initial weights from \(base)") && second.stderr.contains("784-32-10"))
+        let baseAccuracy = try #require(first.jsonLines.last?["test_accuracy"] as? Double)
+        #expect(second.jsonLines.last?["test_accuracy"] as? Double == baseAccuracy)
+        let metadata = try Self.safetensorsMetadata(tuned)
+        #expect(metadata["initial_model_sha256"] == first.jsonLines.last?["sha256"] as? String)
+        #expect(metadata["recipe"]?.contains(#""initial_model":"\#(base)""#) == true)
+
+        let mismatch = try CLIRun(["train", "--from", base, "--model", "784-64-10", "--epochs", "1", "--out", directory + "/x.safetensors"] + limit)
+        #expect(mismatch.status != 0)
+        #expect(mismatch.stderr.contains("784-32-10") && mismatch.stderr.contains("784-64-10"), "\(mismatch.stderr)")
+        let overwrite = try CLIRun(["train", "--from", base, "--epochs", "1", "--out", base] + limit)
+        #expect(overwrite.status != 0 && overwrite.stderr.contains(base), "\(overwrite.stderr)")
+
+        let madry = try CLIRun(["train", "--recipe", "madry", "--model", "784-16-10", "--epochs", "1", "--seed", "3",
+                                "--out", directory + "/madry.safetensors", "--json", "--limit", "300"] + sample)
+        #expect(madry.status == 0, "\(madry.stderr)")
+        let madryMetadata = try Self.safetensorsMetadata(directory + "/madry.safetensors")
+        let recipe = madryMetadata["recipe"] ?? ""
+        #expect(recipe.contains(#""mix":1"#) && recipe.contains(#""steps":7"#) && recipe.contains(#""seed":3"#), "\(recipe)")
+        #expect(madryMetadata["spec"] == "784-16-10")
+        let changed = try CLIRun(["train", "--recipe", "madry", "--lr", "0.1", "--out", directory + "/y.safetensors"])
+        #expect(changed.status != 0 && changed.stderr.contains("--lr cannot change --recipe madry"), "\(changed.stderr)")
+        let unknown = try CLIRun(["train", "--recipe", "trades-9", "--out", directory + "/y.safetensors"])
+        #expect(unknown.status != 0 && unknown.stderr.contains("unknown recipe 'trades-9'") && unknown.stderr.contains("crown-ibp"))
+    }
+
+    /// The `__metadata__` of a safetensors file.
+    static func safetensorsMetadata(_ path: String) throws -> [String: String] {
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        let length = bytes[0..<8].reversed().reduce(0) { $0 << 8 | Int($1) }
+        let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + length)])) as? [String: Any]
+        return header?["__metadata__"] as? [String: String] ?? [:]
+    }
+
     @Test("bad flags print what is wrong and exit non-zero", arguments: [
         (["train", "--out", "m.safetensors", "--epochs", "0"], "epochs 0"),
         (["train", "--out", "m.safetensors", "--lr=-1"], "learning rate -1.0"),

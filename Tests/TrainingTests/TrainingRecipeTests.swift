@@ -27,6 +27,13 @@ struct TrainingRecipeTests {
         #expect(minimal == TrainingRecipe.standardMLP)
         let pgd = try decode(#"{"architecture":"784-256-256-10","epochs":100,"schedule":{"type":"cosine"},"objective":{"type":"adversarial","attack":{"type":"pgd","steps":7,"step_size":0.025},"epsilon":0.1,"mix":0.9}}"#)
         #expect(pgd == TrainingRecipe.pgdMLP)
+        var fineTuning = TrainingRecipe.madryMLP
+        fineTuning.initialModel = "models/mlp-standard.safetensors"
+        #expect(try TrainingRecipe.decode(json: fineTuning.json) == fineTuning)
+        #expect(fineTuning.json.contains(#""initial_model":"models/mlp-standard.safetensors""#))
+        #expect(fineTuning.commandLineArguments.joined(separator: " ").contains("--seed 0 --from models/mlp-standard.safetensors"))
+        #expect(fineTuning.resumeConflict(with: .madryMLP)?.contains("initial weights") == true)
+        #expect(message(#"{"architecture":"784-10","initial_model":"m.bin"}"#).contains(".safetensors model file"))
     }
 
     @Test("unknown keys in a recipe are errors that name them")

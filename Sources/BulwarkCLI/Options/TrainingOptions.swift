@@ -19,8 +19,14 @@ enum ScheduleName: String, ExpressibleByArgument, CaseIterable {
 /// `TrainingRecipe` (which renders them back as a model card's `train_command`). A flag that does
 /// not apply (`--momentum` with Adam, `--train-steps` without `--adversarial pgd`) is an error.
 struct TrainingOptions: ParsableArguments {
-    @Option(help: "Architecture: widths such as 784-256-256-10, or a JSON layer list (inline or a .json file).")
-    var model: String = "784-256-256-10"
+    @Option(name: .customLong("recipe"), help: ArgumentHelp("A shipped recipe as the starting point: \(TrainingRecipe.shipped.keys.sorted().joined(separator: ", ")) (the shipped models' recipes; --model, --epochs, --seed and --from may change it, other recipe flags may not).", valueName: "name"))
+    var recipeName: String?
+
+    @Option(help: ArgumentHelp("Start from this model's weights instead of the seeded initialisation (fine-tuning, e.g. adversarial fine-tuning of a standard model); its architecture is the default of --model.", valueName: "model.safetensors"))
+    var from: String?
+
+    @Option(help: "Architecture: widths such as 784-256-256-10, or a JSON layer list (inline or a .json file) (default: 784-256-256-10, or the --from model's).")
+    var model: String?
 
     @Option(help: "Hidden activation for the width shorthand: \(Activation.allCases.map(\.rawValue).joined(separator: ", ")) (default relu).")
     var activation: Activation?
@@ -31,17 +37,17 @@ struct TrainingOptions: ParsableArguments {
     @Option(name: .customLong("init"), help: "Weight initialisation: he or xavier (default: suits the activation).")
     var initialization: InitializationScheme?
 
-    @Option(help: "Number of epochs.")
-    var epochs: Int = 5
+    @Option(help: "Number of epochs (default 5).")
+    var epochs: Int?
 
-    @Option(help: "Mini-batch size.")
-    var batch: Int = 128
+    @Option(help: "Mini-batch size (default 128).")
+    var batch: Int?
 
-    @Option(help: "Optimizer: sgd, adam or adamw.")
-    var optimizer: OptimizerName = .adam
+    @Option(name: .customLong("optimizer"), help: "Optimizer: sgd, adam or adamw (default adam).")
+    var optimizerName: OptimizerName?
 
-    @Option(help: ArgumentHelp("Learning rate.", valueName: "η"))
-    var lr: Real = Real(1e-3)
+    @Option(help: ArgumentHelp("Learning rate (default 0.001).", valueName: "η"))
+    var lr: Real?
 
     @Option(help: "SGD momentum (default 0).")
     var momentum: Float?
@@ -61,8 +67,8 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Adam ε (default 1e-8).")
     var adamEps: Float?
 
-    @Option(help: "Learning-rate schedule: constant, step, cosine, onecycle or cyclic.")
-    var schedule: ScheduleName = .constant
+    @Option(name: .customLong("schedule"), help: "Learning-rate schedule: constant, step, cosine, onecycle or cyclic (default constant).")
+    var scheduleName: ScheduleName?
 
     @Option(help: "Epochs between decays (step) or per cycle (cyclic) (default 1).")
     var scheduleEvery: Int?
@@ -76,14 +82,14 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Clip the global gradient norm to this value.")
     var clipNorm: Float?
 
-    @Option(help: "Label smoothing ε of the cross-entropy loss.")
-    var labelSmoothing: Float = 0
+    @Option(help: "Label smoothing ε of the cross-entropy loss (default 0).")
+    var labelSmoothing: Float?
 
-    @Option(help: "Fraction of the training set held out for validation.")
-    var valSplit: Double = 0.1
+    @Option(help: "Fraction of the training set held out for validation (default 0.1).")
+    var valSplit: Double?
 
-    @Option(help: "Seed for initialisation, shuffling, the validation split, dropout and the training attack.")
-    var seed: UInt64 = 0
+    @Option(help: "Seed for initialisation, shuffling, the validation split, dropout and the training attack (default 0).")
+    var seed: UInt64?
 
     @Option(help: "Adversarial training: fgsm (Goodfellow et al., mixed with clean examples), pgd (Madry et al.), fgsm-rs (Wong et al.: random start, α = 1.25ε) or n-fgsm (de Jorge et al.: noise ±2ε, α = ε, no clipping).")
     var adversarial: String?
@@ -149,21 +155,59 @@ struct TrainingOptions: ParsableArguments {
     var dpSeededNoise = false
 
     func validate() throws {
-        // A layer list in a file is read when the command runs (an unreadable file is unusable
-        // input, exit 2, not a usage error).
-        if !model.hasSuffix(".json") { _ = try recipe() }
+        // A layer list in a file, and the architecture of a --from model, are read when the command
+        // runs (an unreadable file is unusable input, exit 2, not a usage error).
+        if !(model?.hasSuffix(".json") ?? false) && (model != nil || from == nil) { _ = try recipe() }
     }
 
     /// The recipe these flags describe.
-    func recipe() throws -> TrainingRecipe {
-        try checkApplicability()
-        let recipe = TrainingRecipe(
-            architecture: try modelSpec(), initialization: initialization, seed: seed, epochs: epochs, batchSize: batch,
-            validationFraction: valSplit, optimizer: optimizerConfiguration, schedule: scheduleConfiguration, clipNorm: clipNorm,
-            objective: try objective(), robustEvaluationExamples: robustEvalN ?? 1000)
+    /// - Parameter fromArchitecture: the architecture of the `--from` model (the default of `--model`).
+    func recipe(fromArchitecture: ModelSpec? = nil) throws -> TrainingRecipe {
+        var recipe: TrainingRecipe
+        if let recipeName {
+            recipe = try shippedRecipe(recipeName)
+            if model != nil || fromArchitecture != nil { recipe.architecture = try modelSpec(default: fromArchitecture) }
+            if let epochs { recipe.epochs = epochs }
+            if let seed { recipe.seed = seed }
+        } else {
+            try checkApplicability()
+            recipe = TrainingRecipe(
+                architecture: try modelSpec(default: fromArchitecture), initialization: initialization, seed: seed ?? 0, epochs: epochs ?? 5,
+                batchSize: batch ?? 128, validationFraction: valSplit ?? 0.1, optimizer: optimizerConfiguration,
+                schedule: scheduleConfiguration, clipNorm: clipNorm, objective: try objective(), robustEvaluationExamples: robustEvalN ?? 1000)
+        }
+        recipe.initialModel = from
         do { try recipe.validate() } catch let error as TrainingError {
             if case .invalidRecipe(let problem) = error { throw ValidationError(problem) }
             throw ValidationError("\(error)")
+        }
+        return recipe
+    }
+
+    /// The shipped recipe `name`, refusing the flags it does not let change.
+    private func shippedRecipe(_ name: String) throws -> TrainingRecipe {
+        guard let recipe = TrainingRecipe.shipped[name] else {
+            throw ValidationError("--recipe: unknown recipe '\(name)' (known: \(TrainingRecipe.shipped.keys.sorted().joined(separator: ", ")))")
+        }
+        let flags: [(String, Bool)] = [
+            ("--init", initialization != nil), ("--batch", batch != nil), ("--optimizer", optimizerName != nil), ("--lr", lr != nil),
+            ("--momentum", momentum != nil), ("--nesterov", nesterov), ("--weight-decay", weightDecay != nil), ("--beta1", beta1 != nil),
+            ("--beta2", beta2 != nil), ("--adam-eps", adamEps != nil), ("--schedule", scheduleName != nil),
+            ("--schedule-every", scheduleEvery != nil), ("--gamma", gamma != nil), ("--min-lr", minLr != nil), ("--clip-norm", clipNorm != nil),
+            ("--label-smoothing", labelSmoothing != nil), ("--val-split", valSplit != nil), ("--adversarial", adversarial != nil),
+            ("--train-noise", trainNoise != nil), ("--train-eps", trainEps != nil), ("--train-norm", trainNorm != nil),
+            ("--train-loss", trainLoss != nil), ("--train-steps", trainSteps != nil), ("--train-step-size", trainStepSize != nil),
+            ("--train-relative-step-size", trainRelativeStepSize != nil), ("--train-restarts", trainRestarts != nil),
+            ("--train-no-random-start", trainNoRandomStart), ("--adversarial-mix", adversarialMix != nil), ("--robust-eval-n", robustEvalN != nil),
+            ("--trades-beta", tradesBeta != nil), ("--certified", certified != nil), ("--warmup-epochs", warmupEpochs != nil),
+            ("--ramp-epochs", rampEpochs != nil), ("--final-kappa", finalKappa != nil), ("--dp-noise", dpNoise != nil),
+            ("--dp-clip", dpClip != nil), ("--dp-delta", dpDelta != nil), ("--dp-seeded-noise", dpSeededNoise),
+        ]
+        let given = flags.filter(\.1).map(\.0) 
+            + (model == nil || modelIsLayerList ? [("--activation", activation != nil), ("--dropout", dropout != nil)].filter(\.1).map(\.0) : [])
+        guard given.isEmpty else {
+            throw ValidationError("\(given.joined(separator: ", ")) cannot change --recipe \(name) (only --model, --epochs, --seed and --from can); "
+                + "for another recipe give all its flags without --recipe, starting from: bulwark train \(recipe.commandLineArguments.joined(separator: " "))")
         }
         return recipe
     }
@@ -176,14 +220,15 @@ struct TrainingOptions: ParsableArguments {
                 throw ValidationError("\(given.joined(separator: ", ")) \(given.count == 1 ? "applies" : "apply") \(reason)")
             }
         }
+        let optimizer = optimizerName ?? .adam, schedule = scheduleName ?? .constant
         try refuse([("--momentum", momentum != nil), ("--nesterov", nesterov)], optimizer == .sgd, "to --optimizer sgd only")
         try refuse([("--beta1", beta1 != nil), ("--beta2", beta2 != nil), ("--adam-eps", adamEps != nil)],
                    optimizer != .sgd, "to --optimizer adam or adamw only")
         try refuse([("--schedule-every", scheduleEvery != nil)], schedule == .step || schedule == .cyclic, "to --schedule step or cyclic only")
         try refuse([("--gamma", gamma != nil)], schedule == .step, "to --schedule step only")
         try refuse([("--min-lr", minLr != nil)], schedule == .cosine, "to --schedule cosine only")
-        let json = model.trimmingCharacters(in: .whitespaces).hasPrefix("[") || model.hasSuffix(".json")
-        try refuse([("--activation", activation != nil), ("--dropout", dropout != nil)], !json, "to the width shorthand (784-256-10) only")
+        try refuse([("--activation", activation != nil), ("--dropout", dropout != nil)], !modelIsLayerList && (model != nil || from == nil),
+                   "to the width shorthand (--model 784-256-10) only")
         try refuse([("--train-eps", trainEps != nil)], adversarial != nil || certified != nil || tradesBeta != nil,
                     "to adversarial, TRADES or certified training (--adversarial fgsm|pgd, --trades-beta, --certified ibp) only")
         if tradesBeta != nil && (adversarial != nil || certified != nil || dpNoise != nil) {
@@ -194,7 +239,7 @@ struct TrainingOptions: ParsableArguments {
                    adversarial != nil && !singleStep, "to adversarial training with --adversarial fgsm|pgd only")
         try refuse([("--robust-eval-n", robustEvalN != nil)], adversarial != nil || tradesBeta != nil || certified != nil,
                    "to adversarial, TRADES or certified training only (robust or certified accuracy is measured on held-out examples each epoch)")
-        try refuse([("--label-smoothing", labelSmoothing != 0)], (adversarial == nil || !singleStep) && tradesBeta == nil && certified == nil,
+        try refuse([("--label-smoothing", (labelSmoothing ?? 0) != 0)], (adversarial == nil || !singleStep) && tradesBeta == nil && certified == nil,
                    "to cross-entropy, DP-SGD and --adversarial fgsm|pgd training only (TRADES, fgsm-rs, n-fgsm and certified training use plain cross-entropy)")
         try refuse([("--train-noise", trainNoise != nil)], singleStep, "to --adversarial fgsm-rs|n-fgsm only")
         try refuse([("--warmup-epochs", warmupEpochs != nil), ("--ramp-epochs", rampEpochs != nil), ("--final-kappa", finalKappa != nil)],
@@ -218,8 +263,16 @@ struct TrainingOptions: ParsableArguments {
         }
     }
 
-    /// The architecture from --model (inline shorthand, inline JSON, or a JSON file).
-    func modelSpec() throws -> ModelSpec {
+    /// Whether --model is a JSON layer list (inline or a file) rather than the width shorthand.
+    private var modelIsLayerList: Bool {
+        model.map { $0.trimmingCharacters(in: .whitespaces).hasPrefix("[") || $0.hasSuffix(".json") } ?? false
+    }
+
+    /// The architecture from --model (inline shorthand, inline JSON, or a JSON file), or `fallback`
+    /// (the --from model's), or 784-256-256-10.
+    func modelSpec(default fallback: ModelSpec? = nil) throws -> ModelSpec {
+        if model == nil, let fallback { return fallback }
+        let model = model ?? "784-256-256-10"
         var text = model
         if model.hasSuffix(".json") {
             do {
@@ -239,17 +292,18 @@ struct TrainingOptions: ParsableArguments {
     }
 
     var optimizerConfiguration: OptimizerConfiguration {
-        switch optimizer {
-        case .sgd: .sgd(learningRate: lr.value, momentum: momentum ?? 0, nesterov: nesterov, weightDecay: weightDecay ?? 0)
-        case .adam: .adam(learningRate: lr.value, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999, epsilon: adamEps ?? 1e-8,
+        let lr = lr?.value ?? 1e-3
+        return switch optimizerName ?? .adam {
+        case .sgd: .sgd(learningRate: lr, momentum: momentum ?? 0, nesterov: nesterov, weightDecay: weightDecay ?? 0)
+        case .adam: .adam(learningRate: lr, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999, epsilon: adamEps ?? 1e-8,
                           weightDecay: weightDecay ?? 0, decoupled: false)
-        case .adamw: .adam(learningRate: lr.value, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999, epsilon: adamEps ?? 1e-8,
+        case .adamw: .adam(learningRate: lr, beta1: beta1 ?? 0.9, beta2: beta2 ?? 0.999, epsilon: adamEps ?? 1e-8,
                            weightDecay: weightDecay ?? 0.01, decoupled: true)
         }
     }
 
     var scheduleConfiguration: LearningRateSchedule {
-        switch schedule {
+        switch scheduleName ?? .constant {
         case .constant: .constant
         case .step: .step(every: scheduleEvery ?? 1, gamma: gamma ?? 0.5)
         case .cosine: .cosine(minimum: minLr ?? 0)
@@ -261,7 +315,7 @@ struct TrainingOptions: ParsableArguments {
     func objective() throws -> ObjectiveSpec {
         if let dpNoise {
             return .dpSGD(DPSGDSpec(noiseMultiplier: dpNoise.value, clip: dpClip?.value ?? 1, delta: dpDelta ?? DPSGDSpec.defaultDelta,
-                                    labelSmoothing: labelSmoothing, noise: dpSeededNoise ? .seeded : .secure))
+                                    labelSmoothing: labelSmoothing ?? 0, noise: dpSeededNoise ? .seeded : .secure))
         }
         if let tradesBeta {
             return .trades(TRADESSpec(epsilon: trainEps?.value ?? AdversarialTrainingSpec.defaultEpsilon, beta: tradesBeta,
@@ -275,7 +329,7 @@ struct TrainingOptions: ParsableArguments {
                 rampEpochs: rampEpochs ?? CertifiedTrainingSpec.defaultRampEpochs,
                 finalKappa: finalKappa ?? CertifiedTrainingSpec.defaultFinalKappa))
         }
-        guard let adversarial else { return .crossEntropy(labelSmoothing: labelSmoothing) }
+        guard let adversarial else { return .crossEntropy(labelSmoothing: labelSmoothing ?? 0) }
         if let method = FastAdversarialSpec.Method(rawValue: adversarial) {
             return .fastAdversarial(FastAdversarialSpec(method: method, epsilon: trainEps?.value ?? AdversarialTrainingSpec.defaultEpsilon,
                                                         stepSize: trainStepSize?.value, noise: trainNoise?.value))
@@ -299,6 +353,6 @@ struct TrainingOptions: ParsableArguments {
             throw ValidationError("\(error)")
         }
         return .adversarial(AdversarialTrainingSpec(attack: attack, epsilon: trainEps?.value ?? AdversarialTrainingSpec.defaultEpsilon, mix: adversarialMix,
-                                                    labelSmoothing: labelSmoothing))
+                                                    labelSmoothing: labelSmoothing ?? 0))
     }
 }

@@ -24,6 +24,7 @@ let package = Package(
                 .product(name: "NeuralNet", package: bulwark),
                 .product(name: "Attacks", package: bulwark),
                 .product(name: "Datasets", package: bulwark),
+                .product(name: "Certification", package: bulwark),
             ],
             path: "Benchmarks/EngineBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

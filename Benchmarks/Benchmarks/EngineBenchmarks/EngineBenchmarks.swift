@@ -77,6 +77,7 @@ let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = configuration()
     stepPartBenchmarks()
     attackBenchmarks()
+    certificationBenchmarks()
 
     // The real training path (`Trainer`, `TrainingStep`, `CrossEntropyObjective`), as `bulwark train`
     // runs it: one epoch of 100 steps per measurement. Setup (the step's buffers) is inside it, so the

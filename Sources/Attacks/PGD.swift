@@ -25,7 +25,9 @@ import TensorCore
 ///   - loss: the objective J (default cross-entropy).
 ///   - stopAtFirstSuccess: keep an input's first fooling iterate and stop attacking it (default, for
 ///     evaluation); false runs every step for every input and keeps the iterate with the highest J,
-///     as adversarial training wants (Madry et al. train on the strongest examples).
+///     which adversarial training uses (as the MadryLab `robustness` library does by default,
+///     `use_best`; Madry et al.'s original code trains on the last iterate, which at α = 2.5·ε/steps
+///     is almost always the same one).
 public struct PGD: Attack {
     public let norm: Norm
     public let epsilon: Float

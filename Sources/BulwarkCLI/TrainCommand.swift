@@ -55,10 +55,21 @@ struct TrainCommand: ParsableCommand {
     func run() throws {
         engine.apply()
         let loader = try security.loader(model: resume ?? recipe.from)
-        // Without --model, a --from model's own architecture is the one trained.
-        let fromArchitecture = try recipe.model == nil ? recipe.from.map { try ModelFile.load(contentsOf: $0, loader: loader).network.spec } : nil
+        // Without --model, a --from model's own architecture is the one trained (read from the
+        // checkpoint when resuming, which no longer needs the --from file's weights).
+        var initialModel: TrainingJob.InitialModel?
+        var fromArchitecture: ModelSpec?
+        if let from = recipe.from, recipe.model == nil {
+            if let resume {
+                fromArchitecture = try Checkpoint.architecture(of: resume, loader: loader)
+            } else {
+                initialModel = try TrainingJob.InitialModel.load(from, loader: loader)
+                fromArchitecture = initialModel?.architecture
+            }
+        }
         var job = TrainingJob(recipe: try recipe.recipe(fromArchitecture: fromArchitecture), data: data.spec, output: out,
                               checkpoint: checkpoint, resume: resume)
+        job.initialModel = initialModel
         job.force = force
         let display = ProgressDisplay()
         var events = TrainingJob.Events()

@@ -221,11 +221,6 @@ public struct CertificationResult: Sendable {
     public var metric: Metric { .accuracy(Self.metricName(method: method, norm: norm, epsilon: epsilon), certifiedAccuracy, outcomes: certified) }
 
     public static func metricName(method: CertificationMethod, norm: Norm, epsilon: Double) -> String {
-        "certified \(method.displayName)" + (norm == .linf ? "" : " \(norm.rawValue)") + " ε=\(formatEpsilon(epsilon))"
+        "certified \(method.displayName)" + (norm == .linf ? "" : " \(norm.rawValue)") + " ε=\(formatEpsilon(Float(epsilon)))"
     }
-}
-
-/// ε as reports print it (0.05, not 0.0500000007), the same text as an attack's at that Float ε.
-func formatEpsilon(_ epsilon: Double) -> String {
-    String(format: "%g", Double(Float(epsilon)))
 }

@@ -15,6 +15,8 @@ struct LipschitzBound {
     let spectralNorms: [Double]
     /// The Lipschitz constant (L2) of the map from the input to the last layer's input.
     let constantBeforeLastLayer: Double
+    /// The Lipschitz constant of z_y − z_j at `y * classCount + j`.
+    let marginConstants: [Double]
 
     init(network: CertifiableNetwork) throws {
         self.network = network
@@ -27,6 +29,10 @@ struct LipschitzBound {
             }
         }
         constantBeforeLastLayer = product
+        let classes = network.classCount
+        marginConstants = (0..<(classes * classes)).map { [product] index in
+            Self.marginConstant(network, index / classes, index % classes, constantBeforeLastLayer: product)
+        }
     }
 
     /// The largest singular value of a layer's weight, from LAPACKE `dgesdd` (singular values only).
@@ -66,7 +72,10 @@ struct LipschitzBound {
     }
 
     /// The Lipschitz constant of z_y − z_j (L2).
-    func marginConstant(_ y: Int, _ j: Int) -> Double {
+    func marginConstant(_ y: Int, _ j: Int) -> Double { marginConstants[y * network.classCount + j] }
+
+    /// ‖w_y − w_j‖₂ (rows of the last layer) times the constant of the layers before it.
+    private static func marginConstant(_ network: CertifiableNetwork, _ y: Int, _ j: Int, constantBeforeLastLayer: Double) -> Double {
         guard case .affine(let k)? = network.operations.last else { preconditionFailure("the last operation must be affine") }
         let layer = network.affineLayers[k]
         var squares = 0.0

@@ -34,6 +34,17 @@ public enum Checkpoint {
         try AtomicFile.write(bytes, to: path)
     }
 
+    /// The architecture a checkpoint was trained with.
+    /// - Throws: `NeuralNetError.incompatibleCheckpoint` if the file is not a checkpoint or names none.
+    public static func architecture(of path: String, loader: any FileLoading) throws -> ModelSpec {
+        let file = try SafeTensors(contentsOf: path, loader: loader)
+        guard file.metadata["checkpoint_format"] != nil, let architecture = file.metadata["architecture"],
+              let spec = try? ModelSpec.parse(architecture) else {
+            throw NeuralNetError.incompatibleCheckpoint(path: path, problem: "it is not a Bulwark checkpoint with an architecture entry")
+        }
+        return spec
+    }
+
     /// Loads a checkpoint into `trainer` and returns the finished epochs' metrics.
     static func restore(_ trainer: Trainer, from path: String, loader: any FileLoading) throws -> [EpochMetrics] {
         func fail(_ problem: String) -> NeuralNetError { .incompatibleCheckpoint(path: path, problem: problem) }

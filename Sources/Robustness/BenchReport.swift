@@ -266,9 +266,9 @@ public struct BenchReport: Codable, Equatable, Sendable {
 
         /// Metric names: `clean`, `<attack> ε=<ε>`, `worst case ε=<ε>` (with the norm when the
         /// worst case is not L∞).
-        public static func metricName(attack: String, epsilon: Float) -> String { "\(attack) ε=\(format(epsilon))" }
+        public static func metricName(attack: String, epsilon: Float) -> String { "\(attack) ε=\(formatEpsilon(epsilon))" }
         public static func worstCaseName(norm: Norm?, epsilon: Float) -> String {
-            "worst case" + (norm == nil || norm == .linf ? "" : " \(norm!.rawValue)") + " ε=\(format(epsilon))"
+            "worst case" + (norm == nil || norm == .linf ? "" : " \(norm!.rawValue)") + " ε=\(formatEpsilon(epsilon))"
         }
 
         /// `certified CROWN ε=0.1` (with the norm when it is not L∞), the name `CertificationResult` uses.
@@ -362,7 +362,3 @@ public struct BenchReport: Codable, Equatable, Sendable {
     }
 }
 
-/// ε as short text (0.05, not 0.0500000007).
-func format(_ epsilon: Float) -> String {
-    String(format: "%g", Double(epsilon))
-}

@@ -69,7 +69,7 @@ public struct BenchRunner {
                 results.append(result)
                 metrics.append(.accuracy(BenchReport.ModelResult.metricName(attack: entry.name, epsilon: epsilon),
                                          accuracy, outcomes: correct))
-                log("\(name): \(entry.name) ε = \(format(epsilon)): robust accuracy \(accuracy.value) "
+                log("\(name): \(entry.name) ε = \(formatEpsilon(epsilon)): robust accuracy \(accuracy.value) "
                     + "(\(Int(outcome.imagesPerSecond)) images/s)")
             }
             for norm in MarkdownReport.norms(of: configuration) {
@@ -90,7 +90,7 @@ public struct BenchRunner {
                 metrics.append(.accuracy(BenchReport.ModelResult.certifiedName(method: entry.method, norm: entry.norm, epsilon: epsilon),
                                          accuracy, outcomes: result.certified))
                 certifiedOutcomes.append(.init(method: entry.method.displayName, norm: entry.norm, epsilon: epsilon, certified: result.certified))
-                log("\(name): certified by \(entry.method.displayName) at \(entry.norm.rawValue) ε = \(format(epsilon)): \(accuracy.value) "
+                log("\(name): certified by \(entry.method.displayName) at \(entry.norm.rawValue) ε = \(formatEpsilon(epsilon)): \(accuracy.value) "
                     + "(\(String(format: "%.1f", result.seconds)) s)")
             }
         }

@@ -17,7 +17,7 @@ public enum MarkdownReport {
         lines.append("|---|---|---|---|---|---|---|---|")
         for model in report.models {
             for result in model.attacks {
-                lines.append("| \(model.name) | \(result.attack) | \(format(result.epsilon)) | "
+                lines.append("| \(model.name) | \(result.attack) | \(formatEpsilon(result.epsilon)) | "
                              + String(format: "%.4f | %.4f | %.4f | %.2f | %.0f |", result.successRate, result.meanPerturbation,
                                       Double(result.maxPerturbation), result.seconds, result.imagesPerSecond))
             }
@@ -29,7 +29,7 @@ public enum MarkdownReport {
             lines.append("|---|---|---|---|---|")
             for (model, result, summary) in minimumNorm {
                 let median = summary.median.map { String(format: "%.4f", Double($0)) } ?? "not reached"
-                lines.append("| \(model) | \(result.attack) | \(format(result.epsilon)) | \(median) | "
+                lines.append("| \(model) | \(result.attack) | \(formatEpsilon(result.epsilon)) | \(median) | "
                              + summary.curve.map { String(format: "%.4f", $0.accuracy) }.joined(separator: ", ") + " |")
             }
             lines.append("")
@@ -96,7 +96,7 @@ public enum MarkdownReport {
         let scope = norms(of: configuration).count > 1 ? ", \(normName)" : ""
         lines.append("## Clean vs. adversarial accuracy (\(report.data), n = \(report.n), seed \(configuration.seed)\(scope))")
         lines.append("")
-        lines.append("| model | attack | " + epsilons.map { "ε = \(format($0))" }.joined(separator: " | ") + " |")
+        lines.append("| model | attack | " + epsilons.map { "ε = \(formatEpsilon($0))" }.joined(separator: " | ") + " |")
         lines.append("|---|---|" + String(repeating: "---|", count: epsilons.count))
         for model in report.models {
             for attack in attacks {

@@ -72,7 +72,7 @@ struct SanityChecker {
             compared += 1
             let broken = certificate.certified.indices.filter { certificate.certified[$0] && !flags[$0] }
             if !broken.isEmpty {
-                problems.append("\(certificate.method) \(certificate.norm.rawValue) ε=\(format(certificate.epsilon)) certifies \(broken.count) "
+                problems.append("\(certificate.method) \(certificate.norm.rawValue) ε=\(formatEpsilon(certificate.epsilon)) certifies \(broken.count) "
                                 + "example(s) an attack broke (indices \(broken.prefix(5).map(String.init).joined(separator: ", "))\(broken.count > 5 ? ", …" : ""))")
             }
         }
@@ -97,7 +97,7 @@ struct SanityChecker {
         }
         for (name, points) in series {
             for (a, b) in zip(points, points.dropFirst()) where b.1 > a.1 + tolerance {
-                problems.append("\(name): \(a.1) at ε = \(format(a.0)) but \(b.1) at ε = \(format(b.0))")
+                problems.append("\(name): \(a.1) at ε = \(formatEpsilon(a.0)) but \(b.1) at ε = \(formatEpsilon(b.0))")
             }
         }
         return SanityCheck.accuracyRisesWithEpsilon.result(
@@ -136,11 +136,11 @@ struct SanityChecker {
             let here = untargeted.filter { Cell(norm: $0.attack.spec.norm, epsilon: $0.epsilon) == cell }
             guard let strongest = here.min(by: { $0.robust.filter { $0 }.count < $1.robust.filter { $0 }.count }) else { continue }
             let n = max(strongest.robust.count, 1)
-            if strongest.lateFooled == nil { findings.append("\(strongest.attack.name) at ε = \(format(cell.epsilon)) (strongest): no per-iteration record") }
+            if strongest.lateFooled == nil { findings.append("\(strongest.attack.name) at ε = \(formatEpsilon(cell.epsilon)) (strongest): no per-iteration record") }
             for outcome in here {
                 guard let late = outcome.lateFooled else { continue }
                 let drop = Double(late) / Double(n)
-                let text = "\(outcome.attack.name) at ε = \(format(cell.epsilon)): \(String(format: "%.2f", drop * 100)) pp"
+                let text = "\(outcome.attack.name) at ε = \(formatEpsilon(cell.epsilon)): \(String(format: "%.2f", drop * 100)) pp"
                 if outcome.attack.name == strongest.attack.name && drop > tolerance {
                     problems.append(text + " in the last doubling of its \(outcome.runLength!) iterations per run")
                 } else {
@@ -175,7 +175,7 @@ struct SanityChecker {
             let singleStep = here.filter { !$0.attack.isIterative && $0.robust.count == n }
             guard !singleStep.isEmpty else { continue }
             for i in 0..<n where strongest.robust[i] && singleStep.contains(where: { !$0.robust[i] }) { missed += 1 }
-            let label = "\(strongest.attack.name) at ε = \(format(cell.epsilon))\(cells.contains { $0.norm != cell.norm } ? " (\(cell.norm.rawValue))" : "")"
+            let label = "\(strongest.attack.name) at ε = \(formatEpsilon(cell.epsilon))\(cells.contains { $0.norm != cell.norm } ? " (\(cell.norm.rawValue))" : "")"
             if Double(missed) > tolerance * Double(n) {
                 problems.append("\(label) missed \(missed) examples that \(singleStep.map(\.attack.name).joined(separator: " or ")) broke")
             } else {
@@ -183,7 +183,7 @@ struct SanityChecker {
             }
             for single in here where !single.attack.isIterative {
                 for iterative in here where iterative.attack.spec.isGradientAscent && Double(count(iterative) - count(single)) > tolerance * Double(n) {
-                    problems.append("\(iterative.attack.name) leaves \(count(iterative)) robust at ε = \(format(cell.epsilon)), \(single.attack.name) only \(count(single))")
+                    problems.append("\(iterative.attack.name) leaves \(count(iterative)) robust at ε = \(formatEpsilon(cell.epsilon)), \(single.attack.name) only \(count(single))")
                 }
             }
         }
@@ -224,7 +224,7 @@ struct SanityChecker {
         let missed = outcome.robustCorrect
         return SanityCheck.largeEpsilonNotBroken.result(
             passed: missed == 0,
-            "\(name) from the clean input at ε = \(format(epsilon)) (\(parameters.norm.rawValue)) fooled \(outcome.successRate.successes) of "
+            "\(name) from the clean input at ε = \(formatEpsilon(epsilon)) (\(parameters.norm.rawValue)) fooled \(outcome.successRate.successes) of "
                 + "\(outcome.successRate.trials) correctly classified inputs" + (missed == 0 ? "" : "; \(missed) resisted an unlimited budget"))
     }
 
@@ -266,7 +266,7 @@ struct SanityChecker {
         let passed = nonFiniteRows == 0 && zeroFraction <= Self.zeroGradientLimit
         return SanityCheck.degenerateGradients.result(
             passed: passed,
-            "at random starts in the ε = \(format(epsilon)) L∞ ball, \(zeroRows) of \(counted) examples have an all-zero \(loss.rawValue) "
+            "at random starts in the ε = \(formatEpsilon(epsilon)) L∞ ball, \(zeroRows) of \(counted) examples have an all-zero \(loss.rawValue) "
                 + "input gradient (\(data.count - counted - nonFiniteRows) where the loss is flat in the logits are left out); "
                 + "\(nonFiniteRows) a NaN or infinite one")
     }
@@ -298,7 +298,7 @@ struct SanityChecker {
             let attack = try Square(norm: cell.norm, epsilon: cell.epsilon, queries: Self.blackBoxQueries)
             let outcome = try AttackRunner(classifier: classifier, batchSize: batchSize).run(attack, on: data, seed: seed)
             let extra = zip(robust, outcome.robust).filter { $0 && !$1 }.count
-            let label = "ε = \(format(cell.epsilon))\(whiteBox.contains { $0.norm != cell.norm } ? " (\(cell.norm.rawValue))" : "")"
+            let label = "ε = \(formatEpsilon(cell.epsilon))\(whiteBox.contains { $0.norm != cell.norm } ? " (\(cell.norm.rawValue))" : "")"
             if Double(extra) > max(0.005 * Double(data.count), 5) {
                 problems.append("Square fooled \(extra) of \(data.count) inputs at \(label) that every gradient attack missed")
             } else {

@@ -1,3 +1,4 @@
+import Attacks
 import NeuralNet
 import TensorCore
 
@@ -9,7 +10,9 @@ import TensorCore
 /// - **N-FGSM** (de Jorge et al., 2022, "Make Some Noise"): δ ~ U(−kε, kε)ᵈ with k = 2, then
 ///   δ ← δ + α·sign ∇ₓCE, α = ε, without clipping to the ε-ball: the stronger noise, not the
 ///   projection, is what avoids the collapse.
-/// x + δ is clipped to [0, 1] in both. The gradient is taken in evaluation mode, as the attacks do.
+/// x + δ is clipped to [0, 1] in both. The gradient is taken in evaluation mode, as the attacks do,
+/// and computed as they do (`AttackLoss.crossEntropy`): the label's ∂CE/∂z_y as −Σ_{j≠y} p_j, since
+/// p_y − 1 rounds to 0 in Float32 on a confident example and would flip the step's sign on some pixels.
 ///
 /// `@unchecked Sendable`: the per-shard buffers are set in `prepare`, before shards run; a shard
 /// job touches only its own.
@@ -17,6 +20,7 @@ public final class FastAdversarialObjective: TrainingObjective, @unchecked Senda
     public let spec: FastAdversarialSpec
     private let crossEntropy: CrossEntropyObjective
     private var perturbed: [FloatBuffer] = []
+    private var losses: [FloatBuffer] = []
 
     /// - Throws: `NeuralNetError.invalidHyperparameter` naming a bad value.
     public init(_ spec: FastAdversarialSpec) throws {
@@ -39,6 +43,7 @@ public final class FastAdversarialObjective: TrainingObjective, @unchecked Senda
 
     public func prepare(network: Sequential, shards: Int, rows: Int, features: Int) {
         perturbed = (0..<shards).map { _ in FloatBuffer(count: rows * features) }
+        losses = (0..<shards).map { _ in FloatBuffer(count: rows) }
     }
 
     public func lossAndGradients(_ batch: MatrixRef, labels: UnsafePointer<Int>, network: Sequential, shard: Int,
@@ -52,7 +57,8 @@ public final class FastAdversarialObjective: TrainingObjective, @unchecked Senda
             x.base[e] = min(max(clean + generator.nextFloat(in: -noise, noise), 0), 1)
         }
         let logits = network.logits(x, shard: shard)
-        _ = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, gradient: network.logitsGradient(shard: shard))
+        AttackLoss.crossEntropy.evaluate(logits: logits, labels: labels, targets: nil, objective: losses[shard].pointer,
+                                         gradient: network.logitsGradient(shard: shard))
         let gradient = network.inputGradient(shard: shard)
         let clipToBall = spec.method == .fgsmRS
         for e in 0..<(rows * features) {

@@ -9,8 +9,10 @@ import TensorCore
 /// x' = argmax_{‖x' − x‖∞ ≤ ε} KL(p(x) ‖ p(x'))   (PGD: start at x + 0.001·N(0, 1), `steps` signed steps of α)
 /// L  = (1/B) Σᵢ [ CE(f(xᵢ), yᵢ) + β · KL(p(xᵢ) ‖ p(x'ᵢ)) ]
 /// ```
-/// The inner maximisation runs in evaluation mode; the loss is differentiated through both
-/// predictions, as in the authors' code. Clean and adversarial rows go through the network as one
+/// The inner maximisation runs in evaluation mode and starts outside [0, 1] where the noise says so
+/// (each step then clips to the ball and to [0, 1]); the loss is differentiated through both
+/// predictions: all as in the authors' code. q − p, the KL's gradient, is formed without
+/// cancellation: for the most likely class as −Σ_{j≠c}(q_j − p_j). Clean and adversarial rows go through the network as one
 /// stacked batch (one forward and one backward pass).
 ///
 /// `@unchecked Sendable`: the per-shard buffers are set in `prepare`, before shards run; a shard
@@ -75,14 +77,14 @@ public final class TRADESObjective: TrainingObjective, @unchecked Sendable {
         Self.logSoftmax(network.logits(clean, shard: shard), into: cleanLog)
         for e in 0..<(rows * features) {
             let x = clean.base[e]
-            adversarial.base[e] = min(max(x + 0.001 * generator.nextGaussian(), 0), 1)
+            adversarial.base[e] = x + 0.001 * generator.nextGaussian()
         }
         for _ in 0..<spec.steps {
             let logits = network.logits(adversarial, shard: shard)
             let gradient = network.logitsGradient(shard: shard)
             // ∂KL(p‖q)/∂z' = q − p.
             Self.logSoftmax(logits, into: gradient)
-            for e in 0..<(rows * classes) { gradient.base[e] = exp(gradient.base[e]) - exp(cleanLog.base[e]) }
+            for i in 0..<rows { Self.probabilityDifference(logQ: gradient.row(i), logP: cleanLog.row(i), classes: classes, scale: 1) }
             let inputGradient = network.inputGradient(shard: shard)
             for e in 0..<(rows * features) {
                 let x = clean.base[e], g = inputGradient.base[e]
@@ -99,6 +101,21 @@ public final class TRADESObjective: TrainingObjective, @unchecked Sendable {
         Kernels.argmaxRows(logits.rows(0..<rows), into: predictions)
         network.backward(parameterGradients: .overwrite, computeInputGradient: false, shard: shard)
         return loss
+    }
+
+    /// Replaces the log-probabilities `logQ` by `scale`·(q − p). Both sum to 1, so for the class c
+    /// most likely under p the difference is −Σ_{j≠c}(q_j − p_j): exp(log q_c) − exp(log p_c) would
+    /// round to 0 when both are near 1.
+    static func probabilityDifference(logQ: UnsafeMutablePointer<Float>, logP: UnsafeMutablePointer<Float>, classes: Int, scale: Float) {
+        var top = 0
+        for j in 1..<classes where logP[j] > logP[top] { top = j }
+        var others: Float = 0
+        for j in 0..<classes where j != top {
+            logQ[j] = exp(logQ[j]) - exp(logP[j])
+            others += logQ[j]
+        }
+        logQ[top] = -others
+        for j in 0..<classes { logQ[j] *= scale }
     }
 
     /// Σᵢ CE(zᵢ, yᵢ) + β·KL(softmax zᵢ ‖ softmax z'ᵢ) for `logits` = [z; z'] (2·rows × classes), and its
@@ -122,10 +139,8 @@ public final class TRADESObjective: TrainingObjective, @unchecked Sendable {
                 let p = exp(lp[j])
                 gClean[j] = gradientScale * (p - (j == y ? 1 : 0) + beta * p * ((lp[j] - lq[j]) - kl))
             }
-            for j in 0..<classes {
-                // Overwrites log q_j only after reading it.
-                lq[j] = gradientScale * beta * (exp(lq[j]) - exp(lp[j]))
-            }
+            // Overwrites log q only after reading it.
+            probabilityDifference(logQ: lq, logP: lp, classes: classes, scale: gradientScale * beta)
         }
         return total
     }

@@ -26,6 +26,34 @@ public struct TrainingJob: Sendable {
     public var resume: String?
     /// Replace existing files of another kind at the output and checkpoint paths (never an input).
     public var force = false
+    /// The recipe's `initialModel`, already read (by a caller that needed its architecture first);
+    /// nil: the job reads it.
+    public var initialModel: InitialModel?
+
+    /// A model file's weights to start from, with its architecture and digest.
+    public struct InitialModel: Sendable {
+        public let path: String
+        public let architecture: ModelSpec
+        public let parameters: [Float]
+        public let sha256: String
+
+        /// Reads the model at `path` through `loader` (which verifies it).
+        /// - Throws: `TrainingError.invalidRecipe` for a training checkpoint (which `resume` continues),
+        ///   or what parsing the file throws.
+        public static func load(_ path: String, loader: any FileLoading) throws -> InitialModel {
+            guard path.hasSuffix(".safetensors") else {
+                throw TrainingError.invalidRecipe("the initial model must be a .safetensors model file, got '\(path)'")
+            }
+            let bytes = try loader.load(path, limit: 1 << 31)
+            let file = try SafeTensors(bytes: bytes, source: path)
+            if file.metadata["checkpoint_format"] != nil {
+                throw TrainingError.invalidRecipe("\(path) is a training checkpoint: continue its run with --resume \(path), or start "
+                                                  + "from the model file a run writes (--from takes model files)")
+            }
+            let network = try ModelFile.load(file).network
+            return InitialModel(path: path, architecture: network.spec, parameters: network.parameters.array, sha256: FileDigest.sha256(bytes))
+        }
+    }
 
     public init(recipe: TrainingRecipe, data: DataSpec = DataSpec(), output: String, checkpoint: String? = nil, resume: String? = nil) {
         self.recipe = recipe
@@ -85,7 +113,7 @@ public struct TrainingJob: Sendable {
         let inputs = (resume.map { [$0] } ?? []) + (recipe.initialModel.map { [$0] } ?? []) + data.namedFiles
         try OutputPath.prepare(output, for: "the trained model", replacing: [.model], inputs: [checkpointPath] + inputs, force: force)
         try OutputPath.prepare(checkpointPath, for: "the training checkpoint", replacing: [.checkpoint],
-                               inputs: [output] + data.namedFiles, force: force)
+                               inputs: [output] + (recipe.initialModel.map { [$0] } ?? []) + data.namedFiles, force: force)
         if monitorsRobustness {
             try OutputPath.prepare(bestRobustPath, for: "the best-robust model", replacing: [.model],
                                    inputs: [output, checkpointPath] + inputs, force: force)
@@ -108,9 +136,16 @@ public struct TrainingJob: Sendable {
         if let resume {
             // A resumed fine-tuning run keeps the digest of the weights it started from.
             provenance["initial_model_sha256"] = try checkResumable(resume, loader: loader)["initial_model_sha256"]
-        } else if let initialModel = recipe.initialModel {
-            provenance["initial_model_sha256"] = try loadInitialWeights(initialModel, into: trainer.network, loader: loader)
-            events.log("initial weights from \(initialModel) (SHA-256 \(provenance["initial_model_sha256"]!))")
+        } else if let path = recipe.initialModel {
+            let initial = try initialModel.flatMap { $0.path == path ? $0 : nil } ?? InitialModel.load(path, loader: loader)
+            guard initial.architecture == recipe.architecture else {
+                throw TrainingError.invalidRecipe("the initial model \(path) is a \(initial.architecture.shorthand) network, the recipe's "
+                    + "architecture is \(recipe.architecture.shorthand); train the file's architecture (--model \(initial.architecture.shorthand), "
+                    + "or leave --model out)")
+            }
+            _ = trainer.network.parameters.buffer.update(from: initial.parameters)
+            provenance["initial_model_sha256"] = initial.sha256
+            events.log("initial weights from \(path) (SHA-256 \(initial.sha256))")
         }
         trainer.checkpointMetadata = provenance.merging(["recipe": recipe.json, "bulwark_version": BulwarkVersion.current]) { _, new in new }
         trainer.checkpointWillBeWritten = { path, bytes in
@@ -183,20 +218,6 @@ public struct TrainingJob: Sendable {
         let digest = try Self.record(output, recipe: recipe.json, events: events)
         return Result(testAccuracy: testAccuracy, model: output, sha256: digest, checkpoint: checkpointPath, history: trainer.history,
                       seconds: Date().timeIntervalSince(started), trainData: trainDescription, testData: testDescription)
-    }
-
-    /// Replaces the seeded initial weights by those of the model at `path` (read through `loader`,
-    /// which verifies it). Returns the file's SHA-256, recorded in the model's metadata.
-    /// - Throws: `TrainingError.dataMismatch` if its architecture is not the recipe's.
-    private func loadInitialWeights(_ path: String, into network: Sequential, loader: any FileLoading) throws -> String {
-        let bytes = try loader.load(path, limit: 1 << 31)
-        let loaded = try ModelFile.load(SafeTensors(bytes: bytes, source: path))
-        guard loaded.network.spec == recipe.architecture else {
-            throw TrainingError.dataMismatch("the initial model \(path) is a \(loaded.network.spec.shorthand) network, the recipe's "
-                                             + "architecture is \(recipe.architecture.shorthand); train the architecture of the file (--model \(loaded.network.spec.shorthand))")
-        }
-        _ = network.parameters.buffer.update(from: loaded.network.parameters.array)
-        return FileDigest.sha256(bytes)
     }
 
     /// The seeded train/validation split, after checking the data against the architecture.

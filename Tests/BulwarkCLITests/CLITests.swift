@@ -96,6 +96,12 @@ struct CLITests {
         #expect(mismatch.stderr.contains("784-32-10") && mismatch.stderr.contains("784-64-10"), "\(mismatch.stderr)")
         let overwrite = try CLIRun(["train", "--from", base, "--epochs", "1", "--out", base] + limit)
         #expect(overwrite.status != 0 && overwrite.stderr.contains(base), "\(overwrite.stderr)")
+        let overwriteByCheckpoint = try CLIRun(["train", "--from", base, "--epochs", "1", "--checkpoint", base, "--out", directory + "/z.safetensors"] + limit)
+        #expect(overwriteByCheckpoint.status != 0 && overwriteByCheckpoint.stderr.contains(base), "\(overwriteByCheckpoint.stderr)")
+        let checkpoint = directory + "/base.checkpoint.safetensors"
+        let fromCheckpoint = try CLIRun(["train", "--from", checkpoint, "--epochs", "1", "--out", directory + "/z.safetensors"] + limit)
+        #expect(fromCheckpoint.status != 0 && fromCheckpoint.stderr.contains("is a training checkpoint")
+                && fromCheckpoint.stderr.contains("--resume \(checkpoint)"), "\(fromCheckpoint.stderr)")
 
         let madry = try CLIRun(["train", "--recipe", "madry", "--model", "784-16-10", "--epochs", "1", "--seed", "3",
                                 "--out", directory + "/madry.safetensors", "--json", "--limit", "300"] + sample)

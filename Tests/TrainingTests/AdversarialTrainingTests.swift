@@ -123,6 +123,33 @@ struct FastAdversarialTests {
         #expect(quiet.collapsedAt == nil)
     }
 
+    @Test("the single step keeps the label's gradient on a confident example (p_y − 1 rounds to 0 in Float32)",
+          arguments: [FastAdversarialSpec.Method.fgsmRS, .nFGSM])
+    func confidentDirection(method: FastAdversarialSpec.Method) throws {
+        // One dense layer, class 1 far ahead (z = 0, 20, 0.5 at x = 0.5): p_0 + p_2 ≈ 5e-9, so p_1
+        // rounds to 1. ∂CE/∂x = Σ_{j≠1} p_j (W_j − W_1) is negative on every pixel; dropping the
+        // label's term (Σ_{j≠1} p_j W_j) would flip the first two.
+        let network = Sequential(spec: try ModelSpec.parse("4-3"), seed: 0)
+        let weight = try #require(network.namedParameters.first { $0.key == "0.weight" }).range
+        let bias = try #require(network.namedParameters.first { $0.key == "0.bias" }).range
+        for (i, w) in [Float(1), -1, 2, -2, 10, 10, 10, 10, 0, 3, -3, 1].enumerated() { network.parameters.pointer[weight.lowerBound + i] = w }
+        for i in bias { network.parameters.pointer[i] = 0 }
+        let objective = try FastAdversarialObjective(FastAdversarialSpec(method: method, epsilon: 0.1, noise: 0))
+        network.reserve(rows: 1, shards: 1, parameterGradients: true)
+        objective.prepare(network: network, shards: 1, rows: 1, features: 4)
+        var batch = Tensor(shape: [1, 4], scalars: [0.5, 0.5, 0.5, 0.5])
+        var generator = RandomGenerator(seed: 0)
+        let predictions = UnsafeMutablePointer<Int>.allocate(capacity: 1)
+        defer { predictions.deallocate() }
+        _ = try batch.withMatrix { x in
+            try [1].withUnsafeBufferPointer { y in
+                try objective.lossAndGradients(x, labels: y.baseAddress!, network: network, shard: 0, gradientScale: 1,
+                                               predictions: predictions, generator: &generator)
+            }
+        }
+        #expect(batch.scalars.allSatisfy { abs($0 - 0.4) < 1e-6 }, "\(batch.scalars)")
+    }
+
     @Test("the trainer stops when asked after an epoch")
     func trainerStops() throws {
         let configuration = TrainerConfiguration(architecture: try ModelSpec.parse("6-4-2"), seed: 0, epochs: 10, batchSize: 8,

@@ -57,6 +57,25 @@ struct TRADESTests {
         }
     }
 
+    @Test("q − p is formed without cancellation when both put almost all mass on one class")
+    func probabilityDifferenceWithoutCancellation() {
+        // p_0 ≈ 1 − 4.1e-9 and q_0 ≈ 1 − 1.2e-8: both round to 1 in Float32, their difference does not.
+        let clean: [Double] = [20, 0, 0.5], adversarial: [Double] = [19, 0, 0.5]
+        func logSoftmax(_ z: [Double]) -> [Double] { let lse = log(z.map(exp).reduce(0, +)); return z.map { $0 - lse } }
+        let lp = logSoftmax(clean), lq = logSoftmax(adversarial)
+        let expected = zip(lq, lp).map { exp($0) - exp($1) }
+        var logQ = lq.map(Float.init), logP = lp.map(Float.init)
+        logQ.withUnsafeMutableBufferPointer { q in
+            logP.withUnsafeMutableBufferPointer { p in
+                TRADESObjective.probabilityDifference(logQ: q.baseAddress!, logP: p.baseAddress!, classes: 3, scale: 1)
+            }
+        }
+        for j in 0..<3 {
+            #expect(abs(Double(logQ[j]) - expected[j]) <= 1e-3 * abs(expected[j]), "class \(j): \(logQ[j]) vs \(expected[j])")
+        }
+        #expect(logQ[0] < 0)  // exp(log q_0) − exp(log p_0) would be 0
+    }
+
     @Test("the KL term vanishes when the adversarial logits equal the clean ones, leaving cross-entropy")
     func reducesToCrossEntropy() {
         var logits: [Float] = [1, 2, 0.5, 1, 2, 0.5]

@@ -40,7 +40,8 @@ public enum Checkpoint {
         let file = try SafeTensors(contentsOf: path, loader: loader)
         guard file.metadata["checkpoint_format"] != nil, let architecture = file.metadata["architecture"],
               let spec = try? ModelSpec.parse(architecture) else {
-            throw NeuralNetError.incompatibleCheckpoint(path: path, problem: "it is not a Bulwark checkpoint with an architecture entry")
+            throw NeuralNetError.incompatibleCheckpoint(path: path, problem: "it is not a Bulwark checkpoint with an architecture entry "
+                                                        + "(a model file cannot be resumed; checkpoints are written next to --out)")
         }
         return spec
     }

@@ -89,7 +89,12 @@ public struct BenchJob {
             events.log("\(model.entry.name): \(model.path) is missing; training it (\(model.summary))")
             var trainingData = data
             trainingData.limit = nil
-            let job = TrainingJob(recipe: model.entry.recipe!, data: trainingData, output: model.path)
+            var recipe = model.entry.recipe!
+            // Like the model paths, an initial model is relative to the configuration's directory.
+            if let initial = recipe.initialModel, !initial.hasPrefix("/") {
+                recipe.initialModel = (baseDirectory as NSString).appendingPathComponent(initial)
+            }
+            let job = TrainingJob(recipe: recipe, data: trainingData, output: model.path)
             let result = try job.run(loader: loader, events: events.training)
             events.log("\(model.entry.name): trained, test accuracy \(result.testAccuracy.value), saved \(model.path)")
         }

@@ -50,8 +50,14 @@ public struct TrainingJob: Sendable {
                 throw TrainingError.invalidRecipe("\(path) is a training checkpoint: continue its run with --resume \(path), or start "
                                                   + "from the model file a run writes (--from takes model files)")
             }
+            guard file.metadata["architecture"] != nil else {
+                throw TrainingError.invalidRecipe("\(path) records no architecture (a file written by PyTorch?): convert it once with "
+                                                  + "bulwark import, then start from the imported file")
+            }
             let network = try ModelFile.load(file).network
-            return InitialModel(path: path, architecture: network.spec, parameters: network.parameters.array, sha256: FileDigest.sha256(bytes))
+            // The digest of the file as stored (an encrypted file's ciphertext), as the manifest records it.
+            let sha256 = (loader as? VerifyingFileLoader)?.digests[path] ?? FileDigest.sha256(bytes)
+            return InitialModel(path: path, architecture: network.spec, parameters: network.parameters.array, sha256: sha256)
         }
     }
 
@@ -139,9 +145,8 @@ public struct TrainingJob: Sendable {
         } else if let path = recipe.initialModel {
             let initial = try initialModel.flatMap { $0.path == path ? $0 : nil } ?? InitialModel.load(path, loader: loader)
             guard initial.architecture == recipe.architecture else {
-                throw TrainingError.invalidRecipe("the initial model \(path) is a \(initial.architecture.shorthand) network, the recipe's "
-                    + "architecture is \(recipe.architecture.shorthand); train the file's architecture (--model \(initial.architecture.shorthand), "
-                    + "or leave --model out)")
+                throw TrainingError.invalidRecipe("the initial model \(path) is \(initial.architecture.torchSequential), the recipe's "
+                    + "architecture is \(recipe.architecture.torchSequential); leave --model out to train the file's architecture")
             }
             _ = trainer.network.parameters.buffer.update(from: initial.parameters)
             provenance["initial_model_sha256"] = initial.sha256
@@ -172,7 +177,7 @@ public struct TrainingJob: Sendable {
             if let monitor, let best = monitor.bestEpoch, best.epoch == metrics.epoch, monitor.collapsedAt == nil {
                 bestWeights = network.parameters.array
                 do {
-                    try self.saveBestRobust(network, epoch: best.epoch, robust: best.robust, events: events)
+                    try self.saveBestRobust(network, epoch: best.epoch, robust: best.robust, provenance: provenance, events: events)
                 } catch {
                     metrics.warnings.append("the best-robust model could not be written: \(error)")
                 }
@@ -257,11 +262,11 @@ public struct TrainingJob: Sendable {
     }
 
     /// Writes the most robust epoch so far to `bestRobustPath` (atomically) and records it in the manifest.
-    private func saveBestRobust(_ network: Sequential, epoch: Int, robust: Double, events: Events) throws {
-        try ModelFile.save(network, metadata: [
+    private func saveBestRobust(_ network: Sequential, epoch: Int, robust: Double, provenance: [String: String], events: Events) throws {
+        try ModelFile.save(network, metadata: provenance.merging([
             "seed": String(recipe.seed), "recipe": recipe.json, "best_robust_epoch": String(epoch),
             "robust_accuracy": String(robust), "robust_n": String(recipe.robustEvaluationExamples), "bulwark_version": BulwarkVersion.current,
-        ], to: bestRobustPath)
+        ]) { _, new in new }, to: bestRobustPath)
         _ = try Self.record(bestRobustPath, recipe: recipe.json, events: events)
     }
 

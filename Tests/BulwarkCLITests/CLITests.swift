@@ -93,7 +93,7 @@ struct CLITests {
 
         let mismatch = try CLIRun(["train", "--from", base, "--model", "784-64-10", "--epochs", "1", "--out", directory + "/x.safetensors"] + limit)
         #expect(mismatch.status != 0)
-        #expect(mismatch.stderr.contains("784-32-10") && mismatch.stderr.contains("784-64-10"), "\(mismatch.stderr)")
+        #expect(mismatch.stderr.contains("Linear(784, 32)") && mismatch.stderr.contains("Linear(784, 64)") && mismatch.stderr.contains("leave --model out"), "\(mismatch.stderr)")
         let overwrite = try CLIRun(["train", "--from", base, "--epochs", "1", "--out", base] + limit)
         #expect(overwrite.status != 0 && overwrite.stderr.contains(base), "\(overwrite.stderr)")
         let overwriteByCheckpoint = try CLIRun(["train", "--from", base, "--epochs", "1", "--checkpoint", base, "--out", directory + "/z.safetensors"] + limit)
@@ -102,6 +102,19 @@ struct CLITests {
         let fromCheckpoint = try CLIRun(["train", "--from", checkpoint, "--epochs", "1", "--out", directory + "/z.safetensors"] + limit)
         #expect(fromCheckpoint.status != 0 && fromCheckpoint.stderr.contains("is a training checkpoint")
                 && fromCheckpoint.stderr.contains("--resume \(checkpoint)"), "\(fromCheckpoint.stderr)")
+
+        // Flags are checked before the --from file is read (a usage error, exit 64, even if the file is missing).
+        for (flags, message) in [(["--optimizer", "adam", "--momentum", "0.9"], "--momentum applies"),
+                                 (["--init", "he"], "--init applies to training from a seeded initialisation"),
+                                 (["--dp-noise", "1"], "--from and --dp-noise cannot be combined")] {
+            let refused = try CLIRun(["train", "--from", directory + "/missing.safetensors", "--out", directory + "/w.safetensors"] + flags)
+            #expect(refused.status == 64 && refused.stderr.contains(message), "\(flags): \(refused.status) \(refused.stderr)")
+        }
+        // Resuming a fine-tuning run reads the architecture from the checkpoint.
+        let resumed = try CLIRun(["train", "--from", base, "--optimizer", "sgd", "--lr", "1e-12", "--epochs", "2", "--out", tuned,
+                                  "--resume", directory + "/tuned.checkpoint.safetensors", "--json"] + limit)
+        #expect(resumed.status == 0 && resumed.stderr.contains("resumed from") && resumed.jsonLines.count == 2, "\(resumed.stderr)")
+        #expect(try Self.safetensorsMetadata(tuned)["initial_model_sha256"] == first.jsonLines.last?["sha256"] as? String)
 
         let madry = try CLIRun(["train", "--recipe", "madry", "--model", "784-16-10", "--epochs", "1", "--seed", "3",
                                 "--out", directory + "/madry.safetensors", "--json", "--limit", "300"] + sample)

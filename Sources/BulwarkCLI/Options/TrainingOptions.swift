@@ -156,8 +156,11 @@ struct TrainingOptions: ParsableArguments {
 
     func validate() throws {
         // A layer list in a file, and the architecture of a --from model, are read when the command
-        // runs (an unreadable file is unusable input, exit 2, not a usage error).
-        if !(model?.hasSuffix(".json") ?? false) && (model != nil || from == nil) { _ = try recipe() }
+        // runs (an unreadable file is unusable input, exit 2, not a usage error); every other flag is
+        // checked now, the --from model's architecture standing in for a placeholder.
+        if !(model?.hasSuffix(".json") ?? false) {
+            _ = try recipe(fromArchitecture: model == nil && from != nil ? try ModelSpec.parse("784-16-10") : nil)
+        }
     }
 
     /// The recipe these flags describe.
@@ -258,6 +261,11 @@ struct TrainingOptions: ParsableArguments {
                    "to --adversarial pgd (--train-steps and --train-step-size also to --trades-beta; --train-step-size to fgsm-rs and n-fgsm) only")
         try refuse([("--dp-clip", dpClip != nil), ("--dp-delta", dpDelta != nil), ("--dp-seeded-noise", dpSeededNoise)], dpNoise != nil,
                    "to DP-SGD (--dp-noise σ) only")
+        try refuse([("--init", initialization != nil)], from == nil, "to training from a seeded initialisation only (--from sets the initial weights)")
+        if from != nil && dpNoise != nil {
+            throw ValidationError("--from and --dp-noise cannot be combined: DP-SGD's ε would not cover the initial model's weights, "
+                                  + "which may have been trained on the same data without noise; train from the seeded initialisation")
+        }
         if dpNoise != nil && adversarial != nil {
             throw ValidationError("--dp-noise and --adversarial cannot be combined (DP-SGD's privacy analysis covers clean training only); choose one")
         }

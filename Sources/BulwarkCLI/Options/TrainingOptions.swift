@@ -206,7 +206,7 @@ struct TrainingOptions: ParsableArguments {
             ("--ramp-epochs", rampEpochs != nil), ("--final-kappa", finalKappa != nil), ("--dp-noise", dpNoise != nil),
             ("--dp-clip", dpClip != nil), ("--dp-delta", dpDelta != nil), ("--dp-seeded-noise", dpSeededNoise),
         ]
-        let given = flags.filter(\.1).map(\.0) 
+        let given = flags.filter(\.1).map(\.0)
             + (model == nil || modelIsLayerList ? [("--activation", activation != nil), ("--dropout", dropout != nil)].filter(\.1).map(\.0) : [])
         guard given.isEmpty else {
             throw ValidationError("\(given.joined(separator: ", ")) cannot change --recipe \(name) (only --model, --epochs, --seed and --from can); "

@@ -119,19 +119,8 @@ struct CROWN {
             case .tanh, .sigmoid: preconditionFailure("CROWN relaxes piecewise-linear activations only")
             }
             for j in 0..<count {
-                let l = lower[j], u = upper[j]
-                if u <= 0 {
-                    slopeLower[j] = negativeSlope
-                    slopeUpper[j] = negativeSlope
-                } else if l >= 0 {
-                    slopeLower[j] = 1
-                    slopeUpper[j] = 1
-                } else {
-                    let chord = (u - negativeSlope * l) / (u - l)
-                    slopeUpper[j] = chord
-                    interceptUpper[j] = l * (negativeSlope - chord)
-                    slopeLower[j] = u >= -l ? 1 : negativeSlope
-                }
+                (slopeLower[j], slopeUpper[j], interceptUpper[j]) = piecewiseLinearRelaxation(lower: lower[j], upper: upper[j],
+                                                                                               negativeSlope: negativeSlope)
             }
         }
     }

@@ -87,15 +87,8 @@ final class CROWNIBPBound {
             let aL = lowerSlope[k].pointer, aU = upperSlope[k].pointer, bU = upperIntercept[k].pointer
             let s = negativeSlopes[k]
             for e in 0..<(n * width) {
-                let l = center.base[e] - radius.base[e], u = center.base[e] + radius.base[e]
-                if u <= 0 { aL[e] = s; aU[e] = s; bU[e] = 0 }
-                else if l >= 0 { aL[e] = 1; aU[e] = 1; bU[e] = 0 }
-                else {
-                    let chord = (u - s * l) / (u - l)
-                    aU[e] = chord
-                    bU[e] = l * (s - chord)
-                    aL[e] = u >= -l ? 1 : s
-                }
+                (aL[e], aU[e], bU[e]) = piecewiseLinearRelaxation(lower: center.base[e] - radius.base[e], upper: center.base[e] + radius.base[e],
+                                                                  negativeSlope: s)
             }
             let pre = before[k].matrix(rows: R, columns: width), post = after[k].matrix(rows: R, columns: width)
             pre.copy(from: lambda)

@@ -41,9 +41,7 @@ public struct TrainingJob: Sendable {
         /// - Throws: `TrainingError.invalidRecipe` for a training checkpoint (which `resume` continues),
         ///   or what parsing the file throws.
         public static func load(_ path: String, loader: any FileLoading) throws -> InitialModel {
-            guard path.hasSuffix(".safetensors") else {
-                throw TrainingError.invalidRecipe("the initial model must be a .safetensors model file, got '\(path)'")
-            }
+            try TrainingRecipe.checkInitialModelPath(path)
             let bytes = try loader.load(path, limit: 1 << 31)
             let file = try SafeTensors(bytes: bytes, source: path)
             if file.metadata["checkpoint_format"] != nil {

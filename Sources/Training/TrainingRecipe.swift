@@ -75,11 +75,16 @@ public struct TrainingRecipe: Equatable, Sendable {
         guard validationFraction >= 0 && validationFraction < 1 else {
             throw TrainingError.invalidRecipe("validation fraction \(validationFraction) must be in [0, 1)")
         }
-        if let initialModel, !initialModel.hasSuffix(".safetensors") {
-            throw TrainingError.invalidRecipe("the initial model must be a .safetensors model file, got '\(initialModel)'")
-        }
+        if let initialModel { try Self.checkInitialModelPath(initialModel) }
         guard robustEvaluationExamples >= 0 else {
             throw TrainingError.invalidRecipe("robust evaluation examples \(robustEvaluationExamples) must be ≥ 0")
+        }
+    }
+
+    /// - Throws: `TrainingError.invalidRecipe` unless `path` names a `.safetensors` model file.
+    static func checkInitialModelPath(_ path: String) throws {
+        guard path.hasSuffix(".safetensors") else {
+            throw TrainingError.invalidRecipe("the initial model must be a .safetensors model file, got '\(path)'")
         }
     }
 

@@ -10,6 +10,26 @@ import _TestSupport
 @Suite("IBP training objective")
 struct IntervalBoundObjectiveTests {
     /// Σ_rows CE(ẑ, y) with ẑ from the certifier's Float64 IBP (an independent implementation).
+    /// Central differences of `loss` in every parameter (steps of 1e-3, divided by the steps Float32
+    /// actually took) against `gradients`: the largest absolute error and the largest numeric gradient.
+    static func centralDifferences(_ model: Sequential, gradients: FloatBuffer, loss: () -> Double) -> (worst: Double, largest: Double) {
+        var worst = 0.0, largest = 0.0
+        for i in 0..<model.parameterCount {
+            let original = model.parameters.pointer[i]
+            model.parameters.pointer[i] = original + 1e-3
+            let plusStep = model.parameters.pointer[i]
+            let plus = loss()
+            model.parameters.pointer[i] = original - 1e-3
+            let minusStep = model.parameters.pointer[i]
+            let minus = loss()
+            model.parameters.pointer[i] = original
+            let numeric = (plus - minus) / Double(plusStep - minusStep)
+            worst = max(worst, abs(numeric - Double(gradients.pointer[i])))
+            largest = max(largest, abs(numeric))
+        }
+        return (worst, largest)
+    }
+
     static func referenceLoss(_ model: Sequential, _ inputs: [Float], labels: [Int], epsilon: Double) -> Double {
         let network = CertifiableNetwork(model)
         let region = InputRegion(norm: .linf, points: inputs.map(Double.init), width: model.inputWidth, labels: labels,
@@ -73,20 +93,8 @@ struct IntervalBoundObjectiveTests {
         }
         let reference = Self.referenceLoss(model, inputs, labels: labels, epsilon: Double(Float(0.1)))
         #expect(abs(loss - reference) < 1e-4 * (1 + abs(reference)), "loss \(loss) vs Float64 \(reference)")
-        var worst = 0.0, largest = 0.0
-        for i in 0..<model.parameterCount {
-            let original = model.parameters.pointer[i]
-            let h: Float = 1e-3
-            model.parameters.pointer[i] = original + h
-            let plusStep = model.parameters.pointer[i]
-            let plus = Self.referenceLoss(model, inputs, labels: labels, epsilon: Double(Float(0.1)))
-            model.parameters.pointer[i] = original - h
-            let minusStep = model.parameters.pointer[i]
-            let minus = Self.referenceLoss(model, inputs, labels: labels, epsilon: Double(Float(0.1)))
-            model.parameters.pointer[i] = original
-            let numeric = (plus - minus) / Double(plusStep - minusStep)
-            worst = max(worst, abs(numeric - Double(gradients.pointer[i])))
-            largest = max(largest, abs(numeric))
+        let (worst, largest) = Self.centralDifferences(model, gradients: gradients) {
+            Self.referenceLoss(model, inputs, labels: labels, epsilon: Double(Float(0.1)))
         }
         #expect(largest > 0.01)
         #expect(worst < 2e-3 * largest, "\(activation): largest gradient error \(worst) of \(largest)")
@@ -113,19 +121,8 @@ struct IntervalBoundObjectiveTests {
         let epsilon = Double(Float(0.1))
         let reference = Self.referenceMixedLoss(model, inputs, labels: labels, epsilon: epsilon, beta: Double(beta))
         #expect(abs(loss - reference) < 1e-4 * (1 + abs(reference)), "loss \(loss) vs Float64 \(reference)")
-        var worst = 0.0, largest = 0.0
-        for i in 0..<model.parameterCount {
-            let original = model.parameters.pointer[i]
-            model.parameters.pointer[i] = original + 1e-3
-            let plusStep = model.parameters.pointer[i]
-            let plus = Self.referenceMixedLoss(model, inputs, labels: labels, epsilon: epsilon, beta: Double(beta))
-            model.parameters.pointer[i] = original - 1e-3
-            let minusStep = model.parameters.pointer[i]
-            let minus = Self.referenceMixedLoss(model, inputs, labels: labels, epsilon: epsilon, beta: Double(beta))
-            model.parameters.pointer[i] = original
-            let numeric = (plus - minus) / Double(plusStep - minusStep)
-            worst = max(worst, abs(numeric - Double(gradients.pointer[i])))
-            largest = max(largest, abs(numeric))
+        let (worst, largest) = Self.centralDifferences(model, gradients: gradients) {
+            Self.referenceMixedLoss(model, inputs, labels: labels, epsilon: epsilon, beta: Double(beta))
         }
         #expect(largest > 0.01)
         #expect(worst < 2e-3 * largest, "β \(beta): largest gradient error \(worst) of \(largest)")

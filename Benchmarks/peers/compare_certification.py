@@ -126,11 +126,11 @@ def affine_layers(model):
     return layers
 
 
-def specification(labels, classes):
+def specification(labels, classes, dtype=F64):
     """C (B × (classes−1) × classes): row i is e_y − e_j for the i-th class j ≠ y, in increasing j."""
     batch = len(labels)
     others = torch.stack([torch.tensor([j for j in range(classes) if j != int(y)]) for y in labels])
-    c = torch.zeros(batch, classes - 1, classes, dtype=F64)
+    c = torch.zeros(batch, classes - 1, classes, dtype=dtype)
     rows = torch.arange(classes - 1)
     for b in range(batch):
         c[b, rows, labels[b]] = 1.0
@@ -405,6 +405,17 @@ def compare(bulwark, ours, clean_correct, tolerance, atol):
 
 # ---------------------------------------------------------------------------------------------------------
 
+def resolve_backend(requested):
+    """'auto' is auto_LiRPA ('lirpa') where it is installed, else the own PyTorch implementation ('own')."""
+    if requested != "auto":
+        return requested
+    try:
+        import auto_LiRPA  # noqa: F401
+        return "lirpa"
+    except ImportError:
+        return "own"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -444,13 +455,7 @@ def main():
     images, labels = images[:args.n], labels[:args.n]
     n = len(labels)
 
-    backend = args.backend
-    if backend == "auto":
-        try:
-            import auto_LiRPA  # noqa: F401
-            backend = "lirpa"
-        except ImportError:
-            backend = "own"
+    backend = resolve_backend(args.backend)
     if backend == "own" and args.method == "alpha-crown":
         raise SystemExit("alpha-crown needs auto_LiRPA (--backend lirpa, Benchmarks/peers/.venv-lirpa)")
     setup_start = time.perf_counter()

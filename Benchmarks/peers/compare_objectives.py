@@ -94,6 +94,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 from pytorch_mlp import load  # noqa: E402  (Fashion-MNIST IDX loader, pixels / 255 in Float32)
+from compare_certification import Region, ibp, resolve_backend, specification  # noqa: E402  (the L∞ box, IBP with C)
 
 KEYS = ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"]
 WIDTHS = [784, 256, 256, 10]
@@ -211,24 +212,6 @@ def certified_schedule(step, steps_per_epoch, eps_train, warmup, ramp, final_kap
     return float(eps), float(kappa), float(beta)
 
 
-def specification(labels, classes, dtype):
-    """C (B × (classes−1) × classes), rows e_y − e_j for j ≠ y."""
-    batch = len(labels)
-    c = torch.zeros(batch, classes - 1, classes, dtype=dtype)
-    for b in range(batch):
-        y = int(labels[b])
-        others = [j for j in range(classes) if j != y]
-        c[b, torch.arange(classes - 1), y] = 1.0
-        c[b, torch.arange(classes - 1), others] = -1.0
-    return c
-
-
-def input_box(x, eps):
-    lower = torch.minimum(torch.clamp(x - eps, min=0.0), x)
-    upper = torch.maximum(torch.clamp(x + eps, max=1.0), x)
-    return lower, upper
-
-
 class LirpaBounds:
     """Margin lower bounds from auto_LiRPA (IBP with C, and CROWN-IBP), differentiable in its parameters."""
     name = "auto_LiRPA"
@@ -249,8 +232,8 @@ class LirpaBounds:
         return self.module(x)
 
     def margins(self, x, eps, c, beta):
-        lower, upper = input_box(x, eps)
-        bounded = self.BoundedTensor(x, self.PerturbationLpNorm(norm=np.inf, eps=eps, x_L=lower, x_U=upper))
+        box = Region(x, eps, "linf")
+        bounded = self.BoundedTensor(x, self.PerturbationLpNorm(norm=np.inf, eps=eps, x_L=box.lower, x_U=box.upper))
         ibp, _ = self.module.compute_bounds(x=(bounded,), C=c, method="IBP", bound_upper=False)
         if beta <= 0:
             return ibp
@@ -279,21 +262,12 @@ class OwnBounds:
 
     def margins(self, x, eps, c, beta):
         layers = self.layers()
-        lower, upper = input_box(x, eps)
-        center0, radius0 = (upper + lower) / 2, (upper - lower) / 2
-        center, radius, boxes = center0, radius0, []
-        for w, b in layers[:-1]:
-            pre_c, pre_r = center @ w.T + b, radius @ w.abs().T
-            low, high = pre_c - pre_r, pre_c + pre_r
-            boxes.append((low, high))
-            low, high = low.clamp(min=0), high.clamp(min=0)
-            center, radius = (high + low) / 2, (high - low) / 2
-        w_last, b_last = layers[-1]
-        cw, cb = c @ w_last, c @ b_last
-        ibp = torch.einsum("bsh,bh->bs", cw, center) - torch.einsum("bsh,bh->bs", cw.abs(), radius) + cb
+        box = Region(x, eps, "linf")
+        interval, boxes = ibp(layers, box, c)
         if beta <= 0:
-            return ibp
-        a, bias = cw, cb
+            return interval
+        w_last, b_last = layers[-1]
+        a, bias = c @ w_last, c @ b_last
         for k in range(len(layers) - 2, -1, -1):
             low, high = boxes[k]
             active, unstable = low >= 0, (low < 0) & (high > 0)
@@ -308,8 +282,7 @@ class OwnBounds:
             w, b = layers[k]
             bias = bias + a @ b
             a = a @ w
-        crown = torch.einsum("bsd,bd->bs", a, center0) - torch.einsum("bsd,bd->bs", a.abs(), radius0) + bias
-        return beta * crown + (1 - beta) * ibp
+        return beta * box.concretize_lower(a, bias) + (1 - beta) * interval
 
 
 @contextlib.contextmanager
@@ -331,7 +304,7 @@ def certified_reference(backend, state, x, y, epochs, crown, ramp, dtype, lr):
         params = bounds.parameters()
         if sorted(params) != sorted(KEYS):
             raise RuntimeError(f"unexpected parameter names {sorted(params)}")
-        c = specification(y, 10, dtype)
+        c, _ = specification(y, 10, dtype)
         losses, schedule = [], []
         for step in range(epochs):
             eps, kappa, beta = certified_schedule(step, 1, float(F32(EPS)), 0.0, ramp, 0.5, crown)
@@ -555,13 +528,7 @@ def main():
     if args.crown_epochs < 2:
         raise SystemExit("--crown-epochs must be ≥ 2 (step 0 of a ramp has ε = 0)")
     torch.set_num_threads(args.threads)
-    backend = args.backend
-    if backend == "auto":
-        try:
-            import auto_LiRPA  # noqa: F401
-            backend = "lirpa"
-        except ImportError:
-            backend = "own"
+    backend = resolve_backend(args.backend)
     cert_dtype = torch.float64 if args.dtype == "float64" else torch.float32
     lr = float(F32(LR))
     eps = float(F32(EPS))

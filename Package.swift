@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "_FileSystem", "_TestSupport"]),
         .testTarget(name: "ThreatsTests", dependencies: ["Threats", "Training", "NeuralNet", "TensorCore", "_TestSupport"]),
         .testTarget(name: "CertificationTests", dependencies: ["Certification", "NeuralNet", "TensorCore", "Attacks", "Datasets", "_TestSupport"]),
-        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "Certification", "Datasets", "Training", "_TestSupport"]),
+        .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "Certification", "Datasets", "Training", "BulwarkSecurity", "_TestSupport"]),
         .testTarget(name: "SecurityTests", dependencies: ["BulwarkSecurity", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"], resources: [.copy("Hostile")]),
         .testTarget(

@@ -27,6 +27,14 @@ struct BenchCommand: ParsableCommand {
           bulwark bench --config my-bench.json --report reports/run.json --strict
           bulwark bench --config my-bench.json --validate-config
           bulwark bench --limit 1000 --report - | jq '.models[].metrics'
+          bulwark bench --config my-bench.json --shard 0/4 --report part-0.json   (then: bulwark report merge part-*.json --out report.json)
+
+        Sharded runs: --shard I/N (0 ≤ I < N) runs every N-th cell of the bench, a cell being one attack at one ε \
+        on one model, one certificate at one ε, one model's sanity checks or one threat experiment, and writes a \
+        partial report. `bulwark report merge` checks that the N parts belong together and assembles the report an \
+        unsharded run gives, number for number (every random stream is derived from the seed, the attack and ε). \
+        All shards must use the same Bulwark version, data, models and --threads. deploy/slurm and deploy/k8s run \
+        the shards as a Slurm job array or a Kubernetes Indexed Job.
         """
     )
 
@@ -34,7 +42,10 @@ struct BenchCommand: ParsableCommand {
     var config: String?
 
     @Option(help: ArgumentHelp("Where to write the JSON report ('-' for stdout, which then carries only the report).", valueName: "path"))
-    var report: String = "bulwark-report.json"
+    var report: String?
+
+    @Option(help: ArgumentHelp("Run only shard I of N (0 ≤ I < N) and write a partial report for `bulwark report merge`.", valueName: "I/N"))
+    var shard: String?
 
     @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
     var force = false
@@ -63,7 +74,13 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         if security.expectSHA256 != nil { throw ValidationError("--expect-sha256 does not apply to bench; model digests come from manifests") }
-        if report != "-" && !report.hasSuffix(".json") { throw ValidationError("--report must name a .json file or be '-', got '\(report)'") }
+        if let report, report != "-" && !report.hasSuffix(".json") { throw ValidationError("--report must name a .json file or be '-', got '\(report)'") }
+        if let shard {
+            do { _ = try BenchShard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") }
+            if cards { throw ValidationError("--cards needs the whole bench: write cards from the merged report's run, not from a shard") }
+            if strict { throw ValidationError("--strict applies to the merged report (the sanity checks need every shard): gate it after bulwark report merge") }
+            if trainMissing { throw ValidationError("--train-missing does not apply to a shard: train missing models first, then run the shards") }
+        }
         if let suite, suite != "autoattack" { throw ValidationError("--suite: unknown suite '\(suite)' (known: autoattack)") }
         if data.trainCSV != nil && !trainMissing {
             throw ValidationError("--train-csv applies to bench only with --train-missing (it trains missing models)")
@@ -98,6 +115,7 @@ struct BenchCommand: ParsableCommand {
             print("\(config ?? "the built-in configuration"): valid (\(configuration.models.count) models, \(configuration.attacks.count) attacks, schema \(configuration.schema))")
             return
         }
+        let report = reportPath
         engine.apply()
         if suite != nil { configuration.attacks = try Self.autoAttackEntries(replacing: configuration) }
         configuration.dataset = try effectiveDataset(configuration.dataset)
@@ -114,6 +132,10 @@ struct BenchCommand: ParsableCommand {
         }
         log.info("bench: \(configuration.models.count) models × \(configuration.attacks.count) attacks on \(configuration.dataset.n) examples")
 
+        if let shard {
+            try runShard(try BenchShard(parsing: shard), job: job, report: report)
+            return
+        }
         let display = ProgressDisplay()
         var events = BenchJob.Events()
         events.log = { log.info("\($0)") }
@@ -138,6 +160,27 @@ struct BenchCommand: ParsableCommand {
         }
         if strict && !result.failedChecks.isEmpty {
             throw CLIError.checkFailed("\(result.failedChecks.count) sanity check(s) failed and --strict is set")
+        }
+    }
+
+    /// `--report`, or by default bulwark-report.json (bulwark-part-I-of-N.json for a shard).
+    var reportPath: String {
+        if let report { return report }
+        guard let shard, let parsed = try? BenchShard(parsing: shard) else { return "bulwark-report.json" }
+        return "bulwark-part-\(parsed.index)-of-\(parsed.count).json"
+    }
+
+    func runShard(_ shard: BenchShard, job: BenchJob, report: String) throws {
+        var events = BenchJob.Events()
+        events.log = { log.info("\($0)") }
+        events.warning = { log.warning("\($0)") }
+        let part = try job.run(shard: shard, loader: try security.loader(), threads: WorkerPool.shared.threadCount, events: events)
+        if report == "-" {
+            print(String(decoding: try part.encoded(), as: UTF8.self))
+        } else {
+            try AtomicFile.write(part.encoded(), to: report)
+            print("shard \(shard): \(part.cells.count) cells; partial report: \(report)\n"
+                  + "merge all \(shard.count) parts with: bulwark report merge PART... --out REPORT.json")
         }
     }
 

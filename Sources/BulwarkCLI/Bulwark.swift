@@ -18,7 +18,7 @@ public struct Bulwark: ParsableCommand {
         70 internal error; 73 an output cannot be written.
         """,
         version: version,
-        subcommands: [TrainCommand.self, EvalCommand.self, InspectCommand.self, AttackCommand.self, CertifyCommand.self, BenchCommand.self, GateCommand.self,
+        subcommands: [TrainCommand.self, EvalCommand.self, InspectCommand.self, AttackCommand.self, CertifyCommand.self, BenchCommand.self, ReportCommand.self, GateCommand.self,
                       ImportCommand.self, ManifestCommand.self, KeysCommand.self, DataCommand.self, ThreatCommand.self] + additionalSubcommands
     ) }
 

@@ -67,9 +67,47 @@ public struct BenchJob {
         public let metadata: [String: [String: String]]
     }
 
+    /// Runs the whole bench.
     /// - Throws: `BenchError.missingModels` when models are missing and `trainMissing` is off (or
     ///   they have no recipe); errors of data, models, training and attacks.
     public func run(loader: VerifyingFileLoader, threads: Int, events: Events = Events()) throws -> Outcome {
+        let ran = try runCells(configuration.cells(), loader: loader, threads: threads, events: events)
+        let runner = BenchRunner(configuration: configuration)
+        let results = ran.models.map { model in runner.assemble(model, cells: ran.cells.filter { $0.cell.model == model.name }, n: ran.n) }
+        let threats = ran.cells.compactMap(\.threat)
+        let report = BenchReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
+                                 configuration: configuration, data: ran.data, dataSHA256: ran.dataSHA256,
+                                 n: ran.n, models: results, threats: configuration.threats.isEmpty ? nil : threats)
+        return Outcome(report: report, metadata: ran.metadata)
+    }
+
+    /// Runs one shard's cells (`BenchShard`); `BenchPartialReport.merge` of all shards' parts gives
+    /// the report `run` gives. Missing models are refused (train them before sharding: shards would
+    /// race to write them).
+    /// - Throws: as `run`.
+    public func run(shard: BenchShard, loader: VerifyingFileLoader, threads: Int, events: Events = Events()) throws -> BenchPartialReport {
+        if trainMissing {
+            throw BenchError.invalidConfiguration("--train-missing does not apply to a shard: train the missing models first "
+                                                  + "(bulwark bench --train-missing, or bulwark train), then run the shards")
+        }
+        let cells = shard.cells(of: configuration)
+        events.log("shard \(shard): \(cells.count) of \(configuration.cells().count) cells")
+        let ran = try runCells(cells, loader: loader, threads: threads, events: events)
+        return BenchPartialReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
+                                  configuration: configuration, data: ran.data, dataSHA256: ran.dataSHA256, n: ran.n, shard: shard,
+                                  models: ran.models, cells: ran.cells)
+    }
+
+    private struct RanCells {
+        var models: [BenchRunner.ModelInfo] = []
+        var cells: [BenchCellResult] = []
+        var metadata: [String: [String: String]] = [:]
+        var data = "", dataSHA256 = "", n = 0
+    }
+
+    /// Loads the data and every model (each model's identity and clean outcomes go into every
+    /// part), then runs `cells` model by model, then the threat experiments among them.
+    private func runCells(_ cells: [BenchCell], loader: VerifyingFileLoader, threads: Int, events: Events) throws -> RanCells {
         let missing = missingModels()
         if missing.contains(where: { $0.entry.recipe == nil }) || (!missing.isEmpty && !trainMissing) {
             throw BenchError.missingModels(missing.map(\.summary)
@@ -99,11 +137,11 @@ public struct BenchJob {
             events.log("\(model.entry.name): trained, test accuracy \(result.testAccuracy.value), saved \(model.path)")
         }
 
-        let threatTraining = try threatTrainingData(test: test, loader: loader, events: events)
+        let threatCells = Set(cells.compactMap { if case let .threat(name) = $0 { name } else { nil } })
+        let threatTraining = threatCells.isEmpty ? nil : try threatTrainingData(test: test, loader: loader, events: events)
         var runner = BenchRunner(configuration: configuration)
         runner.log = events.log
-        var results: [BenchReport.ModelResult] = []
-        var metadata: [String: [String: String]] = [:]
+        var ran = RanCells(data: description, dataSHA256: Self.contentDigest(test), n: test.count)
         for entry in configuration.models {
             let path = resolvedPath(entry)
             let loaded = try ModelFile.load(contentsOf: path, loader: loader, hiddenActivations: entry.activations)
@@ -112,15 +150,21 @@ public struct BenchJob {
             } else if entry.activations != nil {
                 events.warning("\(entry.name): \"activation\" is ignored: \(path) records its architecture")
             }
-            metadata[entry.name] = loaded.metadata
+            ran.metadata[entry.name] = loaded.metadata
             let sha256 = try loader.digests[path] ?? FileDigest.sha256(path: path)
-            results.append(try runner.evaluate(loaded.network, name: entry.name, path: entry.path, sha256: sha256, test: test))
+            let model = try runner.prepare(loaded.network, name: entry.name, path: entry.path, sha256: sha256, test: test)
+            ran.models.append(model.info)
+            for cell in cells where cell.model == entry.name {
+                ran.cells.append(try runner.run(cell, on: model, test: test))
+            }
         }
-        let threatResults = try threatTraining.map { try runThreats(train: $0, test: test, threads: threads, events: events) }
-        let report = BenchReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
-                                 configuration: configuration, data: description, dataSHA256: Self.contentDigest(test),
-                                 n: test.count, models: results, threats: threatResults)
-        return Outcome(report: report, metadata: metadata)
+        if let train = threatTraining {
+            for threat in configuration.threats where threatCells.contains(threat.name) {
+                ran.cells.append(BenchCellResult(cell: .threat(name: threat.name),
+                                                 threat: try runThreat(threat, train: train, test: test, threads: threads, events: events)))
+            }
+        }
+        return ran
     }
 
     /// The training split the threat experiments use, checked against every experiment before any
@@ -139,19 +183,17 @@ public struct BenchJob {
         return train
     }
 
-    /// The configuration's threat experiments on the training split and the bench's test examples,
-    /// each with the bench's seed.
-    private func runThreats(train: LabeledData, test: LabeledData, threads: Int, events: Events) throws -> [BenchReport.ThreatResult] {
+    /// One threat experiment on the training split and the bench's test examples, with the bench's seed.
+    private func runThreat(_ threat: BenchConfiguration.ThreatEntry, train: LabeledData, test: LabeledData, threads: Int,
+                           events: Events) throws -> BenchReport.ThreatResult {
         let log = events.log
-        return try configuration.threats.map { threat in
-            let started = Date()
-            events.log("\(threat.name): \(threat.spec.type) experiment")
-            let groups = try threat.spec.run(train: train, test: test, seed: configuration.seed, threads: threads,
-                                             log: { message in log("\(threat.name): \(message)") })
-            return BenchReport.ThreatResult(name: threat.name, type: threat.spec.type,
-                                            subjects: groups.map { ThreatReport.Subject(name: $0.name, metrics: $0.metrics) },
-                                            seconds: Date().timeIntervalSince(started))
-        }
+        let started = Date()
+        events.log("\(threat.name): \(threat.spec.type) experiment")
+        let groups = try threat.spec.run(train: train, test: test, seed: configuration.seed, threads: threads,
+                                         log: { message in log("\(threat.name): \(message)") })
+        return BenchReport.ThreatResult(name: threat.name, type: threat.spec.type,
+                                        subjects: groups.map { ThreatReport.Subject(name: $0.name, metrics: $0.metrics) },
+                                        seconds: Date().timeIntervalSince(started))
     }
 
     /// SHA-256 of the examples themselves (features as little-endian Float32, then labels as

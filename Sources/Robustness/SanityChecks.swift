@@ -286,21 +286,33 @@ struct SanityChecker {
     /// does, the gradients mislead the attacks and the white-box numbers overstate robustness.
     /// Allows max(0.5%, 5) of the examples (Square is randomised). Skipped for inputs that are not
     /// square images (Square needs the image shape).
-    func gradientMasking(classifier: any DifferentiableClassifier, data: LabeledData, whiteBox: [WhiteBoxOutcomes],
-                         seed: UInt64, batchSize: Int) throws -> BenchReport.CheckResult {
-        guard Square.ImageShape.inferred(features: data.featureCount) != nil else {
-            return SanityCheck.blackBoxBeatsWhiteBox.result(passed: true, "skipped: \(data.featureCount) features are not a square image")
+    /// BW005's Square runs on the check examples, one per (norm, ε) given; nil when the inputs are
+    /// not square images (Square needs the image shape).
+    func blackBoxRuns(classifier: any DifferentiableClassifier, data: LabeledData, cells: [(Norm, Float)],
+                      seed: UInt64, batchSize: Int) throws -> [BenchCellResult.BlackBoxRun]? {
+        guard Square.ImageShape.inferred(features: data.featureCount) != nil else { return nil }
+        return try cells.map { norm, epsilon in
+            let attack = try Square(norm: norm, epsilon: epsilon, queries: Self.blackBoxQueries)
+            let outcome = try AttackRunner(classifier: classifier, batchSize: batchSize).run(attack, on: data, seed: seed)
+            return .init(norm: norm, epsilon: epsilon, robust: .accuracy("Square ε=\(formatEpsilon(epsilon))", outcome.robustAccuracy, outcomes: outcome.robust))
+        }
+    }
+
+    /// BW005 from Square's runs (nil: skipped, the inputs are not square images) and the white-box
+    /// outcomes on the whole test set (compared on the check examples).
+    func gradientMasking(_ runs: [BenchCellResult.BlackBoxRun]?, whiteBox: [WhiteBoxOutcomes]) -> BenchReport.CheckResult {
+        guard let runs else {
+            return SanityCheck.blackBoxBeatsWhiteBox.result(passed: true, "skipped: the inputs are not square images")
         }
         var problems: [String] = [], findings: [String] = []
         for cell in whiteBox {
-            let robust = Array(cell.robust.prefix(data.count))
-            guard robust.count == data.count else { continue }
-            let attack = try Square(norm: cell.norm, epsilon: cell.epsilon, queries: Self.blackBoxQueries)
-            let outcome = try AttackRunner(classifier: classifier, batchSize: batchSize).run(attack, on: data, seed: seed)
-            let extra = zip(robust, outcome.robust).filter { $0 && !$1 }.count
+            guard let run = runs.first(where: { $0.norm == cell.norm && $0.epsilon == cell.epsilon }), let square = run.robust.outcomeFlags else { continue }
+            let robust = Array(cell.robust.prefix(square.count))
+            guard robust.count == square.count else { continue }
+            let extra = zip(robust, square).filter { $0 && !$1 }.count
             let label = "ε = \(formatEpsilon(cell.epsilon))\(whiteBox.contains { $0.norm != cell.norm } ? " (\(cell.norm.rawValue))" : "")"
-            if Double(extra) > max(0.005 * Double(data.count), 5) {
-                problems.append("Square fooled \(extra) of \(data.count) inputs at \(label) that every gradient attack missed")
+            if Double(extra) > max(0.005 * Double(square.count), 5) {
+                problems.append("Square fooled \(extra) of \(square.count) inputs at \(label) that every gradient attack missed")
             } else {
                 findings.append("\(label): \(extra)")
             }

@@ -32,6 +32,7 @@ public enum FileKind: String, Sendable, CaseIterable {
             let tail = String(decoding: (try? FileReader.readSuffix(path, count: 1 << 12)) ?? [], as: UTF8.self)
             if text.contains("\"bulwark-report/") || tail.contains("\"bulwark-report/") { return .report }
             if text.contains("\"bulwark-threat-report/") || tail.contains("\"bulwark-threat-report/") { return .report }
+            if text.contains("\"bulwark-partial-report/") || tail.contains("\"bulwark-partial-report/") { return .report }
             if text.contains("\"bulwark-manifest/") { return .manifest }
             if text.contains("\"algorithm\"") && (text.contains("\"private_key\"") || text.contains("\"public_key\"")) { return .signingKey }
         }

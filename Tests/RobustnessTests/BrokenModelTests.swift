@@ -100,7 +100,8 @@ struct BrokenModelTests {
         for (model, broken) in [(network, false), (Self.masked(network), true)] {
             let pgd = try AttackRunner(classifier: model, batchSize: 50).run(try PGD(epsilon: 0.3, steps: 20), on: test, seed: 0)
             let whiteBox = [SanityChecker.WhiteBoxOutcomes(norm: .linf, epsilon: 0.3, robust: pgd.robust)]
-            let masking = try checker.gradientMasking(classifier: model, data: test, whiteBox: whiteBox, seed: 0, batchSize: 50)
+            let runs = try checker.blackBoxRuns(classifier: model, data: test, cells: [(.linf, 0.3)], seed: 0, batchSize: 50)
+            let masking = checker.gradientMasking(runs, whiteBox: whiteBox)
             let large = try checker.largeEpsilon(classifier: model, data: test, attack: nil, seed: 0, batchSize: 50)
             #expect(masking.passed == !broken, "\(masking.message)")
             #expect(large.passed == !broken, "\(large.message)")

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import Robustness
+import _FileSystem
+
+/// `bulwark report`: work on bench reports: merge the parts of a sharded bench, compare two runs.
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Merge the partial reports of a sharded bench, or compare the results of two bench reports.",
+        subcommands: [Merge.self, Diff.self]
+    )
+
+    struct Merge: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "merge",
+            abstract: "Assemble the report of a sharded bench from the partial reports of all its shards.",
+            discussion: """
+            Checks that the parts share the configuration, the test data (content digest), the Bulwark version, \
+            the models (SHA-256) and the thread count, that every shard 0…N−1 is there exactly once and that each \
+            part holds exactly its shard's cells; then assembles the worst cases, metrics and sanity checks as an \
+            unsharded bench would. The merged report prints, gates and renders like any other.
+
+            Examples:
+              bulwark report merge part-0.json part-1.json part-2.json part-3.json --out report.json
+              bulwark report merge parts/*.json --out report.json --strict
+            """
+        )
+
+        @Argument(help: ArgumentHelp("The partial reports (bulwark bench --shard I/N), in any order.", valueName: "part"))
+        var parts: [String] = []
+
+        @Option(help: ArgumentHelp("Where to write the merged report (JSON).", valueName: "path"))
+        var out: String
+
+        @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
+        var force = false
+
+        @Flag(help: "Exit with status 1 when a sanity check of the merged report fails.")
+        var strict = false
+
+        func validate() throws {
+            guard !parts.isEmpty else { throw ValidationError("give the partial reports of every shard, e.g. part-*.json") }
+            guard out.hasSuffix(".json") else { throw ValidationError("--out must name a .json file, got '\(out)'") }
+        }
+
+        func run() throws {
+            try OutputPath.prepare(out, for: "--out", replacing: [.report], inputs: parts, force: force)
+            let decoded = try parts.map { path in
+                (source: path, report: try BenchPartialReport.decode(Data(try FileReader.readAll(path, limit: 1 << 30)), source: path))
+            }
+            let report = try BenchPartialReport.merge(decoded)
+            try AtomicFile.write(report.encoded(), to: out)
+            print(MarkdownReport.render(report))
+            print("\nmerged \(parts.count) parts: \(out)")
+            for (model, check) in report.failedChecks {
+                log.warning("\(check.id) \(model): \(check.message) (\(check.documentation))")
+            }
+            if strict && !report.failedChecks.isEmpty {
+                throw CLIError.checkFailed("\(report.failedChecks.count) sanity check(s) failed and --strict is set")
+            }
+        }
+    }
+
+    struct Diff: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "diff",
+            abstract: "Compare the results of two bench reports, ignoring when, where and how fast they ran: exit 0 if equal, 1 if not.",
+            discussion: """
+            Every field is compared except created, machine, seconds and images_per_second. Use it to check that a \
+            rerun with the same seed, or a merged sharded run, reproduces a report number for number.
+
+            Example:
+              bulwark report diff unsharded.json merged.json
+            """
+        )
+
+        @Argument(help: ArgumentHelp("The first report.", valueName: "report"))
+        var first: String
+
+        @Argument(help: ArgumentHelp("The second report.", valueName: "report"))
+        var second: String
+
+        func run() throws {
+            let reports = try [first, second].map { path in try BenchReport.decode(Data(try FileReader.readAll(path, limit: 1 << 30)), source: path) }
+            let differences = try reports[0].differences(from: reports[1])
+            if differences.isEmpty {
+                print("\(first) and \(second) hold the same results")
+                return
+            }
+            print("\(first) and \(second) differ:\n" + differences.map { "  \($0)" }.joined(separator: "\n"))
+            throw CLIError.checkFailed("the reports' results differ (\(differences.count)\(differences.count == 20 ? "+" : "") difference(s))")
+        }
+    }
+}

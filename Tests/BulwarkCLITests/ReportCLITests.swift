@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+import _TestSupport
+
+@Suite("bulwark bench --shard and bulwark report merge|diff", .serialized)
+struct ReportCLITests {
+    @Test("two shards merge into the unsharded report (report diff: 0); bad shards, parts and reports get clear errors")
+    func shardsMergeAndDiff() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let model = directory + "/m.safetensors"
+        let train = try CLIRun(["train", "--model", "784-16-10", "--epochs", "1", "--limit", "300", "--out", model,
+                                "--data-dir", TestSupport.sampleDirectory])
+        #expect(train.status == 0, "\(train.stderr)")
+        let config = directory + "/bench.json"
+        try #"{"schema":"bulwark-bench-config/2","seed":3,"epsilons":[0,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":60},"models":[{"name":"m","path":"m.safetensors"}],"attacks":[{"name":"FGSM","type":"fgsm","norm":"linf"},{"name":"PGD-5","type":"pgd","norm":"linf","steps":5}],"check_examples":30}"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let common = ["bench", "--config", config, "--data-dir", TestSupport.sampleDirectory, "--threads", "2"]
+        let full = try CLIRun(common + ["--report", directory + "/full.json"])
+        #expect(full.status == 0, "\(full.stderr)")
+        for index in 0..<2 {
+            let part = try CLIRun(common + ["--shard", "\(index)/2", "--report", directory + "/part-\(index).json"])
+            #expect(part.status == 0, "\(part.stderr)")
+            #expect(part.stdout.contains("shard \(index)/2:"))
+        }
+        let merge = try CLIRun(["report", "merge", directory + "/part-1.json", directory + "/part-0.json", "--out", directory + "/merged.json"])
+        #expect(merge.status == 0, "\(merge.stderr)")
+        #expect(merge.stdout.contains("| m | **worst case** |") && merge.stdout.contains("merged 2 parts"))
+        let same = try CLIRun(["report", "diff", directory + "/full.json", directory + "/merged.json"])
+        #expect(same.status == 0 && same.stdout.contains("hold the same results"), "\(same.stdout)\(same.stderr)")
+        let gate = try CLIRun(["gate", "--baseline", directory + "/full.json", "--report", directory + "/merged.json", "--max-drop", "0"])
+        #expect(gate.status == 0, "\(gate.stdout)\(gate.stderr)")
+
+        // A report with other results: diff exits 1 and names the field.
+        let other = try CLIRun(common + ["--limit", "50", "--report", directory + "/other.json"])
+        #expect(other.status == 0, "\(other.stderr)")
+        let differ = try CLIRun(["report", "diff", directory + "/full.json", directory + "/other.json"])
+        #expect(differ.status == 1 && differ.stdout.contains("$.configuration.dataset.n: 60 against 50"), "\(differ.stdout)\(differ.stderr)")
+
+        // Usage errors (64) before any work; unusable parts (2).
+        for (arguments, message) in [(["--shard", "2/2"], "0 ≤ I < N"), (["--shard", "one/2"], "I/N"),
+                                     (["--shard", "0/2", "--cards"], "--cards needs the whole bench"),
+                                     (["--shard", "0/2", "--strict"], "--strict applies to the merged report")] {
+            let run = try CLIRun(common + arguments)
+            #expect(run.status == 64 && run.stderr.contains(message), "\(arguments): \(run.status) \(run.stderr)")
+        }
+        let missing = try CLIRun(["report", "merge", directory + "/part-0.json", "--out", directory + "/x.json"])
+        #expect(missing.status == 2 && missing.stderr.contains("1/2 are missing"), "\(missing.stderr)")
+        let notPart = try CLIRun(["report", "merge", directory + "/full.json", "--out", directory + "/x.json"])
+        #expect(notPart.status == 2 && notPart.stderr.contains("complete report"), "\(notPart.stderr)")
+        let overwrite = try CLIRun(["report", "merge", directory + "/part-0.json", directory + "/part-1.json", "--out", directory + "/part-1.json"])
+        #expect(overwrite.status == 73 && overwrite.stderr.contains("an input of this command"), "\(overwrite.stderr)")
+        let noParts = try CLIRun(["report", "merge", "--out", directory + "/x.json"])
+        #expect(noParts.status == 64, "\(noParts.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/x.json"))
+    }
+}

@@ -137,14 +137,9 @@ struct BenchCommand: ParsableCommand {
             return
         }
         let display = ProgressDisplay()
-        var events = BenchJob.Events()
-        events.log = { log.info("\($0)") }
-        events.warning = { log.warning("\($0)") }
-        events.training.log = { log.info("\($0)") }
-        events.training.warning = { log.warning("\($0)") }
-        events.training.progress = { display.update($0) }
-        events.training.epochFinished = { display.finishLine(); log.info("\(TrainCommand.describe($0, epochs: nil))") }
-        let outcome = try job.run(loader: try security.loader(), threads: WorkerPool.shared.threadCount, events: events)
+        defer { display.endStatus() }  // also when the run fails: the error starts a clean line
+        let outcome = try job.run(loader: try security.loader(), threads: WorkerPool.shared.threadCount, events: Self.events(display))
+        display.endStatus()
         let result = outcome.report
         if report == "-" {
             print(String(decoding: try result.encoded(), as: UTF8.self))
@@ -170,11 +165,24 @@ struct BenchCommand: ParsableCommand {
         return "bulwark-part-\(parsed.index)-of-\(parsed.count).json"
     }
 
-    func runShard(_ shard: BenchShard, job: BenchJob, report: String) throws {
+    /// Log lines, warnings and progress of a bench run (and of training missing models).
+    static func events(_ display: ProgressDisplay) -> BenchJob.Events {
         var events = BenchJob.Events()
-        events.log = { log.info("\($0)") }
-        events.warning = { log.warning("\($0)") }
-        let part = try job.run(shard: shard, loader: try security.loader(), threads: WorkerPool.shared.threadCount, events: events)
+        events.log = { message in display.aboveStatus { log.info("\(message)") } }
+        events.warning = { message in display.aboveStatus { log.warning("\(message)") } }
+        events.cellStarted = { display.update($0) }
+        events.training.log = { log.info("\($0)") }
+        events.training.warning = { log.warning("\($0)") }
+        events.training.progress = { display.update($0) }
+        events.training.epochFinished = { display.finishLine(); log.info("\(TrainCommand.describe($0, epochs: nil))") }
+        return events
+    }
+
+    func runShard(_ shard: BenchShard, job: BenchJob, report: String) throws {
+        let display = ProgressDisplay()
+        defer { display.endStatus() }
+        let part = try job.run(shard: shard, loader: try security.loader(), threads: WorkerPool.shared.threadCount, events: Self.events(display))
+        display.endStatus()
         if report == "-" {
             print(String(decoding: try part.encoded(), as: UTF8.self))
         } else {

@@ -1,11 +1,15 @@
 import Foundation
 import NeuralNet
+import Robustness
 
 /// A progress bar on stderr when it is a terminal; silent otherwise (CI logs get one line per epoch
-/// from the command instead).
+/// from the command instead). For bench, a status line (overall progress, the current cell, the time
+/// left) kept below the log lines on a terminal, and a plain line per cell otherwise.
 final class ProgressDisplay {
     private let enabled: Bool
     private var lastDraw: UInt64 = 0
+    /// The bench status line, redrawn after every log line (terminal only).
+    private var status: String?
 
     init(enabled: Bool = Console.stderrIsTerminal) { self.enabled = enabled }
 
@@ -20,6 +24,40 @@ final class ProgressDisplay {
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
         let text = "\repoch \(progress.epoch)/\(progress.epochs) [\(bar)] \(Int(fraction * 100))%  loss \(progress.runningLoss.formatted(4))"
         FileHandle.standardError.write(Data(text.utf8))
+    }
+
+    /// A bench cell is starting.
+    func update(_ progress: BenchProgress) {
+        guard enabled else {
+            log.info("\(progress.line)")
+            return
+        }
+        let width = 24
+        let filled = min(width, Int(progress.fractionDone * Double(width)))
+        let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+        let left = progress.secondsRemaining.map { " · " + BenchProgress.duration($0) + " left" } ?? ""
+        status = "bench [\(bar)] \(progress.done + 1)/\(progress.total) cells \(Int(progress.fractionDone * 100))%\(left) · \(progress.cell)"
+        drawStatus()
+    }
+
+    /// Writes log lines with `body` above the bench status line.
+    func aboveStatus(_ body: () -> Void) {
+        guard enabled, status != nil else { return body() }
+        finishLine()
+        body()
+        drawStatus()
+    }
+
+    private func drawStatus() {
+        guard let status else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K\(status)".utf8))
+    }
+
+    /// Removes the bench status line for good (the run is over).
+    func endStatus() {
+        guard status != nil else { return }
+        status = nil
+        finishLine()
     }
 
     /// Clears the bar so the next line starts clean.

@@ -56,6 +56,8 @@ public struct BenchJob {
     public struct Events {
         public var log: (String) -> Void = { _ in }
         public var warning: (String) -> Void = { _ in }
+        /// A cell is starting (for progress displays).
+        public var cellStarted: (BenchProgress) -> Void = { _ in }
         /// Events of the training jobs of missing models.
         public var training = TrainingJob.Events()
         public init() {}
@@ -142,6 +144,17 @@ public struct BenchJob {
         var runner = BenchRunner(configuration: configuration)
         runner.log = events.log
         var ran = RanCells(data: description, dataSHA256: Self.contentDigest(test), n: test.count)
+        let costs = cells.map { configuration.cost(of: $0, classes: test.classCount) }
+        let totalCost = max(costs.reduce(0, +), 1)
+        var doneCost = 0.0
+        let started = Date()
+        func starting(_ cell: BenchCell) {
+            let elapsed = Date().timeIntervalSince(started)
+            events.cellStarted(BenchProgress(cell: cell, done: ran.cells.count, total: cells.count, fractionDone: doneCost / totalCost,
+                                             secondsElapsed: elapsed,
+                                             secondsRemaining: doneCost > 0 ? elapsed * (totalCost - doneCost) / doneCost : nil))
+        }
+        func finished(_ cell: BenchCell) { doneCost += costs[cells.firstIndex(of: cell)!] }
         for entry in configuration.models {
             let path = resolvedPath(entry)
             let loaded = try ModelFile.load(contentsOf: path, loader: loader, hiddenActivations: entry.activations)
@@ -155,13 +168,17 @@ public struct BenchJob {
             let model = try runner.prepare(loaded.network, name: entry.name, path: entry.path, sha256: sha256, test: test)
             ran.models.append(model.info)
             for cell in cells where cell.model == entry.name {
+                starting(cell)
                 ran.cells.append(try runner.run(cell, on: model, test: test))
+                finished(cell)
             }
         }
         if let train = threatTraining {
             for threat in configuration.threats where threatCells.contains(threat.name) {
+                starting(.threat(name: threat.name))
                 ran.cells.append(BenchCellResult(cell: .threat(name: threat.name),
                                                  threat: try runThreat(threat, train: train, test: test, threads: threads, events: events)))
+                finished(.threat(name: threat.name))
             }
         }
         return ran

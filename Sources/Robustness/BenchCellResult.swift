@@ -39,6 +39,45 @@ public struct BenchCellResult: Codable, Equatable, Sendable {
         case fooledAt = "fooled_at", runLength = "run_length"
     }
 
+    /// What is wrong with this result for a bench of `n` examples, if anything (a partial report is
+    /// data from another machine: its per-example records must have n entries, and each cell the
+    /// results of its kind).
+    public func problem(n: Int) -> String? {
+        func outcomes(_ metric: Metric?, _ what: String) -> String? {
+            guard let metric else { return "it has no \(what) metric" }
+            if let problem = metric.impossibleValue() { return "its metric \(problem)" }
+            guard metric.n == n, let flags = metric.outcomeFlags, flags.count == n else {
+                return "its \(what) metric does not hold one outcome per example (n = \(n))"
+            }
+            return nil
+        }
+        switch cell {
+        case let .attack(_, name, epsilon):
+            guard let attack, attack.attack == name, attack.epsilon == epsilon, attack.accuracy.n == n else {
+                return "it has no result of attack \(name) at ε = \(epsilon) over \(n) examples"
+            }
+            if let fooledAt, fooledAt.count != n { return "its fooled_at has \(fooledAt.count) entries, not \(n)" }
+            if let runLength, runLength < 1 { return "its run_length is \(runLength)" }
+            return outcomes(metric, "attack")
+        case let .certify(_, method, norm, epsilon):
+            guard let certified, certified.method == method.rawValue, certified.norm == norm, certified.epsilon == epsilon, certified.accuracy.n == n else {
+                return "it has no \(method.rawValue) certificate at ε = \(epsilon) over \(n) examples"
+            }
+            return outcomes(metric, "certificate")
+        case .checks:
+            guard let checks else { return "it has no check results" }
+            for run in checks.blackBox ?? [] {
+                guard let flags = run.robust.outcomeFlags, flags.count <= n, run.robust.impossibleValue() == nil else {
+                    return "its Square run at ε = \(run.epsilon) does not hold one outcome per check example"
+                }
+            }
+            return nil
+        case let .threat(name):
+            guard let threat, threat.name == name else { return "it has no result of threat experiment \(name)" }
+            return nil
+        }
+    }
+
     /// The checks that need the model; all nil when `check_examples` is 0.
     public struct ModelChecks: Codable, Equatable, Sendable {
         public var largeEpsilon: BenchReport.CheckResult?

@@ -105,6 +105,12 @@ public struct BenchPartialReport: Codable, Equatable, Sendable {
                 throw refuse(source, "shard \(part.shard) is given twice (also \(earlier)): the parts overlap")
             }
             seen[part.shard.index] = source
+            guard part.n >= 1, part.models.allSatisfy({ $0.clean.n == part.n && $0.clean.outcomeFlags?.count == part.n }) else {
+                throw refuse(source, "its models' clean outcomes do not cover its n = \(part.n) examples")
+            }
+            for cell in part.cells {
+                if let problem = cell.problem(n: part.n) { throw refuse(source, "cell '\(cell.cell)': \(problem)") }
+            }
             let expected = part.shard.cells(of: part.configuration)
             let held = part.cells.map(\.cell)
             guard Set(held) == Set(expected), held.count == expected.count else {
@@ -130,8 +136,10 @@ public struct BenchPartialReport: Codable, Equatable, Sendable {
         let threats = configuration.threats.compactMap { threat in
             cells.first { $0.cell == .threat(name: threat.name) }?.threat
         }
-        return BenchReport(bulwarkVersion: reference.bulwarkVersion, created: ISO8601DateFormatter().string(from: Date()), machine: reference.machine,
-                           configuration: configuration, data: reference.data, dataSHA256: reference.dataSHA256, n: reference.n,
-                           models: results, threats: configuration.threats.isEmpty ? nil : threats)
+        let report = BenchReport(bulwarkVersion: reference.bulwarkVersion, created: ISO8601DateFormatter().string(from: Date()), machine: reference.machine,
+                                 configuration: configuration, data: reference.data, dataSHA256: reference.dataSHA256, n: reference.n,
+                                 models: results, threats: configuration.threats.isEmpty ? nil : threats)
+        if let problem = report.impossibleValue() { throw refuse(first.source, "the merged report would hold an impossible value: \(problem)") }
+        return report
     }
 }

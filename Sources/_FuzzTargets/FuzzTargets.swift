@@ -109,8 +109,15 @@ public enum FuzzTargets {
         _ = try? MembershipConfiguration.decode(bytes, source: "fuzz")
     }
 
-    /// Threat reports (`bulwark threat … --report`), as `bulwark gate` reads them.
+    /// Reports as `bulwark gate`, `report merge` and `report diff` read them: threat reports
+    /// (`bulwark threat … --report`), bench reports, and the partial reports of sharded benches
+    /// (merged with themselves, which must be refused or assemble without trapping).
     public static func threatReport(_ bytes: [UInt8]) {
-        _ = try? ThreatReport.decode(Data(bytes), source: "fuzz")
+        let data = Data(bytes)
+        _ = try? ThreatReport.decode(data, source: "fuzz")
+        _ = try? BenchReport.decode(data, source: "fuzz")
+        if let part = try? BenchPartialReport.decode(data, source: "fuzz") {
+            _ = try? BenchPartialReport.merge([(source: "fuzz", report: part)])
+        }
     }
 }

@@ -122,6 +122,21 @@ struct BenchShardTests {
         #expect(refusal([gainer, parts[1], parts[2]]).contains("other shards'"))
         #expect(refusal([parts[0], loser, parts[2]]).contains("it lacks"))
 
+        // Hostile per-example records: a short fooled_at, outcomes of the wrong length, a missing result.
+        var short = parts[1]
+        let iterative = try #require(short.report.cells.firstIndex { $0.fooledAt != nil })
+        short.report.cells[iterative].fooledAt!.removeLast()
+        #expect(refusal([parts[0], short, parts[2]]).contains("fooled_at has 39 entries, not 40"))
+        var truncated = parts[1]
+        let attack = try #require(truncated.report.cells.firstIndex { $0.metric != nil })
+        truncated.report.cells[attack].metric!.n = 39
+        #expect(refusal([parts[0], truncated, parts[2]]).contains("one outcome per example"))
+        var empty = parts[2]
+        empty.report.cells[0].attack = nil
+        empty.report.cells[0].certified = nil
+        empty.report.cells[0].checks = nil
+        #expect(refusal([parts[0], parts[1], empty]).contains("it has no"))
+
         var regrouped = parts[0]
         regrouped.report.shard = try BenchShard(index: 0, count: 4)
         #expect(refusal([regrouped, parts[1], parts[2]]).contains("is a shard of 3, part-0.json of 4"))

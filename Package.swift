@@ -44,6 +44,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // HTML reports.
+        .package(url: "https://github.com/JohnSundell/Plot", from: "0.14.0"),
     ],
     targets: [
         // MARK: - C libraries (only TensorCore, and Datasets' gzip reader, touch C)
@@ -78,6 +80,9 @@ let package = Package(
         // Robustness: bench configurations and jobs (threat experiments included), the report schema and its renderers, the gate.
         .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Threats", "Certification", "BulwarkSecurity", "_FileSystem"]),
 
+        // HTMLReport: a bench report as one self-contained HTML page (Plot; SVG plots).
+        .target(name: "HTMLReport", dependencies: ["Robustness", "Attacks", "CZlib", .product(name: "Plot", package: "Plot")]),
+
         // MARK: - Security
         .target(
             name: "BulwarkSecurity",
@@ -95,7 +100,7 @@ let package = Package(
         .target(
             name: "BulwarkCLI",
             dependencies: [
-                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "Threats", "Certification", "BulwarkSecurity", "_FileSystem",
+                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "HTMLReport", "Threats", "Certification", "BulwarkSecurity", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -152,6 +157,7 @@ let package = Package(
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Datasets", "_FileSystem", "_TestSupport"]),
         .testTarget(name: "ThreatsTests", dependencies: ["Threats", "Training", "NeuralNet", "TensorCore", "_TestSupport"]),
         .testTarget(name: "CertificationTests", dependencies: ["Certification", "NeuralNet", "TensorCore", "Attacks", "Datasets", "_TestSupport"]),
+        .testTarget(name: "HTMLReportTests", dependencies: ["HTMLReport", "Robustness", "Attacks", "NeuralNet", "BulwarkSecurity", "_TestSupport"]),
         .testTarget(name: "RobustnessTests", dependencies: ["Robustness", "Certification", "Datasets", "Training", "BulwarkSecurity", "_TestSupport"]),
         .testTarget(name: "SecurityTests", dependencies: ["BulwarkSecurity", "NeuralNet", "Datasets", "_FuzzTargets", "_TestSupport"], resources: [.copy("Fixtures")]),
         .testTarget(name: "BulwarkCLITests", dependencies: ["BulwarkCLI", "_TestSupport"], resources: [.copy("Hostile")]),

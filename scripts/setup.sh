@@ -4,10 +4,18 @@
 #   zlib1g-dev                       gzip decompression of IDX files
 #   pkg-config                       lets SwiftPM find OpenBLAS's include path
 #   dataset-fashion-mnist            the full Fashion-MNIST data in /usr/share/datasets/fashion-mnist
+# With --tests, also what the tests need:
+#   chromium, fonts-dejavu-core      headless rendering of the HTML report (the screenshot test)
 # The Swift toolchain itself is expected on PATH (swift.org, or /opt/swift/usr/bin).
 set -euo pipefail
 
 packages=(libopenblas-dev liblapacke-dev zlib1g-dev pkg-config dataset-fashion-mnist)
+for argument in "$@"; do
+    case "$argument" in
+        --tests) packages+=(chromium fonts-dejavu-core) ;;
+        *) echo "setup: unknown option '$argument' (known: --tests)" >&2; exit 64 ;;
+    esac
+done
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -44,6 +44,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the JSON report ('-' for stdout, which then carries only the report).", valueName: "path"))
     var report: String?
 
+    @Option(help: ArgumentHelp("Also write the report as one self-contained HTML page (plots, tables, sanity checks).", valueName: "path"))
+    var html: String?
+
     @Option(help: ArgumentHelp("Run only shard I of N (0 ≤ I < N) and write a partial report for `bulwark report merge`.", valueName: "I/N"))
     var shard: String?
 
@@ -77,10 +80,12 @@ struct BenchCommand: ParsableCommand {
         if let report, report != "-" && !report.hasSuffix(".json") { throw ValidationError("--report must name a .json file or be '-', got '\(report)'") }
         if let shard {
             do { _ = try BenchShard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") }
+            if html != nil { throw ValidationError("--html needs the whole bench: render the merged report with bulwark report MERGED.json --html PATH") }
             if cards { throw ValidationError("--cards needs the whole bench: write cards from the merged report's run, not from a shard") }
             if strict { throw ValidationError("--strict applies to the merged report (the sanity checks need every shard): gate it after bulwark report merge") }
             if trainMissing { throw ValidationError("--train-missing does not apply to a shard: train missing models first, then run the shards") }
         }
+        if let html, !(html.hasSuffix(".html") || html.hasSuffix(".htm")) { throw ValidationError("--html must name an .html file, got '\(html)'") }
         if let suite, suite != "autoattack" { throw ValidationError("--suite: unknown suite '\(suite)' (known: autoattack)") }
         if data.trainCSV != nil && !trainMissing {
             throw ValidationError("--train-csv applies to bench only with --train-missing (it trains missing models)")
@@ -124,6 +129,10 @@ struct BenchCommand: ParsableCommand {
             let models = configuration.models.map { ($0.path as NSString).isAbsolutePath ? $0.path : baseDirectory + "/" + $0.path }
             try OutputPath.prepare(report, for: "--report", replacing: [.report], inputs: (config.map { [$0] } ?? []) + models, force: force)
         }
+        if let html {
+            let models = configuration.models.map { ($0.path as NSString).isAbsolutePath ? $0.path : baseDirectory + "/" + $0.path }
+            try OutputPath.prepare(html, for: "--html", replacing: [.htmlReport], inputs: (config.map { [$0] } ?? []) + models + [report], force: force)
+        }
         var job = BenchJob(configuration: configuration, baseDirectory: baseDirectory)
         job.trainMissing = trainMissing
         let missing = job.missingModels()
@@ -147,6 +156,10 @@ struct BenchCommand: ParsableCommand {
             try AtomicFile.write(result.encoded(), to: report)
         }
         if cards { try writeCards(result, job: job, metadata: outcome.metadata) }
+        if let html {
+            try ReportCommand.Html.write(result, to: html, documentation: "", modelDirectory: baseDirectory)
+            log.info("wrote \(html)")
+        }
         let output: (String) -> Void = report == "-" ? { Console.note($0) } : { print($0) }
         output(MarkdownReport.render(result))
         if report != "-" { output("\nreport: \(report)") }

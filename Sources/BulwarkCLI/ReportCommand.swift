@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTMLReport
 import Robustness
 import _FileSystem
 
@@ -7,9 +8,72 @@ import _FileSystem
 struct ReportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "report",
-        abstract: "Merge the partial reports of a sharded bench, or compare the results of two bench reports.",
-        subcommands: [Merge.self, Diff.self]
+        abstract: "Render a bench report as HTML, merge the partial reports of a sharded bench, or compare two reports' results.",
+        subcommands: [Html.self, Merge.self, Diff.self],
+        defaultSubcommand: Html.self
     )
+
+    struct Html: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "html",
+            abstract: "Render a bench report as one self-contained HTML page (SVG plots, tables, sanity checks, provenance).",
+            discussion: """
+            The page needs no network: styles are inline and plots are inline SVG (colour-blind-safe palette, axis \
+            labels, alt text). It holds a summary, and per model its accuracies with 95% intervals, the robustness \
+            curve (each attack, the worst case, certificates), convergence curves, minimal-perturbation \
+            distributions, the sanity checks and the model card (read from beside the model file when present); then \
+            threat experiments and the configuration, data and machine. `bulwark bench --html PATH` writes the same page.
+
+            Examples:
+              bulwark report bulwark-report.json --html report.html
+              bulwark report html bulwark-report.json --out report.html --docs-url https://example.org/bulwark/
+            """
+        )
+
+        @Argument(help: ArgumentHelp("The bench report (JSON).", valueName: "report"))
+        var report: String
+
+        @Option(name: [.customLong("out"), .customLong("html")], help: ArgumentHelp("Where to write the page (.html).", valueName: "path"))
+        var out: String
+
+        @Option(help: ArgumentHelp("Prefix of the sanity checks' documentation links (default: docs/… relative to the repository).", valueName: "url"))
+        var docsURL: String = ""
+
+        @Flag(help: "Replace an existing output file of another kind (never one of the command's inputs).")
+        var force = false
+
+        func validate() throws {
+            guard out.hasSuffix(".html") || out.hasSuffix(".htm") else { throw ValidationError("--out must name an .html file, got '\(out)'") }
+        }
+
+        func run() throws {
+            try OutputPath.prepare(out, for: "--out", replacing: [.htmlReport], inputs: [report], force: force)
+            let decoded = try BenchReport.decode(Data(try FileReader.readAll(report, limit: 1 << 30)), source: report)
+            try Self.write(decoded, to: out, documentation: docsURL, modelDirectory: PathText.directory(of: report))
+            print("wrote \(out)")
+        }
+
+        /// Renders and writes the page atomically, with the cards found beside the models' files
+        /// (model paths relative to `modelDirectory`, then to the working directory).
+        static func write(_ report: BenchReport, to path: String, documentation: String, modelDirectory: String) throws {
+            var cards: [String: ModelCard] = [:]
+            for model in report.models {
+                let candidates = model.path.hasPrefix("/") ? [model.path] : [modelDirectory + "/" + model.path, model.path]
+                for candidate in candidates.map(ModelCard.path(forModel:)) where FileManager.default.fileExists(atPath: candidate) {
+                    do {
+                        let card = try JSONDecoder().decode(ModelCard.self, from: Data(try FileReader.readAll(candidate, limit: 16 << 20)))
+                        if card.sha256 == model.sha256 { cards[model.name] = card } else {
+                            log.warning("\(candidate) describes another file (SHA-256 \(card.sha256)); not shown for \(model.name)")
+                        }
+                    } catch {
+                        log.warning("\(candidate) is not a readable model card (\(error)); not shown")
+                    }
+                    break
+                }
+            }
+            try AtomicFile.write(Data(HTMLReport.render(report, cards: cards, documentation: documentation).utf8), to: path)
+        }
+    }
 
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(

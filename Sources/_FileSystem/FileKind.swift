@@ -8,6 +8,7 @@ public enum FileKind: String, Sendable, CaseIterable {
     case checkpoint = "a training checkpoint"
     case adversarialExamples = "saved adversarial examples"
     case report = "a bench report"
+    case htmlReport = "an HTML report"
     case manifest = "an integrity manifest"
     case signingKey = "a signing key"
     case dataKey = "a data key"
@@ -37,6 +38,7 @@ public enum FileKind: String, Sendable, CaseIterable {
             if text.contains("\"algorithm\"") && (text.contains("\"private_key\"") || text.contains("\"public_key\"")) { return .signingKey }
         }
         if text.hasPrefix("<?xml"), text.contains("<testsuite") { return .junit }
+        if text.hasPrefix("<!DOCTYPE html>"), text.contains("<title>Bulwark robustness report</title>") { return .htmlReport }
         if text.hasPrefix("score,member\n") { return .membershipScores }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.count == 44, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_=+/".contains($0) }) { return .dataKey }

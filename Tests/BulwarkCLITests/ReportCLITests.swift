@@ -15,8 +15,10 @@ struct ReportCLITests {
         try #"{"schema":"bulwark-bench-config/2","seed":3,"epsilons":[0,0.1],"dataset":{"name":"fashion-mnist","split":"test","n":60},"models":[{"name":"m","path":"m.safetensors"}],"attacks":[{"name":"FGSM","type":"fgsm","norm":"linf"},{"name":"PGD-5","type":"pgd","norm":"linf","steps":5}],"check_examples":30}"#
             .write(toFile: config, atomically: true, encoding: .utf8)
         let common = ["bench", "--config", config, "--data-dir", TestSupport.sampleDirectory, "--threads", "2"]
-        let full = try CLIRun(common + ["--report", directory + "/full.json"])
+        let full = try CLIRun(common + ["--report", directory + "/full.json", "--html", directory + "/full.html"])
         #expect(full.status == 0, "\(full.stderr)")
+        let page = try String(contentsOfFile: directory + "/full.html", encoding: .utf8)
+        #expect(page.hasPrefix("<!DOCTYPE html>") && page.contains("<svg") && page.contains("m: accuracy under attack"))
         for index in 0..<2 {
             let part = try CLIRun(common + ["--shard", "\(index)/2", "--report", directory + "/part-\(index).json"])
             #expect(part.status == 0, "\(part.stderr)")
@@ -25,6 +27,19 @@ struct ReportCLITests {
         let merge = try CLIRun(["report", "merge", directory + "/part-1.json", directory + "/part-0.json", "--out", directory + "/merged.json"])
         #expect(merge.status == 0, "\(merge.stderr)")
         #expect(merge.stdout.contains("| m | **worst case** |") && merge.stdout.contains("merged 2 parts"))
+        // The merged report renders like the unsharded one (report R --html P, or report html R --out P).
+        let html = try CLIRun(["report", directory + "/merged.json", "--html", directory + "/merged.html"])
+        #expect(html.status == 0, "\(html.stderr)")
+        let merged = try String(contentsOfFile: directory + "/merged.html", encoding: .utf8)
+        #expect(merged.components(separatedBy: "class=\"series\"").count == page.components(separatedBy: "class=\"series\"").count)
+        let again = try CLIRun(["report", "html", directory + "/merged.json", "--out", directory + "/merged.html"])
+        #expect(again.status == 0, "\(again.stderr)")  // replaces its own kind
+        let notHTML = try CLIRun(["report", directory + "/merged.json", "--html", directory + "/page.txt"])
+        #expect(notHTML.status == 64 && notHTML.stderr.contains(".html"), "\(notHTML.stderr)")
+        let overModel = try CLIRun(["report", directory + "/merged.json", "--html", directory + "/bench.json"])
+        #expect(overModel.status == 64, "\(overModel.stderr)")
+        let missingReport = try CLIRun(["report", directory + "/nothing.json", "--html", directory + "/x.html"])
+        #expect(missingReport.status == 2, "\(missingReport.stderr)")
         let same = try CLIRun(["report", "diff", directory + "/full.json", directory + "/merged.json"])
         #expect(same.status == 0 && same.stdout.contains("hold the same results"), "\(same.stdout)\(same.stderr)")
         let gate = try CLIRun(["gate", "--baseline", directory + "/full.json", "--report", directory + "/merged.json", "--max-drop", "0"])
@@ -39,7 +54,9 @@ struct ReportCLITests {
         // Usage errors (64) before any work; unusable parts (2).
         for (arguments, message) in [(["--shard", "2/2"], "0 ≤ I < N"), (["--shard", "one/2"], "I/N"),
                                      (["--shard", "0/2", "--cards"], "--cards needs the whole bench"),
-                                     (["--shard", "0/2", "--strict"], "--strict applies to the merged report")] {
+                                     (["--shard", "0/2", "--strict"], "--strict applies to the merged report"),
+                                     (["--shard", "0/2", "--html", directory + "/p.html"], "--html needs the whole bench"),
+                                     (["--html", directory + "/p.txt"], "--html must name an .html file")] {
             let run = try CLIRun(common + arguments)
             #expect(run.status == 64 && run.stderr.contains(message), "\(arguments): \(run.status) \(run.stderr)")
         }

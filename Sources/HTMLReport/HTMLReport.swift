@@ -30,7 +30,7 @@ public enum HTMLReport {
                                                  + "Bulwark \(report.bulwarkVersion) · \(report.created)"))
                 ),
                 summary(report),
-                .forEach(report.models) { model in modelSection(model, card: cards[model.name], documentation: documentation) },
+                .forEach(report.models) { model in modelSection(model, report: report, card: cards[model.name], documentation: documentation) },
                 threats(report),
                 provenance(report)
             )
@@ -62,7 +62,7 @@ public enum HTMLReport {
         )
     }
 
-    static func modelSection(_ model: BenchReport.ModelResult, card: ModelCard?, documentation: String) -> Node<HTML.BodyContext> {
+    static func modelSection(_ model: BenchReport.ModelResult, report: BenchReport, card: ModelCard?, documentation: String) -> Node<HTML.BodyContext> {
         .section(
             .id("model-\(anchor(model.name))"),
             .class("model"),
@@ -71,6 +71,7 @@ public enum HTMLReport {
             accuracyTable(model),
             .div(.class("charts"), robustnessCurve(model).node(), .forEach(convergenceCharts(model)) { $0.node() },
                  .forEach(minimalNormCharts(model)) { $0.node() }),
+            perClassTable(model, report: report),
             checksPanel(model, documentation: documentation),
             .unwrap(card) { card in
                 .details(.summary("Model card"), .pre(.code(.text((try? String(decoding: card.encoded(), as: UTF8.self)) ?? ""))))
@@ -158,6 +159,41 @@ public enum HTMLReport {
         return [LineChart(title: "\(model.name): minimal perturbation", description: "Empirical distribution of the smallest ‖δ‖ that "
                             + "each minimum-norm attack needed to fool \(model.name), over the examples classified correctly clean.",
                           xLabel: "minimal ‖δ‖", yLabel: "fraction fooled within ‖δ‖", series: series)]
+    }
+
+    /// Fashion-MNIST's class names (Xiao et al., 2017), for reports on it.
+    static let fashionMNISTClasses = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+    static func className(_ label: Int, report: BenchReport) -> String {
+        let fashion = report.configuration.dataset.name.lowercased().contains("fashion") || report.data.lowercased().contains("fashion")
+        return fashion && fashionMNISTClasses.indices.contains(label) ? "\(label) \(fashionMNISTClasses[label])" : "\(label)"
+    }
+
+    /// Accuracy per class, clean and in the worst case at each ε (from the per-example outcomes
+    /// and the report's labels), shaded by value.
+    static func perClassTable(_ model: BenchReport.ModelResult, report: BenchReport) -> Node<HTML.BodyContext> {
+        guard let labels = report.labels, !labels.isEmpty else { return .empty }
+        let columns = model.metrics.filter { ($0.name == "clean" || $0.name.hasPrefix("worst case")) && $0.outcomeFlags?.count == labels.count }
+        let flags = columns.map { $0.outcomeFlags! }
+        let classes = Set(labels).sorted()
+        return .div(
+            .class("per-class"),
+            .h3("Accuracy per class"),
+            .table(
+                .tr(.th("class"), .th("n"), .forEach(columns) { .th(.text($0.name)) }),
+                .forEach(classes) { label in
+                    let members = labels.indices.filter { labels[$0] == label }
+                    return .tr(
+                        .td(.text(className(label, report: report))), .td(.text(String(members.count))),
+                        .forEach(flags) { outcome in
+                            let value = Double(members.filter { outcome[$0] }.count) / Double(max(members.count, 1))
+                            return .td(.attribute(named: "style", value: String(format: "background:rgba(0,114,178,%.2f)", 0.08 + 0.55 * value)),
+                                       .text(percent(value)))
+                        }
+                    )
+                }
+            )
+        )
     }
 
     static func checksPanel(_ model: BenchReport.ModelResult, documentation: String) -> Node<HTML.BodyContext> {

@@ -77,9 +77,10 @@ public struct BenchJob {
         let runner = BenchRunner(configuration: configuration)
         let results = ran.models.map { model in runner.assemble(model, cells: ran.cells.filter { $0.cell.model == model.name }, n: ran.n) }
         let threats = ran.cells.compactMap(\.threat)
-        let report = BenchReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
+        var report = BenchReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
                                  configuration: configuration, data: ran.data, dataSHA256: ran.dataSHA256,
                                  n: ran.n, models: results, threats: configuration.threats.isEmpty ? nil : threats)
+        report.labels = ran.labels
         return Outcome(report: report, metadata: ran.metadata)
     }
 
@@ -96,7 +97,7 @@ public struct BenchJob {
         events.log("shard \(shard): \(cells.count) of \(configuration.cells().count) cells")
         let ran = try runCells(cells, loader: loader, threads: threads, events: events)
         return BenchPartialReport(created: ISO8601DateFormatter().string(from: Date()), machine: .current(threads: threads),
-                                  configuration: configuration, data: ran.data, dataSHA256: ran.dataSHA256, n: ran.n, shard: shard,
+                                  configuration: configuration, data: ran.data, dataSHA256: ran.dataSHA256, n: ran.n, labels: ran.labels, shard: shard,
                                   models: ran.models, cells: ran.cells)
     }
 
@@ -105,6 +106,7 @@ public struct BenchJob {
         var cells: [BenchCellResult] = []
         var metadata: [String: [String: String]] = [:]
         var data = "", dataSHA256 = "", n = 0
+        var labels: [Int] = []
     }
 
     /// Loads the data and every model (each model's identity and clean outcomes go into every
@@ -143,7 +145,7 @@ public struct BenchJob {
         let threatTraining = threatCells.isEmpty ? nil : try threatTrainingData(test: test, loader: loader, events: events)
         var runner = BenchRunner(configuration: configuration)
         runner.log = events.log
-        var ran = RanCells(data: description, dataSHA256: Self.contentDigest(test), n: test.count)
+        var ran = RanCells(data: description, dataSHA256: Self.contentDigest(test), n: test.count, labels: test.labels)
         let costs = cells.map { configuration.cost(of: $0, classes: test.classCount) }
         let totalCost = max(costs.reduce(0, +), 1)
         var doneCost = 0.0

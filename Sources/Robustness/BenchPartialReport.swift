@@ -18,12 +18,14 @@ public struct BenchPartialReport: Codable, Equatable, Sendable {
     public var data: String
     public var dataSHA256: String
     public var n: Int
+    /// The test examples' labels.
+    public var labels: [Int]
     public var shard: BenchShard
     public var models: [BenchRunner.ModelInfo]
     public var cells: [BenchCellResult]
 
     public init(bulwarkVersion: String = BulwarkVersion.current, created: String, machine: BenchReport.Machine,
-                configuration: BenchConfiguration, data: String, dataSHA256: String, n: Int, shard: BenchShard,
+                configuration: BenchConfiguration, data: String, dataSHA256: String, n: Int, labels: [Int], shard: BenchShard,
                 models: [BenchRunner.ModelInfo], cells: [BenchCellResult]) {
         schema = Self.schema
         self.bulwarkVersion = bulwarkVersion
@@ -33,13 +35,14 @@ public struct BenchPartialReport: Codable, Equatable, Sendable {
         self.data = data
         self.dataSHA256 = dataSHA256
         self.n = n
+        self.labels = labels
         self.shard = shard
         self.models = models
         self.cells = cells
     }
 
     enum CodingKeys: String, CodingKey {
-        case schema, created, machine, configuration, data, n, shard, models, cells
+        case schema, created, machine, configuration, data, n, labels, shard, models, cells
         case bulwarkVersion = "bulwark_version", dataSHA256 = "data_sha256"
     }
 
@@ -79,7 +82,7 @@ public struct BenchPartialReport: Codable, Equatable, Sendable {
         for (source, part) in parts.dropFirst() {
             let other = "than \(first.source)"
             guard part.configuration == reference.configuration else { throw refuse(source, "it has a different configuration \(other)") }
-            guard part.dataSHA256 == reference.dataSHA256, part.n == reference.n else {
+            guard part.dataSHA256 == reference.dataSHA256, part.n == reference.n, part.labels == reference.labels else {
                 throw refuse(source, "it was run on different test data \(other) (data SHA-256 \(part.dataSHA256), n = \(part.n))")
             }
             guard part.bulwarkVersion == reference.bulwarkVersion else {
@@ -136,9 +139,10 @@ public struct BenchPartialReport: Codable, Equatable, Sendable {
         let threats = configuration.threats.compactMap { threat in
             cells.first { $0.cell == .threat(name: threat.name) }?.threat
         }
-        let report = BenchReport(bulwarkVersion: reference.bulwarkVersion, created: ISO8601DateFormatter().string(from: Date()), machine: reference.machine,
+        var report = BenchReport(bulwarkVersion: reference.bulwarkVersion, created: ISO8601DateFormatter().string(from: Date()), machine: reference.machine,
                                  configuration: configuration, data: reference.data, dataSHA256: reference.dataSHA256, n: reference.n,
                                  models: results, threats: configuration.threats.isEmpty ? nil : threats)
+        report.labels = reference.labels
         if let problem = report.impossibleValue() { throw refuse(first.source, "the merged report would hold an impossible value: \(problem)") }
         return report
     }

@@ -23,6 +23,9 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public var data: String
     /// SHA-256 of the test examples used (`LabeledData.contentDigest`); nil in reports of older versions.
     public var dataSHA256: String?
+    /// The test examples' labels (n of them; nil in reports of older versions): with the
+    /// per-example outcomes, they give any metric per class.
+    public var labels: [Int]?
     public var n: Int
     public var models: [ModelResult]
     /// The configuration's threat experiments, each with its rows of metrics (nil when none ran).
@@ -285,7 +288,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case schema, created, machine, configuration, data, n, models, threats
+        case schema, created, machine, configuration, data, n, models, threats, labels
         case bulwarkVersion = "bulwark_version", dataSHA256 = "data_sha256"
     }
 
@@ -328,6 +331,10 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public func impossibleValue() -> String? {
         guard n > 0 else { return "n is \(n); a report covers at least one example" }
         guard !models.isEmpty else { return "it lists no models" }
+        if let labels {
+            guard labels.count == n else { return "it has \(labels.count) labels for n = \(n) examples" }
+            guard labels.allSatisfy({ (0..<100_000).contains($0) }) else { return "it has a label outside 0…99999" }
+        }
         func check(_ a: Accuracy, _ what: String) -> String? {
             guard a.n == n else { return "\(what) has n = \(a.n), the report \(n)" }
             guard a.correct >= 0, a.correct <= a.n else { return "\(what) has \(a.correct) correct of \(a.n)" }

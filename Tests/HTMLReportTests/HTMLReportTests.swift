@@ -78,6 +78,10 @@ struct HTMLReportTests {
         #expect(Self.count("role=\"img\"", in: html) == charts && Self.count("<desc>", in: html) == charts)
         #expect(html.contains("docs/sanity-checks.md#bw001") && html.contains("Provenance") && html.contains(report.dataSHA256!))
         #expect(Self.count("data-series=\"worst case\"", in: html) == report.models.count)
+        // Per-class accuracy from the labels and per-example outcomes: a row per class present.
+        let classes = Set(report.labels ?? []).count
+        #expect(classes >= 5 && Self.count("<h3>Accuracy per class</h3>", in: html) == report.models.count)
+        #expect(html.contains("Ankle boot") || html.contains("T-shirt/top") || !report.data.contains("fashion"))
         #expect(XMLParser(data: Data(hostilePage.utf8)).parse())
     }
 

@@ -70,6 +70,7 @@ struct BenchShardTests {
         let parts = try Self.parts(job, count: 3)
         let merged = try BenchPartialReport.merge(parts)
         #expect(try full.differences(from: merged) == [])
+        #expect(full.labels?.count == 40 && merged.labels == full.labels)
         #expect(try BenchPartialReport.merge(parts.reversed()).differences(from: full) == [])
         #expect(try BenchPartialReport.merge([parts[1], parts[2], parts[0]]).differences(from: full) == [])
         #expect(merged.models.map(\.checks.count) == full.models.map(\.checks.count))
@@ -103,6 +104,10 @@ struct BenchShardTests {
         var otherData = parts[1]
         otherData.report.dataSHA256 = String(repeating: "f", count: 64)
         #expect(refusal([parts[0], otherData, parts[2]]).contains("different test data"))
+
+        var relabelled = parts[1]
+        relabelled.report.labels[0] = (relabelled.report.labels[0] + 1) % 10
+        #expect(refusal([parts[0], relabelled, parts[2]]).contains("different test data"))
 
         var threads = parts[1]
         threads.report.machine.threads = 1

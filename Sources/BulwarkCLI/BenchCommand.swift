@@ -2,6 +2,7 @@ import ArgumentParser
 import Attacks
 import Datasets
 import Foundation
+import HTMLReport
 import NeuralNet
 import Robustness
 import TensorCore
@@ -157,7 +158,8 @@ struct BenchCommand: ParsableCommand {
         }
         if cards { try writeCards(result, job: job, metadata: outcome.metadata) }
         if let html {
-            try ReportCommand.Html.write(result, to: html, documentation: "", modelDirectory: baseDirectory)
+            try ReportCommand.Html.write(result, to: html, grids: try exampleGrids(result, job: job, test: outcome.test),
+                                         documentation: "", modelDirectory: baseDirectory)
             log.info("wrote \(html)")
         }
         let output: (String) -> Void = report == "-" ? { Console.note($0) } : { print($0) }
@@ -176,6 +178,20 @@ struct BenchCommand: ParsableCommand {
         if let report { return report }
         guard let shard, let parsed = try? BenchShard(parsing: shard) else { return "bulwark-report.json" }
         return "bulwark-part-\(parsed.index)-of-\(parsed.count).json"
+    }
+
+    /// Each model's example grid for the HTML page: two test images per class under the attack that
+    /// left the lowest accuracy at the middle ε of the grid.
+    func exampleGrids(_ report: BenchReport, job: BenchJob, test: LabeledData) throws -> [String: ExampleGrid] {
+        var grids: [String: ExampleGrid] = [:]
+        let loader = try security.loader()
+        for (entry, model) in zip(job.configuration.models, report.models) {
+            guard let (attack, epsilon) = ExampleGrid.choice(for: model, in: job.configuration) else { continue }
+            let network = try ModelFile.load(contentsOf: job.resolvedPath(entry), loader: loader, hiddenActivations: entry.activations).network
+            grids[model.name] = try ExampleGrid.make(model: model.name, network: network, test: test, entry: attack, epsilon: epsilon,
+                                                     seed: job.configuration.seed, batchSize: job.configuration.batchSize ?? 500)
+        }
+        return grids
     }
 
     /// Log lines, warnings and progress of a bench run (and of training missing models).

@@ -49,13 +49,13 @@ struct ReportCommand: ParsableCommand {
         func run() throws {
             try OutputPath.prepare(out, for: "--out", replacing: [.htmlReport], inputs: [report], force: force)
             let decoded = try BenchReport.decode(Data(try FileReader.readAll(report, limit: 1 << 30)), source: report)
-            try Self.write(decoded, to: out, documentation: docsURL, modelDirectory: PathText.directory(of: report))
+            try Self.write(decoded, to: out, grids: [:], documentation: docsURL, modelDirectory: PathText.directory(of: report))
             print("wrote \(out)")
         }
 
         /// Renders and writes the page atomically, with the cards found beside the models' files
         /// (model paths relative to `modelDirectory`, then to the working directory).
-        static func write(_ report: BenchReport, to path: String, documentation: String, modelDirectory: String) throws {
+        static func write(_ report: BenchReport, to path: String, grids: [String: ExampleGrid], documentation: String, modelDirectory: String) throws {
             var cards: [String: ModelCard] = [:]
             for model in report.models {
                 let candidates = model.path.hasPrefix("/") ? [model.path] : [modelDirectory + "/" + model.path, model.path]
@@ -71,7 +71,7 @@ struct ReportCommand: ParsableCommand {
                     break
                 }
             }
-            try AtomicFile.write(Data(HTMLReport.render(report, cards: cards, documentation: documentation).utf8), to: path)
+            try AtomicFile.write(Data(HTMLReport.render(report, cards: cards, grids: grids, documentation: documentation).utf8), to: path)
         }
     }
 

@@ -12,9 +12,11 @@ import Robustness
 public enum HTMLReport {
     /// - Parameters:
     ///   - cards: model cards by model name (shown when present).
+    ///   - grids: example grids by model name (`ExampleGrid.make`; `bench --html` makes them).
     ///   - documentation: prefix of the check panel's links to docs/sanity-checks.md (default:
     ///     relative to the Bulwark repository; give the URL of a hosted copy for reports that travel).
-    public static func render(_ report: BenchReport, cards: [String: ModelCard] = [:], documentation: String = "") -> String {
+    public static func render(_ report: BenchReport, cards: [String: ModelCard] = [:], grids: [String: ExampleGrid] = [:],
+                              documentation: String = "") -> String {
         let html = HTML(
             .lang(.english),
             .head(
@@ -30,7 +32,7 @@ public enum HTMLReport {
                                                  + "Bulwark \(report.bulwarkVersion) · \(report.created)"))
                 ),
                 summary(report),
-                .forEach(report.models) { model in modelSection(model, report: report, card: cards[model.name], documentation: documentation) },
+                .forEach(report.models) { model in modelSection(model, report: report, card: cards[model.name], grid: grids[model.name], documentation: documentation) },
                 threats(report),
                 provenance(report)
             )
@@ -62,7 +64,8 @@ public enum HTMLReport {
         )
     }
 
-    static func modelSection(_ model: BenchReport.ModelResult, report: BenchReport, card: ModelCard?, documentation: String) -> Node<HTML.BodyContext> {
+    static func modelSection(_ model: BenchReport.ModelResult, report: BenchReport, card: ModelCard?, grid: ExampleGrid?,
+                             documentation: String) -> Node<HTML.BodyContext> {
         .section(
             .id("model-\(anchor(model.name))"),
             .class("model"),
@@ -71,6 +74,11 @@ public enum HTMLReport {
             accuracyTable(model),
             .div(.class("charts"), robustnessCurve(model).node(), .forEach(convergenceCharts(model)) { $0.node() },
                  .forEach(minimalNormCharts(model)) { $0.node() }),
+            .unwrap(grid) { grid in
+                var named = grid
+                named.classNames = (0..<max(10, (report.labels?.max() ?? 0) + 1)).map { className($0, report: report) }
+                return named.node()
+            },
             perClassTable(model, report: report),
             checksPanel(model, documentation: documentation),
             .unwrap(card) { card in
@@ -311,6 +319,8 @@ public enum HTMLReport {
     th{background:#f4f4f4}tr.worst td{font-weight:600}tr.certified td{font-style:italic}td.pass,tr.pass td:nth-child(2){color:#00603d}
     td.fail,tr.fail td{color:#a33a00;font-weight:600}.charts{display:flex;flex-wrap:wrap;gap:12px}svg.chart{font-size:11px;background:#fff;
     border:1px solid #eee}svg.chart text{fill:#333}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px;max-height:420px}
-    .grid{margin:12px 0}.grid img{image-rendering:pixelated;border:1px solid #ccc}.grid figcaption{font-size:12px;color:#444}
+    .grid .cells{display:flex;flex-wrap:wrap;gap:8px}.grid figure{margin:0;padding:4px;border:1px solid #ddd;text-align:center}
+    .grid figure.fooled{border-color:#D55E00;background:#fff4ec}.grid img{image-rendering:pixelated;margin:1px}
+    .grid figcaption{font-size:11px;color:#333;max-width:260px}
     """
 }

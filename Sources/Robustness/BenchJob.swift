@@ -67,6 +67,8 @@ public struct BenchJob {
         public let report: BenchReport
         /// The `__metadata__` of each evaluated model, by model name (for model cards).
         public let metadata: [String: [String: String]]
+        /// The test examples evaluated.
+        public let test: LabeledData
     }
 
     /// Runs the whole bench.
@@ -81,7 +83,7 @@ public struct BenchJob {
                                  configuration: configuration, data: ran.data, dataSHA256: ran.dataSHA256,
                                  n: ran.n, models: results, threats: configuration.threats.isEmpty ? nil : threats)
         report.labels = ran.labels
-        return Outcome(report: report, metadata: ran.metadata)
+        return Outcome(report: report, metadata: ran.metadata, test: ran.test)
     }
 
     /// Runs one shard's cells (`BenchShard`); `BenchPartialReport.merge` of all shards' parts gives
@@ -107,6 +109,7 @@ public struct BenchJob {
         var metadata: [String: [String: String]] = [:]
         var data = "", dataSHA256 = "", n = 0
         var labels: [Int] = []
+        var test = LabeledData(features: Tensor(zeros: [0, 0]), labels: [], classCount: 1)
     }
 
     /// Loads the data and every model (each model's identity and clean outcomes go into every
@@ -145,7 +148,7 @@ public struct BenchJob {
         let threatTraining = threatCells.isEmpty ? nil : try threatTrainingData(test: test, loader: loader, events: events)
         var runner = BenchRunner(configuration: configuration)
         runner.log = events.log
-        var ran = RanCells(data: description, dataSHA256: Self.contentDigest(test), n: test.count, labels: test.labels)
+        var ran = RanCells(data: description, dataSHA256: Self.contentDigest(test), n: test.count, labels: test.labels, test: test)
         let costs = cells.map { configuration.cost(of: $0, classes: test.classCount) }
         let totalCost = max(costs.reduce(0, +), 1)
         var doneCost = 0.0

@@ -14,7 +14,10 @@ import _TestSupport
 struct HTMLReportTests {
     /// A small real bench on the committed sample: two random models, FGSM, PGD-5 and DeepFool (a
     /// minimum-norm attack) at two ε, an IBP certificate; one model has a hostile name.
-    static func report() throws -> BenchReport {
+    static func report() throws -> BenchReport { try fixture().report }
+
+    /// The report and each model's example grid (as `bench --html` makes them).
+    static func fixture() throws -> (report: BenchReport, grids: [String: ExampleGrid]) {
         let directory = TestSupport.temporaryDirectory()
         for (model, seed) in [("a", UInt64(1)), ("b", 2)] {
             try ModelFile.save(Sequential(spec: try ModelSpec.parse("784-24-10"), seed: seed), to: "\(directory)/\(model).safetensors")
@@ -30,7 +33,14 @@ struct HTMLReportTests {
         configuration.certification = [.init(method: .ibp, norm: .linf, epsilons: [0.05, 0.1])]
         configuration.checkExamples = 20
         try configuration.validate()
-        return try BenchJob(configuration: configuration, baseDirectory: directory).run(loader: VerifyingFileLoader(allowUnverified: true), threads: 2).report
+        let outcome = try BenchJob(configuration: configuration, baseDirectory: directory).run(loader: VerifyingFileLoader(allowUnverified: true), threads: 2)
+        var grids: [String: ExampleGrid] = [:]
+        for (entry, model) in zip(configuration.models, outcome.report.models) {
+            let (attack, epsilon) = try #require(ExampleGrid.choice(for: model, in: configuration))
+            let network = try ModelFile.load(contentsOf: directory + "/" + entry.path).network
+            grids[model.name] = try ExampleGrid.make(model: model.name, network: network, test: outcome.test, entry: attack, epsilon: epsilon, seed: 0)
+        }
+        return (outcome.report, grids)
     }
 
     /// Series the report's plots must have: per model, the robustness curve (attacks, the worst
@@ -85,6 +95,28 @@ struct HTMLReportTests {
         #expect(XMLParser(data: Data(hostilePage.utf8)).parse())
     }
 
+    @Test("example grids: two images per class, clean, adversarial and the amplified perturbation, embedded as PNG")
+    func grids() throws {
+        let (report, grids) = try Self.fixture()
+        let classes = Set(report.labels!).count
+        for model in report.models {
+            let grid = try #require(grids[model.name])
+            // The middle ε of {0.05, 0.1}, and the attack with the lowest accuracy there.
+            #expect(grid.epsilon == 0.1 && grid.examples.count == 2 * classes)
+            let lowest = model.attacks.filter { $0.epsilon == 0.1 }.map(\.accuracy.correct).min()
+            #expect(model.attacks.first { $0.attack == grid.attack && $0.epsilon == 0.1 }?.accuracy.correct == lowest)
+            for example in grid.examples {
+                #expect(example.clean.width == 84 && example.clean.height == 84 && example.perturbation.channels == 1)
+                // The perturbation stays within ±ε: every pixel is a valid grey, and the image decodes.
+                #expect(try PNGImage.decode(example.perturbation.encoded()) == example.perturbation)
+            }
+        }
+        let html = HTMLReport.render(report, grids: grids)
+        #expect(Self.count("<img", in: html) == 3 * grids.values.map(\.examples.count).reduce(0, +))
+        #expect(Self.count("class=\"grid\"", in: html) == report.models.count)
+        #expect(XMLParser(data: Data(html.utf8)).parse())
+    }
+
     @Test("PNG round trip: what the encoder writes, the decoder reads back (grey and RGB)")
     func png() throws {
         for channels in [1, 3, 4] {
@@ -129,19 +161,28 @@ struct HTMLReportTests {
             Issue.record("chromium is not installed; scripts/setup.sh --tests installs Debian's chromium (apt-get install chromium)")
             return
         }
-        // BULWARK_REPORT_JSON renders a given bench report instead (the README's screenshot is of the
-        // shipped models' report; BULWARK_REPORT_SCREENSHOT keeps the picture).
+        // BULWARK_REPORT_PAGE screenshots a given page instead (the README's picture is of the shipped
+        // models' page from `bulwark bench --html`; BULWARK_REPORT_SCREENSHOT keeps the picture).
         let environment = ProcessInfo.processInfo.environment
-        let report = try environment["BULWARK_REPORT_JSON"].map { path in
-            try BenchReport.decode(Data(contentsOf: URL(fileURLWithPath: path)), source: path)
-        } ?? Self.report()
         let directory = TestSupport.temporaryDirectory()
-        let page = directory + "/report.html"
-        try HTMLReport.render(report).write(toFile: page, atomically: true, encoding: .utf8)
+        var page = directory + "/report.html"
+        let expected: (series: Int, charts: Int, grids: Int, images: Int)
+        if let given = environment["BULWARK_REPORT_PAGE"] {
+            page = given
+            let source = try String(contentsOfFile: given, encoding: .utf8)
+            expected = (Self.count("class=\"series\"", in: source), Self.count("<svg", in: source), Self.count("class=\"grid\"", in: source),
+                        Self.count("<img", in: source))
+        } else {
+            let (report, grids) = try Self.fixture()
+            try HTMLReport.render(report, grids: grids).write(toFile: page, atomically: true, encoding: .utf8)
+            let (series, charts) = Self.expectedSeries(report)
+            expected = (series, charts, grids.count, 3 * grids.values.map(\.examples.count).reduce(0, +))
+        }
         let screenshot = environment["BULWARK_REPORT_SCREENSHOT"] ?? directory + "/report.png"
-        _ = try Self.runChromium(["--screenshot=\(screenshot)", "--window-size=1200,2200", "file://\(page)"])
+        let height = Int(environment["BULWARK_REPORT_SCREENSHOT_HEIGHT"] ?? "") ?? 2200
+        _ = try Self.runChromium(["--screenshot=\(screenshot)", "--window-size=1200,\(height)", "file://\(page)"])
         let image = try PNGImage.decode(Data(contentsOf: URL(fileURLWithPath: screenshot)))
-        #expect(image.width == 1200 && image.height == 2200)
+        #expect(image.width == 1200 && image.height == height)
         // Not blank: many pixels differ from the background and many colours appear (plots, text).
         var colours = Set<UInt32>(), inked = 0
         for p in stride(from: 0, to: image.width * image.height, by: 1) {
@@ -154,8 +195,8 @@ struct HTMLReportTests {
         #expect(colours.count > 40, "\(colours.count) colours")
         // The browser's DOM after parsing: every series path and every chart is there.
         let dom = try Self.runChromium(["--dump-dom", "file://\(page)"])
-        let (series, charts) = Self.expectedSeries(report)
-        #expect(Self.count("class=\"series\"", in: dom) == series)
-        #expect(Self.count("<svg", in: dom) == charts)
+        #expect(expected.series > 0 && Self.count("class=\"series\"", in: dom) == expected.series)
+        #expect(Self.count("<svg", in: dom) == expected.charts)
+        #expect(Self.count("class=\"grid\"", in: dom) == expected.grids && Self.count("<img", in: dom) == expected.images)
     }
 }

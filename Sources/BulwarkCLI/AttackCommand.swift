@@ -2,6 +2,7 @@ import ArgumentParser
 import Attacks
 import Datasets
 import Foundation
+import HTMLReport
 import NeuralNet
 import BulwarkSecurity
 import TensorCore
@@ -53,6 +54,9 @@ struct AttackCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write the adversarial inputs, true labels and predictions as safetensors (directory created if needed).", valueName: "path"))
     var saveAdv: String?
 
+    @Option(help: ArgumentHelp("With --save-adv: also write DIR/examples.png (the first 16 examples: clean, adversarial, amplified perturbation per row) and DIR/examples.csv (their labels and predictions).", valueName: "dir"))
+    var png: String?
+
     @Option(help: ArgumentHelp("Also measure how the adversarial inputs transfer to this model.", valueName: "model"))
     var evalOn: String?
 
@@ -78,6 +82,9 @@ struct AttackCommand: ParsableCommand {
         if let saveAdv, !saveAdv.hasSuffix(".safetensors") {
             throw ValidationError("--save-adv must name a .safetensors file, got '\(saveAdv)'")
         }
+        if png != nil && saveAdv == nil {
+            throw ValidationError("--png draws the saved adversarial examples: give --save-adv FILE.safetensors too")
+        }
     }
 
     func run() throws {
@@ -90,6 +97,11 @@ struct AttackCommand: ParsableCommand {
             try OutputPath.prepare(saveAdv, for: "--save-adv", replacing: [.adversarialExamples],
                                    inputs: [model] + (evalOn.map { [$0] } ?? []) + data.spec.namedFiles, force: force)
         }
+        if let png {
+            for (name, kind) in [("examples.png", FileKind.image), ("examples.csv", .exampleLabels)] {
+                try OutputPath.prepare(png + "/" + name, for: "--png", replacing: [kind], inputs: [model] + data.spec.namedFiles, force: force)
+            }
+        }
         let loader = try security.loader(model: model)
         let network = try modelOptions.load(model, loader: loader).network
         let (test, description) = try data.spec.load(.test, loader: loader)
@@ -101,6 +113,7 @@ struct AttackCommand: ParsableCommand {
         let outcome = try AttackRunner(classifier: queryOnly ?? network, batchSize: batch).run(attack, on: test, goal: goal, seed: seed)
         let transfer = try evalOn.map { try measureTransfer(of: outcome, to: $0, test: test, loader: loader) }
         if let saveAdv { try save(outcome, spec: spec, to: saveAdv) }
+        if let png { try drawExamples(outcome, clean: test.features, into: png) }
 
         let report = AttackReport(model: model, spec: spec, attack: attack, goal: goal, seed: seed, outcome: outcome,
                                   examples: returnMargin.map { "first iterate with margin ≥ \($0.value), else highest-loss" } ?? spec.returnedExamples(purpose: purpose),
@@ -130,6 +143,22 @@ struct AttackCommand: ParsableCommand {
 
     /// Adversarial inputs (F32, n × d), true labels, clean and adversarial predictions (I64) and
     /// targets if any, with the attack, its goal, the seed and the model's SHA-256 in the metadata.
+    /// DIR/examples.png and DIR/examples.csv for `--png`.
+    func drawExamples(_ outcome: AttackOutcome, clean: Tensor, into directory: String) throws {
+        guard let image = ExampleGrid.composite(clean: clean, adversarial: outcome.adversarial, epsilon: outcome.epsilon) else {
+            throw CLIError.unusableInput("--png draws square grey images; these \(clean.shape.last ?? 0)-feature inputs are not (the examples are saved in \(saveAdv ?? ""))")
+        }
+        let rows = min(16, outcome.n)
+        var csv = "row,label,clean_prediction,adversarial_prediction,fooled\n"
+        for i in 0..<rows {
+            let fooled = outcome.cleanPredictions[i] == outcome.labels[i] && outcome.adversarialPredictions[i] != outcome.labels[i]
+            csv += "\(i),\(outcome.labels[i]),\(outcome.cleanPredictions[i]),\(outcome.adversarialPredictions[i]),\(fooled)\n"
+        }
+        try AtomicFile.write(image.encoded(), to: directory + "/examples.png")
+        try AtomicFile.write(Data(csv.utf8), to: directory + "/examples.csv")
+        if !json { print("drew the first \(rows) examples in \(directory)/examples.png (labels in examples.csv)") }
+    }
+
     func save(_ outcome: AttackOutcome, spec: AttackSpec, to path: String) throws {
         var tensors: [(name: String, value: SafeTensors.Value)] = [
             ("adversarial", .float32(shape: outcome.adversarial.shape, values: outcome.adversarial.scalars)),

@@ -65,6 +65,37 @@ public struct ExampleGrid: Sendable {
         return (entry, epsilon)
     }
 
+    /// One PNG of up to `limit` examples, a row each: clean input, adversarial input and the
+    /// perturbation amplified to the grey range (mid-grey unchanged, black −ε, white +ε), 2-pixel
+    /// white gaps, each image upscaled ×2. For `bulwark attack --png`.
+    /// - Returns: nil when the inputs are not square grey images.
+    public static func composite(clean: Tensor, adversarial: Tensor, epsilon: Float, limit: Int = 16) -> PNGImage? {
+        let d = clean.shape.count == 2 ? clean.shape[1] : 0
+        guard let shape = Square.ImageShape.inferred(features: d), shape.channels == 1, clean.shape == adversarial.shape, clean.shape[0] > 0 else { return nil }
+        let rows = min(limit, clean.shape[0]), zoom = 2, gap = 2
+        let (tileW, tileH) = (shape.width * zoom, shape.height * zoom)
+        let width = 3 * tileW + 4 * gap, height = rows * tileH + (rows + 1) * gap
+        var pixels = [UInt8](repeating: 255, count: width * height)
+        let x = clean.scalars, a = adversarial.scalars
+        for row in 0..<rows {
+            let base = row * d
+            let tiles: [(Int) -> Float] = [
+                { x[base + $0] }, { a[base + $0] },
+                { epsilon > 0 ? 0.5 + (a[base + $0] - x[base + $0]) / (2 * epsilon) : 0.5 },
+            ]
+            for (column, value) in tiles.enumerated() {
+                let (left, top) = (gap + column * (tileW + gap), gap + row * (tileH + gap))
+                for py in 0..<tileH {
+                    for px in 0..<tileW {
+                        let v = value((py / zoom) * shape.width + px / zoom)
+                        pixels[(top + py) * width + left + px] = UInt8((min(max(v, 0), 1) * 255).rounded())
+                    }
+                }
+            }
+        }
+        return PNGImage(width: width, height: height, channels: 1, pixels: pixels)
+    }
+
     /// A grey image from values in [0, 1] (clamped), upscaled.
     static func image(_ values: [Float], _ shape: Square.ImageShape) -> PNGImage {
         let (w, h) = (shape.width * scale, shape.height * scale)

@@ -15,6 +15,8 @@ public enum FileKind: String, Sendable, CaseIterable {
     case encrypted = "an encrypted file"
     case junit = "a JUnit report"
     case membershipScores = "membership scores"
+    case image = "a PNG image"
+    case exampleLabels = "example labels (bulwark attack --png)"
     case other = "a file Bulwark did not write"
 
     /// The kind of the regular file at `path` (`other` if it cannot be read or recognised).
@@ -40,6 +42,8 @@ public enum FileKind: String, Sendable, CaseIterable {
         if text.hasPrefix("<?xml"), text.contains("<testsuite") { return .junit }
         if text.hasPrefix("<!DOCTYPE html>"), text.contains("<title>Bulwark robustness report</title>") { return .htmlReport }
         if text.hasPrefix("score,member\n") { return .membershipScores }
+        if text.hasPrefix("row,label,clean_prediction,adversarial_prediction,fooled\n") { return .exampleLabels }
+        if prefix.starts(with: [137, 80, 78, 71, 13, 10, 26, 10]) { return .image }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.count == 44, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_=+/".contains($0) }) { return .dataKey }
         return .other

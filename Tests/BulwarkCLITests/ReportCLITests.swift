@@ -70,4 +70,26 @@ struct ReportCLITests {
         #expect(noParts.status == 64, "\(noParts.stderr)")
         #expect(!FileManager.default.fileExists(atPath: directory + "/x.json"))
     }
+
+    @Test("attack --save-adv --png draws the first 16 examples (clean, adversarial, perturbation) with their labels")
+    func attackPNG() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let model = TestSupport.repositoryRoot + "/models/mlp-standard.safetensors"
+        let run = try CLIRun(["attack", model, "--attack", "pgd", "--eps", "0.1", "--limit", "40", "--data-dir", TestSupport.sampleDirectory,
+                              "--save-adv", directory + "/adv.safetensors", "--png", directory + "/png"])
+        #expect(run.status == 0, "\(run.stderr)")
+        let png = [UInt8](try Data(contentsOf: URL(fileURLWithPath: directory + "/png/examples.png")))
+        #expect(Array(png.prefix(8)) == [137, 80, 78, 71, 13, 10, 26, 10])
+        func u32(_ at: Int) -> Int { Int(png[at]) << 24 | Int(png[at + 1]) << 16 | Int(png[at + 2]) << 8 | Int(png[at + 3]) }
+        // Three 28×28 images ×2 per row with 2-pixel gaps; 16 rows.
+        #expect(u32(16) == 3 * 56 + 4 * 2 && u32(20) == 16 * 56 + 17 * 2)
+        let csv = try String(contentsOfFile: directory + "/png/examples.csv", encoding: .utf8).split(separator: "\n")
+        #expect(csv.count == 17 && csv[0] == "row,label,clean_prediction,adversarial_prediction,fooled")
+        // A second run replaces its own files; a PNG path over a model is refused before the attack.
+        let again = try CLIRun(["attack", model, "--attack", "fgsm", "--eps", "0.1", "--limit", "40", "--data-dir", TestSupport.sampleDirectory,
+                                "--save-adv", directory + "/adv.safetensors", "--png", directory + "/png"])
+        #expect(again.status == 0, "\(again.stderr)")
+        let noSave = try CLIRun(["attack", model, "--eps", "0.1", "--png", directory + "/png"])
+        #expect(noSave.status == 64 && noSave.stderr.contains("--save-adv"), "\(noSave.stderr)")
+    }
 }

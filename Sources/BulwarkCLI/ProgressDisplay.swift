@@ -66,3 +66,35 @@ final class ProgressDisplay {
         FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
+
+/// Progress of models trained side by side (threat experiments), safe to call from worker threads:
+/// on a terminal a status line (`models 12/68 · about 3 min left`), otherwise a plain line per model.
+final class ModelTrainingProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private let enabled: Bool
+    private let label: String
+    private var started = Date()
+    private var lastTotal = 0
+
+    init(_ label: String, enabled: Bool = Console.stderrIsTerminal) {
+        self.label = label
+        self.enabled = enabled
+    }
+
+    func update(done: Int, total: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        if total != lastTotal || done == 1 && lastTotal == 0 {
+            if total != lastTotal { started = Date() }  // a new stage
+            lastTotal = total
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let left = done < total ? " · " + BenchProgress.duration(elapsed / Double(max(done, 1)) * Double(total - done)) + " left" : ""
+        let text = "\(label): \(done)/\(total) models trained\(left)"
+        if enabled {
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(text)\(done == total ? "\n" : "")".utf8))
+        } else {
+            log.info("\(text)")
+        }
+    }
+}

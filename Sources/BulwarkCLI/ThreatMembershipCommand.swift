@@ -20,9 +20,17 @@ struct ThreatMembershipCommand: ParsableCommand {
         Without --config, the README's table: the standard, an overfit, a PGD-trained and a DP-SGD \
         model, 16 shadow models each (about ten minutes on two cores).
 
+        Sharded shadow training: --shard I/N --part PATH trains every N-th model (targets and shadows, \
+        in order) and writes their logits to a part file; --merge PART... (with the same configuration, \
+        seed, shadows and data) checks that the N parts belong together and scores them, exactly as an \
+        unsharded run does (each model's seed and training set derive from the seed and its position). \
+        Run the shards as a Slurm job array or a Kubernetes Indexed Job, like bench's (see the README).
+
         Examples:
           bulwark threat membership --json
           bulwark threat membership --config membership.json --seed 1 --save-scores scores/
+          bulwark threat membership --config membership.json --shard 0/8 --part parts/membership-0.json
+          bulwark threat membership --config membership.json --merge parts/membership-*.json --report membership.json
         """
     )
 
@@ -41,8 +49,17 @@ struct ThreatMembershipCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write the results as a threat report (JSON) that bulwark gate compares.", valueName: "file"))
     var report: String?
 
-    @Flag(help: "Replace an existing file of another kind at --report.")
+    @Flag(help: "Replace an existing file of another kind at --report or --part.")
     var force = false
+
+    @Option(help: ArgumentHelp("Train only shard I of N of the models (0 ≤ I < N) and write them to --part.", valueName: "I/N"))
+    var shard: String?
+
+    @Option(help: ArgumentHelp("With --shard: where to write the shard's trained models (JSON).", valueName: "path"))
+    var part: String?
+
+    @Option(parsing: .upToNextOption, help: ArgumentHelp("Score the models of these parts (every shard's) instead of training.", valueName: "part"))
+    var merge: [String] = []
 
     @Flag(help: "Print one JSON object per attack and target on stdout.")
     var json = false
@@ -56,6 +73,24 @@ struct ThreatMembershipCommand: ParsableCommand {
         if let shadows, shadows < 2 || shadows % 2 != 0 || shadows > MembershipConfiguration.maximumShadows {
             throw ValidationError("--shadows must be even, ≥ 2 and at most \(MembershipConfiguration.maximumShadows), got \(shadows)")
         }
+        if let shard {
+            _ = try Self.parseShard(shard)
+            guard let part, part.hasSuffix(".json") else { throw ValidationError("--shard writes the trained models to --part PATH.json; give it") }
+            if !merge.isEmpty { throw ValidationError("--shard trains, --merge scores: run the shards first, then one --merge") }
+            if saveScores != nil || report != nil || json {
+                throw ValidationError("--save-scores, --report and --json apply to the scored results: give them with --merge")
+            }
+        } else if part != nil {
+            throw ValidationError("--part is the output of --shard I/N")
+        }
+    }
+
+    static func parseShard(_ text: String) throws -> (index: Int, count: Int) {
+        let fields = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard fields.count == 2, let index = Int(fields[0]), let count = Int(fields[1]), count >= 1, (0..<count).contains(index) else {
+            throw ValidationError("--shard: expected I/N with 0 ≤ I < N (shards are numbered from 0), got '\(text)'")
+        }
+        return (index, count)
     }
 
     func run() throws {
@@ -71,13 +106,34 @@ struct ThreatMembershipCommand: ParsableCommand {
         if engine.threads != nil { configuration.threads = WorkerPool.shared.threadCount }
         try configuration.validate()
         if let saveScores { try prepareScoreDirectory(saveScores, configuration: configuration) }
-        if let report { try ThreatReportFile.prepare(report, inputs: data.spec.namedFiles + (config.map { [$0] } ?? []), force: force) }
+        if let report { try ThreatReportFile.prepare(report, inputs: data.spec.namedFiles + (config.map { [$0] } ?? []) + merge, force: force) }
+        if let part { try OutputPath.prepare(part, for: "--part", replacing: [.report], inputs: data.spec.namedFiles + (config.map { [$0] } ?? []), force: force) }
 
         let loader = try security.loader()
         let (train, trainDescription) = try data.spec.load(.train, loader: loader)
         let (test, testDescription) = try data.spec.load(.test, loader: loader)
         log.info("training data: \(trainDescription)")
-        let result = try MembershipExperiment(configuration: configuration).run(train: train, test: test, log: { log.info("\($0)") })
+        var experiment = MembershipExperiment(configuration: configuration)
+        let progress = ModelTrainingProgress("membership")
+        experiment.progress = { progress.update(done: $0, total: $1) }
+        if let shard, let part {
+            let (index, count) = try Self.parseShard(shard)
+            let trained = try MembershipPart.train(experiment, index: index, count: count, train: train, test: test, log: { log.info("\($0)") })
+            try AtomicFile.write(trained.encoded(), to: part)
+            print("shard \(index)/\(count): \(trained.models.count) models trained; part: \(part)\n"
+                  + "score all \(count) parts with: bulwark threat membership (same configuration and data) --merge PART...")
+            return
+        }
+        let result: MembershipExperiment.Result
+        if merge.isEmpty {
+            result = try experiment.run(train: train, test: test, log: { log.info("\($0)") })
+        } else {
+            let parts = try merge.map { path in
+                (source: path, part: try MembershipPart.decode(Data(try FileReader.readAll(path, limit: 1 << 30)), source: path))
+            }
+            try experiment.check(train: train, test: test)
+            result = try experiment.score(try MembershipPart.merge(parts, experiment: experiment, train: train, test: test), train: train, test: test)
+        }
         if let saveScores { try writeScores(result, to: saveScores) }
         if let report {
             var settings = configuration

@@ -139,9 +139,11 @@ struct ThreatPoisonCommand: ParsableCommand {
                 throw CLIError.unusableInput("--recipe \(displayable(recipe)): \(decodingErrorText(error))")
             }
         }
-        let experiment = PoisoningExperiment(
+        var experiment = PoisoningExperiment(
             attack: poisonAttack(), rates: rate, defences: defence,
             expectedRate: expectedRate ?? 0.1, recipe: trainingRecipe, seed: seed, threads: WorkerPool.shared.threadCount)
+        let progress = ModelTrainingProgress("poisoning")
+        experiment.progress = { progress.update(done: $0, total: $1) }
         try experiment.validate()
         if let saveModel {
             try OutputPath.prepare(saveModel, for: "--save-model", replacing: [.model], inputs: data.spec.namedFiles + (recipe.map { [$0] } ?? []),

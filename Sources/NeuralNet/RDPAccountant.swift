@@ -19,11 +19,17 @@ public enum RDPAccountant {
     public static let defaultOrders: [Double] = (1...99).map { 1 + Double($0) / 10 } + (12...63).map(Double.init)
 
     /// How (ε, δ) was derived.
-    public struct Guarantee: Equatable, Sendable {
+    public struct Guarantee: Equatable, Sendable, Codable {
         public var epsilon: Double
         public var delta: Double
         /// The Rényi order that gave the smallest ε.
         public var order: Double
+
+        public init(epsilon: Double, delta: Double, order: Double) {
+            self.epsilon = epsilon
+            self.delta = delta
+            self.order = order
+        }
     }
 
     /// RDP of `steps` compositions of the sampled Gaussian mechanism (sampling rate q, noise

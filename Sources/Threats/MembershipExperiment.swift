@@ -12,6 +12,8 @@ import Training
 /// and the model's index, so runs repeat exactly, whatever the thread count.
 public struct MembershipExperiment: Sendable {
     public var configuration: MembershipConfiguration
+    /// Called as models finish training: (models done, models to train), from worker threads.
+    public var progress: @Sendable (Int, Int) -> Void = { _, _ in }
 
     public init(configuration: MembershipConfiguration) {
         self.configuration = configuration
@@ -35,7 +37,8 @@ public struct MembershipExperiment: Sendable {
         public var memberAccuracy: Proportion
         public var privacy: RDPAccountant.Guarantee?
         public var attacks: [AttackResult]
-        /// Seconds spent training the target and shadow models.
+        /// Seconds spent training the target and shadow models (summed over the models, which may
+        /// have trained side by side or on other machines).
         public var trainingSeconds: Double
         public var modelsTrained: Int
     }
@@ -52,13 +55,11 @@ public struct MembershipExperiment: Sendable {
 
     public func run(train: LabeledData, test: LabeledData, log: (String) -> Void = { _ in }) throws -> Result {
         let started = Date()
-        try configuration.validate()
-        var results: [TargetResult] = []
         try check(train: train, test: test)
-        for (t, target) in configuration.targets.enumerated() {
-            results.append(try run(target, index: t, pool: train.prefix(target.pool), test: test, log: log))
-        }
-        return Result(targets: results, seconds: Date().timeIntervalSince(started))
+        let trained = try self.train(units(), train: train, test: test, log: log)
+        var result = try score(trained, train: train, test: test)
+        result.seconds = Date().timeIntervalSince(started)
+        return result
     }
 
     /// Checks that the data fits every target, before any training.
@@ -73,34 +74,139 @@ public struct MembershipExperiment: Sendable {
         }
     }
 
-    private func run(_ target: MembershipConfiguration.Target, index t: Int, pool: LabeledData, test: LabeledData,
-                     log: (String) -> Void) throws -> TargetResult {
+    /// One model the experiment trains: target `target`'s model (`model` 0) or one of its shadow
+    /// models (1…).
+    public struct ModelUnit: Hashable, Codable, Sendable, CustomStringConvertible {
+        public let target: Int
+        public let model: Int
+
+        public init(target: Int, model: Int) {
+            self.target = target
+            self.model = model
+        }
+
+        public var description: String { model == 0 ? "target \(target)'s model" : "target \(target)'s shadow \(model)" }
+    }
+
+    /// Shadow models per target (0 when no attack needs them).
+    var shadowCount: Int { configuration.attacks.contains(where: \.needsShadowModels) ? configuration.shadows : 0 }
+
+    /// Every model the experiment trains, target by target: the order shards deal them out in.
+    public func units() -> [ModelUnit] {
+        configuration.targets.indices.flatMap { t in (0...shadowCount).map { ModelUnit(target: t, model: $0) } }
+    }
+
+    /// What scoring needs from one trained model: its logits on the target's pool and, for the
+    /// target model, its test outcomes and privacy guarantee.
+    public struct TrainedModel: Codable, Equatable, Sendable {
+        public var unit: ModelUnit
+        /// The logits (pool × classes), as little-endian Float32, base64.
+        public var logits: String
+        public var rows: Int
+        public var classes: Int
+        public var testOutcomes: [Bool]?
+        public var privacy: RDPAccountant.Guarantee?
+        public var seconds: Double
+
+        init(unit: ModelUnit, logits: Tensor, testOutcomes: [Bool]?, privacy: RDPAccountant.Guarantee?, seconds: Double) {
+            self.unit = unit
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(logits.scalars.count * 4)
+            for value in logits.scalars { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+            self.logits = Data(bytes).base64EncodedString()
+            rows = logits.shape[0]
+            classes = logits.shape[1]
+            self.testOutcomes = testOutcomes
+            self.privacy = privacy
+            self.seconds = seconds
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case unit, logits, rows, classes, seconds, privacy
+            case testOutcomes = "test_outcomes"
+        }
+
+        /// The logits, if the record holds rows × classes finite-or-not Float32 values.
+        func logitsTensor() -> Tensor? {
+            guard rows > 0, classes > 0, rows <= 10_000_000 / classes, let data = Data(base64Encoded: logits), data.count == rows * classes * 4 else { return nil }
+            let values = data.withUnsafeBytes { raw in
+                (0..<(rows * classes)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
+            }
+            return Tensor(shape: [rows, classes], scalars: values)
+        }
+    }
+
+    /// Trains `units` (some or all of `units()`), several at once on one-thread pools. Each model's
+    /// seed and training set derive from the configuration's seed and its unit, so a model trained
+    /// in any shard is the same.
+    public func train(_ units: [ModelUnit], train: LabeledData, test: LabeledData, log: (String) -> Void = { _ in }) throws -> [TrainedModel] {
+        try check(train: train, test: test)
+        let seed = configuration.seed, targets = configuration.targets, shadows = shadowCount
+        for (t, target) in targets.enumerated() where units.contains(where: { $0.target == t }) {
+            let count = units.filter { $0.target == t }.count
+            log("\(target.name): training \(count) of its \(shadows + 1) models (target and shadows) on halves of \(target.pool) records "
+                + "(\(target.recipe.objective.summary))")
+        }
+        return try ModelTraining.parallel(count: units.count, threads: configuration.threads, progress: progress) { i, workerPool in
+            let started = Date()
+            let unit = units[i]
+            let target = targets[unit.target]
+            let pool = train.prefix(target.pool)
+            let membership = unit.model == 0 ? Self.targetMembership(records: pool.count, seed: seed, target: unit.target)
+                : Self.shadowMembership(records: pool.count, shadows: shadows, seed: seed, target: unit.target)[unit.model - 1]
+            let set = pool.subset(membership.indices.filter { membership[$0] })
+            let (network, privacy) = try ModelTraining.train(target.recipe, seed: Self.modelSeed(seed, target: unit.target, model: unit.model),
+                                                             on: set, pool: workerPool)
+            let logits = try network.inferenceModel(pool: workerPool).logits(pool.features)
+            let testOutcomes = unit.model == 0 ? zip(network.predictions(on: test.features), test.labels).map { $0 == $1 } : nil
+            return TrainedModel(unit: unit, logits: logits, testOutcomes: testOutcomes, privacy: privacy, seconds: Date().timeIntervalSince(started))
+        }
+    }
+
+    /// Scores every target's pool with every attack from its trained models (all of `units()`,
+    /// in any order), and measures the attacks.
+    /// - Throws: `ThreatError.dataMismatch` when a model is missing, repeated or does not fit its
+    ///   pool, or its logits are not finite.
+    public func score(_ trained: [TrainedModel], train: LabeledData, test: LabeledData) throws -> Result {
+        var byUnit: [ModelUnit: TrainedModel] = [:]
+        for model in trained {
+            guard byUnit.updateValue(model, forKey: model.unit) == nil else { throw ThreatError.dataMismatch("\(model.unit) is given twice") }
+        }
+        let missing = units().filter { byUnit[$0] == nil }
+        guard missing.isEmpty else {
+            throw ThreatError.dataMismatch("missing trained models: " + missing.prefix(5).map(\.description).joined(separator: ", ")
+                                           + (missing.count > 5 ? " and \(missing.count - 5) more" : ""))
+        }
+        guard byUnit.count == units().count else { throw ThreatError.dataMismatch("a trained model is not one this configuration trains") }
+        let results = try configuration.targets.enumerated().map { t, target in
+            try score(target, index: t, models: (0...shadowCount).map { byUnit[ModelUnit(target: t, model: $0)]! },
+                      pool: train.prefix(target.pool), test: test)
+        }
+        return Result(targets: results, seconds: trained.map(\.seconds).reduce(0, +))
+    }
+
+    private func score(_ target: MembershipConfiguration.Target, index t: Int, models: [TrainedModel], pool: LabeledData,
+                       test: LabeledData) throws -> TargetResult {
         let seed = configuration.seed
-        let shadowCount = configuration.attacks.contains(where: \.needsShadowModels) ? configuration.shadows : 0
         let targetMembers = Self.targetMembership(records: pool.count, seed: seed, target: t)
         let shadowMembers = Self.shadowMembership(records: pool.count, shadows: shadowCount, seed: seed, target: t)
-        let memberships = [targetMembers] + shadowMembers
-        let recipe = target.recipe
-
-        log("\(target.name): training the target and \(shadowCount) shadow models on halves of \(pool.count) records (\(recipe.objective.summary))")
-        let trainingStarted = Date()
-        let trained = try ModelTraining.parallel(count: memberships.count, threads: configuration.threads) { m, workerPool in
-            let set = pool.subset(memberships[m].indices.filter { memberships[m][$0] })
-            let (network, privacy) = try ModelTraining.train(recipe, seed: Self.modelSeed(seed, target: t, model: m), on: set, pool: workerPool)
-            let logits = try network.inferenceModel(pool: workerPool).logits(pool.features)
-            let testOutcomes = m == 0 ? zip(network.predictions(on: test.features), test.labels).map { $0 == $1 } : []
-            return (logits, privacy, testOutcomes)
+        let logits = try models.map { model -> Tensor in
+            guard let tensor = model.logitsTensor(), tensor.shape == [pool.count, target.recipe.architecture.classCount] else {
+                throw ThreatError.dataMismatch("\(model.unit): its logits are not \(pool.count) × \(target.recipe.architecture.classCount) values")
+            }
+            return tensor
         }
-        let trainingSeconds = Date().timeIntervalSince(trainingStarted)
-
-        let (targetLogits, privacy, testOutcomes) = trained[0]
+        guard let testOutcomes = models[0].testOutcomes, testOutcomes.count == test.count else {
+            throw ThreatError.dataMismatch("target \(target.name)'s model has no outcome for each of the \(test.count) test examples")
+        }
+        let targetLogits = logits[0]
         var predicted = [Int](repeating: 0, count: pool.count)
         targetLogits.withReadOnlyMatrix { logits in predicted.withUnsafeMutableBufferPointer { Kernels.argmaxRows(logits, into: $0.baseAddress!) } }
         let memberAccuracy = Proportion(
             successes: pool.labels.indices.filter { targetMembers[$0] && predicted[$0] == pool.labels[$0] }.count,
             trials: targetMembers.filter { $0 }.count)
         let targetPhi = MembershipAttack.scaledConfidence(logits: targetLogits, labels: pool.labels)
-        let shadowPhi = trained.dropFirst().map { MembershipAttack.scaledConfidence(logits: $0.0, labels: pool.labels) }
+        let shadowPhi = logits.dropFirst().map { MembershipAttack.scaledConfidence(logits: $0, labels: pool.labels) }
         guard (targetPhi + shadowPhi.joined()).allSatisfy({ !$0.isNaN }) else {
             throw ThreatError.dataMismatch("target \(target.name): a model's logits are not finite (training diverged?); lower the learning rate or check the data")
         }
@@ -116,9 +222,10 @@ public struct MembershipExperiment: Sendable {
             return AttackResult(attack: attack, roc: ROCCurve(scores: scores, isMember: targetMembers), scores: scores, isMember: targetMembers)
         }
         let members = targetMembers.filter { $0 }.count
-        return TargetResult(name: target.name, recipe: recipe, members: members, nonMembers: pool.count - members,
+        return TargetResult(name: target.name, recipe: target.recipe, members: members, nonMembers: pool.count - members,
                             testAccuracy: ThreatProportion(outcomes: testOutcomes), memberAccuracy: memberAccuracy,
-                            privacy: privacy, attacks: attacks, trainingSeconds: trainingSeconds, modelsTrained: memberships.count)
+                            privacy: models[0].privacy, attacks: attacks, trainingSeconds: models.map(\.seconds).reduce(0, +),
+                            modelsTrained: models.count)
     }
 
     /// The target's members: a seeded random half (⌊records/2⌋) of the pool.

@@ -42,8 +42,9 @@ public enum ModelTraining {
     /// one-thread worker pool (independent small models train faster side by side than one at a
     /// time on both cores). Results come back in index order; each body's numbers depend only on
     /// its index, never on which thread ran it.
+    /// `progress(done, count)` is called after each body (from the worker threads).
     /// - Throws: the first error a body threw (no new runs start after it).
-    public static func parallel<Result: Sendable>(count: Int, threads: Int,
+    public static func parallel<Result: Sendable>(count: Int, threads: Int, progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
                                                   _ body: @escaping @Sendable (Int, WorkerPool) throws -> Result) throws -> [Result] {
         _ = WorkerPool.shared  // keeps OpenBLAS single-threaded
         let threads = max(1, min(threads, count))
@@ -60,7 +61,11 @@ public enum ModelTraining {
                 guard index < count else { return }
                 do {
                     let result = try body(index, pool)
-                    results.withLock { $0[index] = result }
+                    let done = results.withLock { all in
+                        all[index] = result
+                        return all.count
+                    }
+                    progress(done, count)
                 } catch {
                     failure.withLock { if $0 == nil { $0 = error } }
                 }

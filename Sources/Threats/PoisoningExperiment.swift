@@ -22,6 +22,8 @@ public struct PoisoningExperiment: Sendable {
     public var seed: UInt64
     /// Models trained side by side.
     public var threads: Int
+    /// Called as models finish training in each stage: (models done, models in the stage), from worker threads.
+    public var progress: @Sendable (Int, Int) -> Void = { _, _ in }
 
     public init(attack: PoisonAttack, rates: [Double], defences: [PoisonDefenceSpec] = [], expectedRate: Double = 0.1,
                 recipe: TrainingRecipe = PoisoningExperiment.defaultRecipe, seed: UInt64 = 0, threads: Int = 2) {
@@ -132,7 +134,7 @@ public struct PoisoningExperiment: Sendable {
         // Stage 1: the baseline and one poisoned model per rate, side by side.
         log("training the baseline and \(rates.count) poisoned model\(rates.count == 1 ? "" : "s") (\(attack))")
         let trainingSets = [train] + poisoned.map(\.data)
-        let models = try ModelTraining.parallel(count: trainingSets.count, threads: threads) { i, pool in
+        let models = try ModelTraining.parallel(count: trainingSets.count, threads: threads, progress: progress) { i, pool in
             try ModelTraining.train(recipe, seed: seed, on: trainingSets[i], pool: pool).network
         }
         func measure(_ model: Sequential) -> (ThreatProportion, ThreatProportion?) {
@@ -154,7 +156,7 @@ public struct PoisoningExperiment: Sendable {
         if !flags.isEmpty { log("retraining \(flags.count) model\(flags.count == 1 ? "" : "s") without the flagged examples") }
         let sets = poisoned.map(\.data)
         let allFlags = flags
-        let retrained = try ModelTraining.parallel(count: flags.count, threads: threads) { j, pool in
+        let retrained = try ModelTraining.parallel(count: flags.count, threads: threads, progress: progress) { j, pool in
             // Each kept set is built inside its job, so only the running ones are in memory.
             let kept = sets[j / defenceCount].subset(allFlags[j].indices.filter { !allFlags[j][$0] })
             return try ModelTraining.train(recipe, seed: seed, on: kept, pool: pool).network

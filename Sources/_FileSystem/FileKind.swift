@@ -36,6 +36,7 @@ public enum FileKind: String, Sendable, CaseIterable {
             if text.contains("\"bulwark-report/") || tail.contains("\"bulwark-report/") { return .report }
             if text.contains("\"bulwark-threat-report/") || tail.contains("\"bulwark-threat-report/") { return .report }
             if text.contains("\"bulwark-partial-report/") || tail.contains("\"bulwark-partial-report/") { return .report }
+            if text.contains("\"bulwark-membership-part/") || tail.contains("\"bulwark-membership-part/") { return .report }
             if text.contains("\"bulwark-manifest/") { return .manifest }
             if text.contains("\"algorithm\"") && (text.contains("\"private_key\"") || text.contains("\"public_key\"")) { return .signingKey }
         }

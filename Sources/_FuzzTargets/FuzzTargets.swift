@@ -111,13 +111,17 @@ public enum FuzzTargets {
 
     /// Reports as `bulwark gate`, `report merge` and `report diff` read them: threat reports
     /// (`bulwark threat … --report`), bench reports, and the partial reports of sharded benches
-    /// (merged with themselves, which must be refused or assemble without trapping).
+    /// (merged with themselves, which must be refused or assemble without trapping); and the parts
+    /// of sharded membership experiments (`threat membership --merge`).
     public static func threatReport(_ bytes: [UInt8]) {
         let data = Data(bytes)
         _ = try? ThreatReport.decode(data, source: "fuzz")
         _ = try? BenchReport.decode(data, source: "fuzz")
         if let part = try? BenchPartialReport.decode(data, source: "fuzz") {
             _ = try? BenchPartialReport.merge([(source: "fuzz", report: part)])
+        }
+        if let part = try? MembershipPart.decode(data, source: "fuzz") {
+            _ = part.models.map { $0.unit }
         }
     }
 }

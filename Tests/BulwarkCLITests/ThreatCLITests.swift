@@ -111,6 +111,50 @@ struct ThreatCLITests {
         #expect(again.status == 0, "\(again.stderr)")
     }
 
+    @Test("threat membership --shard I/N --part, then --merge: the same scores as the unsharded run; bad parts refused")
+    func membershipShards() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let config = try write("""
+            {"schema": "bulwark-membership-config/1", "shadows": 4, "attacks": ["loss", "lira-online", "lira-offline"],
+             "targets": [{"name": "a", "pool": 200, "recipe": {"architecture": "784-8-10", "epochs": 2}},
+                         {"name": "b", "pool": 160, "recipe": {"architecture": "784-8-10", "epochs": 1}}]}
+            """, "membership.json", in: directory)
+        let common = ["threat", "membership", "--config", config] + sample
+        let whole = try CLIRun(common + ["--json", "--save-scores", directory + "/whole"])
+        #expect(whole.status == 0, "\(whole.stderr)")
+        for index in 0..<3 {
+            let run = try CLIRun(common + ["--shard", "\(index)/3", "--part", directory + "/part-\(index).json"])
+            #expect(run.status == 0 && run.stdout.contains("shard \(index)/3:"), "\(run.stderr)")
+        }
+        let parts = (0..<3).map { directory + "/part-\($0).json" }
+        let merged = try CLIRun(common + ["--json", "--save-scores", directory + "/merged", "--merge"] + parts.reversed())
+        #expect(merged.status == 0, "\(merged.stderr)")
+        // Everything but the training time is the same.
+        func results(_ run: CLIRun) -> [NSDictionary] {
+            run.jsonLines.map { line in
+                var line = line
+                line["training_seconds"] = nil
+                return line as NSDictionary
+            }
+        }
+        #expect(results(merged).count == 6 && results(merged) == results(whole))
+        for name in ["a-loss", "a-lira-online", "b-lira-offline"] {
+            let one = try String(contentsOfFile: directory + "/whole/\(name).csv", encoding: .utf8)
+            #expect(try String(contentsOfFile: directory + "/merged/\(name).csv", encoding: .utf8) == one, "\(name)")
+        }
+        // Missing or repeated parts, another seed, a part for a bench: refused with exit 2 and the reason.
+        let missing = try CLIRun(common + ["--merge"] + parts.prefix(2))
+        #expect(missing.status == 2 && missing.stderr.contains("2/3 are missing"), "\(missing.stderr)")
+        let twice = try CLIRun(common + ["--merge"] + parts + [parts[0]])
+        #expect(twice.status == 2 && twice.stderr.contains("given twice"), "\(twice.stderr)")
+        let reseeded = try CLIRun(common + ["--seed", "9", "--merge"] + parts)
+        #expect(reseeded.status == 2 && reseeded.stderr.contains("another configuration"), "\(reseeded.stderr)")
+        let usage = try CLIRun(common + ["--shard", "3/3", "--part", directory + "/x.json"])
+        #expect(usage.status == 64 && usage.stderr.contains("0 ≤ I < N"), "\(usage.stderr)")
+        let noPart = try CLIRun(common + ["--shard", "0/3"])
+        #expect(noPart.status == 64 && noPart.stderr.contains("--part"), "\(noPart.stderr)")
+    }
+
     @Test("train --dp-noise reports ε every epoch and records the guarantee in the model")
     func dpTraining() throws {
         let directory = TestSupport.temporaryDirectory()

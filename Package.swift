@@ -94,7 +94,7 @@ let package = Package(
         ),
 
         // MARK: - Fuzzing (entry points for Fuzz/ and the corpus replay test)
-        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "Threats", "BulwarkSecurity", "ServingCore"]),
+        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "HTMLReport", "Threats", "BulwarkSecurity", "ServingCore"]),
 
         // MARK: - Command line
         .target(

@@ -41,7 +41,7 @@ cleanup() {
         for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
         kill -9 "$pid" 2>/dev/null || true
     done
-    [ -n "$started_munge" ] && pkill -u munge munged 2>/dev/null || true
+    if [ -n "$started_munge" ] && [ -f /run/munge/munged.pid ]; then kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true; fi
     if [ "$status" -ne 0 ]; then
         say "failed; the logs are in $work:"
         tail -n 20 "$work"/*.log "$work"/results/*.out >&2 || true
@@ -116,8 +116,8 @@ cat > "$work/bench.json" <<JSON
 JSON
 
 started=$(date +%s)
-read -r array merge < <(BULWARK=$bulwark BULWARK_THREADS=2 \
-    deploy/slurm/submit-bench.sh "$work/bench.json" "$work/results" 3)
+submitted=$(BULWARK=$bulwark BULWARK_THREADS=2 deploy/slurm/submit-bench.sh "$work/bench.json" "$work/results" 3)
+read -r array merge <<< "$submitted"
 say "submitted array job $array (3 shards) and merge job $merge"
 for _ in $(seq 600); do
     [ -z "$(squeue -h -j "$array,$merge" 2>/dev/null)" ] && break

@@ -108,6 +108,9 @@ struct AttackCommand: ParsableCommand {
         guard test.featureCount == network.inputWidth else {
             throw CLIError.unusableInput("\(model) expects \(network.inputWidth) features, the data has \(test.featureCount)")
         }
+        if png != nil, Square.ImageShape.inferred(features: test.featureCount) == nil {
+            throw CLIError.unusableInput("--png draws square grey images; these \(test.featureCount)-feature inputs are not; leave out --png")
+        }
         log.info("attacking \(model) with \(attack)\(goal.targets.map { ", targeted (\($0))" } ?? "") on \(test.count) test examples from \(description)")
         let queryOnly = blackBox ? QueryOnlyClassifier(network.inferenceModel()) : nil
         let outcome = try AttackRunner(classifier: queryOnly ?? network, batchSize: batch).run(attack, on: test, goal: goal, seed: seed)
@@ -141,12 +144,10 @@ struct AttackCommand: ParsableCommand {
                      robustAccuracy: Double(robust) / Double(test.count))
     }
 
-    /// Adversarial inputs (F32, n × d), true labels, clean and adversarial predictions (I64) and
-    /// targets if any, with the attack, its goal, the seed and the model's SHA-256 in the metadata.
     /// DIR/examples.png and DIR/examples.csv for `--png`.
     func drawExamples(_ outcome: AttackOutcome, clean: Tensor, into directory: String) throws {
         guard let image = ExampleGrid.composite(clean: clean, adversarial: outcome.adversarial, epsilon: outcome.epsilon) else {
-            throw CLIError.unusableInput("--png draws square grey images; these \(clean.shape.last ?? 0)-feature inputs are not (the examples are saved in \(saveAdv ?? ""))")
+            throw CLIError.unusableInput("--png draws square grey images; these \(clean.shape.last ?? 0)-feature inputs are not")
         }
         let rows = min(16, outcome.n)
         var csv = "row,label,clean_prediction,adversarial_prediction,fooled\n"
@@ -158,6 +159,9 @@ struct AttackCommand: ParsableCommand {
         try AtomicFile.write(Data(csv.utf8), to: directory + "/examples.csv")
         if !json { print("drew the first \(rows) examples in \(directory)/examples.png (labels in examples.csv)") }
     }
+
+    /// Adversarial inputs (F32, n × d), true labels, clean and adversarial predictions (I64) and
+    /// targets if any, with the attack, its goal, the seed and the model's SHA-256 in the metadata.
 
     func save(_ outcome: AttackOutcome, spec: AttackSpec, to path: String) throws {
         var tensors: [(name: String, value: SafeTensors.Value)] = [

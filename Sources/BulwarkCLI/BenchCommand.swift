@@ -128,7 +128,8 @@ struct BenchCommand: ParsableCommand {
         try configuration.validate()
         if report != "-" {
             let models = configuration.models.map { ($0.path as NSString).isAbsolutePath ? $0.path : baseDirectory + "/" + $0.path }
-            try OutputPath.prepare(report, for: "--report", replacing: [.report], inputs: (config.map { [$0] } ?? []) + models, force: force)
+            try OutputPath.prepare(report, for: "--report", replacing: [shard == nil ? .report : .partialReport],
+                                   inputs: (config.map { [$0] } ?? []) + models, force: force)
         }
         if let html {
             let models = configuration.models.map { ($0.path as NSString).isAbsolutePath ? $0.path : baseDirectory + "/" + $0.path }

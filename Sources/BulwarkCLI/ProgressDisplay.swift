@@ -10,6 +10,8 @@ final class ProgressDisplay {
     private var lastDraw: UInt64 = 0
     /// The bench status line, redrawn after every log line (terminal only).
     private var status: String?
+    /// When training progress was first drawn, and how far the run was then (for the time left).
+    private var trainingStart: (Date, Double)?
 
     init(enabled: Bool = Console.stderrIsTerminal) { self.enabled = enabled }
 
@@ -22,7 +24,14 @@ final class ProgressDisplay {
         let fraction = Double(progress.step) / Double(progress.stepsPerEpoch)
         let filled = Int(fraction * Double(width))
         let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
-        let text = "\repoch \(progress.epoch)/\(progress.epochs) [\(bar)] \(Int(fraction * 100))%  loss \(progress.runningLoss.formatted(4))"
+        // The time left for the whole run, from the epochs and steps done since the first update.
+        let overall = (Double(progress.epoch - 1) + fraction) / Double(max(progress.epochs, 1))
+        if trainingStart == nil { trainingStart = (Date(), overall) }
+        let (start, startFraction) = trainingStart!
+        let elapsed = Date().timeIntervalSince(start)
+        let left = overall > startFraction && elapsed > 2
+            ? "  " + BenchProgress.duration(elapsed / (overall - startFraction) * (1 - overall)) + " left" : ""
+        let text = "\r\u{1B}[Kepoch \(progress.epoch)/\(progress.epochs) [\(bar)] \(Int(fraction * 100))%  loss \(progress.runningLoss.formatted(4))\(left)"
         FileHandle.standardError.write(Data(text.utf8))
     }
 
@@ -74,7 +83,6 @@ final class ModelTrainingProgress: @unchecked Sendable {
     private let enabled: Bool
     private let label: String
     private var started = Date()
-    private var lastTotal = 0
 
     init(_ label: String, enabled: Bool = Console.stderrIsTerminal) {
         self.label = label
@@ -84,9 +92,9 @@ final class ModelTrainingProgress: @unchecked Sendable {
     func update(done: Int, total: Int) {
         lock.lock()
         defer { lock.unlock() }
-        if total != lastTotal || done == 1 && lastTotal == 0 {
-            if total != lastTotal { started = Date() }  // a new stage
-            lastTotal = total
+        if done == 0 {  // a new stage starts
+            started = Date()
+            return
         }
         let elapsed = Date().timeIntervalSince(started)
         let left = done < total ? " · " + BenchProgress.duration(elapsed / Double(max(done, 1)) * Double(total - done)) + " left" : ""

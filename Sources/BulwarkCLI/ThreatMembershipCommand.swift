@@ -74,7 +74,7 @@ struct ThreatMembershipCommand: ParsableCommand {
             throw ValidationError("--shadows must be even, ≥ 2 and at most \(MembershipConfiguration.maximumShadows), got \(shadows)")
         }
         if let shard {
-            _ = try Self.parseShard(shard)
+            do { _ = try WorkShard(parsing: shard) } catch { throw ValidationError("--shard: \(error)") }
             guard let part, part.hasSuffix(".json") else { throw ValidationError("--shard writes the trained models to --part PATH.json; give it") }
             if !merge.isEmpty { throw ValidationError("--shard trains, --merge scores: run the shards first, then one --merge") }
             if saveScores != nil || report != nil || json {
@@ -85,13 +85,6 @@ struct ThreatMembershipCommand: ParsableCommand {
         }
     }
 
-    static func parseShard(_ text: String) throws -> (index: Int, count: Int) {
-        let fields = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard fields.count == 2, let index = Int(fields[0]), let count = Int(fields[1]), count >= 1, (0..<count).contains(index) else {
-            throw ValidationError("--shard: expected I/N with 0 ≤ I < N (shards are numbered from 0), got '\(text)'")
-        }
-        return (index, count)
-    }
 
     func run() throws {
         engine.apply()
@@ -107,7 +100,7 @@ struct ThreatMembershipCommand: ParsableCommand {
         try configuration.validate()
         if let saveScores { try prepareScoreDirectory(saveScores, configuration: configuration) }
         if let report { try ThreatReportFile.prepare(report, inputs: data.spec.namedFiles + (config.map { [$0] } ?? []) + merge, force: force) }
-        if let part { try OutputPath.prepare(part, for: "--part", replacing: [.report], inputs: data.spec.namedFiles + (config.map { [$0] } ?? []), force: force) }
+        if let part { try OutputPath.prepare(part, for: "--part", replacing: [.membershipPart], inputs: data.spec.namedFiles + (config.map { [$0] } ?? []), force: force) }
 
         let loader = try security.loader()
         let (train, trainDescription) = try data.spec.load(.train, loader: loader)
@@ -117,11 +110,11 @@ struct ThreatMembershipCommand: ParsableCommand {
         let progress = ModelTrainingProgress("membership")
         experiment.progress = { progress.update(done: $0, total: $1) }
         if let shard, let part {
-            let (index, count) = try Self.parseShard(shard)
-            let trained = try MembershipPart.train(experiment, index: index, count: count, train: train, test: test, log: { log.info("\($0)") })
+            let slice = try WorkShard(parsing: shard)
+            let trained = try MembershipPart.train(experiment, shard: slice, train: train, test: test, log: { log.info("\($0)") })
             try AtomicFile.write(trained.encoded(), to: part)
-            print("shard \(index)/\(count): \(trained.models.count) models trained; part: \(part)\n"
-                  + "score all \(count) parts with: bulwark threat membership (same configuration and data) --merge PART...")
+            print("shard \(slice): \(trained.models.count) models trained; part: \(part)\n"
+                  + "score all \(slice.count) parts with: bulwark threat membership (same configuration and data) --merge PART...")
             return
         }
         let result: MembershipExperiment.Result

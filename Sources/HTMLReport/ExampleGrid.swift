@@ -116,7 +116,9 @@ public struct ExampleGrid: Sendable {
             .class("grid"),
             .h3(.text("\(model): \(attack) at ε = \(formatEpsilon(epsilon)) on \(examples.count) test images")),
             .p(.class("meta"), .text("Each cell: clean input, adversarial input, perturbation (mid-grey: unchanged; black −ε, white +ε). "
-                                     + "Labels: true → predicted clean / under attack; red marks a successful attack.")),
+                                     + "Labels: true → predicted clean / under attack; red marks a successful attack. These images are "
+                                     + "attacked again for this picture (their own batch and random start), so an image can differ from "
+                                     + "its outcome in the tables.")),
             .div(
                 .class("cells"),
                 .forEach(examples) { example in

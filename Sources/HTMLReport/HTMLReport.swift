@@ -98,7 +98,7 @@ public enum HTMLReport {
                     .td(.text(label(norm: attack.norm, epsilon: attack.epsilon))),
                     .td(.text(percent(attack.accuracy.accuracy))), .td(.text(interval(attack.accuracy.ci95))),
                     .td(.text(percent(attack.successRate))), .td(.text(String(format: "%.4f", attack.meanPerturbation))),
-                    .td(.text(String(Int(attack.imagesPerSecond)))))
+                    .td(.text(String(format: "%.0f", attack.imagesPerSecond))))
             },
             .forEach(model.worstCase) { worst in
                 .tr(.class("worst"), .td("worst case"), .td(.text(label(norm: worst.norm, epsilon: worst.epsilon))),
@@ -183,24 +183,28 @@ public enum HTMLReport {
         guard let labels = report.labels, !labels.isEmpty else { return .empty }
         let columns = model.metrics.filter { ($0.name == "clean" || $0.name.hasPrefix("worst case")) && $0.outcomeFlags?.count == labels.count }
         let flags = columns.map { $0.outcomeFlags! }
-        let classes = Set(labels).sorted()
+        var members: [Int: [Int]] = [:]
+        for (i, label) in labels.enumerated() { members[label, default: []].append(i) }
+        let shown = 100
+        let classes = Array(members.keys.sorted().prefix(shown))
         return .div(
             .class("per-class"),
             .h3("Accuracy per class"),
             .table(
                 .tr(.th("class"), .th("n"), .forEach(columns) { .th(.text($0.name)) }),
                 .forEach(classes) { label in
-                    let members = labels.indices.filter { labels[$0] == label }
+                    let rows = members[label]!
                     return .tr(
-                        .td(.text(className(label, report: report))), .td(.text(String(members.count))),
+                        .td(.text(className(label, report: report))), .td(.text(String(rows.count))),
                         .forEach(flags) { outcome in
-                            let value = Double(members.filter { outcome[$0] }.count) / Double(max(members.count, 1))
+                            let value = Double(rows.filter { outcome[$0] }.count) / Double(max(rows.count, 1))
                             return .td(.attribute(named: "style", value: String(format: "background:rgba(0,114,178,%.2f)", 0.08 + 0.55 * value)),
                                        .text(percent(value)))
                         }
                     )
                 }
-            )
+            ),
+            .if(members.count > shown, .p(.class("meta"), .text("… and \(members.count - shown) more classes (the first \(shown) are shown)")))
         )
     }
 

@@ -34,17 +34,20 @@ struct LineChart {
     private let margin = (left: 52.0, right: 170.0, top: 34.0, bottom: 46.0)
 
     func node() -> Node<HTML.BodyContext> {
-        let all = series.flatMap { $0.points }
+        // Only finite points are drawn (a report is data from elsewhere).
+        let all = series.flatMap { $0.points }.filter { $0.x.isFinite && $0.y.isFinite }
         let xs = all.map(\.x).filter { !logX || $0 > 0 }
         guard let xMin = xs.min(), let xMax = xs.max() else {
             return .p(.class("empty"), .text("\(title): no data to plot"))
         }
         let (x0, x1) = logX ? (log10(xMin), log10(max(xMax, xMin * 10))) : (xMin, xMax > xMin ? xMax : xMin + 1)
-        let ys = all.map(\.y) + series.flatMap { $0.band.flatMap { [$0.lower, $0.upper] } }
+        let ys = all.map(\.y) + series.flatMap { $0.band.flatMap { [$0.lower, $0.upper] } }.filter(\.isFinite)
         // Fitted: the data's range with a margin, at least 0.05 high (a flat curve stays readable).
         let (lowest, highest) = (ys.min() ?? 0, ys.max() ?? 1)
         let span = max(highest - lowest, 0.05)
-        let (y0, y1) = unitY ? (0.0, 1.0) : (max(0, lowest - 0.15 * span), highest + 0.15 * span)
+        var (y0, y1) = unitY ? (0.0, 1.0) : (max(0, lowest - 0.15 * span), highest + 0.15 * span)
+        if !(y0.isFinite && y1.isFinite && y1 > y0) { (y0, y1) = (0, 1) }
+        guard x0.isFinite, x1.isFinite, x1 > x0 else { return .p(.class("empty"), .text("\(title): the data cannot be plotted")) }
         let plotWidth = width - margin.left - margin.right, plotHeight = height - margin.top - margin.bottom
         func px(_ x: Double) -> Double { margin.left + ((logX ? log10(x) : x) - x0) / (x1 - x0) * plotWidth }
         func py(_ y: Double) -> Double { margin.top + (1 - (y - y0) / (y1 - y0)) * plotHeight }
@@ -79,7 +82,7 @@ struct LineChart {
         ]))
         // Bands, then lines and markers, then the legend.
         for (index, s) in series.enumerated() where s.band.count >= 2 {
-            let band = s.band.filter { !logX || $0.x > 0 }
+            let band = s.band.filter { $0.x.isFinite && $0.lower.isFinite && $0.upper.isFinite && (!logX || $0.x > 0) }
             let upper = band.map { "\(number(px($0.x))),\(number(py($0.upper)))" }
             let lower = band.reversed().map { "\(number(px($0.x))),\(number(py($0.lower)))" }
             nodes.append(.element(named: "polygon", nodes: [
@@ -89,7 +92,7 @@ struct LineChart {
             ]))
         }
         for (index, s) in series.enumerated() {
-            let points = s.points.filter { !logX || $0.x > 0 }
+            let points = s.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
             guard !points.isEmpty else { continue }
             let d = points.enumerated().map { "\($0.offset == 0 ? "M" : "L")\(number(px($0.element.x))) \(number(py($0.element.y)))" }.joined(separator: " ")
             var attributes: [Node<HTML.BodyContext>] = [
@@ -143,14 +146,14 @@ struct LineChart {
 
     private func yTicks(_ lower: Double, _ upper: Double) -> [Double] {
         let step = Self.niceStep((upper - lower) / 5)
-        return stride(from: (lower / step).rounded(.up) * step, through: upper + step * 1e-9, by: step).map { $0 }
+        return Array(stride(from: (lower / step).rounded(.up) * step, through: upper + step * 1e-9, by: step).prefix(20))
     }
 
     private func xTicks(_ lower: Double, _ upper: Double) -> [Double] {
         if logX {
             var ticks: [Double] = []
             var decade = pow(10, floor(log10(lower)))
-            while decade <= upper * 1.0001 {
+            while decade <= upper * 1.0001 && ticks.count < 40 {
                 for m in [1.0, 2, 5] where decade * m >= lower * 0.9999 && decade * m <= upper * 1.0001 { ticks.append(decade * m) }
                 decade *= 10
             }
@@ -158,7 +161,7 @@ struct LineChart {
         }
         guard upper > lower else { return [lower] }
         let step = Self.niceStep((upper - lower) / 6)
-        return stride(from: (lower / step).rounded(.up) * step, through: upper + step * 1e-9, by: step).map { $0 }
+        return Array(stride(from: (lower / step).rounded(.up) * step, through: upper + step * 1e-9, by: step).prefix(20))
     }
 
     static func niceStep(_ raw: Double) -> Double {

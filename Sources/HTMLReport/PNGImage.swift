@@ -45,6 +45,7 @@ public struct PNGImage: Equatable, Sendable {
         for value in [UInt32(width), UInt32(height)] { header.append(contentsOf: withUnsafeBytes(of: value.bigEndian) { Array($0) }) }
         header.append(contentsOf: [8, [1: 0, 3: 2, 4: 6][channels]!, 0, 0, 0])
         Self.appendChunk("IHDR", header, to: &file)
+        Self.appendChunk("tEXt", Data("Software\u{0}Bulwark".utf8), to: &file)
         Self.appendChunk("IDAT", Data(compressed.prefix(Int(compressedCount))), to: &file)
         Self.appendChunk("IEND", Data(), to: &file)
         return file

@@ -1,6 +1,7 @@
 import Attacks
 import Certification
 import Foundation
+import TensorCore
 
 /// One unit of a bench's work: an attack at one ε on one model, a certificate at one ε, a model's
 /// sanity checks, or a threat experiment. A cell's result depends only on the configuration, the
@@ -76,40 +77,13 @@ extension BenchCell: Codable {
     }
 }
 
-/// A deterministic slice of a bench: shard `index` of `count` (0 ≤ index < count, as Slurm's
-/// `SLURM_ARRAY_TASK_ID` with `--array=0-(N−1)` and Kubernetes' `JOB_COMPLETION_INDEX` number them)
-/// runs the cells whose position in `BenchConfiguration.cells()` is index modulo count. Cells,
-/// rather than ranges of examples, keep every attack's batches (and so its random streams)
-/// exactly as in an unsharded run; round-robin spreads each model's expensive attacks over the shards.
-public struct BenchShard: Equatable, Sendable, Codable, CustomStringConvertible {
-    public let index: Int
-    public let count: Int
+/// A slice of a bench's cells (`WorkShard`): cells, rather than ranges of examples, keep every
+/// attack's batches (and so its random streams) exactly as in an unsharded run.
+public typealias BenchShard = WorkShard
 
-    /// - Throws: `BenchError.invalidConfiguration` unless 0 ≤ index < count.
-    public init(index: Int, count: Int) throws {
-        guard count >= 1, index >= 0, index < count else {
-            throw BenchError.invalidConfiguration("shard \(index)/\(count): need 0 ≤ I < N in I/N (shards are numbered from 0, as Slurm array tasks with --array=0-(N-1))")
-        }
-        self.index = index
-        self.count = count
-    }
-
-    /// Parses `I/N`.
-    /// - Throws: `BenchError.invalidConfiguration` naming the text and the form expected.
-    public init(parsing text: String) throws {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]) else {
-            throw BenchError.invalidConfiguration("shard '\(text)': expected I/N with integers, e.g. 0/4 (shards are numbered from 0)")
-        }
-        try self.init(index: index, count: count)
-    }
-
-    public var description: String { "\(index)/\(count)" }
-
-    /// This shard's cells, in the configuration's order.
-    public func cells(of configuration: BenchConfiguration) -> [BenchCell] {
-        configuration.cells().enumerated().filter { $0.offset % count == index }.map(\.element)
-    }
+extension WorkShard {
+    /// This shard's cells of a bench, in the configuration's order.
+    public func cells(of configuration: BenchConfiguration) -> [BenchCell] { select(configuration.cells()) }
 }
 
 extension BenchConfiguration {

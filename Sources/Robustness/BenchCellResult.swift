@@ -56,6 +56,7 @@ public struct BenchCellResult: Codable, Equatable, Sendable {
             guard let attack, attack.attack == name, attack.epsilon == epsilon, attack.accuracy.n == n else {
                 return "it has no result of attack \(name) at ε = \(epsilon) over \(n) examples"
             }
+            if let problem = attack.impossibleValue() { return problem }
             if let fooledAt, fooledAt.count != n { return "its fooled_at has \(fooledAt.count) entries, not \(n)" }
             if let runLength, runLength < 1 { return "its run_length is \(runLength)" }
             return outcomes(metric, "attack")
@@ -66,6 +67,8 @@ public struct BenchCellResult: Codable, Equatable, Sendable {
             return outcomes(metric, "certificate")
         case .checks:
             guard let checks else { return "it has no check results" }
+            let present = [checks.largeEpsilon, checks.gradients, checks.randomness, checks.probabilityOutputs].map { $0 != nil }
+            guard present.allSatisfy({ $0 }) || !present.contains(true) else { return "it has some of the model's checks but not all" }
             for run in checks.blackBox ?? [] {
                 guard let flags = run.robust.outcomeFlags, flags.count <= n, run.robust.impossibleValue() == nil else {
                     return "its Square run at ε = \(run.epsilon) does not hold one outcome per check example"

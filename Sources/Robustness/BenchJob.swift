@@ -95,6 +95,11 @@ public struct BenchJob {
             throw BenchError.invalidConfiguration("--train-missing does not apply to a shard: train the missing models first "
                                                   + "(bulwark bench --train-missing, or bulwark train), then run the shards")
         }
+        let missing = missingModels()
+        if !missing.isEmpty {
+            throw BenchError.missingModels(missing.map(\.summary)
+                + ["train them first, unsharded (bulwark bench --config CONFIG --train-missing, or bulwark train), then run the shards"])
+        }
         let cells = shard.cells(of: configuration)
         events.log("shard \(shard): \(cells.count) of \(configuration.cells().count) cells")
         let ran = try runCells(cells, loader: loader, threads: threads, events: events)
@@ -148,7 +153,7 @@ public struct BenchJob {
         let threatTraining = threatCells.isEmpty ? nil : try threatTrainingData(test: test, loader: loader, events: events)
         var runner = BenchRunner(configuration: configuration)
         runner.log = events.log
-        var ran = RanCells(data: description, dataSHA256: Self.contentDigest(test), n: test.count, labels: test.labels, test: test)
+        var ran = RanCells(data: description, dataSHA256: test.contentDigest, n: test.count, labels: test.labels, test: test)
         let costs = cells.map { configuration.cost(of: $0, classes: test.classCount) }
         let totalCost = max(costs.reduce(0, +), 1)
         var doneCost = 0.0
@@ -217,8 +222,4 @@ public struct BenchJob {
                                         subjects: groups.map { ThreatReport.Subject(name: $0.name, metrics: $0.metrics) },
                                         seconds: Date().timeIntervalSince(started))
     }
-
-    /// SHA-256 of the examples' contents (`LabeledData.contentDigest`): the gate refuses to compare
-    /// reports made on different data.
-    public static func contentDigest(_ data: LabeledData) -> String { data.contentDigest }
 }

@@ -73,7 +73,8 @@ public struct BenchPartialReport: Codable, Equatable, Sendable {
 
     /// The report of the unsharded bench, from all N parts of a sharded one (in any order).
     /// - Throws: `BenchError.invalidReport` when the parts do not belong together (configuration,
-    ///   data, Bulwark version, threads, models or shard count differ), when a shard is missing or
+    ///   data, Bulwark version, models or shard count differ; the thread count may, as results do
+    ///   not depend on it), when a shard is missing or
     ///   given twice, or when a part's cells are not exactly its shard's.
     public static func merge(_ parts: [(source: String, report: BenchPartialReport)]) throws -> BenchReport {
         guard let first = parts.first else { throw BenchError.invalidConfiguration("report merge needs the partial reports of every shard") }
@@ -87,10 +88,6 @@ public struct BenchPartialReport: Codable, Equatable, Sendable {
             }
             guard part.bulwarkVersion == reference.bulwarkVersion else {
                 throw refuse(source, "it was made by Bulwark \(part.bulwarkVersion), \(first.source) by \(reference.bulwarkVersion); rerun every shard with one version")
-            }
-            guard part.machine.threads == reference.machine.threads else {
-                throw refuse(source, "it ran with \(part.machine.threads) threads, \(first.source) with \(reference.machine.threads): attacks draw a random "
-                             + "stream per thread's slice of a batch, so every shard must use the same --threads")
             }
             guard part.shard.count == reference.shard.count else {
                 throw refuse(source, "it is a shard of \(part.shard.count), \(first.source) of \(reference.shard.count)")

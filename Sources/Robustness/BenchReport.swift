@@ -331,10 +331,6 @@ public struct BenchReport: Codable, Equatable, Sendable {
     public func impossibleValue() -> String? {
         guard n > 0 else { return "n is \(n); a report covers at least one example" }
         guard !models.isEmpty else { return "it lists no models" }
-        if let labels {
-            guard labels.count == n else { return "it has \(labels.count) labels for n = \(n) examples" }
-            guard labels.allSatisfy({ (0..<100_000).contains($0) }) else { return "it has a label outside 0…99999" }
-        }
         func check(_ a: Accuracy, _ what: String) -> String? {
             guard a.n == n else { return "\(what) has n = \(a.n), the report \(n)" }
             guard a.correct >= 0, a.correct <= a.n else { return "\(what) has \(a.correct) correct of \(a.n)" }
@@ -350,6 +346,7 @@ public struct BenchReport: Codable, Equatable, Sendable {
             if let problem = check(model.clean, "\(model.name) clean") { return problem }
             for attack in model.attacks {
                 if let problem = check(attack.accuracy, "\(model.name) \(attack.attack) ε = \(attack.epsilon)") { return problem }
+                if let problem = attack.impossibleValue() { return "\(model.name) \(problem)" }
             }
             for worst in model.worstCase {
                 if let problem = check(worst.accuracy, "\(model.name) worst case ε = \(worst.epsilon)") { return problem }
@@ -357,6 +354,10 @@ public struct BenchReport: Codable, Equatable, Sendable {
             for metric in model.metrics {
                 if let problem = metric.impossibleValue() { return "\(model.name) metric \(metric.name) \(problem)" }
             }
+        }
+        if let labels {
+            guard labels.count == n else { return "it has \(labels.count) labels for n = \(n) examples" }
+            guard labels.allSatisfy({ (0..<100_000).contains($0) }) else { return "it has a label outside 0…99999" }
         }
         for threat in threats ?? [] {
             for subject in threat.subjects {
@@ -369,3 +370,29 @@ public struct BenchReport: Codable, Equatable, Sendable {
     }
 }
 
+extension BenchReport.AttackResult {
+    /// The first number of an attack's row no attack could have produced (beyond its accuracy):
+    /// a rate outside [0, 1], a negative or infinite time or perturbation, a curve point outside
+    /// [0, 1] or at no iteration, a minimal norm below 0.
+    public func impossibleValue() -> String? {
+        guard attack.isEmpty == false, epsilon.isFinite, epsilon >= 0 else { return "an attack row has no name or an ε of \(epsilon)" }
+        let label = "\(attack) ε = \(epsilon)"
+        guard (0...1).contains(successRate) else { return "\(label) has success rate \(successRate)" }
+        guard meanPerturbation.isFinite, meanPerturbation >= 0, maxPerturbation.isFinite, maxPerturbation >= 0 else {
+            return "\(label) has a perturbation of \(meanPerturbation) (mean) or \(maxPerturbation) (max)"
+        }
+        guard seconds.isFinite, seconds >= 0, imagesPerSecond.isFinite, imagesPerSecond >= 0 else {
+            return "\(label) took \(seconds) s at \(imagesPerSecond) images/s"
+        }
+        for point in convergence ?? [] where !(point.iterations > 0 && (0...1).contains(point.accuracy)) {
+            return "\(label) has a convergence point of \(point.accuracy) after \(point.iterations) iterations"
+        }
+        if let minimalNorm {
+            guard minimalNorm.norms.allSatisfy({ $0.map { $0.isFinite && $0 >= 0 } ?? true }), minimalNorm.median.map({ $0.isFinite && $0 >= 0 }) ?? true,
+                  minimalNorm.curve.allSatisfy({ (0...1).contains($0.accuracy) && $0.epsilon.isFinite }) else {
+                return "\(label) has a minimal norm or curve point out of range"
+            }
+        }
+        return nil
+    }
+}

@@ -174,11 +174,11 @@ public struct BenchRunner {
             checker.strongestBreaksWhatWeakerBreak(outcomes),
             checker.convergence(outcomes),
         ]
-        if let modelChecks = cells.lazy.compactMap(\.checks).first, let largeEpsilon = modelChecks.largeEpsilon {
+        if let modelChecks = cells.lazy.compactMap(\.checks).first, let largeEpsilon = modelChecks.largeEpsilon,
+           let gradients = modelChecks.gradients, let randomness = modelChecks.randomness, let probabilities = modelChecks.probabilityOutputs {
             let whiteBoxCells = whiteBox.keys.sorted { ($0.norm.rawValue, $0.epsilon) < ($1.norm.rawValue, $1.epsilon) }
                 .map { SanityChecker.WhiteBoxOutcomes(norm: $0.norm, epsilon: $0.epsilon, robust: whiteBox[$0]!) }
-            checks += [largeEpsilon, modelChecks.gradients!, checker.gradientMasking(modelChecks.blackBox, whiteBox: whiteBoxCells),
-                       modelChecks.randomness!, modelChecks.probabilityOutputs!]
+            checks += [largeEpsilon, gradients, checker.gradientMasking(modelChecks.blackBox, whiteBox: whiteBoxCells), randomness, probabilities]
         }
         if !configuration.certification.isEmpty {
             checks.append(checker.certifiedNotBroken(certifiedOutcomes) { norm, epsilon in robust[WorstCaseKey(norm: norm, epsilon: epsilon)] })

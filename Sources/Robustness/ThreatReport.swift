@@ -1,4 +1,5 @@
 import Foundation
+import Training
 import TensorCore
 import BulwarkSecurity
 import _FileSystem
@@ -26,7 +27,7 @@ public struct ThreatReport: Codable, Equatable, Sendable {
     public var settings: JSONValue
     public var seed: UInt64
     public var data: String
-    /// SHA-256 of the training and test examples' contents (`BenchJob.contentDigest` of each,
+    /// SHA-256 of the training and test examples' contents (`LabeledData.contentDigest` of each,
     /// hashed together): reports on other data are refused, whatever the files were called.
     public var dataSHA256: String
     public var subjects: [Subject]
@@ -110,7 +111,7 @@ public struct ThreatReport: Codable, Equatable, Sendable {
 
     /// The digest a threat report records for its training and test examples.
     public static func dataDigest(train: LabeledData, test: LabeledData) -> String {
-        FileDigest.sha256(Array((BenchJob.contentDigest(train) + BenchJob.contentDigest(test)).utf8))
+        FileDigest.sha256(Array((train.contentDigest + test.contentDigest).utf8))
     }
 
     /// Which schema a report file declares (`bulwark-report/…` or `bulwark-threat-report/…`), if any.

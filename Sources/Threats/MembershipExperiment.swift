@@ -97,25 +97,19 @@ public struct MembershipExperiment: Sendable {
     }
 
     /// What scoring needs from one trained model: its logits on the target's pool and, for the
-    /// target model, its test outcomes and privacy guarantee.
+    /// target model, its test outcomes and privacy guarantee. In a part file the logits are
+    /// little-endian Float32 in base64 (bit-exact).
     public struct TrainedModel: Codable, Equatable, Sendable {
         public var unit: ModelUnit
-        /// The logits (pool × classes), as little-endian Float32, base64.
-        public var logits: String
-        public var rows: Int
-        public var classes: Int
+        /// pool × classes.
+        public var logits: Tensor
         public var testOutcomes: [Bool]?
         public var privacy: RDPAccountant.Guarantee?
         public var seconds: Double
 
         init(unit: ModelUnit, logits: Tensor, testOutcomes: [Bool]?, privacy: RDPAccountant.Guarantee?, seconds: Double) {
             self.unit = unit
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(logits.scalars.count * 4)
-            for value in logits.scalars { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-            self.logits = Data(bytes).base64EncodedString()
-            rows = logits.shape[0]
-            classes = logits.shape[1]
+            self.logits = logits
             self.testOutcomes = testOutcomes
             self.privacy = privacy
             self.seconds = seconds
@@ -126,13 +120,35 @@ public struct MembershipExperiment: Sendable {
             case testOutcomes = "test_outcomes"
         }
 
-        /// The logits, if the record holds rows × classes finite-or-not Float32 values.
-        func logitsTensor() -> Tensor? {
-            guard rows > 0, classes > 0, rows <= 10_000_000 / classes, let data = Data(base64Encoded: logits), data.count == rows * classes * 4 else { return nil }
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(unit, forKey: .unit)
+            var bytes = [UInt8]()
+            bytes.reserveCapacity(logits.scalars.count * 4)
+            for value in logits.scalars { withUnsafeBytes(of: value.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
+            try c.encode(Data(bytes).base64EncodedString(), forKey: .logits)
+            try c.encode(logits.shape[0], forKey: .rows)
+            try c.encode(logits.shape[1], forKey: .classes)
+            try c.encodeIfPresent(testOutcomes, forKey: .testOutcomes)
+            try c.encodeIfPresent(privacy, forKey: .privacy)
+            try c.encode(seconds, forKey: .seconds)
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            unit = try c.decode(ModelUnit.self, forKey: .unit)
+            let (rows, classes) = (try c.decode(Int.self, forKey: .rows), try c.decode(Int.self, forKey: .classes))
+            guard rows > 0, classes > 0, rows <= 100_000_000 / classes, let data = Data(base64Encoded: try c.decode(String.self, forKey: .logits)),
+                  data.count == rows * classes * 4 else {
+                throw DecodingError.dataCorruptedError(forKey: .logits, in: c, debugDescription: "the logits are not \(rows) × \(classes) Float32 values")
+            }
             let values = data.withUnsafeBytes { raw in
                 (0..<(rows * classes)).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: $0 * 4, as: UInt32.self))) }
             }
-            return Tensor(shape: [rows, classes], scalars: values)
+            logits = Tensor(shape: [rows, classes], scalars: values)
+            testOutcomes = try c.decodeIfPresent([Bool].self, forKey: .testOutcomes)
+            privacy = try c.decodeIfPresent(RDPAccountant.Guarantee.self, forKey: .privacy)
+            seconds = try c.decode(Double.self, forKey: .seconds)
         }
     }
 
@@ -191,10 +207,10 @@ public struct MembershipExperiment: Sendable {
         let targetMembers = Self.targetMembership(records: pool.count, seed: seed, target: t)
         let shadowMembers = Self.shadowMembership(records: pool.count, shadows: shadowCount, seed: seed, target: t)
         let logits = try models.map { model -> Tensor in
-            guard let tensor = model.logitsTensor(), tensor.shape == [pool.count, target.recipe.architecture.classCount] else {
+            guard model.logits.shape == [pool.count, target.recipe.architecture.classCount] else {
                 throw ThreatError.dataMismatch("\(model.unit): its logits are not \(pool.count) × \(target.recipe.architecture.classCount) values")
             }
-            return tensor
+            return model.logits
         }
         guard let testOutcomes = models[0].testOutcomes, testOutcomes.count == test.count else {
             throw ThreatError.dataMismatch("target \(target.name)'s model has no outcome for each of the \(test.count) test examples")

@@ -18,29 +18,24 @@ public struct MembershipPart: Codable, Equatable, Sendable {
     public var configuration: MembershipConfiguration
     public var trainSHA256: String
     public var testSHA256: String
-    public var shardIndex: Int
-    public var shardCount: Int
+    public var shard: WorkShard
     public var models: [MembershipExperiment.TrainedModel]
 
     enum CodingKeys: String, CodingKey {
-        case schema, configuration, models
+        case schema, configuration, models, shard
         case bulwarkVersion = "bulwark_version", trainSHA256 = "train_sha256", testSHA256 = "test_sha256"
-        case shardIndex = "shard_index", shardCount = "shard_count"
     }
 
-    /// Trains shard `index` of `count` of `experiment`'s models.
-    /// - Throws: `ThreatError.dataMismatch` for a bad shard or data that do not fit; training errors.
-    public static func train(_ experiment: MembershipExperiment, index: Int, count: Int, train: LabeledData, test: LabeledData,
+    /// Trains `shard`'s slice of `experiment`'s models.
+    /// - Throws: `ThreatError.dataMismatch` for data that do not fit; training errors.
+    public static func train(_ experiment: MembershipExperiment, shard: WorkShard, train: LabeledData, test: LabeledData,
                              log: (String) -> Void = { _ in }) throws -> MembershipPart {
-        guard count >= 1, (0..<count).contains(index) else {
-            throw ThreatError.dataMismatch("shard \(index)/\(count): need 0 ≤ I < N in I/N (shards are numbered from 0)")
-        }
-        let units = experiment.units().enumerated().filter { $0.offset % count == index }.map(\.element)
-        log("shard \(index)/\(count): \(units.count) of \(experiment.units().count) models")
+        let units = shard.select(experiment.units())
+        log("shard \(shard): \(units.count) of \(experiment.units().count) models")
         var configuration = experiment.configuration
         configuration.threads = 1
         return MembershipPart(schema: schema, bulwarkVersion: BulwarkVersion.current, configuration: configuration,
-                              trainSHA256: train.contentDigest, testSHA256: test.contentDigest, shardIndex: index, shardCount: count,
+                              trainSHA256: train.contentDigest, testSHA256: test.contentDigest, shard: shard,
                               models: try experiment.train(units, train: train, test: test, log: log))
     }
 
@@ -59,7 +54,7 @@ public struct MembershipPart: Codable, Equatable, Sendable {
         do {
             return try StrictJSON.decodeRejectingUnknownFields(MembershipPart.self, from: data)
         } catch {
-            throw ThreatError.dataMismatch("\(source) does not parse as a membership part (\(error))")
+            throw ThreatError.dataMismatch("\(source) does not parse as a membership part (\(decodingErrorText(error)))")
         }
     }
 
@@ -73,21 +68,18 @@ public struct MembershipPart: Codable, Equatable, Sendable {
         var configuration = experiment.configuration
         configuration.threads = 1
         let (trainDigest, testDigest) = (train.contentDigest, test.contentDigest)
-        let count = first.part.shardCount
+        let count = first.part.shard.count
         var seen: [Int: String] = [:]
         for (source, part) in parts {
             func refuse(_ problem: String) -> ThreatError { .dataMismatch("\(source): \(problem)") }
             guard part.configuration == configuration else { throw refuse("it was trained with another configuration (seed, shadows, attacks or targets)") }
             guard part.trainSHA256 == trainDigest, part.testSHA256 == testDigest else { throw refuse("it was trained on other data") }
             guard part.bulwarkVersion == first.part.bulwarkVersion else { throw refuse("it was made by Bulwark \(part.bulwarkVersion), \(first.source) by \(first.part.bulwarkVersion)") }
-            guard part.shardCount == count, (0..<count).contains(part.shardIndex) else {
-                throw refuse("it is shard \(part.shardIndex)/\(part.shardCount), \(first.source) one of \(count)")
+            guard part.shard.count == count else { throw refuse("it is shard \(part.shard), \(first.source) one of \(count)") }
+            if let earlier = seen.updateValue(source, forKey: part.shard.index) {
+                throw refuse("shard \(part.shard) is given twice (also \(earlier)): the parts overlap")
             }
-            if let earlier = seen.updateValue(source, forKey: part.shardIndex) {
-                throw refuse("shard \(part.shardIndex)/\(count) is given twice (also \(earlier)): the parts overlap")
-            }
-            let expected = experiment.units().enumerated().filter { $0.offset % count == part.shardIndex }.map(\.element)
-            guard part.models.map(\.unit) == expected else { throw refuse("its models are not those of shard \(part.shardIndex)/\(count)") }
+            guard part.models.map(\.unit) == part.shard.select(experiment.units()) else { throw refuse("its models are not those of shard \(part.shard)") }
         }
         let absent = (0..<count).filter { seen[$0] == nil }
         guard absent.isEmpty else {

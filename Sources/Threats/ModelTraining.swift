@@ -42,12 +42,14 @@ public enum ModelTraining {
     /// one-thread worker pool (independent small models train faster side by side than one at a
     /// time on both cores). Results come back in index order; each body's numbers depend only on
     /// its index, never on which thread ran it.
-    /// `progress(done, count)` is called after each body (from the worker threads).
+    /// `progress(done, count)` is called with 0 before the first body and after each one (from the
+    /// worker threads, one call at a time, in increasing order).
     /// - Throws: the first error a body threw (no new runs start after it).
     public static func parallel<Result: Sendable>(count: Int, threads: Int, progress: @escaping @Sendable (Int, Int) -> Void = { _, _ in },
                                                   _ body: @escaping @Sendable (Int, WorkerPool) throws -> Result) throws -> [Result] {
         _ = WorkerPool.shared  // keeps OpenBLAS single-threaded
         let threads = max(1, min(threads, count))
+        progress(0, count)
         let next = Locked(0)
         let results = Locked([Int: Result]())
         let failure = Locked<(any Error)?>(nil)
@@ -61,11 +63,11 @@ public enum ModelTraining {
                 guard index < count else { return }
                 do {
                     let result = try body(index, pool)
-                    let done = results.withLock { all in
+                    // Reported under the lock, so the counts arrive in order.
+                    results.withLock { all in
                         all[index] = result
-                        return all.count
+                        progress(all.count, count)
                     }
-                    progress(done, count)
                 } catch {
                     failure.withLock { if $0 == nil { $0 = error } }
                 }

@@ -8,6 +8,8 @@ public enum FileKind: String, Sendable, CaseIterable {
     case checkpoint = "a training checkpoint"
     case adversarialExamples = "saved adversarial examples"
     case report = "a bench report"
+    case partialReport = "a shard's partial bench report"
+    case membershipPart = "a shard's trained membership models"
     case htmlReport = "an HTML report"
     case manifest = "an integrity manifest"
     case signingKey = "a signing key"
@@ -15,7 +17,7 @@ public enum FileKind: String, Sendable, CaseIterable {
     case encrypted = "an encrypted file"
     case junit = "a JUnit report"
     case membershipScores = "membership scores"
-    case image = "a PNG image"
+    case image = "a PNG image Bulwark drew"
     case exampleLabels = "example labels (bulwark attack --png)"
     case other = "a file Bulwark did not write"
 
@@ -35,8 +37,8 @@ public enum FileKind: String, Sendable, CaseIterable {
             let tail = String(decoding: (try? FileReader.readSuffix(path, count: 1 << 12)) ?? [], as: UTF8.self)
             if text.contains("\"bulwark-report/") || tail.contains("\"bulwark-report/") { return .report }
             if text.contains("\"bulwark-threat-report/") || tail.contains("\"bulwark-threat-report/") { return .report }
-            if text.contains("\"bulwark-partial-report/") || tail.contains("\"bulwark-partial-report/") { return .report }
-            if text.contains("\"bulwark-membership-part/") || tail.contains("\"bulwark-membership-part/") { return .report }
+            if text.contains("\"bulwark-partial-report/") || tail.contains("\"bulwark-partial-report/") { return .partialReport }
+            if text.contains("\"bulwark-membership-part/") || tail.contains("\"bulwark-membership-part/") { return .membershipPart }
             if text.contains("\"bulwark-manifest/") { return .manifest }
             if text.contains("\"algorithm\"") && (text.contains("\"private_key\"") || text.contains("\"public_key\"")) { return .signingKey }
         }
@@ -44,7 +46,8 @@ public enum FileKind: String, Sendable, CaseIterable {
         if text.hasPrefix("<!DOCTYPE html>"), text.contains("<title>Bulwark robustness report</title>") { return .htmlReport }
         if text.hasPrefix("score,member\n") { return .membershipScores }
         if text.hasPrefix("row,label,clean_prediction,adversarial_prediction,fooled\n") { return .exampleLabels }
-        if prefix.starts(with: [137, 80, 78, 71, 13, 10, 26, 10]) { return .image }
+        // Only Bulwark's own PNGs (a tEXt chunk "Software: Bulwark"): an output may not replace a user's picture.
+        if prefix.starts(with: [137, 80, 78, 71, 13, 10, 26, 10]), text.contains("tEXtSoftware\u{0}Bulwark") { return .image }
         let trimmed = text.trimmingCharacters(in: .whitespacesAndNewlines)
         if trimmed.count == 44, trimmed.allSatisfy({ $0.isLetter || $0.isNumber || "-_=+/".contains($0) }) { return .dataKey }
         return .other

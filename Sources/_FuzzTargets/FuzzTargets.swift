@@ -1,5 +1,6 @@
 import Datasets
 import Foundation
+import HTMLReport
 import TensorCore
 import NeuralNet
 import Robustness
@@ -116,7 +117,9 @@ public enum FuzzTargets {
     public static func threatReport(_ bytes: [UInt8]) {
         let data = Data(bytes)
         _ = try? ThreatReport.decode(data, source: "fuzz")
-        _ = try? BenchReport.decode(data, source: "fuzz")
+        if let report = try? BenchReport.decode(data, source: "fuzz") {
+            _ = HTMLReport.render(report)  // the renderer takes reports from anywhere too
+        }
         if let part = try? BenchPartialReport.decode(data, source: "fuzz") {
             _ = try? BenchPartialReport.merge([(source: "fuzz", report: part)])
         }

@@ -89,6 +89,13 @@ struct ReportCLITests {
         let again = try CLIRun(["attack", model, "--attack", "fgsm", "--eps", "0.1", "--limit", "40", "--data-dir", TestSupport.sampleDirectory,
                                 "--save-adv", directory + "/adv.safetensors", "--png", directory + "/png"])
         #expect(again.status == 0, "\(again.stderr)")
+        // A PNG Bulwark did not draw is not replaced without --force.
+        let theirs = directory + "/theirs"
+        try FileManager.default.createDirectory(atPath: theirs, withIntermediateDirectories: true)
+        try Data([137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13]).write(to: URL(fileURLWithPath: theirs + "/examples.png"))
+        let refused = try CLIRun(["attack", model, "--attack", "fgsm", "--eps", "0.1", "--limit", "40", "--data-dir", TestSupport.sampleDirectory,
+                                  "--save-adv", directory + "/adv2.safetensors", "--png", theirs])
+        #expect(refused.status == 73 && refused.stderr.contains("--force"), "\(refused.stderr)")
         let noSave = try CLIRun(["attack", model, "--eps", "0.1", "--png", directory + "/png"])
         #expect(noSave.status == 64 && noSave.stderr.contains("--save-adv"), "\(noSave.stderr)")
     }

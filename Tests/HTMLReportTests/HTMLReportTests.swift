@@ -93,6 +93,15 @@ struct HTMLReportTests {
         #expect(classes >= 5 && Self.count("<h3>Accuracy per class</h3>", in: html) == report.models.count)
         #expect(html.contains("Ankle boot") || html.contains("T-shirt/top") || !report.data.contains("fashion"))
         #expect(XMLParser(data: Data(hostilePage.utf8)).parse())
+        // Values no bench produces (the decoder refuses them; the renderer must still not hang or trap).
+        var absurd = report
+        absurd.models[0].attacks[1].convergence?[0].accuracy = 1e308
+        absurd.models[0].attacks[1].convergence?[1].accuracy = .infinity
+        absurd.models[0].attacks[0].imagesPerSecond = 1e300
+        absurd.labels = (0..<report.n).map { $0 }  // one class per example
+        let absurdPage = HTMLReport.render(absurd)
+        #expect(absurdPage.contains("<svg") && XMLParser(data: Data(absurdPage.utf8)).parse())
+        #expect(absurd.impossibleValue() != nil)
     }
 
     @Test("example grids: two images per class, clean, adversarial and the amplified perturbation, embedded as PNG")

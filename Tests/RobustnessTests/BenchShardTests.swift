@@ -46,7 +46,7 @@ struct BenchShardTests {
     func partition() throws {
         #expect(try BenchShard(parsing: "0/4") == BenchShard(index: 0, count: 4))
         for bad in ["4/4", "-1/2", "1/0", "a/b", "1", "1/2/3", ""] {
-            let error = #expect(throws: BenchError.self) { try BenchShard(parsing: bad) }
+            let error = #expect(throws: WorkShard.Invalid.self) { try BenchShard(parsing: bad) }
             #expect("\(error!)".contains("I/N") || "\(error!)".contains("0 ≤ I < N"), "\(bad): \(error!)")
         }
         let configuration = try Self.setup().configuration
@@ -109,9 +109,10 @@ struct BenchShardTests {
         relabelled.report.labels[0] = (relabelled.report.labels[0] + 1) % 10
         #expect(refusal([parts[0], relabelled, parts[2]]).contains("different test data"))
 
+        // Another thread count is fine: attack results do not depend on it.
         var threads = parts[1]
         threads.report.machine.threads = 1
-        #expect(refusal([parts[0], threads, parts[2]]).contains("--threads"))
+        #expect(try BenchPartialReport.merge([parts[0], threads, parts[2]]).models.count == 2)
 
         var version = parts[1]
         version.report.bulwarkVersion = "0.0.1"
@@ -136,6 +137,16 @@ struct BenchShardTests {
         let attack = try #require(truncated.report.cells.firstIndex { $0.metric != nil })
         truncated.report.cells[attack].metric!.n = 39
         #expect(refusal([parts[0], truncated, parts[2]]).contains("one outcome per example"))
+        let withChecks = try #require(parts.firstIndex { $0.report.cells.contains { $0.checks != nil } })
+        var halfChecks = parts
+        let checksCell = try #require(halfChecks[withChecks].report.cells.firstIndex { $0.checks != nil })
+        halfChecks[withChecks].report.cells[checksCell].checks!.randomness = nil
+        #expect(refusal(halfChecks).contains("some of the model's checks"))
+        var absurd = parts[1]
+        let curve = try #require(absurd.report.cells.firstIndex { $0.attack?.convergence != nil })
+        absurd.report.cells[curve].attack!.convergence![0].accuracy = 1e308
+        #expect(refusal([parts[0], absurd, parts[2]]).contains("convergence point"))
+
         var empty = parts[2]
         empty.report.cells[0].attack = nil
         empty.report.cells[0].certified = nil
@@ -154,7 +165,12 @@ struct BenchShardTests {
         let directory = job.baseDirectory
         let part = try job.run(shard: try BenchShard(index: 1, count: 2), loader: Self.loader, threads: 2)
         try AtomicFile.write(part.encoded(), to: directory + "/part.json")
-        #expect(FileKind.of(directory + "/part.json") == .report)
+        #expect(FileKind.of(directory + "/part.json") == .partialReport)
+        // A shard read from a file is checked like one given on the command line.
+        var json = try #require(try JSONSerialization.jsonObject(with: part.encoded()) as? [String: Any])
+        json["shard"] = ["index": 0, "count": 0]
+        let zero = #expect(throws: BenchError.self) { try BenchPartialReport.decode(JSONSerialization.data(withJSONObject: json), source: "zero.json") }
+        #expect("\(zero!)".contains("0 ≤ I < N"), "\(zero!)")
         let full = try job.run(loader: Self.loader, threads: 2).report
         let error = #expect(throws: BenchError.self) { try BenchPartialReport.decode(full.encoded(), source: "full.json") }
         #expect("\(error!)".contains("complete report"))

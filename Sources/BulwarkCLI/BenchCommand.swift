@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
         on one model, one certificate at one ε, one model's sanity checks or one threat experiment, and writes a \
         partial report. `bulwark report merge` checks that the N parts belong together and assembles the report an \
         unsharded run gives, number for number (every random stream is derived from the seed, the attack and ε). \
-        All shards must use the same Bulwark version, data, models and --threads. deploy/slurm and deploy/k8s run \
+        All shards must use the same Bulwark version, data and models (any --threads). deploy/slurm and deploy/k8s run \
         the shards as a Slurm job array or a Kubernetes Indexed Job.
         """
     )

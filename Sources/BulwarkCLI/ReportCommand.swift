@@ -81,7 +81,7 @@ struct ReportCommand: ParsableCommand {
             abstract: "Assemble the report of a sharded bench from the partial reports of all its shards.",
             discussion: """
             Checks that the parts share the configuration, the test data (content digest), the Bulwark version, \
-            the models (SHA-256) and the thread count, that every shard 0…N−1 is there exactly once and that each \
+            and the models (SHA-256), that every shard 0…N−1 is there exactly once and that each \
             part holds exactly its shard's cells; then assembles the worst cases, metrics and sanity checks as an \
             unsharded bench would. The merged report prints, gates and renders like any other.
 

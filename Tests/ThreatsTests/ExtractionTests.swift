@@ -1,0 +1,96 @@
+import Foundation
+import NeuralNet
+import TensorCore
+import Testing
+@testable import Threats
+
+/// An `InferenceModel` that counts the rows it really receives.
+final class CountingModel: InferenceModel, @unchecked Sendable {
+    let inner: any InferenceModel
+    private let lock = NSLock()
+    private var rows = 0
+    var received: Int { lock.withLock { rows } }
+    var inputWidth: Int { inner.inputWidth }
+    var classCount: Int { inner.classCount }
+
+    init(_ inner: any InferenceModel) { self.inner = inner }
+
+    func logits(_ input: MatrixRef, into output: MatrixRef) throws {
+        lock.withLock { rows += input.rows }
+        try inner.logits(input, into: output)
+    }
+}
+
+@Suite("Model extraction")
+struct ExtractionTests {
+    static func victim(_ spec: String = "784-10", seed: UInt64 = 5) throws -> (Sequential, CountingModel) {
+        let network = Sequential(spec: try ModelSpec.parse(spec), seed: seed)
+        return (network, CountingModel(try network.inferenceModel()))
+    }
+
+    static func random(_ rows: Int, _ columns: Int, seed: UInt64) -> Tensor {
+        var generator = RandomGenerator(seed: seed)
+        return Tensor(shape: [rows, columns], scalars: (0..<(rows * columns)).map { _ in generator.nextUnitFloat() })
+    }
+
+    @Test("the query counter is exact and the budget is never passed: an over-budget batch is refused whole, unsent")
+    func budget() throws {
+        let (_, model) = try Self.victim("784-16-10")
+        let oracle = try ExtractionOracle(model, budget: 100)
+        for rows in [1, 7, 33, 0, 40] { _ = try oracle.query(Self.random(rows, 784, seed: UInt64(rows))) }
+        #expect(oracle.queriesUsed == 81 && model.received == 81 && oracle.queriesLeft == 19)
+        #expect(throws: ThreatError.self) { try oracle.query(Self.random(20, 784, seed: 1)) }
+        #expect(oracle.queriesUsed == 81 && model.received == 81)
+        _ = try oracle.query(Self.random(19, 784, seed: 2))
+        #expect(oracle.queriesUsed == 100 && model.received == 100 && oracle.queriesLeft == 0)
+        #expect(throws: ThreatError.self) { try oracle.query(Self.random(1, 784, seed: 3)) }
+        #expect(model.received == 100)
+        #expect(throws: ThreatError.self) { try ExtractionOracle(model, budget: 0) }
+        #expect(throws: ThreatError.self) { try ExtractionOracle(model, policy: .topK(11), budget: 5) }
+    }
+
+    @Test("output policies: probabilities sum to 1, label is one-hot at the argmax, top-k keeps k, rounding rounds")
+    func policies() throws {
+        let (network, model) = try Self.victim("784-16-10")
+        let x = Self.random(12, 784, seed: 9)
+        let predictions = network.predictions(on: x)
+        let full = try ExtractionOracle(model, budget: 100).query(x)
+        let label = try ExtractionOracle(model, policy: .label, budget: 100).query(x)
+        let top = try ExtractionOracle(model, policy: .topK(3), budget: 100).query(x)
+        let rounded = try ExtractionOracle(model, policy: .rounded(decimals: 2), budget: 100).query(x)
+        for r in 0..<12 {
+            let row = { (t: Tensor) in Array(t.scalars[(r * 10)..<((r + 1) * 10)]) }
+            #expect(abs(row(full).reduce(0, +) - 1) < 1e-5)
+            #expect(row(label) == (0..<10).map { $0 == predictions[r] ? 1 : 0 })
+            #expect(row(top).filter { $0 > 0 }.count == 3 && row(top)[predictions[r]] == row(full)[predictions[r]])
+            #expect(zip(row(rounded), row(full)).allSatisfy { abs($0 - $1) <= 0.005 + 1e-6 && abs($0 * 100 - ($0 * 100).rounded()) < 1e-3 })
+        }
+    }
+
+    @Test("equation solving recovers a softmax-regression victim to 1e-4 from d + 1 probability queries")
+    func equationSolving() throws {
+        let (victim, model) = try Self.victim("784-10")
+        let oracle = try ExtractionOracle(model, budget: 785)
+        let surrogate = try EquationSolvingExtraction.extract(from: oracle, seed: 1)
+        #expect(oracle.queriesUsed == 785 && model.received == 785)
+        // The weight and bias differences to class 0 (softmax is invariant to a common shift).
+        let (w, s) = (victim.parameters.pointer, surrogate.parameters.pointer)
+        var worst: Float = 0
+        for c in 1..<10 {
+            for j in 0..<784 { worst = max(worst, abs((w[c * 784 + j] - w[j]) - s[c * 784 + j])) }
+            worst = max(worst, abs((w[7840 + c] - w[7840]) - s[7840 + c]))
+        }
+        #expect(worst < 1e-4, "largest error in a weight difference: \(worst)")
+        // Same probabilities on new inputs.
+        let x = Self.random(200, 784, seed: 77)
+        let p = ExtractionOracle.apply(.probabilities, toLogits: try victim.inferenceModel().logits(x))
+        let q = ExtractionOracle.apply(.probabilities, toLogits: try surrogate.inferenceModel().logits(x))
+        #expect(zip(p.scalars, q.scalars).map { abs($0 - $1) }.max()! < 1e-4)
+        // Label-only answers or too small a budget are refused before any query.
+        let labels = try ExtractionOracle(model, policy: .label, budget: 1000)
+        #expect(throws: ThreatError.self) { try EquationSolvingExtraction.extract(from: labels, seed: 1) }
+        let small = try ExtractionOracle(model, budget: 784)
+        #expect(throws: ThreatError.self) { try EquationSolvingExtraction.extract(from: small, seed: 1) }
+        #expect(labels.queriesUsed == 0 && small.queriesUsed == 0)
+    }
+}

@@ -76,7 +76,7 @@ let package = Package(
         // Certification: IBP, CROWN and Lipschitz bounds for ReLU networks (LAPACKE for spectral norms).
         .target(name: "Certification", dependencies: ["CBLAS", "TensorCore", "NeuralNet", "Attacks"]),
         // Threats: poisoning (label flipping, BadNets) and its defences, membership inference (LiRA).
-        .target(name: "Threats", dependencies: ["CBLAS", "TensorCore", "NeuralNet", "Datasets", "Training", "_FileSystem"]),
+        .target(name: "Threats", dependencies: ["CBLAS", "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "_FileSystem"]),
         // Robustness: bench configurations and jobs (threat experiments included), the report schema and its renderers, the gate.
         .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Threats", "Certification", "BulwarkSecurity", "_FileSystem"]),
 

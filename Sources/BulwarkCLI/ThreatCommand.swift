@@ -8,8 +8,8 @@ import _FileSystem
 struct ThreatCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "threat",
-        abstract: "Threats beyond evasion: data poisoning with defences, membership inference.",
-        subcommands: [ThreatPoisonCommand.self, ThreatMembershipCommand.self]
+        abstract: "Threats beyond evasion: data poisoning with defences, membership inference, model extraction.",
+        subcommands: [ThreatPoisonCommand.self, ThreatMembershipCommand.self, ThreatExtractCommand.self]
     )
 }
 

@@ -155,6 +155,35 @@ struct ThreatCLITests {
         #expect(noPart.status == 64 && noPart.stderr.contains("--part"), "\(noPart.stderr)")
     }
 
+    @Test("threat extract: knockoff spends exactly its budget; equation solving steals a softmax regression exactly; bad flags refused")
+    func extraction() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let victim = directory + "/victim.safetensors"
+        let train = try CLIRun(["train", "--model", "784-10", "--epochs", "2", "--limit", "1000", "--out", victim] + sample)
+        #expect(train.status == 0, "\(train.stderr)")
+        let knockoff = try CLIRun(["threat", "extract", "--target", victim, "--strategy", "knockoff", "--budget", "300", "--output", "label",
+                                   "--surrogate", "784-16-10", "--epochs", "2", "--checkpoints", "100", "--json"] + sample)
+        #expect(knockoff.status == 0, "\(knockoff.stderr)")
+        let lines = knockoff.jsonLines
+        #expect(lines.map { $0["queries_used"] as? Int } == [100, 300])
+        #expect(lines.last?["transfer_success_rate"] != nil && lines.first?["transfer_success_rate"] == nil)
+        #expect(lines.allSatisfy { ($0["fidelity"] as? Double).map { (0...1).contains($0) } ?? false })
+        let stolen = directory + "/stolen.safetensors"
+        let equation = try CLIRun(["threat", "extract", "--target", victim, "--strategy", "equation", "--budget", "785",
+                                   "--save-surrogate", stolen, "--json"] + sample)
+        #expect(equation.status == 0, "\(equation.stderr)")
+        #expect(equation.jsonLines.first?["fidelity"] as? Double == 1 && equation.jsonLines.first?["queries_used"] as? Int == 785)
+        #expect(FileManager.default.fileExists(atPath: stolen))
+        for (arguments, status, message) in [(["--strategy", "nope", "--budget", "10"], Int32(64), "--strategy"),
+                                             (["--strategy", "knockoff", "--budget", "10", "--output", "top-0"], 64, "--output"),
+                                             (["--strategy", "knockoff", "--budget", "10", "--checkpoints", "20"], 64, "--checkpoints"),
+                                             (["--strategy", "equation", "--budget", "784"], 2, "d + 1 = 785"),
+                                             (["--strategy", "equation", "--budget", "785", "--output", "label"], 2, "probability")] {
+            let run = try CLIRun(["threat", "extract", "--target", victim] + arguments + sample)
+            #expect(run.status == status && run.stderr.contains(message), "\(arguments): \(run.status) \(run.stderr)")
+        }
+    }
+
     @Test("train --dp-noise reports ε every epoch and records the guarantee in the model")
     func dpTraining() throws {
         let directory = TestSupport.temporaryDirectory()

@@ -1,0 +1,105 @@
+import Attacks
+import Foundation
+import NeuralNet
+import TensorCore
+import Training
+
+/// Knockoff Nets (Orekondy et al., 2019, "Knockoff Nets: Stealing Functionality of Black-Box
+/// Models"), random sampling strategy: the thief queries inputs from its own pool (unlabelled
+/// in-distribution data, or noise), labels them with the victim's answers and trains a surrogate
+/// on them. Answers that carry probabilities are used as their argmax (hard labels; the paper also
+/// trains on the probabilities themselves).
+public enum KnockoffExtraction {
+    /// One point of the curve over the query budget.
+    public struct Point: Sendable, Equatable {
+        public var queries: Int
+        /// Agreement with the victim on the test set.
+        public var fidelity: Proportion
+        /// The surrogate's test accuracy.
+        public var accuracy: Proportion
+
+        /// A surrogate after `queries` queries, measured on `test` against the victim's predictions.
+        public static func measuring(_ surrogate: Sequential, queries: Int, victimPredictions: [Int], test: LabeledData) -> Point {
+            let predictions = surrogate.predictions(on: test.features)
+            return Point(queries: queries,
+                         fidelity: Proportion(successes: zip(predictions, victimPredictions).filter { $0 == $1 }.count, trials: test.count),
+                         accuracy: Proportion(successes: zip(predictions, test.labels).filter { $0 == $1 }.count, trials: test.count))
+        }
+    }
+
+    public struct Result {
+        public var surrogate: Sequential
+        /// Per budget checkpoint (the last is the whole budget), a surrogate trained on the
+        /// queries up to it, measured.
+        public var curve: [Point]
+    }
+
+    /// Queries the first `oracle.queriesLeft` inputs of `pool` (in a seeded order) in batches and
+    /// trains a surrogate with `recipe` at each checkpoint (budgets in increasing order, ≤ the
+    /// oracle's budget), on all answers so far.
+    /// - Throws: `ThreatError.invalidParameter` for a pool smaller than the budget or bad
+    ///   checkpoints; the oracle's and training's errors.
+    public static func extract(from oracle: ExtractionOracle, pool: Tensor, recipe: TrainingRecipe, checkpoints: [Int],
+                               victimPredictions: [Int], test: LabeledData, seed: UInt64,
+                               log: (String) -> Void = { _ in }) throws -> Result {
+        let budget = oracle.queriesLeft
+        guard pool.shape[0] >= budget else {
+            throw ThreatError.invalidParameter(name: "pool", value: "\(pool.shape[0]) inputs",
+                                               requirement: "must hold at least the budget of \(budget) queries")
+        }
+        let stops = (checkpoints.filter { $0 < budget } + [budget]).sorted()
+        guard stops.first! >= 1, Set(stops).count == stops.count else {
+            throw ThreatError.invalidParameter(name: "checkpoints", value: "\(checkpoints)", requirement: "must be distinct budgets ≥ 1")
+        }
+        var order = Array(0..<pool.shape[0])
+        var generator = RandomGenerator(seed: seed, stream: .extractionQueries)
+        generator.shuffle(&order)
+        let d = pool.shape[1]
+        var inputs: [Float] = [], labels: [Int] = []
+        var curve: [Point] = []
+        var surrogate: Sequential?
+        for stop in stops {
+            let batch = Array(order[labels.count..<stop])
+            let x = pool.gatherRows(batch)
+            let answers = try oracle.query(x)
+            let k = answers.shape[1]
+            for r in 0..<batch.count {
+                let row = answers.scalars[(r * k)..<((r + 1) * k)]
+                labels.append(row.indices.max { row[$0] < row[$1] }! - row.startIndex)
+            }
+            inputs += x.scalars
+            var training = recipe.trainerConfiguration
+            training.seed = seed
+            let trainer = try Trainer(configuration: training, objective: try recipe.objective.makeObjective())
+            try trainer.train(on: LabeledData(features: Tensor(shape: [labels.count, d], scalars: inputs), labels: labels,
+                                              classCount: oracle.model.classCount), validation: nil)
+            let network = trainer.network
+            let point = Point.measuring(network, queries: labels.count, victimPredictions: victimPredictions, test: test)
+            log("\(point.queries) queries: fidelity \(point.fidelity.value), surrogate accuracy \(point.accuracy.value)")
+            curve.append(point)
+            surrogate = network
+        }
+        return Result(surrogate: surrogate!, curve: curve)
+    }
+
+    /// Transfer, the practical harm: of the test inputs the victim classifies correctly, the
+    /// fraction that PGD examples crafted on the surrogate (white-box there) make the victim
+    /// misclassify.
+    public static func transferSuccess(surrogate: Sequential, victim: any InferenceModel, test: LabeledData, epsilon: Float,
+                                       seed: UInt64) throws -> Proportion {
+        let victimClean = try victim.logits(test.features)
+        let correct = (0..<test.count).filter { argmax(victimClean, row: $0) == test.labels[$0] }
+        guard !correct.isEmpty else { return Proportion(successes: 0, trials: 0) }
+        let subset = test.subset(correct)
+        let outcome = try AttackRunner(classifier: surrogate).run(try PGD(epsilon: epsilon), on: subset, seed: seed)
+        let victimAdversarial = try victim.logits(outcome.adversarial)
+        let fooled = (0..<subset.count).filter { argmax(victimAdversarial, row: $0) != subset.labels[$0] }.count
+        return Proportion(successes: fooled, trials: subset.count)
+    }
+
+    static func argmax(_ logits: Tensor, row: Int) -> Int {
+        let k = logits.shape[1]
+        let values = logits.scalars[(row * k)..<((row + 1) * k)]
+        return values.indices.max { values[$0] < values[$1] }! - values.startIndex
+    }
+}

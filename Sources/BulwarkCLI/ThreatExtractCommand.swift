@@ -19,6 +19,9 @@ struct ThreatExtractCommand: ParsableCommand {
           knockoff  Knockoff Nets (Orekondy et al. 2019): query inputs from the attacker's pool (--pool train: the \\
                     training split's images, their labels unused; noise: uniform), train a surrogate (--surrogate, \\
                     --epochs) on the answers' labels, at each --checkpoints budget and at the whole budget.
+          jacobian  Jacobian-based dataset augmentation (Papernot et al. 2017): from --seed-size inputs of the pool, \
+                    train a substitute, add each point's step x + λ·sign(∇ of the substitute's logit for the victim's \
+                    label) (--lambda), label the new points by the victim, repeat until the budget is spent.
           equation  Equation solving (Tramèr et al. 2016) for softmax-regression victims (one dense layer) that \\
                     return probabilities: d + 1 queries recover the victim exactly (up to Float32 rounding).
         Measured on the test split: fidelity (agreement with the victim), the surrogate's accuracy, and transfer: \\
@@ -36,8 +39,14 @@ struct ThreatExtractCommand: ParsableCommand {
     @Option(help: "Queries the thief may send (each input is one).")
     var budget: Int
 
-    @Option(help: "knockoff or equation.")
+    @Option(help: "knockoff, jacobian or equation.")
     var strategy: String
+
+    @Option(help: "jacobian: inputs of the first substitute's training set (from the pool; default 150).")
+    var seedSize: Int?
+
+    @Option(help: "jacobian: the augmentation step λ (its sign alternates every 3 rounds; default 0.1).")
+    var lambda: Float?
 
     @Option(help: ArgumentHelp("What the victim returns: probabilities, label, top-K (e.g. top-3), round-D (D decimals, e.g. round-2).", valueName: "policy"))
     var output: String = "probabilities"
@@ -76,16 +85,24 @@ struct ThreatExtractCommand: ParsableCommand {
     func validate() throws {
         try data.checkCSVOptions()
         guard budget >= 1 else { throw ValidationError("--budget must be at least 1, got \(budget)") }
-        guard ["knockoff", "equation"].contains(strategy) else { throw ValidationError("--strategy: unknown '\(strategy)' (knockoff, equation)") }
+        guard ["knockoff", "jacobian", "equation"].contains(strategy) else {
+            throw ValidationError("--strategy: unknown '\(strategy)' (knockoff, jacobian, equation)")
+        }
+        if strategy == "jacobian" {
+            guard (1...budget).contains(seedSize ?? 150) else { throw ValidationError("--seed-size must be between 1 and --budget, got \(seedSize ?? 150)") }
+            let step = lambda ?? 0.1
+            guard step > 0, step <= 1 else { throw ValidationError("--lambda must be in (0, 1], got \(step)") }
+        } else if seedSize != nil || lambda != nil {
+            throw ValidationError("--seed-size and --lambda apply to --strategy jacobian")
+        }
+        if strategy != "knockoff" && checkpoints != nil { throw ValidationError("--checkpoints applies to --strategy knockoff (jacobian's curve has a point per round)") }
         _ = try policy()
         guard ["train", "noise"].contains(pool) else { throw ValidationError("--pool: unknown '\(pool)' (train, noise)") }
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard transferEps > 0, transferEps.isFinite else { throw ValidationError("--transfer-eps must be positive, got \(transferEps)") }
         _ = try checkpointList()
         do { _ = try ModelSpec.parse(surrogate) } catch { throw ValidationError("--surrogate: \(error)") }
-        if strategy == "equation" && (checkpoints != nil || pool != "train") {
-            throw ValidationError("--checkpoints and --pool apply to --strategy knockoff")
-        }
+        if strategy == "equation" && pool != "train" { throw ValidationError("--pool applies to --strategy knockoff and jacobian") }
         if let saveSurrogate, !saveSurrogate.hasSuffix(".safetensors") {
             throw ValidationError("--save-surrogate must name a .safetensors file, got '\(saveSurrogate)'")
         }
@@ -145,8 +162,18 @@ struct ThreatExtractCommand: ParsableCommand {
             }
             var recipe = TrainingRecipe(architecture: try ModelSpec.parse(surrogate), seed: seed, epochs: epochs)
             recipe.validationFraction = 0
-            let result = try KnockoffExtraction.extract(from: oracle, pool: inputs, recipe: recipe, checkpoints: try checkpointList(),
+            let result: KnockoffExtraction.Result
+            if strategy == "jacobian" {
+                var order = Array(0..<inputs.shape[0])
+                var generator = RandomGenerator(seed: seed, stream: .extractionQueries)
+                generator.shuffle(&order)
+                result = try JacobianAugmentation.extract(from: oracle, seed: inputs.gatherRows(Array(order.prefix(seedSize ?? 150))), recipe: recipe,
+                                                          lambda: lambda ?? 0.1, victimPredictions: victimPredictions, test: test, seed: seed,
+                                                          log: { log.info("\($0)") })
+            } else {
+                result = try KnockoffExtraction.extract(from: oracle, pool: inputs, recipe: recipe, checkpoints: try checkpointList(),
                                                         victimPredictions: victimPredictions, test: test, seed: seed, log: { log.info("\($0)") })
+            }
             stolen = result.surrogate
             points = result.curve
         }

@@ -168,6 +168,10 @@ struct ThreatCLITests {
         #expect(lines.map { $0["queries_used"] as? Int } == [100, 300])
         #expect(lines.last?["transfer_success_rate"] != nil && lines.first?["transfer_success_rate"] == nil)
         #expect(lines.allSatisfy { ($0["fidelity"] as? Double).map { (0...1).contains($0) } ?? false })
+        let jacobian = try CLIRun(["threat", "extract", "--target", victim, "--strategy", "jacobian", "--budget", "60", "--seed-size", "15",
+                                   "--surrogate", "784-16-10", "--epochs", "2", "--json"] + sample)
+        #expect(jacobian.status == 0, "\(jacobian.stderr)")
+        #expect(jacobian.jsonLines.map { $0["queries_used"] as? Int } == [15, 30, 60])
         let stolen = directory + "/stolen.safetensors"
         let equation = try CLIRun(["threat", "extract", "--target", victim, "--strategy", "equation", "--budget", "785",
                                    "--save-surrogate", stolen, "--json"] + sample)
@@ -177,6 +181,8 @@ struct ThreatCLITests {
         for (arguments, status, message) in [(["--strategy", "nope", "--budget", "10"], Int32(64), "--strategy"),
                                              (["--strategy", "knockoff", "--budget", "10", "--output", "top-0"], 64, "--output"),
                                              (["--strategy", "knockoff", "--budget", "10", "--checkpoints", "20"], 64, "--checkpoints"),
+                                             (["--strategy", "knockoff", "--budget", "10", "--lambda", "0.2"], 64, "apply to --strategy jacobian"),
+                                             (["--strategy", "jacobian", "--budget", "10", "--seed-size", "11"], 64, "--seed-size"),
                                              (["--strategy", "equation", "--budget", "784"], 2, "d + 1 = 785"),
                                              (["--strategy", "equation", "--budget", "785", "--output", "label"], 2, "probability")] {
             let run = try CLIRun(["threat", "extract", "--target", victim] + arguments + sample)

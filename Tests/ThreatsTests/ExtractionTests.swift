@@ -2,6 +2,7 @@ import Foundation
 import NeuralNet
 import TensorCore
 import Testing
+import Training
 @testable import Threats
 
 /// An `InferenceModel` that counts the rows it really receives.
@@ -92,5 +93,28 @@ struct ExtractionTests {
         let small = try ExtractionOracle(model, budget: 784)
         #expect(throws: ThreatError.self) { try EquationSolvingExtraction.extract(from: small, seed: 1) }
         #expect(labels.queriesUsed == 0 && small.queriesUsed == 0)
+    }
+
+    @Test("Jacobian augmentation doubles its set each round, spends exactly the budget, and keeps every query in [0, 1]")
+    func jacobian() throws {
+        let (victim, model) = try Self.victim("784-16-10")
+        let oracle = try ExtractionOracle(model, policy: .label, budget: 100)
+        let test = LabeledData(features: Self.random(30, 784, seed: 4), labels: Array(repeating: 0, count: 30), classCount: 10)
+        let recipe = Training.TrainingRecipe(architecture: try ModelSpec.parse("784-8-10"), epochs: 2)
+        let result = try JacobianAugmentation.extract(from: oracle, seed: Self.random(20, 784, seed: 8), recipe: recipe,
+                                                      victimPredictions: victim.predictions(on: test.features), test: test, seed: 3)
+        #expect(result.curve.map(\.queries) == [20, 40, 80, 100])
+        #expect(oracle.queriesUsed == 100 && model.received == 100)
+        // One augmentation step: each coordinate moves by ±λ (or stays, at a bound or a zero gradient), within [0, 1].
+        let x = Self.random(5, 784, seed: 12)
+        let stepped = JacobianAugmentation.augment(x, labels: [0, 1, 2, 3, 4], substitute: result.surrogate, step: 0.1)
+        for (a, b) in zip(x.scalars, stepped.scalars) {
+            #expect((0...1).contains(b) && abs(b - a) <= 0.1 + 1e-6)
+        }
+        #expect(zip(x.scalars, stepped.scalars).filter { abs($0 - $1) > 0.05 }.count > 1000)
+        #expect(throws: ThreatError.self) {
+            try JacobianAugmentation.extract(from: ExtractionOracle(model, budget: 10), seed: Self.random(20, 784, seed: 8), recipe: recipe,
+                                             victimPredictions: [], test: test, seed: 3)
+        }
     }
 }

@@ -28,12 +28,8 @@ public enum JacobianAugmentation {
         var curve: [KnockoffExtraction.Point] = []
         var round = 0
         while true {
-            var training = recipe.trainerConfiguration
-            training.seed = seed
-            let trainer = try Trainer(configuration: training, objective: try recipe.objective.makeObjective())
-            try trainer.train(on: LabeledData(features: Tensor(shape: [labels.count, d], scalars: inputs), labels: labels,
-                                              classCount: oracle.model.classCount), validation: nil)
-            let substitute = trainer.network
+            let substitute = try ModelTraining.train(recipe, seed: seed, on: LabeledData(features: Tensor(shape: [labels.count, d], scalars: inputs),
+                                                                                        labels: labels, classCount: oracle.model.classCount)).network
             let point = KnockoffExtraction.Point.measuring(substitute, queries: labels.count, victimPredictions: victimPredictions, test: test)
             log("round \(round): \(point.queries) queries, fidelity \(point.fidelity.value), surrogate accuracy \(point.accuracy.value)")
             curve.append(point)

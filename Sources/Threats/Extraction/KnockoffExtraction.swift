@@ -68,12 +68,8 @@ public enum KnockoffExtraction {
                 labels.append(row.indices.max { row[$0] < row[$1] }! - row.startIndex)
             }
             inputs += x.scalars
-            var training = recipe.trainerConfiguration
-            training.seed = seed
-            let trainer = try Trainer(configuration: training, objective: try recipe.objective.makeObjective())
-            try trainer.train(on: LabeledData(features: Tensor(shape: [labels.count, d], scalars: inputs), labels: labels,
-                                              classCount: oracle.model.classCount), validation: nil)
-            let network = trainer.network
+            let network = try ModelTraining.train(recipe, seed: seed, on: LabeledData(features: Tensor(shape: [labels.count, d], scalars: inputs),
+                                                                                    labels: labels, classCount: oracle.model.classCount)).network
             let point = Point.measuring(network, queries: labels.count, victimPredictions: victimPredictions, test: test)
             log("\(point.queries) queries: fidelity \(point.fidelity.value), surrogate accuracy \(point.accuracy.value)")
             curve.append(point)

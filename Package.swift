@@ -100,7 +100,7 @@ let package = Package(
         .target(
             name: "BulwarkCLI",
             dependencies: [
-                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "HTMLReport", "Threats", "Certification", "BulwarkSecurity", "_FileSystem",
+                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "HTMLReport", "Threats", "Certification", "BulwarkSecurity", "ServingCore", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -137,6 +137,17 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto", condition: serve),
             ]
         ),
+        // ServingClient: a model thief's client of the predict API (AsyncHTTPClient; obeys 429 and Retry-After).
+        .target(
+            name: "ServingClient",
+            dependencies: [
+                "Threats", "NeuralNet", "TensorCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client", condition: serve),
+                .product(name: "NIOCore", package: "swift-nio", condition: serve),
+                .product(name: "NIOHTTP1", package: "swift-nio", condition: serve),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: serve),
+            ]
+        ),
         .target(
             name: "ServeCLI",
             dependencies: [
@@ -146,7 +157,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log", condition: serve),
             ]
         ),
-        .executableTarget(name: "bulwark", dependencies: ["BulwarkCLI", .target(name: "ServeCLI", condition: serve)]),
+        .executableTarget(name: "bulwark", dependencies: ["BulwarkCLI", .target(name: "ServeCLI", condition: serve), .target(name: "ServingClient", condition: serve)]),
 
         // MARK: - Tests
         .target(name: "_TestSupport", dependencies: ["CBLAS", "TensorCore", "NeuralNet"], path: "Tests/_TestSupport"),
@@ -164,7 +175,7 @@ let package = Package(
         .testTarget(
             name: "ServingTests",
             dependencies: [
-                .target(name: "Serving", condition: serve), "ServingCore", "NeuralNet", "BulwarkSecurity", "TensorCore", "_TestSupport",
+                .target(name: "Serving", condition: serve), .target(name: "ServingClient", condition: serve), "ServingCore", "Threats", "NeuralNet", "BulwarkSecurity", "TensorCore", "_TestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client", condition: serve),
                 .product(name: "NIOSSL", package: "swift-nio-ssl", condition: serve),
                 .product(name: "NIOCore", package: "swift-nio", condition: serve),
@@ -176,7 +187,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ServingCoreTests",
-            dependencies: ["ServingCore", "NeuralNet", "TensorCore", "_FileSystem", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ServingCore", "NeuralNet", "TensorCore", "Datasets", "_FileSystem", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
     ]
 )

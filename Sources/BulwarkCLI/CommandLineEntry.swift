@@ -2,14 +2,21 @@ import ArgumentParser
 import Foundation
 import _FileSystem
 import TensorCore
+import Threats
 
 /// The `bulwark` process: refuses repeated single-valued options, parses, runs, and turns errors
 /// into the documented exit codes (`ExitStatus`) with a message on stderr.
 public enum CommandLineEntry {
-    /// - Parameter additionalSubcommands: commands of targets BulwarkCLI does not link (`serve`, `audit`).
+    /// - Parameters:
+    ///   - additionalSubcommands: commands of targets BulwarkCLI does not link (`serve`, `audit`).
+    ///   - remotePredictionAPI: opens a client of a live service's predict URL (`threat extract`),
+    ///     from the ServingClient target.
     public static func main(_ arguments: [String] = Array(CommandLine.arguments.dropFirst()),
-                            additionalSubcommands: [any ParsableCommand.Type] = []) -> Never {
+                            additionalSubcommands: [any ParsableCommand.Type] = [],
+                            remotePredictionAPI: ((_ url: String, _ apiKey: String, _ caCertificatePEM: [UInt8]?, _ rowsPerRequest: Int) throws
+                                -> (api: any PredictionAPI, modelSHA256: String))? = nil) -> Never {
         Bulwark.additionalSubcommands = additionalSubcommands
+        ThreatExtractCommand.remoteAPI = remotePredictionAPI
         InterruptCleanup.install()  // an interrupted write leaves no temporary file behind
         var command: any ParsableCommand
         do {

@@ -2,6 +2,7 @@ import ArgumentParser
 import BulwarkSecurity
 import Foundation
 import NeuralNet
+import ServingCore
 import TensorCore
 import Threats
 import Training
@@ -33,8 +34,23 @@ struct ThreatExtractCommand: ParsableCommand {
         """
     )
 
-    @Option(help: ArgumentHelp("The victim: a model file.", valueName: "model"))
+    @Option(help: ArgumentHelp("The victim: a model file, or the predict URL of a running bulwark serve (https://HOST:PORT/v1/models/NAME/predict).", valueName: "model-or-url"))
     var target: String
+
+    @Option(help: ArgumentHelp("URL target: a file holding a predictor API key (as bulwark serve keys add printed it).", valueName: "file"))
+    var apiKeyFile: String?
+
+    @Option(help: ArgumentHelp("URL target: a PEM certificate to trust besides the system's (the service's dev certificate).", valueName: "file"))
+    var caCert: String?
+
+    @Option(help: ArgumentHelp("URL target: the served model's file, to measure fidelity and transfer (its SHA-256 must match the service's).", valueName: "model"))
+    var victim: String?
+
+    @Option(help: "URL target: inputs per predict request.")
+    var rowsPerRequest: Int = 100
+
+    @Option(help: ArgumentHelp("Model-file target: watch the query stream with the PRADA detector of this detectors file (bulwark serve fit-detectors), as the service would; reports when it fires.", valueName: "file"))
+    var detectors: String?
 
     @Option(help: "Queries the thief may send (each input is one).")
     var budget: Int
@@ -48,8 +64,8 @@ struct ThreatExtractCommand: ParsableCommand {
     @Option(help: "jacobian: the augmentation step λ (its sign alternates every 3 rounds; default 0.1).")
     var lambda: Float?
 
-    @Option(help: ArgumentHelp("What the victim returns: probabilities, label, top-K (e.g. top-3), round-D (D decimals, e.g. round-2).", valueName: "policy"))
-    var output: String = "probabilities"
+    @Option(help: ArgumentHelp("What the victim returns, as bulwark serve's key policies: full (or probabilities), label, top-k:K, rounded:D, reverse-sigmoid:BETA:GAMMA, noise:SIGMA.", valueName: "policy"))
+    var output: String = "full"
 
     @Option(help: "knockoff: the surrogate's architecture.")
     var surrogate: String = "784-256-256-10"
@@ -57,7 +73,7 @@ struct ThreatExtractCommand: ParsableCommand {
     @Option(help: "knockoff: training epochs of each surrogate.")
     var epochs: Int = 20
 
-    @Option(help: "knockoff: the attacker's inputs: train (the training split's images, labels unused) or noise.")
+    @Option(help: "knockoff, jacobian: the attacker's inputs: train (the training split's images, labels unused), heldout (the test split's first half, disjoint from the victim's training data; measured on the second half) or noise.")
     var pool: String = "train"
 
     @Option(help: ArgumentHelp("knockoff: also train and measure surrogates at these budgets (comma-separated), for the curve.", valueName: "budgets"))
@@ -82,8 +98,23 @@ struct ThreatExtractCommand: ParsableCommand {
     @OptionGroup(title: "Security") var security: SecurityOptions
     @OptionGroup(title: "Engine") var engine: EngineOptions
 
+    /// Opens a client of a remote predict URL (the ServingClient target; set by the executable when
+    /// it is built with the Serve trait): the API and the served model's SHA-256.
+    package nonisolated(unsafe) static var remoteAPI: ((_ url: String, _ apiKey: String, _ caCertificatePEM: [UInt8]?, _ rowsPerRequest: Int) throws
+        -> (api: any PredictionAPI, modelSHA256: String))?
+
+    var isURL: Bool { target.hasPrefix("https://") || target.hasPrefix("http://") }
+
     func validate() throws {
         try data.checkCSVOptions()
+        if isURL {
+            guard apiKeyFile != nil, victim != nil else { throw ValidationError("a URL --target needs --api-key-file and --victim (the served model's file, to measure fidelity)") }
+            guard detectors == nil else { throw ValidationError("--detectors applies to a model-file --target (a live service runs its own)") }
+            guard output == "full" else { throw ValidationError("--output applies to a model-file --target: a live service applies the key's own policy") }
+            guard (1...65536).contains(rowsPerRequest) else { throw ValidationError("--rows-per-request must be 1 to 65536") }
+        } else if apiKeyFile != nil || caCert != nil || victim != nil {
+            throw ValidationError("--api-key-file, --ca-cert and --victim apply to a URL --target")
+        }
         guard budget >= 1 else { throw ValidationError("--budget must be at least 1, got \(budget)") }
         guard ["knockoff", "jacobian", "equation"].contains(strategy) else {
             throw ValidationError("--strategy: unknown '\(strategy)' (knockoff, jacobian, equation)")
@@ -97,26 +128,20 @@ struct ThreatExtractCommand: ParsableCommand {
         }
         if strategy != "knockoff" && checkpoints != nil { throw ValidationError("--checkpoints applies to --strategy knockoff (jacobian's curve has a point per round)") }
         _ = try policy()
-        guard ["train", "noise"].contains(pool) else { throw ValidationError("--pool: unknown '\(pool)' (train, noise)") }
+        guard ["train", "heldout", "noise"].contains(pool) else { throw ValidationError("--pool: unknown '\(pool)' (train, heldout, noise)") }
         guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard transferEps > 0, transferEps.isFinite else { throw ValidationError("--transfer-eps must be positive, got \(transferEps)") }
         _ = try checkpointList()
         do { _ = try ModelSpec.parse(surrogate) } catch { throw ValidationError("--surrogate: \(error)") }
         if strategy == "equation" && pool != "train" { throw ValidationError("--pool applies to --strategy knockoff and jacobian") }
+        if strategy == "equation" && isURL { throw ValidationError("--strategy equation needs a model-file --target (it checks the victim is a softmax regression)") }
         if let saveSurrogate, !saveSurrogate.hasSuffix(".safetensors") {
             throw ValidationError("--save-surrogate must name a .safetensors file, got '\(saveSurrogate)'")
         }
     }
 
-    func policy() throws -> ExtractionOracle.OutputPolicy {
-        switch output {
-        case "probabilities": return .probabilities
-        case "label": return .label
-        default:
-            if output.hasPrefix("top-"), let k = Int(output.dropFirst(4)), k >= 1 { return .topK(k) }
-            if output.hasPrefix("round-"), let d = Int(output.dropFirst(6)), (0...8).contains(d) { return .rounded(decimals: d) }
-            throw ValidationError("--output: unknown policy '\(output)' (probabilities, label, top-K, round-D with D in 0…8)")
-        }
+    func policy() throws -> OutputPolicy {
+        do { return try OutputPolicy(parsing: output == "probabilities" ? "full" : output) } catch { throw ValidationError("--output: \(error)") }
     }
 
     func checkpointList() throws -> [Int] {
@@ -130,34 +155,45 @@ struct ThreatExtractCommand: ParsableCommand {
 
     func run() throws {
         engine.apply()
+        let victimPath = victim ?? target
         if let saveSurrogate {
-            try OutputPath.prepare(saveSurrogate, for: "--save-surrogate", replacing: [.model], inputs: [target] + data.spec.namedFiles, force: force)
+            try OutputPath.prepare(saveSurrogate, for: "--save-surrogate", replacing: [.model],
+                                   inputs: [victimPath] + [detectors, apiKeyFile].compactMap { $0 } + data.spec.namedFiles, force: force)
         }
-        let loader = try security.loader(model: target)
-        let victim = try ModelFile.load(contentsOf: target, loader: loader).network
-        let (test, description) = try data.spec.load(.test, loader: loader)
-        guard test.featureCount == victim.inputWidth else {
-            throw CLIError.unusableInput("\(target) expects \(victim.inputWidth) features, the data has \(test.featureCount)")
+        let loader = try security.loader(model: victimPath)
+        let victimNetwork = try ModelFile.load(contentsOf: victimPath, loader: loader).network
+        let (testAll, description) = try data.spec.load(.test, loader: loader)
+        guard testAll.featureCount == victimNetwork.inputWidth else {
+            throw CLIError.unusableInput("\(victimPath) expects \(victimNetwork.inputWidth) features, the data has \(testAll.featureCount)")
         }
-        let model = victim.inferenceModel()
-        let oracle = try ExtractionOracle(model, policy: try policy(), budget: budget)
-        let victimPredictions = victim.predictions(on: test.features)
-        log.info("extracting \(target) (\(victim.spec.shorthand)) by \(strategy) with \(budget) queries, answers: \(oracle.policy); measured on \(description)")
+        // heldout: the attacker queries the test split's first half and is measured on the second.
+        let half = testAll.count / 2
+        let test = pool == "heldout" ? testAll.subset(Array(half..<testAll.count)) : testAll
+        let model = victimNetwork.inferenceModel()
+        let api = try predictionAPI(victim: model, victimPath: victimPath, loader: loader)
+        let oracle = try ExtractionOracle(api, budget: budget)
+        let watch = try localDetector(loader: loader, victimPath: victimPath, classes: model.classCount)
+        if let watch { oracle.monitor = { inputs, labels in inputs.withReadOnlyMatrix { matrix in watch.withLock { _ = $0.observe(matrix, predicted: labels) } } } }
+        let victimPredictions = victimNetwork.predictions(on: test.features)
+        log.info("extracting \(target) (\(victimNetwork.spec.shorthand)) by \(strategy) with \(budget) queries, answers: \(oracle.policy); measured on \(description)\(pool == "heldout" ? " (second half)" : "")")
         var points: [KnockoffExtraction.Point] = []
         let stolen: Sequential
         switch strategy {
         case "equation":
-            guard victim.layers.count == 1 else {
-                throw CLIError.unusableInput("equation solving steals softmax regressions (one dense layer); \(target) is \(victim.spec.shorthand): use --strategy knockoff")
+            guard victimNetwork.layers.count == 1 else {
+                throw CLIError.unusableInput("equation solving steals softmax regressions (one dense layer); \(target) is \(victimNetwork.spec.shorthand): use --strategy knockoff")
             }
             stolen = try EquationSolvingExtraction.extract(from: oracle, queries: budget, seed: seed)
             points = [.measuring(stolen, queries: oracle.queriesUsed, victimPredictions: victimPredictions, test: test)]
         default:
             let inputs: Tensor
-            if pool == "noise" {
+            switch pool {
+            case "noise":
                 var generator = RandomGenerator(seed: seed, stream: .extractionQueries, index: 1)
-                inputs = Tensor(shape: [budget, victim.inputWidth], scalars: (0..<(budget * victim.inputWidth)).map { _ in generator.nextUnitFloat() })
-            } else {
+                inputs = Tensor(shape: [budget, victimNetwork.inputWidth], scalars: (0..<(budget * victimNetwork.inputWidth)).map { _ in generator.nextUnitFloat() })
+            case "heldout":
+                inputs = testAll.subset(Array(0..<half)).features
+            default:
                 inputs = try data.spec.load(.train, loader: loader).0.features
             }
             var recipe = TrainingRecipe(architecture: try ModelSpec.parse(surrogate), seed: seed, epochs: epochs)
@@ -178,8 +214,11 @@ struct ThreatExtractCommand: ParsableCommand {
             points = result.curve
         }
         let transfer = try KnockoffExtraction.transferSuccess(surrogate: stolen, victim: model, test: test, epsilon: transferEps, seed: seed)
+        let cost = try benignCost(of: api, on: test)
+        let detectedAfter = api.detectedAfterQueries ?? watch?.withLock { $0.flaggedAfter }
+        let watched = isURL || watch != nil
         if let saveSurrogate {
-            try ModelFile.save(stolen, metadata: ["extracted_from_sha256": (try? FileDigest.sha256(path: target)) ?? "", "extraction_strategy": strategy,
+            try ModelFile.save(stolen, metadata: ["extracted_from_sha256": (try? FileDigest.sha256(path: victimPath)) ?? "", "extraction_strategy": strategy,
                                                   "extraction_queries": String(oracle.queriesUsed), "extraction_output": oracle.policy.description],
                                to: saveSurrogate)
             _ = try ModelLoading.record(saveSurrogate, recipe: "bulwark threat extract --target \(target) --strategy \(strategy)")
@@ -187,32 +226,101 @@ struct ThreatExtractCommand: ParsableCommand {
         if json {
             for (index, point) in points.enumerated() {
                 let last = index == points.count - 1
-                try JSONOutput.line(JSONLine(strategy: strategy, output: oracle.policy.description, queriesUsed: point.queries,
-                                             fidelity: point.fidelity.value, surrogateAccuracy: point.accuracy.value, n: test.count,
-                                             transferSuccessRate: last ? transfer.value : nil, transferN: last ? transfer.trials : nil))
+                try JSONOutput.line(JSONLine(strategy: strategy, output: oracle.policy.description, pool: strategy == "equation" ? nil : pool,
+                                             queriesUsed: point.queries, fidelity: point.fidelity.value, surrogateAccuracy: point.accuracy.value, n: test.count,
+                                             transferSuccessRate: last ? transfer.value : nil, transferN: last ? transfer.trials : nil,
+                                             detected: watched && last ? detectedAfter.map { $0 <= point.queries } ?? false : nil,
+                                             detectedAfterQueries: last ? detectedAfter : nil,
+                                             benignTop1Changed: last ? cost?.top1Changed : nil, benignL1: last ? cost?.l1 : nil))
             }
         } else {
             print("queries   fidelity   surrogate accuracy   (\(strategy), answers: \(oracle.policy))")
             for point in points { print(String(format: "%7d   %8.4f   %18.4f", point.queries, point.fidelity.value, point.accuracy.value)) }
             print(String(format: "transfer: PGD (L∞ ε = %g) examples crafted on the surrogate fool the victim on %.4f of %d inputs it classifies correctly",
                          transferEps, transfer.value, transfer.trials))
+            if let cost {
+                print(String(format: "what the policy costs benign clients (test set): the released vector's top class differs from the prediction on %.4f of inputs; mean L1 distortion %.4f",
+                             cost.top1Changed, cost.l1))
+            }
+            if watched {
+                print(detectedAfter.map { "detected: the \(isURL ? "service" : "PRADA detector") flagged the stream after \($0) queries" }
+                      ?? "detected: no\(isURL ? " (as far as the client can see: a service that only logs does not tell)" : "")")
+            }
             if let saveSurrogate { print("surrogate written to \(saveSurrogate)") }
         }
+    }
+
+    /// The victim's API: the local model behind --output, or the live service's client.
+    private func predictionAPI(victim: any InferenceModel, victimPath: String, loader: VerifyingFileLoader) throws -> any PredictionAPI {
+        guard isURL, let apiKeyFile else { return try LocalPredictionAPI(victim, policy: try policy(), seed: seed) }
+        guard let open = Self.remoteAPI else {
+            throw CLIError.unusableInput("this bulwark was built without the Serve trait, so it has no HTTPS client; give a model file as --target")
+        }
+        let keyText = String(decoding: try FileReader.readAll(apiKeyFile, limit: 4096), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let ca = try caCert.map { try FileReader.readAll($0, limit: 1 << 20) }
+        let (api, served) = try open(target, keyText, ca, rowsPerRequest)
+        let local = try FileDigest.sha256(path: victimPath)
+        guard served == local else {
+            throw CLIError.unusableInput("--victim \(victimPath) (SHA-256 \(local)) is not the model the service serves (\(served)): fidelity would be measured against another model")
+        }
+        return api
+    }
+
+    /// What a local policy costs a benign client on the test set (not counted as queries): how
+    /// often the released vector's top class differs from the model's prediction, and the mean
+    /// L1 distance between the released vector and the model's probabilities. Nil for label-only
+    /// answers and for a remote API.
+    private func benignCost(of api: any PredictionAPI, on test: LabeledData) throws -> (top1Changed: Double, l1: Double)? {
+        guard let local = api as? LocalPredictionAPI, local.policy.releasesProbabilities else { return nil }
+        let released = try LocalPredictionAPI(local.model, policy: local.policy, seed: seed &+ 1).answers(test.features)
+        let exact = try LocalPredictionAPI(local.model, policy: .full).answers(test.features)
+        var changed = 0, l1 = 0.0
+        for (answer, truth) in zip(released, exact) {
+            let q = answer.probabilities!, p = truth.probabilities!
+            if q.indices.max(by: { q[$0] < q[$1] }) != answer.predicted { changed += 1 }
+            l1 += zip(q, p).reduce(0) { $0 + abs($1.0 - $1.1) }
+        }
+        return (Double(changed) / Double(test.count), l1 / Double(test.count))
+    }
+
+    /// PRADA from --detectors, watching the oracle's stream as the service would.
+    private func localDetector(loader: VerifyingFileLoader, victimPath: String, classes: Int) throws -> Locked<PRADAStream>? {
+        guard let detectors else { return nil }
+        let victimModel = try ModelFile.load(contentsOf: victimPath, loader: loader).network.inferenceModel()
+        let file: AnomalyDetectors
+        do {
+            file = try AnomalyDetectors.decode(try loader.load(detectors, limit: 64 << 20), source: detectors, model: victimModel,
+                                               modelSHA256: try FileDigest.sha256(path: victimPath))
+        } catch let error as AnomalyDetectors.Invalid {
+            throw CLIError.unusableInput(error.description)
+        }
+        guard let settings = file.extraction else {
+            throw CLIError.unusableInput("\(detectors) has no extraction (PRADA) detector; fit one with bulwark serve fit-detectors --extraction-streams N")
+        }
+        return Locked(PRADAStream(settings: settings, width: victimModel.inputWidth, classes: classes))
     }
 
     /// One `--json` line per budget point; the last carries the transfer measurement.
     struct JSONLine: Encodable {
         let strategy: String
         let output: String
+        let pool: String?
         let queriesUsed: Int
         let fidelity: Double
         let surrogateAccuracy: Double
         let n: Int
         let transferSuccessRate: Double?
         let transferN: Int?
+        /// With a live service or --detectors: whether the stream was flagged by this point.
+        let detected: Bool?
+        let detectedAfterQueries: Int?
+        /// Local policies: what they cost benign clients on the test set.
+        let benignTop1Changed: Double?
+        let benignL1: Double?
 
         enum CodingKeys: String, CodingKey {
-            case strategy, output, fidelity, n
+            case strategy, output, pool, fidelity, n, detected
+            case detectedAfterQueries = "detected_after_queries", benignTop1Changed = "benign_top1_changed", benignL1 = "benign_l1"
             case queriesUsed = "queries_used", surrogateAccuracy = "surrogate_accuracy"
             case transferSuccessRate = "transfer_success_rate", transferN = "transfer_n"
         }

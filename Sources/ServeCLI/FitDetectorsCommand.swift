@@ -16,11 +16,13 @@ import _FileSystem
 struct FitDetectorsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fit-detectors",
-        abstract: "Fit the out-of-distribution (Mahalanobis) and adversarial-input (noise instability) detectors for a model.",
+        abstract: "Fit the out-of-distribution (Mahalanobis), adversarial-input (noise instability) and model-extraction (PRADA) detectors for a model.",
         discussion: """
         The Mahalanobis detector is fitted on the first --fit-n training examples; both thresholds are set so \
         that at most --fpr of the next --calibration-n training examples are flagged. The evaluation runs on the \
-        first --evaluate-n test examples. Detectors are not a defence: an attacker who knows them can adapt \
+        first --evaluate-n test examples. PRADA's δ is set so that at most --fpr of --extraction-streams benign \
+        query streams (--extraction-stream-length training examples each, after the calibration examples, in a \
+        seeded order) is ever flagged. Detectors are not a defence: an attacker who knows them can adapt \
         (Carlini & Wagner 2017); they are a tripwire for naive attacks and drift.
 
         Example:
@@ -58,6 +60,12 @@ struct FitDetectorsCommand: ParsableCommand {
     @Flag(name: .customLong("no-noise"), help: "Leave out the noise-instability detector.")
     var noNoise = false
 
+    @Option(name: .customLong("extraction-streams"), help: "PRADA: benign query streams δ is fitted on (0 leaves PRADA out).")
+    var extractionStreams = 20
+
+    @Option(name: .customLong("extraction-stream-length"), help: "PRADA: queries per benign stream.")
+    var extractionStreamLength = 1000
+
     @Option(help: "L∞ budget of the FGSM and PGD examples of the evaluation.")
     var eps: Float = 0.1
 
@@ -82,7 +90,12 @@ struct FitDetectorsCommand: ParsableCommand {
         guard noiseSigma > 0, noiseSigma <= 1, (1...64).contains(noiseDraws) else {
             throw ValidationError("--noise-sigma must be in (0, 1] and --noise-draws 1 to 64")
         }
-        guard !(noMahalanobis && noNoise) else { throw ValidationError("--no-mahalanobis and --no-noise leave no detector") }
+        guard !(noMahalanobis && noNoise && extractionStreams == 0) else {
+            throw ValidationError("--no-mahalanobis, --no-noise and --extraction-streams 0 leave no detector")
+        }
+        guard extractionStreams >= 0, (101...ShapiroWilk.sizes.upperBound).contains(extractionStreamLength) else {
+            throw ValidationError("--extraction-streams must be at least 0 and --extraction-stream-length 101 to \(ShapiroWilk.sizes.upperBound)")
+        }
         guard eps > 0, eps <= 1 else { throw ValidationError("--eps must be in (0, 1]") }
         try data.checkCSVOptions()
     }
@@ -119,8 +132,10 @@ struct FitDetectorsCommand: ParsableCommand {
         guard let sha256 = loader.digests[model] else { throw CLIError.unusableInput("\(model): no digest recorded (internal error)") }
         let inference = network.inferenceModel(pool: .shared)
         let (train, _) = try data.spec.load(.train, loader: loader)
-        guard train.count >= fitN + calibrationN else {
-            throw CLIError.unusableInput("the training data has \(train.count) examples; --fit-n \(fitN) + --calibration-n \(calibrationN) need more")
+        let streamExamples = extractionStreams * extractionStreamLength
+        guard train.count >= fitN + calibrationN + streamExamples else {
+            throw CLIError.unusableInput("the training data has \(train.count) examples; --fit-n \(fitN) + --calibration-n \(calibrationN) + "
+                                         + "--extraction-streams × --extraction-stream-length \(streamExamples) need more")
         }
         let fit = train.subset(Array(0..<fitN)), calibration = train.subset(Array(fitN..<(fitN + calibrationN)))
         var generator = RandomGenerator(seed: seed)
@@ -144,7 +159,21 @@ struct FitDetectorsCommand: ParsableCommand {
             noise = detector
             log.info("noise detector: flags \(detector.threshold) or more changed predictions of \(noiseDraws)")
         }
-        let detectors = AnomalyDetectors(modelSHA256: sha256, targetFalsePositiveRate: fpr, mahalanobis: mahalanobis, noise: noise)
+        var extraction: PRADADetector?
+        if extractionStreams > 0 {
+            var order = Array((fitN + calibrationN)..<train.count)
+            generator.shuffle(&order)
+            var minima: [Double] = []
+            for s in 0..<extractionStreams {
+                let stream = train.features.gatherRows(Array(order[(s * extractionStreamLength)..<((s + 1) * extractionStreamLength)]))
+                let predicted = try inference.predictions(stream)
+                let w = stream.withReadOnlyMatrix { PRADADetector(delta: 0.5).minimumW(of: $0, predicted: predicted, classes: inference.classCount) }
+                minima.append(w ?? 1)
+            }
+            extraction = PRADADetector(delta: PRADADetector.delta(forBenignMinimumW: minima, falsePositiveRate: fpr))
+            log.info("PRADA: benign streams' smallest W \(String(format: "%.4f", minima.min() ?? 1)) (median \(String(format: "%.4f", minima.sorted()[minima.count / 2]))); δ = \(String(format: "%.4f", extraction!.delta))")
+        }
+        let detectors = AnomalyDetectors(modelSHA256: sha256, targetFalsePositiveRate: fpr, mahalanobis: mahalanobis, noise: noise, extraction: extraction)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         try AtomicFile.write(Array(try encoder.encode(detectors)), to: out)

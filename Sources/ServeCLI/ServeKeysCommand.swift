@@ -3,6 +3,7 @@ import ServingCore
 import ArgumentParser
 import BulwarkCLI
 import Foundation
+import NeuralNet
 import Serving
 import _FileSystem
 
@@ -42,7 +43,7 @@ struct ServeKeysCommand: ParsableCommand {
         @Option(help: "Requests the key may send at once.")
         var burst: Int = KeyFile.defaultBurst
 
-        @Option(help: ArgumentHelp("What predictions show: full, top-k:K, rounded:D or label.", valueName: "policy"))
+        @Option(help: ArgumentHelp("What predictions show: full, top-k:K, rounded:D, label, reverse-sigmoid:BETA:GAMMA (Lee et al. 2019) or noise:SIGMA (Gaussian on the probabilities).", valueName: "policy"))
         var output = "full"
 
         @Flag(help: "Print {\"name\", \"role\", \"key\"} as JSON.")

@@ -6,7 +6,8 @@ import Hummingbird
 import NIOCore
 import _FileSystem
 
-/// `GET /v1/models`: names, architectures, digests and cards.
+/// `GET /v1/models`: names, architectures, digests and cards, and what the calling key's predictions
+/// release (`output`, its own policy: nothing about other keys).
 struct ModelsEndpoint: Sendable {
     let state: ServingState
 
@@ -18,13 +19,14 @@ struct ModelsEndpoint: Sendable {
             enum CodingKeys: String, CodingKey { case name, architecture, sha256, inputWidth = "input_width", classes, card }
         }
         let models: [Model]
+        let output: String?
     }
 
     func respond(_ request: Request, _ context: ServeContext) async throws -> Response {
         let listing = Listing(models: state.registry.all.map {
             .init(name: $0.name, architecture: $0.architecture, sha256: $0.sha256, inputWidth: $0.model.inputWidth,
                   classes: $0.model.classCount, card: $0.card)
-        })
+        }, output: context.key?.output.description)
         return JSONResponse.make(listing)
     }
 }

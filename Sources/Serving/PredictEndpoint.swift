@@ -3,7 +3,9 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import NeuralNet
 import ServingCore
+import TensorCore
 import _FileSystem
 
 /// `POST /v1/models/{name}/predict`: validates the body, runs it through the model's micro-batcher
@@ -50,12 +52,38 @@ struct PredictEndpoint: Sendable {
         if let findings = output.findings { record(findings, model: name, context: context) }
         state.metrics.recordValue("bulwark_predict_batch_rows", input.rows)
         let policy = context.key?.output ?? .full
-        let (body, classes) = try PredictionWriter.write(model: served, logits: logits, rows: input.rows, policy: policy)
+        let (body, predicted) = try PredictionWriter.write(model: served, logits: logits, rows: input.rows, policy: policy)
+        var classes = [Int](repeating: 0, count: served.model.classCount)
+        for c in predicted { classes[c] += 1 }
         for (k, count) in classes.enumerated() where count > 0 {
             state.metrics.increment("bulwark_predictions_total", [("model", name), ("class", String(k))], by: Int64(count))
         }
+        if let detector = served.detectors?.extraction, let key = context.key {
+            watchExtraction(key: key, model: served, detector: detector, input: input, predicted: predicted, context: context)
+        }
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// Feeds the key's PRADA stream; a first detection is counted, logged and audited (the answer
+    /// already computed is sent; the configured action applies from the key's next request).
+    private func watchExtraction(key: KeyEntry, model: ServedModel, detector: PRADADetector, input: PredictInput, predicted: [Int],
+                                 context: ServeContext) {
+        let detection = input.values.withUnsafeBufferPointer { values in
+            state.extraction.observe(key: key.id, model: model.name, detector: detector,
+                                     inputs: MatrixRef(UnsafeMutablePointer(mutating: values.baseAddress!), rows: input.rows, columns: model.model.inputWidth),
+                                     predicted: predicted, classes: model.model.classCount)
+        }
+        guard let detection else { return }
+        state.metrics.increment("bulwark_extraction_detections_total", [("model", model.name), ("key", key.name)])
+        state.logger.warning("query stream flagged as model extraction", metadata: [
+            "key": .string(key.name), "model": .string(model.name), "after_queries": .stringConvertible(detection.afterQueries),
+            "w": .string(String(format: "%.4f", detection.w)), "action": .string(state.configuration.limits.extractionAction.rawValue),
+        ])
+        state.audit?.record("extraction_suspected", key: key.name, remote: context.remote, route: Routes.predict, detail: [
+            "model": model.name, "detector": "prada", "after_queries": String(detection.afterQueries),
+            "w": String(format: "%.4f", detection.w), "delta": String(detector.delta), "action": state.configuration.limits.extractionAction.rawValue,
+        ])
     }
 
     /// Counts, logs and audits what the detectors flagged (the answer itself does not change).
@@ -106,8 +134,8 @@ enum BodyReader {
 
 /// Writes a predict answer as JSON bytes, with what the key's output policy allows.
 enum PredictionWriter {
-    /// - Returns: the body, and how many rows were predicted as each class (metrics).
-    static func write(model: ServedModel, logits: [Float], rows: Int, policy: OutputPolicy) throws -> (body: [UInt8], classCounts: [Int]) {
+    /// - Returns: the body, and the class predicted for each row.
+    static func write(model: ServedModel, logits: [Float], rows: Int, policy: OutputPolicy) throws -> (body: [UInt8], predicted: [Int]) {
         let classes = model.model.classCount
         var out = #"{"model":""#
         out += model.name
@@ -117,49 +145,41 @@ enum PredictionWriter {
         out += policy.description
         out += #"","predictions":["#
         out.reserveCapacity(out.utf8.count + rows * (classes * 14 + 40))
-        var counts = [Int](repeating: 0, count: classes)
-        var probabilities = [Float](repeating: 0, count: classes)
+        var predicted = [Int](repeating: 0, count: rows)
+        // Fresh noise for the `noise` policy: a seed from the system's CSPRNG per request.
+        var generator = RandomGenerator(seed: UInt64.random(in: .min ... .max), stream: .outputPolicyNoise)
         for r in 0..<rows {
             let row = logits[(r * classes)..<((r + 1) * classes)]
-            var predicted = 0
-            var maximum = -Float.infinity
-            for (j, z) in row.enumerated() where z > maximum { (maximum, predicted) = (z, j) }  // first index on ties
-            // Softmax with the maximum subtracted, as InferenceModel.probabilities computes it.
-            var sum: Float = 0
-            for (j, z) in row.enumerated() {
-                probabilities[j] = Foundation.exp(z - maximum)
-                sum += probabilities[j]
-            }
-            for j in 0..<classes { probabilities[j] /= sum }
-            guard maximum.isFinite, sum.isFinite else {
+            guard row.allSatisfy(\.isFinite) else {
                 throw Problem(.internalServerError, "non-finite-output", "The model produced non-finite outputs",
                               detail: "row \(r) has non-finite logits; the model file may be damaged")
             }
-            counts[predicted] += 1
+            let answer = policy.answer(logits: row, generator: &generator)
+            predicted[r] = answer.predicted
             if r > 0 { out += "," }
             out += #"{"class":"#
-            out += String(predicted)
-            switch policy {
-            case .label:
-                break
-            case .full:
-                out += #","probabilities":["#
-                out += probabilities.map { String($0) }.joined(separator: ",")
-                out += "]"
-            case .rounded(let digits):
-                out += #","probabilities":["#
-                out += probabilities.map { String(format: "%.\(digits)f", $0) }.joined(separator: ",")
-                out += "]"
-            case .topK(let k):
-                let top = probabilities.indices.sorted { (probabilities[$0], $1) > (probabilities[$1], $0) }.prefix(k)
-                out += #","top_k":["#
-                out += top.map { #"{"class":\#($0),"probability":\#(probabilities[$0])}"# }.joined(separator: ",")
-                out += "]"
+            out += String(answer.predicted)
+            if let probabilities = answer.probabilities {
+                switch policy {
+                case .rounded(let digits):
+                    out += #","probabilities":["#
+                    out += probabilities.map { String(format: "%.\(digits)f", $0) }.joined(separator: ",")
+                    out += "]"
+                case .topK(let k):
+                    let top = probabilities.indices.sorted { (probabilities[$0], $1) > (probabilities[$1], $0) }.prefix(k)
+                    out += #","top_k":["#
+                    out += top.map { #"{"class":\#($0),"probability":\#(Float(probabilities[$0]))}"# }.joined(separator: ",")
+                    out += "]"
+                default:
+                    out += #","probabilities":["#
+                    out += probabilities.map { String(Float($0)) }.joined(separator: ",")
+                    out += "]"
+                }
             }
             out += "}"
         }
         out += "]}"
-        return (Array(out.utf8), counts)
+        return (Array(out.utf8), predicted)
     }
 }
 #endif

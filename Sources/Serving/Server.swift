@@ -35,11 +35,13 @@ public final class Server: Sendable {
             })
         }
         let limiter = RateLimiter(now: now)
+        let extraction = ExtractionMonitor()
         let keys: KeyRing
         do {
             keys = try KeyRing(path: configuration.keysPath, onChange: { old, new in
                 Self.recordKeyChanges(old: old, new: new, audit: audit, logger: logger)
                 limiter.retain(ids: Set(new.keys.filter { !$0.revoked }.map(\.id)))
+                extraction.retain(keys: Set(new.keys.filter { !$0.revoked }.map(\.id)))
                 metrics.increment("bulwark_key_reloads_total", [("result", "reloaded")])
             }, onRefused: { error in
                 logger.error("the API-key file was refused; the keys in force stay", metadata: ["reason": .string("\(error)")])
@@ -51,7 +53,7 @@ public final class Server: Sendable {
             throw error
         }
         let registry = ModelRegistry(models: models, loader: loader)
-        state = ServingState(configuration: configuration, registry: registry, keys: keys, limiter: limiter,
+        state = ServingState(configuration: configuration, registry: registry, keys: keys, limiter: limiter, extraction: extraction,
                              metrics: metrics, audit: audit, logger: logger)
     }
 

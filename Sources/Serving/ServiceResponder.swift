@@ -55,6 +55,7 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
                                       detail: "key '\(key.name)' may send \(decision.limit) requests at once and \(key.rate) per second; retry after \(decision.retryAfterSeconds) s",
                                       headers: [.retryAfter: String(decision.retryAfterSeconds)])
                     }
+                    if rule.pattern == Routes.predict, state.extraction.isFlagged(key: key.id) { try restrictFlagged(key) }
                 }
                 let keyID = context.key?.id
                 switch state.admit(key: keyID) {
@@ -93,6 +94,28 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
         if tls { response.headers[HTTPField.Name("Strict-Transport-Security")!] = "max-age=31536000" }
         record(request, context: context, pattern: pattern, status: response.status, elapsed: ContinuousClock.now - start)
         return response
+    }
+
+    /// The configured action against a key flagged as extracting a model (`ExtractionAction`).
+    private func restrictFlagged(_ key: KeyEntry) throws {
+        let limits = state.configuration.limits
+        switch limits.extractionAction {
+        case .log:
+            return
+        case .block:
+            state.metrics.increment("bulwark_extraction_refusals_total", [("key", key.name), ("action", "block")])
+            throw Problem(.forbidden, "extraction-blocked", "Predictions refused for this key",
+                          detail: "key '\(key.name)' sent a query stream flagged as model extraction; ask the service's administrator")
+        case .throttle:
+            // A bucket of its own (one request, refilled at the throttle rate) besides the key's.
+            let decision = state.limiter.take(id: key.id + "#extraction", rate: limits.extractionThrottleRate, burst: 1)
+            guard decision.allowed else {
+                state.metrics.increment("bulwark_extraction_refusals_total", [("key", key.name), ("action", "throttle")])
+                throw Problem(.tooManyRequests, "extraction-throttled", "Predictions throttled for this key",
+                              detail: "key '\(key.name)' sent a query stream flagged as model extraction and may now send \(limits.extractionThrottleRate) requests per second; retry after \(decision.retryAfterSeconds) s",
+                              headers: [.retryAfter: String(decision.retryAfterSeconds)])
+            }
+        }
     }
 
     private func authenticate(_ request: Request, context: ServeContext, route: String) throws -> KeyEntry {

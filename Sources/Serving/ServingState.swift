@@ -10,6 +10,8 @@ public final class ServingState: Sendable {
     public let batchers: [String: MicroBatcher]
     public let keys: KeyRing
     public let limiter: RateLimiter
+    /// PRADA streams per key and the keys flagged as extracting a model.
+    public let extraction: ExtractionMonitor
     public let metrics: ServeMetrics
     public let audit: AuditLog?
     public let logger: Logger
@@ -17,11 +19,12 @@ public final class ServingState: Sendable {
     private let drainingFlag = Locked<Bool>(false)
 
     public init(configuration: ServeConfiguration, registry: ModelRegistry, keys: KeyRing, limiter: RateLimiter,
-                metrics: ServeMetrics, audit: AuditLog?, logger: Logger) {
+                extraction: ExtractionMonitor = ExtractionMonitor(), metrics: ServeMetrics, audit: AuditLog?, logger: Logger) {
         self.configuration = configuration
         self.registry = registry
         self.keys = keys
         self.limiter = limiter
+        self.extraction = extraction
         self.metrics = metrics
         self.audit = audit
         self.logger = logger

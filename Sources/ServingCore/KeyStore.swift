@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Glibc
+import NeuralNet
 import BulwarkSecurity
 import _FileSystem
 

@@ -52,6 +52,6 @@ public final class RateLimiter: Sendable {
 
     /// Forgets the buckets of keys no longer in the file (a revoked key's bucket is not kept).
     public func retain(ids: Set<String>) {
-        buckets.withLock { buckets in buckets = buckets.filter { ids.contains($0.key) } }
+        buckets.withLock { buckets in buckets = buckets.filter { ids.contains(String($0.key.prefix { $0 != "#" })) } }  // with "id#…" side buckets
     }
 }

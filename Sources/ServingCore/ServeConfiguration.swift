@@ -37,6 +37,10 @@ public struct ServeConfiguration: Sendable {
         /// A second, plain-HTTP port on 127.0.0.1 for `/metrics` without a key (for a local
         /// Prometheus); none by default.
         public var metricsPort: Int?
+        /// What happens to a key that PRADA flags (detectors files with an `extraction` detector).
+        public var extractionAction = ExtractionAction.log
+        /// Predict requests per second a throttled key may send.
+        public var extractionThrottleRate = 0.1
 
         public init() {}
 
@@ -47,6 +51,7 @@ public struct ServeConfiguration: Sendable {
             case maxConnections = "max_connections", idleTimeoutSeconds = "idle_timeout_seconds"
             case bodyTimeoutSeconds = "body_timeout_seconds", shutdownTimeoutSeconds = "shutdown_timeout_seconds"
             case metricsPort = "metrics_port"
+            case extractionAction = "extraction_action", extractionThrottleRate = "extraction_throttle_rate"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -64,6 +69,8 @@ public struct ServeConfiguration: Sendable {
             bodyTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .bodyTimeoutSeconds) ?? d.bodyTimeoutSeconds
             shutdownTimeoutSeconds = try c.decodeIfPresent(Int.self, forKey: .shutdownTimeoutSeconds) ?? d.shutdownTimeoutSeconds
             metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort)
+            extractionAction = try c.decodeIfPresent(ExtractionAction.self, forKey: .extractionAction) ?? d.extractionAction
+            extractionThrottleRate = try c.decodeIfPresent(Double.self, forKey: .extractionThrottleRate) ?? d.extractionThrottleRate
         }
 
         /// - Throws: `ServeError.invalidConfiguration` naming the field and its range.
@@ -82,6 +89,7 @@ public struct ServeConfiguration: Sendable {
             try require((1...3600).contains(bodyTimeoutSeconds), .bodyTimeoutSeconds, "1 to 3600")
             try require((1...3600).contains(shutdownTimeoutSeconds), .shutdownTimeoutSeconds, "1 to 3600")
             if let metricsPort { try require((0...65535).contains(metricsPort), .metricsPort, "0 to 65535") }
+            try require(KeyFile.rateRange.contains(extractionThrottleRate), .extractionThrottleRate, "\(KeyFile.rateRange.lowerBound) to \(Int(KeyFile.rateRange.upperBound)) requests per second")
         }
 
         /// Reads a configuration file (strict JSON: unknown fields are errors).

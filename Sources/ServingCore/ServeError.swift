@@ -1,7 +1,6 @@
 /// Why the service cannot start, or a key file or configuration cannot be used. Each message names
 /// the problem and the fix.
 public enum ServeError: Error, CustomStringConvertible, Equatable {
-    case invalidOutputPolicy(String)
     case keyFilePermissions(path: String, mode: UInt32)
     case keyFileOwner(path: String)
     case invalidKeyFile(path: String, reason: String)
@@ -16,8 +15,6 @@ public enum ServeError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .invalidOutputPolicy(let text):
-            return "unknown output policy '\(text)': use full, label, top-k:K (K ≥ 1) or rounded:D (0 ≤ D ≤ 8)"
         case .keyFilePermissions(let path, let mode):
             return "\(path) has mode \(String(mode & 0o777, radix: 8)): an API-key file must not be readable or writable by group or others; run chmod 600 \(path)"
         case .keyFileOwner(let path):

@@ -3,6 +3,8 @@ public enum ThreatError: Error, CustomStringConvertible, Equatable {
     case invalidParameter(name: String, value: String, requirement: String)
     case invalidConfiguration(String)
     case dataMismatch(String)
+    /// A remote prediction API failed or refused (its answer named).
+    case predictionAPI(String)
 
     public var description: String {
         switch self {
@@ -12,6 +14,8 @@ public enum ThreatError: Error, CustomStringConvertible, Equatable {
             return "invalid threat configuration: \(problem)"
         case .dataMismatch(let problem):
             return "the data does not fit the experiment: \(problem)"
+        case .predictionAPI(let problem):
+            return "the prediction API: \(problem)"
         }
     }
 }

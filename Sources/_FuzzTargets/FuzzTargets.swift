@@ -88,11 +88,19 @@ public enum FuzzTargets {
         }
     }
 
-    /// API-key files: strict JSON, roles, output policies, ids, digests, limits.
+    /// API-key files: strict JSON, roles, output policies (and what they release), ids, digests, limits.
     public static func keyfile(_ bytes: [UInt8]) {
         guard let file = try? KeyFile.decode(bytes, path: "fuzz") else { return }
         let table = KeyTable(file)
-        for key in file.keys { _ = table.authenticate(APIKey(id: key.id, secret: key.sha256)) }
+        var generator = RandomGenerator(seed: 1)
+        for key in file.keys {
+            _ = table.authenticate(APIKey(id: key.id, secret: key.sha256))
+            // The key's output policy on ordinary, saturated and tied logits (parameters come from the file).
+            for logits: [Float] in [[0.5, -1, 2], [80, -80, 0], [1, 1, 1]] {
+                let answer = key.output.answer(logits: logits, generator: &generator)
+                precondition(answer.probabilities?.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 1 } ?? true, "a policy released a non-probability")
+            }
+        }
     }
 
     /// Audit logs: line splitting, strict entries, the hash chain.

@@ -178,7 +178,16 @@ struct ThreatCLITests {
         #expect(equation.status == 0, "\(equation.stderr)")
         #expect(equation.jsonLines.first?["fidelity"] as? Double == 1 && equation.jsonLines.first?["queries_used"] as? Int == 785)
         #expect(FileManager.default.fileExists(atPath: stolen))
+        // Reverse sigmoid answers break the equations, and the run says what the policy costs benign clients.
+        let hardened = try CLIRun(["threat", "extract", "--target", victim, "--strategy", "equation", "--budget", "785",
+                                   "--output", "reverse-sigmoid:0.5:0.2", "--json"] + sample)
+        #expect(hardened.status == 0, "\(hardened.stderr)")
+        #expect((hardened.jsonLines.first?["fidelity"] as? Double ?? 1) < 0.9 && hardened.jsonLines.first?["benign_l1"] as? Double ?? 0 > 0.1)
+        let url = try CLIRun(["threat", "extract", "--target", "https://localhost:1/v1/models/m/predict", "--strategy", "knockoff", "--budget", "10"] + sample)
+        #expect(url.status == 64 && url.stderr.contains("--api-key-file"), "\(url.stderr)")
         for (arguments, status, message) in [(["--strategy", "nope", "--budget", "10"], Int32(64), "--strategy"),
+                                             (["--strategy", "knockoff", "--budget", "10", "--api-key-file", "k"], 64, "apply to a URL"),
+                                             (["--strategy", "knockoff", "--budget", "10", "--detectors", directory + "/none.json"], 2, "none.json"),
                                              (["--strategy", "knockoff", "--budget", "10", "--output", "top-0"], 64, "--output"),
                                              (["--strategy", "knockoff", "--budget", "10", "--checkpoints", "20"], 64, "--checkpoints"),
                                              (["--strategy", "knockoff", "--budget", "10", "--lambda", "0.2"], 64, "apply to --strategy jacobian"),

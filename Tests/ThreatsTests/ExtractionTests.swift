@@ -50,21 +50,34 @@ struct ExtractionTests {
         #expect(throws: ThreatError.self) { try ExtractionOracle(model, policy: .topK(11), budget: 5) }
     }
 
-    @Test("output policies: probabilities sum to 1, label is one-hot at the argmax, top-k keeps k, rounding rounds")
+    static func probabilities(_ network: Sequential, _ x: Tensor) throws -> [Float] {
+        try ExtractionOracle(network.inferenceModel(), budget: x.shape[0]).query(x).probabilities!.scalars
+    }
+
+    @Test("output policies: probabilities sum to 1, label gives no vector, top-k keeps k, rounding rounds, reverse sigmoid and noise keep a distribution")
     func policies() throws {
         let (network, model) = try Self.victim("784-16-10")
         let x = Self.random(12, 784, seed: 9)
         let predictions = network.predictions(on: x)
         let full = try ExtractionOracle(model, budget: 100).query(x)
         let label = try ExtractionOracle(model, policy: .label, budget: 100).query(x)
-        let top = try ExtractionOracle(model, policy: .topK(3), budget: 100).query(x)
-        let rounded = try ExtractionOracle(model, policy: .rounded(decimals: 2), budget: 100).query(x)
+        let top = try ExtractionOracle(model, policy: .topK(3), budget: 100).query(x).probabilities!
+        let rounded = try ExtractionOracle(model, policy: .rounded(2), budget: 100).query(x).probabilities!
+        let reverse = try ExtractionOracle(model, policy: .reverseSigmoid(beta: 0.5, gamma: 0.2), budget: 100).query(x).probabilities!
+        let noisy = try ExtractionOracle(model, policy: .noise(sigma: 0.05), budget: 100, seed: 4).query(x).probabilities!
+        let noisyAgain = try ExtractionOracle(model, policy: .noise(sigma: 0.05), budget: 100, seed: 4).query(x).probabilities!
+        #expect(full.labels == predictions && label.labels == predictions && label.probabilities == nil)
+        #expect(noisy.scalars == noisyAgain.scalars, "the same seed gives the same noise")
         for r in 0..<12 {
             let row = { (t: Tensor) in Array(t.scalars[(r * 10)..<((r + 1) * 10)]) }
-            #expect(abs(row(full).reduce(0, +) - 1) < 1e-5)
-            #expect(row(label) == (0..<10).map { $0 == predictions[r] ? 1 : 0 })
-            #expect(row(top).filter { $0 > 0 }.count == 3 && row(top)[predictions[r]] == row(full)[predictions[r]])
-            #expect(zip(row(rounded), row(full)).allSatisfy { abs($0 - $1) <= 0.005 + 1e-6 && abs($0 * 100 - ($0 * 100).rounded()) < 1e-3 })
+            let p = row(full.probabilities!)
+            #expect(abs(p.reduce(0, +) - 1) < 1e-5)
+            #expect(row(top).filter { $0 > 0 }.count == 3 && row(top)[predictions[r]] == p[predictions[r]])
+            #expect(zip(row(rounded), p).allSatisfy { abs($0 - $1) <= 0.005 + 1e-6 && abs($0 * 100 - ($0 * 100).rounded()) < 1e-3 })
+            for perturbed in [row(reverse), row(noisy)] {
+                #expect(abs(perturbed.reduce(0, +) - 1) < 1e-5 && perturbed.allSatisfy { (0...1).contains($0) })
+                #expect(zip(perturbed, p).contains { abs($0 - $1) > 1e-3 }, "the policy changed nothing")
+            }
         }
     }
 
@@ -84,15 +97,20 @@ struct ExtractionTests {
         #expect(worst < 1e-4, "largest error in a weight difference: \(worst)")
         // Same probabilities on new inputs.
         let x = Self.random(200, 784, seed: 77)
-        let p = ExtractionOracle.apply(.probabilities, toLogits: try victim.inferenceModel().logits(x))
-        let q = ExtractionOracle.apply(.probabilities, toLogits: try surrogate.inferenceModel().logits(x))
-        #expect(zip(p.scalars, q.scalars).map { abs($0 - $1) }.max()! < 1e-4)
+        let (p, q) = (try Self.probabilities(victim, x), try Self.probabilities(surrogate, x))
+        #expect(zip(p, q).map { abs($0 - $1) }.max()! < 1e-4)
         // Label-only answers or too small a budget are refused before any query.
         let labels = try ExtractionOracle(model, policy: .label, budget: 1000)
         #expect(throws: ThreatError.self) { try EquationSolvingExtraction.extract(from: labels, seed: 1) }
         let small = try ExtractionOracle(model, budget: 784)
         #expect(throws: ThreatError.self) { try EquationSolvingExtraction.extract(from: small, seed: 1) }
         #expect(labels.queriesUsed == 0 && small.queriesUsed == 0)
+        // Reverse sigmoid breaks the equations: the same queries give a far worse model.
+        let hardened = try ExtractionOracle(model, policy: .reverseSigmoid(beta: 0.5, gamma: 0.2), budget: 785)
+        let poisoned = try EquationSolvingExtraction.extract(from: hardened, seed: 1)
+        let agreement = zip(victim.predictions(on: x), poisoned.predictions(on: x)).filter { $0 == $1 }.count
+        let exact = zip(victim.predictions(on: x), surrogate.predictions(on: x)).filter { $0 == $1 }.count
+        #expect(exact == 200 && agreement < 190, "agreement with reverse sigmoid: \(agreement) of 200")
     }
 
     @Test("Jacobian augmentation doubles its set each round, spends exactly the budget, and keeps every query in [0, 1]")

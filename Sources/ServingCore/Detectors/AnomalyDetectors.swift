@@ -15,14 +15,18 @@ public struct AnomalyDetectors: Codable, Sendable, Equatable {
     public var targetFalsePositiveRate: Double
     public var mahalanobis: MahalanobisDetector?
     public var noise: NoiseInstabilityDetector?
+    /// Model-extraction detection per key (PRADA), δ fitted on benign query streams.
+    public var extraction: PRADADetector?
 
     enum CodingKeys: String, CodingKey {
-        case format, modelSHA256 = "model_sha256", targetFalsePositiveRate = "target_fpr", mahalanobis, noise
+        case format, modelSHA256 = "model_sha256", targetFalsePositiveRate = "target_fpr", mahalanobis, noise, extraction
     }
 
-    public init(modelSHA256: String, targetFalsePositiveRate: Double, mahalanobis: MahalanobisDetector?, noise: NoiseInstabilityDetector?) {
+    public init(modelSHA256: String, targetFalsePositiveRate: Double, mahalanobis: MahalanobisDetector?, noise: NoiseInstabilityDetector?,
+                extraction: PRADADetector? = nil) {
         format = Self.format
-        (self.modelSHA256, self.targetFalsePositiveRate, self.mahalanobis, self.noise) = (modelSHA256, targetFalsePositiveRate, mahalanobis, noise)
+        (self.modelSHA256, self.targetFalsePositiveRate, self.mahalanobis, self.noise, self.extraction) =
+            (modelSHA256, targetFalsePositiveRate, mahalanobis, noise, extraction)
     }
 
     /// What the detectors found in one batch: the kinds flagged for each row.
@@ -61,6 +65,7 @@ public struct AnomalyDetectors: Codable, Sendable, Equatable {
                 throw Invalid(description: "\(source): the noise detector needs 0 < sigma ≤ 1, 1 ≤ draws ≤ 64 and 1 ≤ threshold ≤ draws + 1")
             }
         }
+        if let problem = detectors.extraction?.problem { throw Invalid(description: "\(source): the extraction detector's \(problem)") }
         return detectors
     }
 

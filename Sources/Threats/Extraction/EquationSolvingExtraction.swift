@@ -12,15 +12,18 @@ import TensorCore
 /// when every logit shifts by the same amount.
 public enum EquationSolvingExtraction {
     /// The stolen softmax regression (a one-layer `Sequential`) from `queries` uniform random inputs
-    /// in [0, 1]^d (d + 1 if nil; more than that averages out the answers' rounding).
-    /// - Throws: `ThreatError.invalidParameter` when the oracle does not return probabilities or the
-    ///   budget is below d + 1; `ThreatError.dataMismatch` when an answer has a zero probability
-    ///   (its logarithm is unusable) or the system is singular; the oracle's errors.
+    /// in [0, 1]^d (d + 1 if nil; more than that averages out the answers' rounding or noise).
+    /// Answers with a zero probability carry no usable logarithm and are left out, as a thief would.
+    /// - Throws: `ThreatError.invalidParameter` when the API does not return every class's
+    ///   probability or the budget is below d + 1; `ThreatError.dataMismatch` when fewer than d + 1
+    ///   answers are usable or the system is singular; the oracle's errors.
     public static func extract(from oracle: ExtractionOracle, queries: Int? = nil, seed: UInt64) throws -> Sequential {
-        let (d, k) = (oracle.model.inputWidth, oracle.model.classCount)
-        guard oracle.policy == .probabilities else {
+        let (d, k) = (oracle.inputWidth, oracle.classCount)
+        switch oracle.policy {
+        case .label, .topK:
             throw ThreatError.invalidParameter(name: "output policy", value: "\(oracle.policy)",
-                                               requirement: "equation solving needs the full probability vector; use knockoff or jacobian against \(oracle.policy)")
+                                               requirement: "equation solving needs every class's probability; use knockoff or jacobian against \(oracle.policy)")
+        default: break
         }
         let n = queries ?? (d + 1)
         guard n >= d + 1, n <= oracle.queriesLeft else {
@@ -29,23 +32,25 @@ public enum EquationSolvingExtraction {
         }
         var generator = RandomGenerator(seed: seed, stream: .extractionQueries)
         let inputs = Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in generator.nextUnitFloat() })
-        let answers = try oracle.query(inputs)
-        // A: n × (d + 1) rows [x, 1]; B: n × (k − 1) columns log pⱼ − log p₀ (row-major, Float64).
-        var a = [Double](repeating: 1, count: n * (d + 1))
-        var b = [Double](repeating: 0, count: n * (k - 1))
+        let answers = try oracle.query(inputs).probabilities!
+        // A: m × (d + 1) rows [x, 1]; B: m × (k − 1) columns log pⱼ − log p₀ (row-major, Float64),
+        // over the m usable answers.
+        var a: [Double] = [], b: [Double] = []
+        a.reserveCapacity(n * (d + 1))
+        b.reserveCapacity(n * (k - 1))
         for r in 0..<n {
-            for j in 0..<d { a[r * (d + 1) + j] = Double(inputs.scalars[r * d + j]) }
-            let p0 = Double(answers.scalars[r * k])
-            for c in 1..<k {
-                let pc = Double(answers.scalars[r * k + c])
-                guard p0 > 0, pc > 0 else {
-                    throw ThreatError.dataMismatch("answer \(r) has a zero probability (class \(pc > 0 ? 0 : c)): its logarithm is unusable; "
-                                                   + "the victim is too confident on random inputs for equation solving")
-                }
-                b[r * (k - 1) + c - 1] = log(pc) - log(p0)
-            }
+            let p = answers.scalars[(r * k)..<((r + 1) * k)].map(Double.init)
+            guard p.allSatisfy({ $0 > 0 }) else { continue }
+            for j in 0..<d { a.append(Double(inputs.scalars[r * d + j])) }
+            a.append(1)
+            for c in 1..<k { b.append(log(p[c]) - log(p[0])) }
         }
-        let status = LAPACKE_dgels(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), Int32(n), Int32(d + 1), Int32(k - 1),
+        let m = b.count / max(k - 1, 1)
+        guard m >= d + 1 else {
+            throw ThreatError.dataMismatch("only \(m) of \(n) answers have no zero probability, fewer than the d + 1 = \(d + 1) equation solving needs: "
+                                           + "the victim is too confident on random inputs, or its answers are clipped")
+        }
+        let status = LAPACKE_dgels(LAPACK_ROW_MAJOR, CChar(UInt8(ascii: "N")), Int32(m), Int32(d + 1), Int32(k - 1),
                                    &a, Int32(d + 1), &b, Int32(k - 1))
         guard status == 0 else { throw ThreatError.dataMismatch("the equations are singular (LAPACKE_dgels returned \(status))") }
         // b's first d + 1 rows hold the solution: column c − 1 is (Wc − W0, bc − b0).

@@ -2,65 +2,95 @@ import Foundation
 import NeuralNet
 import TensorCore
 
-/// The victim as a model thief sees it: a prediction API that answers a batch of inputs with what
-/// its output policy lets out, counts every input as one query, and never answers past the budget
-/// (Tramèr et al., 2016; Orekondy et al., 2019). Wraps any `InferenceModel`: a local model file, or
-/// a client of a remote service.
-public final class ExtractionOracle: @unchecked Sendable {
-    /// What the API returns per input.
-    public enum OutputPolicy: Equatable, Sendable, CustomStringConvertible {
-        /// The full probability vector.
-        case probabilities
-        /// The predicted class only (as a one-hot vector).
-        case label
-        /// The k largest probabilities, the others 0.
-        case topK(Int)
-        /// Probabilities rounded to `decimals` decimal places.
-        case rounded(decimals: Int)
+/// A prediction API as a model thief reaches it: a batch of inputs in, one answer per input out,
+/// shaped by the API's output policy. A local model (`LocalPredictionAPI`) or a client of a
+/// running `bulwark serve` (the ServingClient target).
+public protocol PredictionAPI: AnyObject, Sendable {
+    var inputWidth: Int { get }
+    var classCount: Int { get }
+    /// What the API releases per input.
+    var policy: OutputPolicy { get }
+    /// One answer per row of `inputs` (rows, inputWidth).
+    func answers(_ inputs: Tensor) throws -> [OutputPolicy.Answer]
+    /// Queries answered when the API first showed that it had flagged the client (a service that
+    /// throttles or blocks suspected extraction), or nil.
+    var detectedAfterQueries: Int? { get }
+}
 
-        public var description: String {
-            switch self {
-            case .probabilities: "probabilities"
-            case .label: "label"
-            case .topK(let k): "top-\(k)"
-            case .rounded(let decimals): "rounded to \(decimals) decimals"
-            }
-        }
+extension PredictionAPI {
+    public var detectedAfterQueries: Int? { nil }
+}
 
-        /// Whether answers carry more than the label.
-        public var returnsProbabilities: Bool { self != .label }
-    }
-
+/// A local model behind an output policy, its `noise` drawn from a seeded stream.
+public final class LocalPredictionAPI: PredictionAPI, @unchecked Sendable {
     public let model: any InferenceModel
     public let policy: OutputPolicy
+    private let lock = NSLock()
+    private var generator: RandomGenerator
+
+    /// - Throws: `ThreatError.invalidParameter` for a top-k beyond the model's classes.
+    public init(_ model: any InferenceModel, policy: OutputPolicy = .full, seed: UInt64 = 0) throws {
+        if case .topK(let k) = policy, !(1...model.classCount).contains(k) {
+            throw ThreatError.invalidParameter(name: "top-k", value: "\(k)", requirement: "must be between 1 and the \(model.classCount) classes")
+        }
+        (self.model, self.policy) = (model, policy)
+        generator = RandomGenerator(seed: seed, stream: .outputPolicyNoise)
+    }
+
+    public var inputWidth: Int { model.inputWidth }
+    public var classCount: Int { model.classCount }
+
+    public func answers(_ inputs: Tensor) throws -> [OutputPolicy.Answer] {
+        let logits = try model.logits(inputs)
+        let k = logits.shape[1]
+        return lock.withLock {
+            (0..<logits.shape[0]).map { r in policy.answer(logits: logits.scalars[(r * k)..<((r + 1) * k)], generator: &generator) }
+        }
+    }
+}
+
+/// The victim as a model thief sees it: a prediction API whose every input counts as one query,
+/// never answered past the budget (Tramèr et al., 2016; Orekondy et al., 2019).
+public final class ExtractionOracle: @unchecked Sendable {
+    /// A batch's answers: the predicted classes, and the released probabilities (rows, classes)
+    /// unless the API returns labels only (top-k: 0 beyond the k classes).
+    public struct Answers: Sendable {
+        public var labels: [Int]
+        public var probabilities: Tensor?
+    }
+
+    public let api: any PredictionAPI
     /// Queries (input rows) the thief may send.
     public let budget: Int
+    /// Called with every answered batch (a detector watching the stream, as the service would).
+    public var monitor: (@Sendable (Tensor, [Int]) -> Void)?
     private let lock = NSLock()
     private var used = 0
 
-    /// - Throws: `ThreatError.invalidParameter` for a budget below 1 or a bad policy parameter.
-    public init(_ model: any InferenceModel, policy: OutputPolicy = .probabilities, budget: Int) throws {
+    /// - Throws: `ThreatError.invalidParameter` for a budget below 1.
+    public init(_ api: any PredictionAPI, budget: Int) throws {
         guard budget >= 1 else { throw ThreatError.invalidParameter(name: "budget", value: "\(budget)", requirement: "must be at least 1 query") }
-        switch policy {
-        case .topK(let k) where !(1...model.classCount).contains(k):
-            throw ThreatError.invalidParameter(name: "top-k", value: "\(k)", requirement: "must be between 1 and the \(model.classCount) classes")
-        case .rounded(let decimals) where !(0...8).contains(decimals):
-            throw ThreatError.invalidParameter(name: "decimals", value: "\(decimals)", requirement: "must be between 0 and 8")
-        default: break
-        }
-        self.model = model
-        self.policy = policy
+        self.api = api
         self.budget = budget
     }
+
+    /// An oracle around a local model behind `policy` (its noise seeded by `seed`).
+    public convenience init(_ model: any InferenceModel, policy: OutputPolicy = .full, budget: Int, seed: UInt64 = 0) throws {
+        try self.init(try LocalPredictionAPI(model, policy: policy, seed: seed), budget: budget)
+    }
+
+    public var policy: OutputPolicy { api.policy }
+    public var inputWidth: Int { api.inputWidth }
+    public var classCount: Int { api.classCount }
 
     /// Queries answered so far (each input row is one).
     public var queriesUsed: Int { lock.withLock { used } }
     public var queriesLeft: Int { lock.withLock { budget - used } }
 
-    /// The answers (rows, classes) to `inputs` (rows, inputWidth) under the output policy.
+    /// The answers to `inputs` (rows, inputWidth).
     /// - Throws: `ThreatError.invalidParameter` if the rows would pass the budget (nothing is
-    ///   sent then), `InferenceError` or the transport's error from the model.
-    public func query(_ inputs: Tensor) throws -> Tensor {
+    ///   sent then); the API's errors.
+    public func query(_ inputs: Tensor) throws -> Answers {
         let rows = inputs.shape[0]
         try lock.withLock {
             guard rows <= budget - used else {
@@ -69,30 +99,21 @@ public final class ExtractionOracle: @unchecked Sendable {
             }
             used += rows
         }
-        let logits = try model.logits(inputs)
-        return Self.apply(policy, toLogits: logits)
-    }
-
-    /// The policy's answer for each row of logits (softmax in Float64 from the log-sum-exp).
-    static func apply(_ policy: OutputPolicy, toLogits logits: Tensor) -> Tensor {
-        let (rows, k) = (logits.shape[0], logits.shape[1])
-        var out = [Float](repeating: 0, count: rows * k)
-        for r in 0..<rows {
-            let z = (0..<k).map { Double(logits.scalars[r * k + $0]) }
-            let top = z.max()!
-            let sum = z.reduce(0) { $0 + exp($1 - top) }
-            let p = z.map { exp($0 - top) / sum }
-            let order = p.indices.sorted { p[$0] > p[$1] }
-            for j in 0..<k {
-                let value: Double = switch policy {
-                case .probabilities: p[j]
-                case .label: j == order[0] ? 1 : 0
-                case .topK(let count): order.prefix(count).contains(j) ? p[j] : 0
-                case .rounded(let decimals): (p[j] * pow(10, Double(decimals))).rounded() / pow(10, Double(decimals))
-                }
-                out[r * k + j] = Float(value)
-            }
+        let answers = try api.answers(inputs)
+        guard answers.count == rows else {
+            throw ThreatError.dataMismatch("the API answered \(answers.count) of \(rows) inputs")
         }
-        return Tensor(shape: [rows, k], scalars: out)
+        let labels = answers.map(\.predicted)
+        monitor?(inputs, labels)
+        guard policy.releasesProbabilities else { return Answers(labels: labels, probabilities: nil) }
+        let k = classCount
+        var scalars = [Float](repeating: 0, count: rows * k)
+        for (r, answer) in answers.enumerated() {
+            guard let p = answer.probabilities, p.count == k else {
+                throw ThreatError.dataMismatch("answer \(r) has no probability vector of \(k) classes under the policy \(policy)")
+            }
+            for j in 0..<k { scalars[r * k + j] = Float(p[j]) }
+        }
+        return Answers(labels: labels, probabilities: Tensor(shape: [rows, k], scalars: scalars))
     }
 }

@@ -24,12 +24,12 @@ public enum JacobianAugmentation {
                                                requirement: "must hold between 1 and the budget's \(oracle.queriesLeft) inputs")
         }
         var inputs = initial.scalars
-        var labels = try labelsOf(oracle.query(initial))
+        var labels = try oracle.query(initial).labels
         var curve: [KnockoffExtraction.Point] = []
         var round = 0
         while true {
             let substitute = try ModelTraining.train(recipe, seed: seed, on: LabeledData(features: Tensor(shape: [labels.count, d], scalars: inputs),
-                                                                                        labels: labels, classCount: oracle.model.classCount)).network
+                                                                                        labels: labels, classCount: oracle.classCount)).network
             let point = KnockoffExtraction.Point.measuring(substitute, queries: labels.count, victimPredictions: victimPredictions, test: test)
             log("round \(round): \(point.queries) queries, fidelity \(point.fidelity.value), surrogate accuracy \(point.accuracy.value)")
             curve.append(point)
@@ -38,7 +38,7 @@ public enum JacobianAugmentation {
             let step = (round / max(period, 1)) % 2 == 0 ? lambda : -lambda
             let current = Tensor(shape: [labels.count, d], scalars: inputs)
             let augmented = augment(current.rows(0..<count), labels: Array(labels.prefix(count)), substitute: substitute, step: step)
-            labels += try labelsOf(oracle.query(augmented))
+            labels += try oracle.query(augmented).labels
             inputs += augmented.scalars
             round += 1
         }
@@ -67,9 +67,5 @@ public enum JacobianAugmentation {
             }
         }
         return Tensor(shape: [rows, d], scalars: out)
-    }
-
-    static func labelsOf(_ answers: Tensor) -> [Int] {
-        (0..<answers.shape[0]).map { KnockoffExtraction.argmax(answers, row: $0) }
     }
 }

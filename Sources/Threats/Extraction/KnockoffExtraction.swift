@@ -7,8 +7,8 @@ import Training
 /// Knockoff Nets (Orekondy et al., 2019, "Knockoff Nets: Stealing Functionality of Black-Box
 /// Models"), random sampling strategy: the thief queries inputs from its own pool (unlabelled
 /// in-distribution data, or noise), labels them with the victim's answers and trains a surrogate
-/// on them. Answers that carry probabilities are used as their argmax (hard labels; the paper also
-/// trains on the probabilities themselves).
+/// on them. The surrogate learns the answers' labels (hard labels; the paper also trains on the
+/// probabilities themselves).
 public enum KnockoffExtraction {
     /// One point of the curve over the query budget.
     public struct Point: Sendable, Equatable {
@@ -61,15 +61,10 @@ public enum KnockoffExtraction {
         for stop in stops {
             let batch = Array(order[labels.count..<stop])
             let x = pool.gatherRows(batch)
-            let answers = try oracle.query(x)
-            let k = answers.shape[1]
-            for r in 0..<batch.count {
-                let row = answers.scalars[(r * k)..<((r + 1) * k)]
-                labels.append(row.indices.max { row[$0] < row[$1] }! - row.startIndex)
-            }
+            labels += try oracle.query(x).labels
             inputs += x.scalars
             let network = try ModelTraining.train(recipe, seed: seed, on: LabeledData(features: Tensor(shape: [labels.count, d], scalars: inputs),
-                                                                                    labels: labels, classCount: oracle.model.classCount)).network
+                                                                                    labels: labels, classCount: oracle.classCount)).network
             let point = Point.measuring(network, queries: labels.count, victimPredictions: victimPredictions, test: test)
             log("\(point.queries) queries: fidelity \(point.fidelity.value), surrogate accuracy \(point.accuracy.value)")
             curve.append(point)
@@ -83,19 +78,13 @@ public enum KnockoffExtraction {
     /// misclassify.
     public static func transferSuccess(surrogate: Sequential, victim: any InferenceModel, test: LabeledData, epsilon: Float,
                                        seed: UInt64) throws -> Proportion {
-        let victimClean = try victim.logits(test.features)
-        let correct = (0..<test.count).filter { argmax(victimClean, row: $0) == test.labels[$0] }
+        let victimClean = try victim.predictions(test.features)
+        let correct = (0..<test.count).filter { victimClean[$0] == test.labels[$0] }
         guard !correct.isEmpty else { return Proportion(successes: 0, trials: 0) }
         let subset = test.subset(correct)
         let outcome = try AttackRunner(classifier: surrogate).run(try PGD(epsilon: epsilon), on: subset, seed: seed)
-        let victimAdversarial = try victim.logits(outcome.adversarial)
-        let fooled = (0..<subset.count).filter { argmax(victimAdversarial, row: $0) != subset.labels[$0] }.count
+        let victimAdversarial = try victim.predictions(outcome.adversarial)
+        let fooled = (0..<subset.count).filter { victimAdversarial[$0] != subset.labels[$0] }.count
         return Proportion(successes: fooled, trials: subset.count)
-    }
-
-    static func argmax(_ logits: Tensor, row: Int) -> Int {
-        let k = logits.shape[1]
-        let values = logits.scalars[(row * k)..<((row + 1) * k)]
-        return values.indices.max { values[$0] < values[$1] }! - values.startIndex
     }
 }

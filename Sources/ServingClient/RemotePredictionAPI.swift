@@ -1,0 +1,240 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import NeuralNet
+import TensorCore
+import Threats
+
+/// A running `bulwark serve` as a model thief reaches it: `POST …/predict` over HTTPS with an API
+/// key, float32 bodies of at most `rowsPerRequest` rows. It obeys the service: a 429 is retried
+/// after its `Retry-After` (never sooner, never more than `maxWait` seconds), a 503 after a
+/// second. A 429 `extraction-throttled` or a 403 `extraction-blocked` marks the client as
+/// detected; a block ends the extraction.
+///
+/// Calls block the calling thread (the extraction loop is synchronous); never call them on an
+/// event loop or from Swift concurrency's cooperative threads.
+public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  // mutable state under `lock`
+    public let predictURL: String
+    public let inputWidth: Int
+    public let classCount: Int
+    public let policy: OutputPolicy
+    /// The served model's SHA-256, as the service reports it.
+    public let modelSHA256: String
+    public let rowsPerRequest: Int
+    public let maxWait: Int
+    private let apiKey: String
+    private let client: HTTPClient
+    private let lock = NSLock()
+    private var answered = 0
+    private var detected: Int?
+    private var waits = 0
+    /// How many times a request waited for the `Retry-After` of a 429 or 503.
+    public var retries: Int { lock.withLock { waits } }
+    public var detectedAfterQueries: Int? { lock.withLock { detected } }
+
+    /// Connects, and reads the model's shape and the key's output policy from `GET /v1/models`.
+    /// - Parameters:
+    ///   - url: `https://HOST:PORT/v1/models/NAME/predict`.
+    ///   - caCertificatePEM: a certificate to trust besides the system's roots (a dev certificate).
+    ///   - sleep: waits the given seconds (tests pass a recording one).
+    /// - Throws: `ThreatError.predictionAPI` naming what failed.
+    public init(url: String, apiKey: String, caCertificatePEM: [UInt8]? = nil, rowsPerRequest: Int = 100, maxWait: Int = 120,
+                allowPlainHTTP: Bool = false) throws {
+        guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host,
+              scheme == "https" || (allowPlainHTTP && scheme == "http") else {
+            throw ThreatError.predictionAPI("--target \(url) is not an https:// URL (plain http is refused: the key would travel in clear text)")
+        }
+        let path = components.path.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+        guard path.count == 5, path[1] == "v1", path[2] == "models", !path[3].isEmpty, path[4] == "predict" else {
+            throw ThreatError.predictionAPI("--target \(url) is not a predict URL: give https://HOST:PORT/v1/models/NAME/predict")
+        }
+        guard (1...65536).contains(rowsPerRequest), (1...86_400).contains(maxWait) else {
+            throw ThreatError.predictionAPI("rows per request must be 1 to 65536 and the longest wait 1 to 86400 s")
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        if let caCertificatePEM {
+            do {
+                tls.additionalTrustRoots = [.certificates(try NIOSSLCertificate.fromPEMBytes(caCertificatePEM))]
+            } catch {
+                throw ThreatError.predictionAPI("the CA certificate is not PEM (\(error))")
+            }
+        }
+        let client = HTTPClient(eventLoopGroupProvider: .singleton,
+                                configuration: .init(tlsConfiguration: tls, timeout: .init(connect: .seconds(10), read: .seconds(60))))
+        (self.client, predictURL, self.apiKey, self.rowsPerRequest, self.maxWait) = (client, url, apiKey, rowsPerRequest, maxWait)
+        let port = components.port.map { ":\($0)" } ?? ""
+        do {
+            let listing = try Self.fetchListing(client: client, url: "\(scheme)://\(host)\(port)/v1/models", apiKey: apiKey, maxWait: maxWait)
+            guard let model = listing.models.first(where: { $0.name == path[3] }) else {
+                throw ThreatError.predictionAPI("the service has no model named '\(path[3])' (it has \(listing.models.map(\.name).joined(separator: ", ")))")
+            }
+            guard let output = listing.output, let policy = try? OutputPolicy(parsing: output) else {
+                throw ThreatError.predictionAPI("the service did not say what this key's predictions release (an older bulwark serve?)")
+            }
+            (inputWidth, classCount, self.policy, modelSHA256) = (model.inputWidth, model.classes, policy, model.sha256)
+        } catch {
+            try? client.syncShutdown()
+            throw error
+        }
+    }
+
+    deinit { try? client.syncShutdown() }
+
+    public func answers(_ inputs: Tensor) throws -> [OutputPolicy.Answer] {
+        let rows = inputs.shape[0]
+        var answers: [OutputPolicy.Answer] = []
+        answers.reserveCapacity(rows)
+        var start = 0
+        while start < rows {
+            let end = min(rows, start + rowsPerRequest)
+            var body = ByteBuffer()
+            body.reserveCapacity((end - start) * inputWidth * 4)
+            for value in inputs.scalars[(start * inputWidth)..<(end * inputWidth)] { body.writeInteger(value.bitPattern, endianness: .little) }
+            let bytes = try send(body: body)
+            let decoded: PredictResponse
+            do { decoded = try JSONDecoder().decode(PredictResponse.self, from: Data(bytes)) } catch {
+                throw ThreatError.predictionAPI("the predict answer is not the service's JSON (\(error))")
+            }
+            guard decoded.predictions.count == end - start else {
+                throw ThreatError.predictionAPI("the service answered \(decoded.predictions.count) of \(end - start) rows")
+            }
+            for prediction in decoded.predictions { answers.append(try answer(prediction)) }
+            lock.withLock { answered += end - start }
+            start = end
+        }
+        return answers
+    }
+
+    /// The answer as the key's policy released it (top-k: 0 beyond the k classes).
+    private func answer(_ prediction: PredictResponse.Prediction) throws -> OutputPolicy.Answer {
+        guard (0..<classCount).contains(prediction.class) else { throw ThreatError.predictionAPI("a predicted class \(prediction.class) is out of range") }
+        if let probabilities = prediction.probabilities {
+            guard probabilities.count == classCount, probabilities.allSatisfy({ $0.isFinite && $0 >= 0 }) else {
+                throw ThreatError.predictionAPI("an answer's probabilities are not \(classCount) non-negative numbers")
+            }
+            return .init(predicted: prediction.class, probabilities: probabilities)
+        }
+        if let top = prediction.topK {
+            var probabilities = [Double](repeating: 0, count: classCount)
+            for entry in top {
+                guard (0..<classCount).contains(entry.class), entry.probability.isFinite else { throw ThreatError.predictionAPI("a top-k entry is out of range") }
+                probabilities[entry.class] = entry.probability
+            }
+            return .init(predicted: prediction.class, probabilities: probabilities)
+        }
+        return .init(predicted: prediction.class, probabilities: nil)
+    }
+
+    /// One predict request, repeated while the service asks to wait.
+    private func send(body: ByteBuffer) throws -> [UInt8] {
+        var request = HTTPClientRequest(url: predictURL)
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer " + apiKey)
+        request.headers.add(name: "Content-Type", value: "application/octet-stream")
+        request.body = .bytes(body)
+        while true {
+            let reply = try Self.execute(client: client, request)
+            switch reply.status {
+            case 200:
+                return reply.body
+            case 429, 503:
+                let problem = Self.problemType(reply.body)
+                if problem == "extraction-throttled" { markDetected() }
+                let seconds = reply.retryAfter ?? 1
+                guard seconds <= maxWait else {
+                    throw ThreatError.predictionAPI("the service asks to wait \(seconds) s (\(problem ?? "HTTP \(reply.status)")), longer than the \(maxWait) s allowed")
+                }
+                lock.withLock { waits += 1 }
+                Thread.sleep(forTimeInterval: Double(max(seconds, 0)))
+            case 403 where Self.problemType(reply.body) == "extraction-blocked":
+                markDetected()
+                throw ThreatError.predictionAPI("the service blocked this key as a suspected model thief after \(lock.withLock { answered }) queries")
+            default:
+                throw ThreatError.predictionAPI("HTTP \(reply.status): \(Self.problemText(reply.body))")
+            }
+        }
+    }
+
+    private func markDetected() { lock.withLock { if detected == nil { detected = answered } } }
+
+    struct Reply {
+        let status: Int
+        let retryAfter: Int?
+        let body: [UInt8]
+    }
+
+    /// Runs one request to its end on the client's event loop and waits for it here.
+    static func execute(client: HTTPClient, _ request: HTTPClientRequest) throws -> Reply {
+        let box = Locked<Result<Reply, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do {
+                let response = try await client.execute(request, timeout: .seconds(120))
+                let bytes = try await response.body.collect(upTo: 64 << 20)
+                let retryAfter = response.headers.first(name: "Retry-After").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+                box.withLock { $0 = .success(Reply(status: Int(response.status.code), retryAfter: retryAfter, body: Array(bytes.readableBytesView))) }
+            } catch {
+                box.withLock { $0 = .failure(error) }
+            }
+            done.signal()
+        }
+        done.wait()
+        switch box.withLock({ $0 })! {
+        case .success(let reply): return reply
+        case .failure(let error): throw ThreatError.predictionAPI("the request to \(request.url) failed: \(error)")
+        }
+    }
+
+    static func fetchListing(client: HTTPClient, url: String, apiKey: String, maxWait: Int) throws -> Listing {
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "Authorization", value: "Bearer " + apiKey)
+        while true {
+            let reply = try execute(client: client, request)
+            if reply.status == 429 || reply.status == 503, let seconds = reply.retryAfter, seconds <= maxWait {
+                Thread.sleep(forTimeInterval: Double(max(seconds, 0)))
+                continue
+            }
+            guard reply.status == 200 else { throw ThreatError.predictionAPI("GET \(url): HTTP \(reply.status): \(problemText(reply.body))") }
+            do { return try JSONDecoder().decode(Listing.self, from: Data(reply.body)) } catch {
+                throw ThreatError.predictionAPI("GET \(url) is not the service's model listing (\(error))")
+            }
+        }
+    }
+
+    static func problemType(_ body: [UInt8]) -> String? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let type = object["type"] as? String else { return nil }
+        return type.split(separator: "/").last.map(String.init)
+    }
+
+    static func problemText(_ body: [UInt8]) -> String {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return String(decoding: body.prefix(200), as: UTF8.self) }
+        return [object["title"], object["detail"]].compactMap { $0 as? String }.joined(separator: ": ")
+    }
+
+    struct Listing: Decodable {
+        struct Model: Decodable {
+            let name: String, sha256: String, inputWidth: Int, classes: Int
+            enum CodingKeys: String, CodingKey { case name, sha256, inputWidth = "input_width", classes }
+        }
+        let models: [Model]
+        let output: String?
+    }
+
+    struct PredictResponse: Decodable {
+        struct Prediction: Decodable {
+            struct TopEntry: Decodable {
+                let `class`: Int
+                let probability: Double
+            }
+            let `class`: Int
+            let probabilities: [Double]?
+            let topK: [TopEntry]?
+            enum CodingKeys: String, CodingKey { case `class`, probabilities, topK = "top_k" }
+        }
+        let predictions: [Prediction]
+    }
+}
+#endif

@@ -1,0 +1,127 @@
+#if Serve  // the `Serve` trait (Package.swift): built by default, left out by --disable-default-traits
+import Dispatch
+import Foundation
+import NeuralNet
+import ServingClient
+import ServingCore
+import TensorCore
+import Testing
+import Threats
+import _TestSupport
+
+/// Model extraction against the live service: PRADA per key with each action, and the thief's
+/// HTTPS client (`RemotePredictionAPI`) obeying 429 and `Retry-After`.
+@Suite("Model extraction against the service")
+struct ExtractionServiceTests {
+    /// PRADA for every served model: tested from more than 20 distances, δ = 0.8.
+    static let detectors: @Sendable (InferenceNetwork, String) throws -> AnomalyDetectors = { _, sha256 in
+        AnomalyDetectors(modelSHA256: sha256, targetFalsePositiveRate: 0.01, mahalanobis: nil, noise: nil,
+                         extraction: PRADADetector(delta: 0.8, minimumQueries: 20))
+    }
+
+    /// A thief's stream PRADA must flag: 20 random images, then small steps from the first one
+    /// (every step the same length, like augmentation steps: a spike in the distances).
+    static func thiefRows(_ count: Int) -> [[Float]] {
+        let seeds = TestService.sampleRows(20, seed: 100)
+        return (0..<count).map { i in
+            guard i >= 20 else { return seeds[i] }
+            var row = seeds[0]
+            row[i % 784] = row[i % 784] < 0.5 ? row[i % 784] + 0.1 : row[i % 784] - 0.1
+            return row
+        }
+    }
+
+    /// Runs a blocking call on a Dispatch thread, never on Swift concurrency's cooperative pool
+    /// (the service in this process needs those threads to answer it).
+    static func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    func client(_ service: TestService, key role: Role = .predictor, rowsPerRequest: Int = 10) async throws -> RemotePredictionAPI {
+        let (url, key, pem) = (service.baseURL + "/v1/models/m/predict", service.keys[role]!.text, Array(service.certificatePEM.utf8))
+        return try await Self.blocking { try RemotePredictionAPI(url: url, apiKey: key, caCertificatePEM: pem, rowsPerRequest: rowsPerRequest) }
+    }
+
+    @Test("block: the thief's stream is flagged, audited and counted, its next request refused 403; a benign key replaying inputs is never flagged")
+    func block() async throws {
+        var limits = ServeConfiguration.Limits()
+        limits.extractionAction = .block
+        try await TestService(limits: limits, detectors: Self.detectors).use { service in
+            let thief = try await client(service)
+            #expect(thief.policy == .full && thief.inputWidth == 784 && thief.classCount == 10)
+            let oracle = try ExtractionOracle(thief, budget: 1000)
+            let stream = Tensor(shape: [200, 784], scalars: Self.thiefRows(200).flatMap { $0 })
+            await #expect(throws: ThreatError.self) { try await Self.blocking { _ = try oracle.query(stream) } }
+            let detectedAfter = try #require(thief.detectedAfterQueries)
+            #expect(detectedAfter > 20 && detectedAfter < 200, "the client learns it was blocked")
+
+            // A benign key sending 300 random images in 30 requests: answered, never flagged.
+            let benign = try await client(service, key: .admin)
+            let answers = try await Self.blocking { try benign.answers(Tensor(shape: [300, 784], scalars: TestService.sampleRows(300, seed: 9).flatMap { $0 })) }
+            #expect(answers.count == 300 && benign.detectedAfterQueries == nil)
+
+            let metrics = try PrometheusText.parse(try await service.request(.GET, "/metrics", key: service.keys[.auditor]).text)
+            #expect(metrics.first { $0.name == "bulwark_extraction_detections_total" && $0.labels["key"] == "predictor-key" }?.value == 1)
+            #expect(!metrics.contains { $0.name == "bulwark_extraction_detections_total" && $0.labels["key"] == "admin-key" })
+            #expect(metrics.first { $0.name == "bulwark_extraction_refusals_total" && $0.labels["action"] == "block" }?.value ?? 0 >= 1)
+            let audit = try await service.request(.GET, "/v1/audit?since=0", key: service.keys[.auditor])
+            let entries = (audit.json["entries"] as? [[String: Any]] ?? []).filter { $0["event"] as? String == "extraction_suspected" }
+            #expect(entries.count == 1 && entries.first?["key"] as? String == "predictor-key")
+            let detail = entries.first?["detail"] as? [String: String]
+            #expect(detail?["detector"] == "prada" && detail?["action"] == "block" && Int(detail?["after_queries"] ?? "") != nil)
+        }
+    }
+
+    @Test("throttle: after detection the key gets 429 extraction-throttled with Retry-After, and the client waits it out")
+    func throttle() async throws {
+        var limits = ServeConfiguration.Limits()
+        limits.extractionAction = .throttle
+        limits.extractionThrottleRate = 1
+        try await TestService(limits: limits, detectors: Self.detectors).use { service in
+            let rows = Self.thiefRows(100)
+            var statuses: [Int] = []
+            var refused: TestService.Reply?
+            for start in stride(from: 0, to: 100, by: 10) {
+                let reply = try await service.predict(Array(rows[start..<(start + 10)]))
+                statuses.append(reply.status)
+                if reply.status != 200 { refused = reply; break }
+            }
+            // Flagged within the first rows; one more request takes the throttle's one token, the next waits.
+            #expect(statuses.count >= 3 && statuses.dropLast().allSatisfy { $0 == 200 } && statuses.last == 429, "\(statuses)")
+            #expect((refused?.json["type"] as? String)?.hasSuffix("/extraction-throttled") == true)
+            #expect(refused?.headers.first(name: "Retry-After") == "1")
+            // The client obeys: 3 single-row requests take at least ~2 s of waiting, and all are answered.
+            let thief = try await client(service, rowsPerRequest: 1)
+            let start = ContinuousClock.now
+            let answers = try await Self.blocking { try thief.answers(Tensor(shape: [3, 784], scalars: Array(rows[1...3].joined()))) }
+            #expect(answers.count == 3 && thief.retries >= 2 && thief.detectedAfterQueries != nil)
+            #expect(ContinuousClock.now - start > .milliseconds(1900))
+        }
+    }
+
+    @Test("the client respects the key's rate limit: each 429 waits its Retry-After, nothing is lost or repeated")
+    func rateLimit() async throws {
+        try await TestService(burst: 1, rate: 1).use { service in
+            let client = try await client(service, rowsPerRequest: 2)
+            let x = Tensor(shape: [6, 784], scalars: TestService.sampleRows(6, seed: 21).flatMap { $0 })
+            let start = ContinuousClock.now
+            let answers = try await Self.blocking { try client.answers(x) }
+            let elapsed = ContinuousClock.now - start
+            // GET /v1/models took the one token: the 3 predict requests each wait ~1 s.
+            #expect(answers.count == 6 && client.retries >= 3 && elapsed > .milliseconds(2800), "\(client.retries) retries in \(elapsed)")
+            let local = try ModelFile.load(contentsOf: service.modelPath).network.inferenceModel().predictions(x)
+            #expect(answers.map(\.predicted) == local)
+            #expect(answers.allSatisfy { abs(($0.probabilities ?? []).reduce(0, +) - 1) < 1e-5 })
+            // A wrong key, a plain-http URL and a URL that is not a predict route are refused with what to fix.
+            let (base, pem) = (service.baseURL, Array(service.certificatePEM.utf8))
+            await #expect(throws: ThreatError.self) {
+                try await Self.blocking { _ = try RemotePredictionAPI(url: base + "/v1/models/m/predict", apiKey: APIKey.generate().text, caCertificatePEM: pem) }
+            }
+            #expect(throws: ThreatError.self) { try RemotePredictionAPI(url: "http://localhost:1/v1/models/m/predict", apiKey: "k") }
+            #expect(throws: ThreatError.self) { try RemotePredictionAPI(url: base + "/v1/models/m", apiKey: "k") }
+        }
+    }
+}
+#endif

@@ -23,8 +23,10 @@ struct ThreatExtractCommand: ParsableCommand {
           jacobian  Jacobian-based dataset augmentation (Papernot et al. 2017): from --seed-size inputs of the pool, \
                     train a substitute, add each point's step x + λ·sign(∇ of the substitute's logit for the victim's \
                     label) (--lambda), label the new points by the victim, repeat until the budget is spent.
-          equation  Equation solving (Tramèr et al. 2016) for softmax-regression victims (one dense layer) that \\
-                    return probabilities: d + 1 queries recover the victim exactly (up to Float32 rounding).
+          equation  Equation solving (Tramèr et al. 2016) for victims that return every probability: a softmax \\
+                    regression (one dense layer) by least squares, d + 1 queries recovering it exactly (up to Float32 \\
+                    rounding); a victim with one hidden layer (its architecture known) by minimising the cross-entropy \\
+                    to the answers (full-batch Adam, --epochs steps).
         Measured on the test split: fidelity (agreement with the victim), the surrogate's accuracy, and transfer: \\
         the success rate on the victim of PGD examples (L∞, --transfer-eps) crafted on the surrogate.
 
@@ -70,8 +72,11 @@ struct ThreatExtractCommand: ParsableCommand {
     @Option(help: "knockoff: the surrogate's architecture.")
     var surrogate: String = "784-256-256-10"
 
-    @Option(help: "knockoff: training epochs of each surrogate.")
-    var epochs: Int = 20
+    @Option(help: "Training epochs of each surrogate (default 20); equation solving of a one-hidden-layer victim: full-batch steps of the solver (default 600).")
+    var epochs: Int?
+
+    @Flag(help: "knockoff: train on the released probability vectors (soft labels) instead of the labels.")
+    var softLabels = false
 
     @Option(help: "knockoff, jacobian: the attacker's inputs: train (the training split's images, labels unused), heldout (the test split's first half, disjoint from the victim's training data; measured on the second half) or noise.")
     var pool: String = "train"
@@ -126,10 +131,11 @@ struct ThreatExtractCommand: ParsableCommand {
         } else if seedSize != nil || lambda != nil {
             throw ValidationError("--seed-size and --lambda apply to --strategy jacobian")
         }
+        if strategy != "knockoff" && softLabels { throw ValidationError("--soft-labels applies to --strategy knockoff") }
         if strategy != "knockoff" && checkpoints != nil { throw ValidationError("--checkpoints applies to --strategy knockoff (jacobian's curve has a point per round)") }
         _ = try policy()
         guard ["train", "heldout", "noise"].contains(pool) else { throw ValidationError("--pool: unknown '\(pool)' (train, heldout, noise)") }
-        guard epochs >= 1 else { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard transferEps > 0, transferEps.isFinite else { throw ValidationError("--transfer-eps must be positive, got \(transferEps)") }
         _ = try checkpointList()
         do { _ = try ModelSpec.parse(surrogate) } catch { throw ValidationError("--surrogate: \(error)") }
@@ -180,10 +186,20 @@ struct ThreatExtractCommand: ParsableCommand {
         let stolen: Sequential
         switch strategy {
         case "equation":
-            guard victimNetwork.layers.count == 1 else {
-                throw CLIError.unusableInput("equation solving steals softmax regressions (one dense layer); \(target) is \(victimNetwork.spec.shorthand): use --strategy knockoff")
+            let dense = victimNetwork.spec.layers.filter { if case .dense = $0 { true } else { false } }.count
+            switch dense {
+            case 1:
+                stolen = try EquationSolvingExtraction.extract(from: oracle, queries: budget, seed: seed)
+            case 2:  // the architecture is known to the thief, as in Tramèr et al.
+                // Full-batch Adam with a cosine schedule, to solve the equations rather than sample them.
+                var recipe = TrainingRecipe(architecture: victimNetwork.spec, seed: seed, epochs: epochs ?? 600)
+                recipe.batchSize = budget
+                recipe.schedule = .cosine(minimum: 0)
+                recipe.optimizer = .adam(learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, decoupled: false)
+                stolen = try EquationSolvingExtraction.extract(from: oracle, architecture: victimNetwork.spec, queries: budget, recipe: recipe, seed: seed)
+            default:
+                throw CLIError.unusableInput("equation solving steals victims with at most one hidden layer; \(target) is \(victimNetwork.spec.shorthand): use --strategy knockoff")
             }
-            stolen = try EquationSolvingExtraction.extract(from: oracle, queries: budget, seed: seed)
             points = [.measuring(stolen, queries: oracle.queriesUsed, victimPredictions: victimPredictions, test: test)]
         default:
             let inputs: Tensor
@@ -196,7 +212,7 @@ struct ThreatExtractCommand: ParsableCommand {
             default:
                 inputs = try data.spec.load(.train, loader: loader).0.features
             }
-            var recipe = TrainingRecipe(architecture: try ModelSpec.parse(surrogate), seed: seed, epochs: epochs)
+            var recipe = TrainingRecipe(architecture: try ModelSpec.parse(surrogate), seed: seed, epochs: epochs ?? 20)
             recipe.validationFraction = 0
             let result: KnockoffExtraction.Result
             if strategy == "jacobian" {
@@ -207,7 +223,7 @@ struct ThreatExtractCommand: ParsableCommand {
                                                           lambda: lambda ?? 0.1, victimPredictions: victimPredictions, test: test, seed: seed,
                                                           log: { log.info("\($0)") })
             } else {
-                result = try KnockoffExtraction.extract(from: oracle, pool: inputs, recipe: recipe, checkpoints: try checkpointList(),
+                result = try KnockoffExtraction.extract(from: oracle, pool: inputs, recipe: recipe, checkpoints: try checkpointList(), softLabels: softLabels,
                                                         victimPredictions: victimPredictions, test: test, seed: seed, log: { log.info("\($0)") })
             }
             stolen = result.surrogate

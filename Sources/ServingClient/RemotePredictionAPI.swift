@@ -130,11 +130,14 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
 
     /// One predict request, repeated while the service asks to wait.
     private func send(body: ByteBuffer) throws -> [UInt8] {
-        var request = HTTPClientRequest(url: predictURL)
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer " + apiKey)
-        request.headers.add(name: "Content-Type", value: "application/octet-stream")
-        request.body = .bytes(body)
+        let request: HTTPClient.Request
+        do {
+            request = try HTTPClient.Request(url: predictURL, method: .POST,
+                                             headers: ["Authorization": "Bearer " + apiKey, "Content-Type": "application/octet-stream"],
+                                             body: .byteBuffer(body))
+        } catch {
+            throw ThreatError.predictionAPI("--target \(predictURL): \(error)")
+        }
         while true {
             let reply = try Self.execute(client: client, request)
             switch reply.status {
@@ -166,31 +169,24 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
         let body: [UInt8]
     }
 
-    /// Runs one request to its end on the client's event loop and waits for it here.
-    static func execute(client: HTTPClient, _ request: HTTPClientRequest) throws -> Reply {
-        let box = Locked<Result<Reply, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Task {
-            do {
-                let response = try await client.execute(request, timeout: .seconds(120))
-                let bytes = try await response.body.collect(upTo: 64 << 20)
-                let retryAfter = response.headers.first(name: "Retry-After").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
-                box.withLock { $0 = .success(Reply(status: Int(response.status.code), retryAfter: retryAfter, body: Array(bytes.readableBytesView))) }
-            } catch {
-                box.withLock { $0 = .failure(error) }
-            }
-            done.signal()
-        }
-        done.wait()
-        switch box.withLock({ $0 })! {
-        case .success(let reply): return reply
-        case .failure(let error): throw ThreatError.predictionAPI("the request to \(request.url) failed: \(error)")
+    /// Runs one request to its end on the client's event loop and waits for it here (futures, not
+    /// Swift concurrency: the wait must not depend on the cooperative pool, which a busy process
+    /// may have no thread left in).
+    static func execute(client: HTTPClient, _ request: HTTPClient.Request) throws -> Reply {
+        do {
+            let response = try client.execute(request: request, deadline: .now() + .seconds(120)).wait()
+            let retryAfter = response.headers.first(name: "Retry-After").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            return Reply(status: Int(response.status.code), retryAfter: retryAfter, body: response.body.map { Array($0.readableBytesView) } ?? [])
+        } catch {
+            throw ThreatError.predictionAPI("the request to \(request.url) failed: \(error)")
         }
     }
 
     static func fetchListing(client: HTTPClient, url: String, apiKey: String, maxWait: Int) throws -> Listing {
-        var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "Authorization", value: "Bearer " + apiKey)
+        let request: HTTPClient.Request
+        do { request = try HTTPClient.Request(url: url, headers: ["Authorization": "Bearer " + apiKey]) } catch {
+            throw ThreatError.predictionAPI("\(url): \(error)")
+        }
         while true {
             let reply = try execute(client: client, request)
             if reply.status == 429 || reply.status == 503, let seconds = reply.retryAfter, seconds <= maxWait {

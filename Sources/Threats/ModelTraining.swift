@@ -9,15 +9,16 @@ public enum ModelTraining {
     /// A network trained with `recipe` (its seed replaced by `seed`; its validation fraction and
     /// robustness monitor unused: every example of `data` trains) on `pool`'s threads.
     /// - Returns: the network and, for DP-SGD recipes, the privacy guarantee it reached.
-    public static func train(_ recipe: TrainingRecipe, seed: UInt64, on data: LabeledData, pool: WorkerPool = .shared)
-        throws -> (network: Sequential, privacy: RDPAccountant.Guarantee?) {
+    /// - Parameter objective: replaces the recipe's objective (soft targets: `SoftTargetObjective`).
+    public static func train(_ recipe: TrainingRecipe, seed: UInt64, on data: LabeledData, objective: (any TrainingObjective)? = nil,
+                             pool: WorkerPool = .shared) throws -> (network: Sequential, privacy: RDPAccountant.Guarantee?) {
         var configuration = recipe.trainerConfiguration
         configuration.seed = seed
-        let trainer = try Trainer(configuration: configuration, objective: try recipe.objective.makeObjective())
+        let trainer = try Trainer(configuration: configuration, objective: try objective ?? recipe.objective.makeObjective())
         trainer.network.pool = pool
         try trainer.train(on: data, validation: nil)
         var privacy: RDPAccountant.Guarantee?
-        if case .dpSGD(let spec) = recipe.objective {
+        if objective == nil, case .dpSGD(let spec) = recipe.objective {
             privacy = PrivacyMonitor(spec: spec, batchSize: recipe.batchSize, trainingExamples: data.count, objective: trainer.objective)
                 .guarantee(epochs: trainer.completedEpochs)
         }

@@ -113,6 +113,61 @@ struct ExtractionTests {
         #expect(exact == 200 && agreement < 190, "agreement with reverse sigmoid: \(agreement) of 200")
     }
 
+    @Test("equation solving of a one-hidden-layer victim (known architecture) by minimising the cross-entropy to its answers")
+    func equationSolvingHidden() throws {
+        let spec = try ModelSpec.parse("20-16-3")
+        let (victim, model) = try Self.victim("20-16-3", seed: 11)
+        let oracle = try ExtractionOracle(model, budget: 800)
+        // Full-batch Adam with a cosine schedule: the equations are solved by optimisation, not sampled.
+        var recipe = Training.TrainingRecipe(architecture: spec, seed: 1, epochs: 600)
+        recipe.batchSize = 800
+        recipe.schedule = .cosine(minimum: 0)
+        recipe.optimizer = .adam(learningRate: 0.01, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, decoupled: false)
+        let surrogate = try EquationSolvingExtraction.extract(from: oracle, architecture: spec, queries: 800, recipe: recipe, seed: 2)
+        #expect(oracle.queriesUsed == 800 && model.received == 800)
+        // Measured on new inputs: close to the victim, far closer than an untrained network of the same shape.
+        let x = Self.random(1000, 20, seed: 5)
+        let untrained = Sequential(spec: spec, seed: 3)
+        func agreement(_ network: Sequential) -> Int { zip(victim.predictions(on: x), network.predictions(on: x)).filter { $0 == $1 }.count }
+        func meanError(_ network: Sequential) throws -> Float {
+            let (p, q) = (try Self.probabilities(victim, x), try Self.probabilities(network, x))
+            return zip(p, q).reduce(0) { $0 + abs($1.0 - $1.1) } / Float(p.count)
+        }
+        let (stolen, baseline) = (agreement(surrogate), agreement(untrained))
+        let (error, baselineError) = (try meanError(surrogate), try meanError(untrained))
+        #expect(stolen >= 850 && error < 0.03 && error < baselineError / 3,
+                "agreement \(stolen) of 1000 (untrained \(baseline)); mean probability error \(error) (untrained \(baselineError))")
+        #expect(throws: ThreatError.self) {
+            try EquationSolvingExtraction.extract(from: ExtractionOracle(model, policy: .label, budget: 10), architecture: spec, queries: 10,
+                                                  recipe: recipe, seed: 2)
+        }
+        #expect(throws: ThreatError.self) {
+            try EquationSolvingExtraction.extract(from: oracle, architecture: try ModelSpec.parse("20-6-6-3"), queries: 1, recipe: recipe, seed: 2)
+        }
+    }
+
+    @Test("knockoff on soft labels trains on the released probability vectors (the surrogate learns the confidences too); refused against a label-only API")
+    func softKnockoff() throws {
+        let (victim, model) = try Self.victim("20-16-3", seed: 11)
+        let pool = Self.random(400, 20, seed: 6)
+        let test = LabeledData(features: Self.random(1000, 20, seed: 7), labels: Array(repeating: 0, count: 1000), classCount: 3)
+        var recipe = Training.TrainingRecipe(architecture: try ModelSpec.parse("20-32-3"), epochs: 100)
+        recipe.batchSize = 50
+        func steal(soft: Bool) throws -> (fidelity: Double, probabilityError: Float) {
+            let result = try KnockoffExtraction.extract(from: ExtractionOracle(model, budget: 400), pool: pool, recipe: recipe, checkpoints: [],
+                                                        softLabels: soft, victimPredictions: victim.predictions(on: test.features), test: test, seed: 1)
+            let (p, q) = (try Self.probabilities(victim, test.features), try Self.probabilities(result.surrogate, test.features))
+            return (result.curve.last!.fidelity.value, zip(p, q).reduce(0) { $0 + abs($1.0 - $1.1) } / Float(p.count))
+        }
+        // Soft labels carry the victim's confidences: the surrogate's probabilities come out far closer.
+        let (soft, hard) = (try steal(soft: true), try steal(soft: false))
+        #expect(soft.fidelity > 0.8 && soft.probabilityError < hard.probabilityError / 2, "soft labels \(soft), labels \(hard)")
+        #expect(throws: ThreatError.self) {
+            try KnockoffExtraction.extract(from: ExtractionOracle(model, policy: .label, budget: 400), pool: pool, recipe: recipe, checkpoints: [],
+                                           softLabels: true, victimPredictions: [], test: test, seed: 1)
+        }
+    }
+
     @Test("Jacobian augmentation doubles its set each round, spends exactly the budget, and keeps every query in [0, 1]")
     func jacobian() throws {
         let (victim, model) = try Self.victim("784-16-10")

@@ -2,6 +2,7 @@ import CBLAS
 import Foundation
 import NeuralNet
 import TensorCore
+import Training
 
 /// Equation-solving extraction (Tramèr et al., 2016, "Stealing Machine Learning Models via
 /// Prediction APIs", §4.1): a softmax-regression victim p = softmax(Wx + b) that returns
@@ -61,6 +62,43 @@ public enum EquationSolvingExtraction {
             weights[k * d + c] = Float(b[d * (k - 1) + c - 1])
         }
         return surrogate
+    }
+}
+
+extension EquationSolvingExtraction {
+    /// A victim with one hidden layer and a known architecture (Tramèr et al., 2016, §4.2): the
+    /// equations softmax(f_θ(xᵢ)) = pᵢ are no longer linear in the unknown θ, so they are solved by
+    /// minimising the cross-entropy between the answers and the model's outputs
+    /// (`SoftTargetObjective`, with `recipe`'s optimiser and epochs), which is smallest exactly at a
+    /// solution. Queries are `queries` uniform random inputs; more queries than unknowns
+    /// (parameters / (classes − 1)) pin the solution down.
+    /// - Throws: `ThreatError.invalidParameter` for a label-only or top-k API, an architecture with
+    ///   more than one hidden layer, or a budget below `queries`; the oracle's and training's errors.
+    public static func extract(from oracle: ExtractionOracle, architecture: ModelSpec, queries: Int, recipe: TrainingRecipe,
+                               seed: UInt64) throws -> Sequential {
+        switch oracle.policy {
+        case .label, .topK:
+            throw ThreatError.invalidParameter(name: "output policy", value: "\(oracle.policy)",
+                                               requirement: "equation solving needs every class's probability; use knockoff or jacobian against \(oracle.policy)")
+        default: break
+        }
+        let denseLayers = architecture.layers.filter { if case .dense = $0 { true } else { false } }.count
+        guard denseLayers <= 2 else {
+            throw ThreatError.invalidParameter(name: "architecture", value: architecture.shorthand,
+                                               requirement: "equation solving covers victims with at most one hidden layer; use knockoff")
+        }
+        guard queries >= 1, queries <= oracle.queriesLeft else {
+            throw ThreatError.invalidParameter(name: "queries", value: "\(queries)", requirement: "must be between 1 and the \(oracle.queriesLeft) queries left")
+        }
+        let d = oracle.inputWidth
+        var generator = RandomGenerator(seed: seed, stream: .extractionQueries)
+        let inputs = Tensor(shape: [queries, d], scalars: (0..<(queries * d)).map { _ in generator.nextUnitFloat() })
+        let answers = try oracle.query(inputs).probabilities!
+        var solver = recipe
+        solver.architecture = architecture
+        solver.validationFraction = 0
+        return try ModelTraining.train(solver, seed: seed, on: SoftTargetObjective.data(features: inputs),
+                                       objective: SoftTargetObjective(targets: answers)).network
     }
 }
 

@@ -7,8 +7,9 @@ import Training
 /// Knockoff Nets (Orekondy et al., 2019, "Knockoff Nets: Stealing Functionality of Black-Box
 /// Models"), random sampling strategy: the thief queries inputs from its own pool (unlabelled
 /// in-distribution data, or noise), labels them with the victim's answers and trains a surrogate
-/// on them. The surrogate learns the answers' labels (hard labels; the paper also trains on the
-/// probabilities themselves).
+/// on them: on the answers' labels (hard labels), or, when the API releases probabilities and
+/// `softLabels` is set, on the released probability vectors themselves (`SoftTargetObjective`;
+/// top-k vectors renormalised over their k classes), as the paper does.
 public enum KnockoffExtraction {
     /// One point of the curve over the query budget.
     public struct Point: Sendable, Equatable {
@@ -39,10 +40,15 @@ public enum KnockoffExtraction {
     /// oracle's budget), on all answers so far.
     /// - Throws: `ThreatError.invalidParameter` for a pool smaller than the budget or bad
     ///   checkpoints; the oracle's and training's errors.
+    /// - Throws: `ThreatError.invalidParameter` for `softLabels` against a label-only API.
     public static func extract(from oracle: ExtractionOracle, pool: Tensor, recipe: TrainingRecipe, checkpoints: [Int],
-                               victimPredictions: [Int], test: LabeledData, seed: UInt64,
+                               softLabels: Bool = false, victimPredictions: [Int], test: LabeledData, seed: UInt64,
                                log: (String) -> Void = { _ in }) throws -> Result {
         let budget = oracle.queriesLeft
+        guard !softLabels || oracle.policy.releasesProbabilities else {
+            throw ThreatError.invalidParameter(name: "soft labels", value: "against \(oracle.policy)",
+                                               requirement: "need an API that releases probabilities; train on the labels instead")
+        }
         guard pool.shape[0] >= budget else {
             throw ThreatError.invalidParameter(name: "pool", value: "\(pool.shape[0]) inputs",
                                                requirement: "must hold at least the budget of \(budget) queries")
@@ -55,16 +61,21 @@ public enum KnockoffExtraction {
         var generator = RandomGenerator(seed: seed, stream: .extractionQueries)
         generator.shuffle(&order)
         let d = pool.shape[1]
-        var inputs: [Float] = [], labels: [Int] = []
+        var inputs: [Float] = [], labels: [Int] = [], probabilities: [Float] = []
         var curve: [Point] = []
         var surrogate: Sequential?
         for stop in stops {
             let batch = Array(order[labels.count..<stop])
             let x = pool.gatherRows(batch)
-            labels += try oracle.query(x).labels
+            let answers = try oracle.query(x)
+            labels += answers.labels
+            probabilities += answers.probabilities?.scalars ?? []
             inputs += x.scalars
-            let network = try ModelTraining.train(recipe, seed: seed, on: LabeledData(features: Tensor(shape: [labels.count, d], scalars: inputs),
-                                                                                    labels: labels, classCount: oracle.classCount)).network
+            let features = Tensor(shape: [labels.count, d], scalars: inputs)
+            let network = softLabels
+                ? try ModelTraining.train(recipe, seed: seed, on: SoftTargetObjective.data(features: features),
+                                          objective: SoftTargetObjective(targets: Tensor(shape: [labels.count, oracle.classCount], scalars: probabilities))).network
+                : try ModelTraining.train(recipe, seed: seed, on: LabeledData(features: features, labels: labels, classCount: oracle.classCount)).network
             let point = Point.measuring(network, queries: labels.count, victimPredictions: victimPredictions, test: test)
             log("\(point.queries) queries: fidelity \(point.fidelity.value), surrogate accuracy \(point.accuracy.value)")
             curve.append(point)

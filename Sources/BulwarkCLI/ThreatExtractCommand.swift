@@ -9,17 +9,20 @@ import Training
 import _FileSystem
 
 /// `bulwark threat extract`: model extraction through a prediction API (`ExtractionOracle`),
-/// against a local model file queried in-process with a query counter.
+/// against a local model file queried in-process, or a live `bulwark serve` over HTTPS.
 struct ThreatExtractCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "extract",
-        abstract: "Model extraction: steal a surrogate from a victim's answers (knockoff, equation solving), with fidelity and transfer.",
+        abstract: "Model extraction: steal a surrogate from a victim's answers (knockoff, Jacobian augmentation, equation solving), locally or from a live service, with fidelity, transfer and detection.",
         discussion: """
-        The victim (--target, a model file) is queried in-process through its inference interface, every input \\
-        counted against --budget, its answers shaped by --output (what a deployed API would return). Strategies:
+        The victim (--target) is a model file, queried in-process with its answers shaped by --output (the policies \\
+        of bulwark serve's keys), or the predict URL of a live bulwark serve, queried over HTTPS with a predictor key \\
+        (--api-key-file; 429 and Retry-After obeyed; the key's own policy applies; --victim names the served model's \\
+        file, to measure fidelity). Every input counts against --budget. Strategies:
           knockoff  Knockoff Nets (Orekondy et al. 2019): query inputs from the attacker's pool (--pool train: the \\
-                    training split's images, their labels unused; noise: uniform), train a surrogate (--surrogate, \\
-                    --epochs) on the answers' labels, at each --checkpoints budget and at the whole budget.
+                    training split's images, their labels unused; heldout: the test split's first half; noise: \\
+                    uniform), train a surrogate on the labels or, with --soft-labels, the probabilities (--surrogate, \\
+                    --epochs), at each --checkpoints budget and at the whole budget.
           jacobian  Jacobian-based dataset augmentation (Papernot et al. 2017): from --seed-size inputs of the pool, \
                     train a substitute, add each point's step x + λ·sign(∇ of the substitute's logit for the victim's \
                     label) (--lambda), label the new points by the victim, repeat until the budget is spent.
@@ -33,6 +36,9 @@ struct ThreatExtractCommand: ParsableCommand {
         Examples:
           bulwark threat extract --target models/mlp-standard.safetensors --strategy knockoff --budget 5000 --output label
           bulwark threat extract --target softmax.safetensors --strategy equation --budget 785 --save-surrogate stolen.safetensors
+          bulwark threat extract --target models/mlp-standard.safetensors --strategy jacobian --budget 5000 --detectors std.detectors.json
+          bulwark threat extract --target https://localhost:8443/v1/models/std/predict --api-key-file thief.key --ca-cert tls/cert.pem \\
+              --victim models/mlp-standard.safetensors --strategy knockoff --pool heldout --budget 5000
         """
     )
 
@@ -48,8 +54,8 @@ struct ThreatExtractCommand: ParsableCommand {
     @Option(help: ArgumentHelp("URL target: the served model's file, to measure fidelity and transfer (its SHA-256 must match the service's).", valueName: "model"))
     var victim: String?
 
-    @Option(help: "URL target: inputs per predict request.")
-    var rowsPerRequest: Int = 100
+    @Option(help: "URL target: inputs per predict request (default 100).")
+    var rowsPerRequest: Int?
 
     @Option(help: ArgumentHelp("Model-file target: watch the query stream with the PRADA detector of this detectors file (bulwark serve fit-detectors), as the service would; reports when it fires.", valueName: "file"))
     var detectors: String?
@@ -69,8 +75,8 @@ struct ThreatExtractCommand: ParsableCommand {
     @Option(help: ArgumentHelp("What the victim returns, as bulwark serve's key policies: full (or probabilities), label, top-k:K, rounded:D, reverse-sigmoid:BETA:GAMMA, noise:SIGMA.", valueName: "policy"))
     var output: String = "full"
 
-    @Option(help: "knockoff: the surrogate's architecture.")
-    var surrogate: String = "784-256-256-10"
+    @Option(help: "knockoff, jacobian: the surrogate's architecture (default 784-256-256-10).")
+    var surrogate: String?
 
     @Option(help: "Training epochs of each surrogate (default 20); equation solving of a one-hidden-layer victim: full-batch steps of the solver (default 600).")
     var epochs: Int?
@@ -108,6 +114,8 @@ struct ThreatExtractCommand: ParsableCommand {
     package nonisolated(unsafe) static var remoteAPI: ((_ url: String, _ apiKey: String, _ caCertificatePEM: [UInt8]?, _ rowsPerRequest: Int) throws
         -> (api: any PredictionAPI, modelSHA256: String))?
 
+    var surrogateSpec: String { surrogate ?? "784-256-256-10" }
+
     var isURL: Bool { target.hasPrefix("https://") || target.hasPrefix("http://") }
 
     func validate() throws {
@@ -116,9 +124,12 @@ struct ThreatExtractCommand: ParsableCommand {
             guard apiKeyFile != nil, victim != nil else { throw ValidationError("a URL --target needs --api-key-file and --victim (the served model's file, to measure fidelity)") }
             guard detectors == nil else { throw ValidationError("--detectors applies to a model-file --target (a live service runs its own)") }
             guard output == "full" else { throw ValidationError("--output applies to a model-file --target: a live service applies the key's own policy") }
-            guard (1...65536).contains(rowsPerRequest) else { throw ValidationError("--rows-per-request must be 1 to 65536") }
-        } else if apiKeyFile != nil || caCert != nil || victim != nil {
-            throw ValidationError("--api-key-file, --ca-cert and --victim apply to a URL --target")
+            guard (1...65536).contains(rowsPerRequest ?? 100) else { throw ValidationError("--rows-per-request must be 1 to 65536") }
+        } else if apiKeyFile != nil || caCert != nil || victim != nil || rowsPerRequest != nil {
+            throw ValidationError("--api-key-file, --ca-cert, --victim and --rows-per-request apply to a URL --target")
+        }
+        if strategy == "equation" && surrogate != nil {
+            throw ValidationError("--surrogate applies to knockoff and jacobian: equation solving recovers the victim's own architecture")
         }
         guard budget >= 1 else { throw ValidationError("--budget must be at least 1, got \(budget)") }
         guard ["knockoff", "jacobian", "equation"].contains(strategy) else {
@@ -138,7 +149,7 @@ struct ThreatExtractCommand: ParsableCommand {
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard transferEps > 0, transferEps.isFinite else { throw ValidationError("--transfer-eps must be positive, got \(transferEps)") }
         _ = try checkpointList()
-        do { _ = try ModelSpec.parse(surrogate) } catch { throw ValidationError("--surrogate: \(error)") }
+        do { _ = try ModelSpec.parse(surrogateSpec) } catch { throw ValidationError("--surrogate: \(error)") }
         if strategy == "equation" && pool != "train" { throw ValidationError("--pool applies to --strategy knockoff and jacobian") }
         if strategy == "equation" && isURL { throw ValidationError("--strategy equation needs a model-file --target (it checks the victim is a softmax regression)") }
         if let saveSurrogate, !saveSurrogate.hasSuffix(".safetensors") {
@@ -189,6 +200,7 @@ struct ThreatExtractCommand: ParsableCommand {
             let dense = victimNetwork.spec.layers.filter { if case .dense = $0 { true } else { false } }.count
             switch dense {
             case 1:
+                guard epochs == nil else { throw ValidationError("--epochs does not apply: a softmax-regression victim is solved by least squares, without training") }
                 stolen = try EquationSolvingExtraction.extract(from: oracle, queries: budget, seed: seed)
             case 2:  // the architecture is known to the thief, as in Tramèr et al.
                 // Full-batch Adam with a cosine schedule, to solve the equations rather than sample them.
@@ -212,7 +224,7 @@ struct ThreatExtractCommand: ParsableCommand {
             default:
                 inputs = try data.spec.load(.train, loader: loader).0.features
             }
-            var recipe = TrainingRecipe(architecture: try ModelSpec.parse(surrogate), seed: seed, epochs: epochs ?? 20)
+            var recipe = TrainingRecipe(architecture: try ModelSpec.parse(surrogateSpec), seed: seed, epochs: epochs ?? 20)
             recipe.validationFraction = 0
             let result: KnockoffExtraction.Result
             if strategy == "jacobian" {
@@ -274,9 +286,9 @@ struct ThreatExtractCommand: ParsableCommand {
         }
         let keyText = String(decoding: try FileReader.readAll(apiKeyFile, limit: 4096), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         let ca = try caCert.map { try FileReader.readAll($0, limit: 1 << 20) }
-        let (api, served) = try open(target, keyText, ca, rowsPerRequest)
+        let (api, served) = try open(target, keyText, ca, rowsPerRequest ?? 100)
         let local = try FileDigest.sha256(path: victimPath)
-        guard served == local else {
+        guard served == local, api.inputWidth == victim.inputWidth, api.classCount == victim.classCount else {
             throw CLIError.unusableInput("--victim \(victimPath) (SHA-256 \(local)) is not the model the service serves (\(served)): fidelity would be measured against another model")
         }
         return api

@@ -93,8 +93,8 @@ struct FitDetectorsCommand: ParsableCommand {
         guard !(noMahalanobis && noNoise && extractionStreams == 0) else {
             throw ValidationError("--no-mahalanobis, --no-noise and --extraction-streams 0 leave no detector")
         }
-        guard extractionStreams >= 0, (101...ShapiroWilk.sizes.upperBound).contains(extractionStreamLength) else {
-            throw ValidationError("--extraction-streams must be at least 0 and --extraction-stream-length 101 to \(ShapiroWilk.sizes.upperBound)")
+        guard (0...1000).contains(extractionStreams), (300...ShapiroWilk.sizes.upperBound).contains(extractionStreamLength) else {
+            throw ValidationError("--extraction-streams must be 0 to 1000 and --extraction-stream-length 300 to \(ShapiroWilk.sizes.upperBound)")
         }
         guard eps > 0, eps <= 1 else { throw ValidationError("--eps must be in (0, 1]") }
         try data.checkCSVOptions()
@@ -167,8 +167,11 @@ struct FitDetectorsCommand: ParsableCommand {
             for s in 0..<extractionStreams {
                 let stream = train.features.gatherRows(Array(order[(s * extractionStreamLength)..<((s + 1) * extractionStreamLength)]))
                 let predicted = try inference.predictions(stream)
-                let w = stream.withReadOnlyMatrix { PRADADetector(delta: 0.5).minimumW(of: $0, predicted: predicted, classes: inference.classCount) }
-                minima.append(w ?? 1)
+                guard let w = stream.withReadOnlyMatrix({ PRADADetector(delta: 0.5).minimumW(of: $0, predicted: predicted, classes: inference.classCount) }) else {
+                    throw CLIError.unusableInput("benign stream \(s) of \(extractionStreamLength) queries never had enough distances for a test "
+                                                 + "(more than 100 in classes with 10 or more); give a longer --extraction-stream-length")
+                }
+                minima.append(w)
             }
             extraction = PRADADetector(delta: PRADADetector.delta(forBenignMinimumW: minima, falsePositiveRate: fpr))
             log.info("PRADA: benign streams' smallest W \(String(format: "%.4f", minima.min() ?? 1)) (median \(String(format: "%.4f", minima.sorted()[minima.count / 2]))); δ = \(String(format: "%.4f", extraction!.delta))")

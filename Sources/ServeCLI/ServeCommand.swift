@@ -140,6 +140,9 @@ struct ServeRunCommand: ParsableCommand {
         for served in models {
             logger.notice("serving model", metadata: ["model": .string(served.name), "sha256": .string(served.sha256), "architecture": .string(served.architecture)])
         }
+        if limits.extractionAction != .log, limits.extractionMaxRowsPerHour == nil, !models.contains(where: { $0.detectors?.extraction != nil }) {
+            logger.warning("extraction_action is \(limits.extractionAction.rawValue), but nothing can flag a key: give --detectors files fitted with an extraction (PRADA) detector, or extraction_max_rows_per_hour")
+        }
         let outcome = Locked<(any Error)?>(nil)
         let done = DispatchSemaphore(value: 0)
         let scheme = configuration.tls == nil ? "http" : "https"

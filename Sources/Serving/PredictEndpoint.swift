@@ -41,6 +41,9 @@ struct PredictEndpoint: Sendable {
             state.metrics.increment("bulwark_rejected_inputs_total", [("reason", problem.slug)])
             throw problem
         }
+        if let key = context.key, state.configuration.limits.extractionAction == .throttle, state.extraction.isFlagged(key: key.id) {
+            try throttle(key, rows: input.rows)
+        }
         let output: MicroBatcher.Output
         do {
             output = try await batcher.run(input, on: served)
@@ -58,32 +61,57 @@ struct PredictEndpoint: Sendable {
         for (k, count) in classes.enumerated() where count > 0 {
             state.metrics.increment("bulwark_predictions_total", [("model", name), ("class", String(k))], by: Int64(count))
         }
-        if let detector = served.detectors?.extraction, let key = context.key {
-            watchExtraction(key: key, model: served, detector: detector, input: input, predicted: predicted, context: context)
+        if let key = context.key {
+            await watchExtraction(key: key, model: served, input: input, predicted: predicted, context: context)
         }
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    /// Feeds the key's PRADA stream; a first detection is counted, logged and audited (the answer
+    /// A key flagged as extracting a model may send `extraction_throttle_rate` rows per second
+    /// (a bucket of its own, holding at most `max_rows` rows); a request whose rows are not there
+    /// yet gets 429 `extraction-throttled` with the seconds until they are.
+    private func throttle(_ key: KeyEntry, rows: Int) throws {
+        let limits = state.configuration.limits
+        let decision = state.limiter.take(id: key.id + "#extraction", rate: limits.extractionThrottleRate, burst: limits.maxRows, cost: rows)
+        guard !decision.allowed else { return }
+        state.metrics.increment("bulwark_extraction_refusals_total", [("key", key.name), ("action", "throttle")])
+        throw Problem(.tooManyRequests, "extraction-throttled", "Predictions throttled for this key",
+                      detail: "key '\(key.name)' sent a query stream flagged as model extraction and may now send \(limits.extractionThrottleRate) rows per second; retry after \(decision.retryAfterSeconds) s",
+                      headers: [.retryAfter: String(decision.retryAfterSeconds)])
+    }
+
+    /// Feeds the key's query volume (`extraction_max_rows_per_hour`) and, with a detectors file
+    /// holding one, its PRADA stream; a first detection is counted, logged and audited (the answer
     /// already computed is sent; the configured action applies from the key's next request).
-    private func watchExtraction(key: KeyEntry, model: ServedModel, detector: PRADADetector, input: PredictInput, predicted: [Int],
-                                 context: ServeContext) {
-        let detection = input.values.withUnsafeBufferPointer { values in
-            state.extraction.observe(key: key.id, model: model.name, detector: detector,
-                                     inputs: MatrixRef(UnsafeMutablePointer(mutating: values.baseAddress!), rows: input.rows, columns: model.model.inputWidth),
-                                     predicted: predicted, classes: model.model.classCount)
+    private func watchExtraction(key: KeyEntry, model: ServedModel, input: PredictInput, predicted: [Int], context: ServeContext) async {
+        let limits = state.configuration.limits
+        var detection = limits.extractionMaxRowsPerHour.flatMap { state.extraction.observeVolume(key: key.id, rows: input.rows, limit: $0) }
+        if let detector = model.detectors?.extraction {
+            // A GEMV per row over the key's stored inputs: off the cooperative pool, like inference.
+            let (monitor, width, classes) = (state.extraction, model.model.inputWidth, model.model.classCount)
+            let prada = await Blocking.run {
+                input.values.withUnsafeBufferPointer { values in
+                    monitor.observe(key: key.id, model: model.name, detector: detector,
+                                    inputs: MatrixRef(UnsafeMutablePointer(mutating: values.baseAddress!), rows: input.rows, columns: width),
+                                    predicted: predicted, classes: classes)
+                }
+            }
+            detection = detection ?? prada
         }
         guard let detection else { return }
-        state.metrics.increment("bulwark_extraction_detections_total", [("model", model.name), ("key", key.name)])
-        state.logger.warning("query stream flagged as model extraction", metadata: [
-            "key": .string(key.name), "model": .string(model.name), "after_queries": .stringConvertible(detection.afterQueries),
-            "w": .string(String(format: "%.4f", detection.w)), "action": .string(state.configuration.limits.extractionAction.rawValue),
-        ])
-        state.audit?.record("extraction_suspected", key: key.name, remote: context.remote, route: Routes.predict, detail: [
-            "model": model.name, "detector": "prada", "after_queries": String(detection.afterQueries),
-            "w": String(format: "%.4f", detection.w), "delta": String(detector.delta), "action": state.configuration.limits.extractionAction.rawValue,
-        ])
+        var detail = ["model": model.name, "detector": detection.detector, "after_queries": String(detection.afterQueries),
+                      "action": limits.extractionAction.rawValue]
+        if let w = detection.w, let delta = model.detectors?.extraction?.delta {
+            detail["w"] = String(format: "%.4f", w)
+            detail["delta"] = String(delta)
+        } else if let rows = limits.extractionMaxRowsPerHour {
+            detail["max_rows_per_hour"] = String(rows)
+        }
+        state.metrics.increment("bulwark_extraction_detections_total", [("model", model.name), ("key", key.name), ("detector", detection.detector)])
+        state.logger.warning("query stream flagged as model extraction",
+                             metadata: ["key": .string(key.name)].merging(detail.mapValues { .string($0) }) { $1 })
+        state.audit?.record("extraction_suspected", key: key.name, remote: context.remote, route: Routes.predict, detail: detail)
     }
 
     /// Counts, logs and audits what the detectors flagged (the answer itself does not change).

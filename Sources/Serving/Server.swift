@@ -35,7 +35,7 @@ public final class Server: Sendable {
             })
         }
         let limiter = RateLimiter(now: now)
-        let extraction = ExtractionMonitor()
+        let extraction = ExtractionMonitor(now: now)
         let keys: KeyRing
         do {
             keys = try KeyRing(path: configuration.keysPath, onChange: { old, new in

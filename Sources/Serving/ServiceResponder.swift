@@ -96,26 +96,13 @@ struct ServiceResponder<Inner: HTTPResponder>: HTTPResponder where Inner.Context
         return response
     }
 
-    /// The configured action against a key flagged as extracting a model (`ExtractionAction`).
+    /// A key flagged as extracting a model, with `extraction_action: block`, is refused before its
+    /// body is read (`throttle` is applied per row by the predict endpoint, `log` does nothing).
     private func restrictFlagged(_ key: KeyEntry) throws {
-        let limits = state.configuration.limits
-        switch limits.extractionAction {
-        case .log:
-            return
-        case .block:
-            state.metrics.increment("bulwark_extraction_refusals_total", [("key", key.name), ("action", "block")])
-            throw Problem(.forbidden, "extraction-blocked", "Predictions refused for this key",
-                          detail: "key '\(key.name)' sent a query stream flagged as model extraction; ask the service's administrator")
-        case .throttle:
-            // A bucket of its own (one request, refilled at the throttle rate) besides the key's.
-            let decision = state.limiter.take(id: key.id + "#extraction", rate: limits.extractionThrottleRate, burst: 1)
-            guard decision.allowed else {
-                state.metrics.increment("bulwark_extraction_refusals_total", [("key", key.name), ("action", "throttle")])
-                throw Problem(.tooManyRequests, "extraction-throttled", "Predictions throttled for this key",
-                              detail: "key '\(key.name)' sent a query stream flagged as model extraction and may now send \(limits.extractionThrottleRate) requests per second; retry after \(decision.retryAfterSeconds) s",
-                              headers: [.retryAfter: String(decision.retryAfterSeconds)])
-            }
-        }
+        guard state.configuration.limits.extractionAction == .block else { return }
+        state.metrics.increment("bulwark_extraction_refusals_total", [("key", key.name), ("action", "block")])
+        throw Problem(.forbidden, "extraction-blocked", "Predictions refused for this key",
+                      detail: "key '\(key.name)' sent a query stream flagged as model extraction; ask the service's administrator")
     }
 
     private func authenticate(_ request: Request, context: ServeContext, route: String) throws -> KeyEntry {

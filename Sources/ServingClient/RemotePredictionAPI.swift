@@ -9,10 +9,11 @@ import TensorCore
 import Threats
 
 /// A running `bulwark serve` as a model thief reaches it: `POST …/predict` over HTTPS with an API
-/// key, float32 bodies of at most `rowsPerRequest` rows. It obeys the service: a 429 is retried
-/// after its `Retry-After` (never sooner, never more than `maxWait` seconds), a 503 after a
-/// second. A 429 `extraction-throttled` or a 403 `extraction-blocked` marks the client as
-/// detected; a block ends the extraction.
+/// key, float32 bodies of at most `rowsPerRequest` rows. It obeys the service: a 429 or 503 is
+/// retried after its `Retry-After` (at least 1 s; 1 s without the header; never a wait longer than
+/// `maxWait` seconds, nor more than `maxRetries` waits for one request). A 429
+/// `extraction-throttled` or a 403 `extraction-blocked` marks the client as detected; a block ends
+/// the extraction. Answers larger than the request's rows can need are refused unread.
 ///
 /// Calls block the calling thread (the extraction loop is synchronous); never call them on an
 /// event loop or from Swift concurrency's cooperative threads.
@@ -25,8 +26,11 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
     public let modelSHA256: String
     public let rowsPerRequest: Int
     public let maxWait: Int
+    /// Waits for one request before giving up.
+    public let maxRetries = 100
     private let apiKey: String
     private let client: HTTPClient
+    private let sleep: @Sendable (Int) -> Void
     private let lock = NSLock()
     private var answered = 0
     private var detected: Int?
@@ -39,10 +43,10 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
     /// - Parameters:
     ///   - url: `https://HOST:PORT/v1/models/NAME/predict`.
     ///   - caCertificatePEM: a certificate to trust besides the system's roots (a dev certificate).
-    ///   - sleep: waits the given seconds (tests pass a recording one).
+    ///   - sleep: waits the given seconds (tests pass one that advances the service's fake clock).
     /// - Throws: `ThreatError.predictionAPI` naming what failed.
     public init(url: String, apiKey: String, caCertificatePEM: [UInt8]? = nil, rowsPerRequest: Int = 100, maxWait: Int = 120,
-                allowPlainHTTP: Bool = false) throws {
+                allowPlainHTTP: Bool = false, sleep: @escaping @Sendable (Int) -> Void = { Thread.sleep(forTimeInterval: Double($0)) }) throws {
         guard let components = URLComponents(string: url), let scheme = components.scheme, let host = components.host,
               scheme == "https" || (allowPlainHTTP && scheme == "http") else {
             throw ThreatError.predictionAPI("--target \(url) is not an https:// URL (plain http is refused: the key would travel in clear text)")
@@ -64,15 +68,21 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
         }
         let client = HTTPClient(eventLoopGroupProvider: .singleton,
                                 configuration: .init(tlsConfiguration: tls, timeout: .init(connect: .seconds(10), read: .seconds(60))))
-        (self.client, predictURL, self.apiKey, self.rowsPerRequest, self.maxWait) = (client, url, apiKey, rowsPerRequest, maxWait)
+        (self.client, predictURL, self.apiKey, self.rowsPerRequest, self.maxWait, self.sleep) = (client, url, apiKey, rowsPerRequest, maxWait, sleep)
         let port = components.port.map { ":\($0)" } ?? ""
         do {
-            let listing = try Self.fetchListing(client: client, url: "\(scheme)://\(host)\(port)/v1/models", apiKey: apiKey, maxWait: maxWait)
+            let listing = try Self.fetchListing(client: client, url: "\(scheme)://\(host)\(port)/v1/models", apiKey: apiKey, maxWait: maxWait, sleep: sleep)
             guard let model = listing.models.first(where: { $0.name == path[3] }) else {
                 throw ThreatError.predictionAPI("the service has no model named '\(path[3])' (it has \(listing.models.map(\.name).joined(separator: ", ")))")
             }
-            guard let output = listing.output, let policy = try? OutputPolicy(parsing: output) else {
-                throw ThreatError.predictionAPI("the service did not say what this key's predictions release (an older bulwark serve?)")
+            guard (1...(1 << 20)).contains(model.inputWidth), (1...65536).contains(model.classes) else {
+                throw ThreatError.predictionAPI("the service lists model '\(path[3])' with \(model.inputWidth) inputs and \(model.classes) classes, not a model this client can query")
+            }
+            guard let output = listing.output else {
+                throw ThreatError.predictionAPI("the service did not say what this key's predictions release (no 'output' in GET /v1/models: a bulwark serve older than this client?)")
+            }
+            guard let policy = try? OutputPolicy(parsing: output) else {
+                throw ThreatError.predictionAPI("the service says this key's predictions release '\(output.prefix(100))', which is not an output policy this client knows")
             }
             (inputWidth, classCount, self.policy, modelSHA256) = (model.inputWidth, model.classes, policy, model.sha256)
         } catch {
@@ -85,6 +95,9 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
 
     public func answers(_ inputs: Tensor) throws -> [OutputPolicy.Answer] {
         let rows = inputs.shape[0]
+        guard inputs.shape[1] == inputWidth else {
+            throw ThreatError.predictionAPI("the inputs have \(inputs.shape[1]) features; the served model takes \(inputWidth)")
+        }
         var answers: [OutputPolicy.Answer] = []
         answers.reserveCapacity(rows)
         var start = 0
@@ -93,7 +106,8 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
             var body = ByteBuffer()
             body.reserveCapacity((end - start) * inputWidth * 4)
             for value in inputs.scalars[(start * inputWidth)..<(end * inputWidth)] { body.writeInteger(value.bitPattern, endianness: .little) }
-            let bytes = try send(body: body)
+            // The largest answer these rows can have: every probability of every row, with room.
+            let bytes = try send(body: body, maxAnswerBytes: 4096 + (end - start) * (64 + classCount * 48))
             let decoded: PredictResponse
             do { decoded = try JSONDecoder().decode(PredictResponse.self, from: Data(bytes)) } catch {
                 throw ThreatError.predictionAPI("the predict answer is not the service's JSON (\(error))")
@@ -129,7 +143,7 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
     }
 
     /// One predict request, repeated while the service asks to wait.
-    private func send(body: ByteBuffer) throws -> [UInt8] {
+    private func send(body: ByteBuffer, maxAnswerBytes: Int) throws -> [UInt8] {
         let request: HTTPClient.Request
         do {
             request = try HTTPClient.Request(url: predictURL, method: .POST,
@@ -138,8 +152,8 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
         } catch {
             throw ThreatError.predictionAPI("--target \(predictURL): \(error)")
         }
-        while true {
-            let reply = try Self.execute(client: client, request)
+        for _ in 0...maxRetries {
+            let reply = try Self.execute(client: client, request, maxBodyBytes: maxAnswerBytes)
             switch reply.status {
             case 200:
                 return reply.body
@@ -151,7 +165,7 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
                     throw ThreatError.predictionAPI("the service asks to wait \(seconds) s (\(problem ?? "HTTP \(reply.status)")), longer than the \(maxWait) s allowed")
                 }
                 lock.withLock { waits += 1 }
-                Thread.sleep(forTimeInterval: Double(max(seconds, 0)))
+                sleep(max(seconds, 1))
             case 403 where Self.problemType(reply.body) == "extraction-blocked":
                 markDetected()
                 throw ThreatError.predictionAPI("the service blocked this key as a suspected model thief after \(lock.withLock { answered }) queries")
@@ -159,6 +173,7 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
                 throw ThreatError.predictionAPI("HTTP \(reply.status): \(Self.problemText(reply.body))")
             }
         }
+        throw ThreatError.predictionAPI("the service refused the same request \(maxRetries + 1) times in a row (429/503); try later or with a slower client")
     }
 
     private func markDetected() { lock.withLock { if detected == nil { detected = answered } } }
@@ -172,9 +187,10 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
     /// Runs one request to its end on the client's event loop and waits for it here (futures, not
     /// Swift concurrency: the wait must not depend on the cooperative pool, which a busy process
     /// may have no thread left in).
-    static func execute(client: HTTPClient, _ request: HTTPClient.Request) throws -> Reply {
+    static func execute(client: HTTPClient, _ request: HTTPClient.Request, maxBodyBytes: Int) throws -> Reply {
         do {
-            let response = try client.execute(request: request, deadline: .now() + .seconds(120)).wait()
+            let response = try client.execute(request: request, delegate: ResponseAccumulator(request: request, maxBodySize: maxBodyBytes),
+                                              deadline: .now() + .seconds(120)).futureResult.wait()
             let retryAfter = response.headers.first(name: "Retry-After").flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
             return Reply(status: Int(response.status.code), retryAfter: retryAfter, body: response.body.map { Array($0.readableBytesView) } ?? [])
         } catch {
@@ -182,15 +198,15 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
         }
     }
 
-    static func fetchListing(client: HTTPClient, url: String, apiKey: String, maxWait: Int) throws -> Listing {
+    static func fetchListing(client: HTTPClient, url: String, apiKey: String, maxWait: Int, sleep: @Sendable (Int) -> Void) throws -> Listing {
         let request: HTTPClient.Request
         do { request = try HTTPClient.Request(url: url, headers: ["Authorization": "Bearer " + apiKey]) } catch {
             throw ThreatError.predictionAPI("\(url): \(error)")
         }
-        while true {
-            let reply = try execute(client: client, request)
+        for _ in 0..<10 {
+            let reply = try execute(client: client, request, maxBodyBytes: 16 << 20)
             if reply.status == 429 || reply.status == 503, let seconds = reply.retryAfter, seconds <= maxWait {
-                Thread.sleep(forTimeInterval: Double(max(seconds, 0)))
+                sleep(max(seconds, 1))
                 continue
             }
             guard reply.status == 200 else { throw ThreatError.predictionAPI("GET \(url): HTTP \(reply.status): \(problemText(reply.body))") }
@@ -198,6 +214,7 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
                 throw ThreatError.predictionAPI("GET \(url) is not the service's model listing (\(error))")
             }
         }
+        throw ThreatError.predictionAPI("GET \(url) was refused 10 times in a row (429/503); try later")
     }
 
     static func problemType(_ body: [UInt8]) -> String? {

@@ -9,7 +9,7 @@ public struct AuditEntry: Codable, Sendable, Equatable {
     public var seq: Int
     public var time: String
     /// `start`, `stop`, `denied`, `key_added`, `key_changed`, `key_revoked`, `key_removed`,
-    /// `keys_reloaded`, `keys_reload_refused`, `model_reloaded`, `reload_refused`, `anomaly`.
+    /// `keys_reloaded`, `keys_reload_refused`, `model_reloaded`, `reload_refused`, `anomaly`, `extraction_suspected`.
     public var event: String
     /// The key's name (never the key).
     public var key: String?

@@ -29,8 +29,9 @@ public final class RateLimiter: Sendable {
         self.now = now
     }
 
-    /// Takes one token from the bucket of key `id` if it has one.
-    public func take(id: String, rate: Double, burst: Int) -> Decision {
+    /// Takes `cost` tokens (1: a request; rows, for a per-row limit) from the bucket of key `id`
+    /// if it has them. A cost above `burst` is never allowed.
+    public func take(id: String, rate: Double, burst: Int, cost: Int = 1) -> Decision {
         let instant = now()
         return buckets.withLock { buckets in
             var bucket = buckets[id] ?? Bucket(tokens: Double(burst), last: instant)
@@ -38,15 +39,15 @@ public final class RateLimiter: Sendable {
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18
             bucket.tokens = min(Double(burst), bucket.tokens + rate * max(0, seconds))
             bucket.last = instant
-            let allowed = bucket.tokens >= 1
-            if allowed { bucket.tokens -= 1 }
+            let allowed = bucket.tokens >= Double(cost)
+            if allowed { bucket.tokens -= Double(cost) }
             buckets[id] = bucket
             // Header values clamped into Int (a hand-edited key file cannot make them trap).
             func wholeSeconds(_ value: Double) -> Int { Int(min(max(value.rounded(.up), 0), 1e9)) }
             return Decision(
                 allowed: allowed, limit: burst, remaining: Int(min(bucket.tokens.rounded(.down), 1e9)),
                 resetSeconds: wholeSeconds((Double(burst) - bucket.tokens) / rate),
-                retryAfterSeconds: allowed ? 0 : max(1, wholeSeconds((1 - bucket.tokens) / rate)))
+                retryAfterSeconds: allowed ? 0 : max(1, wholeSeconds((Double(min(cost, burst)) - bucket.tokens) / rate)))
         }
     }
 

@@ -39,8 +39,10 @@ public struct ServeConfiguration: Sendable {
         public var metricsPort: Int?
         /// What happens to a key that PRADA flags (detectors files with an `extraction` detector).
         public var extractionAction = ExtractionAction.log
-        /// Predict requests per second a throttled key may send.
+        /// Rows per second a throttled key may send (from a bucket of `max_rows`).
         public var extractionThrottleRate = 0.1
+        /// Rows one key may send in any hour before it is flagged as extracting (nil: no limit).
+        public var extractionMaxRowsPerHour: Int?
 
         public init() {}
 
@@ -52,6 +54,7 @@ public struct ServeConfiguration: Sendable {
             case bodyTimeoutSeconds = "body_timeout_seconds", shutdownTimeoutSeconds = "shutdown_timeout_seconds"
             case metricsPort = "metrics_port"
             case extractionAction = "extraction_action", extractionThrottleRate = "extraction_throttle_rate"
+            case extractionMaxRowsPerHour = "extraction_max_rows_per_hour"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -71,6 +74,7 @@ public struct ServeConfiguration: Sendable {
             metricsPort = try c.decodeIfPresent(Int.self, forKey: .metricsPort)
             extractionAction = try c.decodeIfPresent(ExtractionAction.self, forKey: .extractionAction) ?? d.extractionAction
             extractionThrottleRate = try c.decodeIfPresent(Double.self, forKey: .extractionThrottleRate) ?? d.extractionThrottleRate
+            extractionMaxRowsPerHour = try c.decodeIfPresent(Int.self, forKey: .extractionMaxRowsPerHour)
         }
 
         /// - Throws: `ServeError.invalidConfiguration` naming the field and its range.
@@ -89,7 +93,8 @@ public struct ServeConfiguration: Sendable {
             try require((1...3600).contains(bodyTimeoutSeconds), .bodyTimeoutSeconds, "1 to 3600")
             try require((1...3600).contains(shutdownTimeoutSeconds), .shutdownTimeoutSeconds, "1 to 3600")
             if let metricsPort { try require((0...65535).contains(metricsPort), .metricsPort, "0 to 65535") }
-            try require(KeyFile.rateRange.contains(extractionThrottleRate), .extractionThrottleRate, "\(KeyFile.rateRange.lowerBound) to \(Int(KeyFile.rateRange.upperBound)) requests per second")
+            if let rows = extractionMaxRowsPerHour { try require((1...1_000_000_000).contains(rows), .extractionMaxRowsPerHour, "1 to 1000000000") }
+            try require(KeyFile.rateRange.contains(extractionThrottleRate), .extractionThrottleRate, "\(KeyFile.rateRange.lowerBound) to \(Int(KeyFile.rateRange.upperBound)) rows per second")
         }
 
         /// Reads a configuration file (strict JSON: unknown fields are errors).

@@ -187,6 +187,9 @@ struct ThreatCLITests {
         #expect(url.status == 64 && url.stderr.contains("--api-key-file"), "\(url.stderr)")
         for (arguments, status, message) in [(["--strategy", "nope", "--budget", "10"], Int32(64), "--strategy"),
                                              (["--strategy", "knockoff", "--budget", "10", "--api-key-file", "k"], 64, "apply to a URL"),
+                                             (["--strategy", "knockoff", "--budget", "10", "--rows-per-request", "5"], 64, "apply to a URL"),
+                                             (["--strategy", "equation", "--budget", "785", "--surrogate", "784-10"], 64, "--surrogate"),
+                                             (["--strategy", "equation", "--budget", "785", "--epochs", "3"], 64, "least squares"),
                                              (["--strategy", "knockoff", "--budget", "10", "--detectors", directory + "/none.json"], 2, "none.json"),
                                              (["--strategy", "knockoff", "--budget", "10", "--output", "top-0"], 64, "--output"),
                                              (["--strategy", "knockoff", "--budget", "10", "--checkpoints", "20"], 64, "--checkpoints"),

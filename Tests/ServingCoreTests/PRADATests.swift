@@ -91,11 +91,49 @@ struct PRADATests {
             if i == 1 { #expect(abs(stream.lastDistance! - 1e-3) < 1e-6, "\(stream.lastDistance!)") }
             if i == 0 { #expect(stream.lastDistance == nil) }
         }
-        #expect(stream.queries == 20)
+        #expect(stream.queries == 20 && stream.capacityPerClass == 2 && stream.storedInputs <= 2, "\(stream.storedInputs) stored")
         settings.delta = 1
         #expect(settings.problem != nil)
         #expect(PRADADetector(delta: 0.9, minimumQueries: 2).problem != nil)
         #expect(PRADADetector.delta(forBenignMinimumW: [0.95, 0.97, 0.99], falsePositiveRate: 0) < 0.95)
         #expect(PRADADetector.delta(forBenignMinimumW: [0.95, 0.97, 0.99], falsePositiveRate: 0) > 0.9499)
+    }
+}
+
+@Suite("Extraction detection (query volume)")
+struct ExtractionVolumeTests {
+    @Test("rows are counted per key over a sliding hour; a key past the limit is flagged once, others are not")
+    func volume() {
+        let clock = Locked<ContinuousClock.Instant>(ContinuousClock.now)
+        let monitor = ExtractionMonitor(now: { clock.withLock { $0 } })
+        func advance(minutes: Int) { clock.withLock { $0 = $0.advanced(by: .seconds(60 * minutes)) } }
+        #expect(monitor.observeVolume(key: "a", rows: 60, limit: 100) == nil)
+        advance(minutes: 30)
+        #expect(monitor.observeVolume(key: "a", rows: 40, limit: 100) == nil, "100 rows in the hour is the limit, not past it")
+        #expect(monitor.observeVolume(key: "b", rows: 100, limit: 100) == nil, "keys are counted apart")
+        advance(minutes: 31)  // the first 60 rows are more than an hour old
+        #expect(monitor.observeVolume(key: "a", rows: 60, limit: 100) == nil)
+        let detection = monitor.observeVolume(key: "a", rows: 1, limit: 100)
+        #expect(detection == .init(afterQueries: 161, w: nil) && detection?.detector == "volume")
+        #expect(monitor.isFlagged(key: "a") && !monitor.isFlagged(key: "b"))
+        #expect(monitor.observeVolume(key: "a", rows: 500, limit: 100) == nil, "flagged once")
+        monitor.retain(keys: ["b"])
+        #expect(!monitor.isFlagged(key: "a"))
+    }
+}
+
+@Suite("Rate limits by cost")
+struct RateLimiterCostTests {
+    @Test("a request may cost several tokens (rows); Retry-After says when they will be there; more than the burst never passes")
+    func cost() {
+        let clock = Locked<ContinuousClock.Instant>(ContinuousClock.now)
+        let limiter = RateLimiter(now: { clock.withLock { $0 } })
+        #expect(limiter.take(id: "k", rate: 1, burst: 10, cost: 6).allowed)
+        let refused = limiter.take(id: "k", rate: 1, burst: 10, cost: 6)
+        #expect(!refused.allowed && refused.retryAfterSeconds == 2 && refused.remaining == 4)
+        clock.withLock { $0 = $0.advanced(by: .seconds(2)) }
+        #expect(limiter.take(id: "k", rate: 1, burst: 10, cost: 6).allowed)
+        clock.withLock { $0 = $0.advanced(by: .seconds(100)) }
+        #expect(!limiter.take(id: "k", rate: 1, burst: 10, cost: 11).allowed)
     }
 }

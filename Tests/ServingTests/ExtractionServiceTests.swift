@@ -39,9 +39,24 @@ struct ExtractionServiceTests {
         }
     }
 
-    func client(_ service: TestService, key role: Role = .predictor, rowsPerRequest: Int = 10) async throws -> RemotePredictionAPI {
+    /// The service's clock, moved only by the client's waits: what the tests see does not depend on
+    /// how fast a busy machine answers.
+    final class FakeClock: Sendable {
+        let instant = Locked<ContinuousClock.Instant>(ContinuousClock.now)
+        let waited = Locked<Int>(0)
+        var now: @Sendable () -> ContinuousClock.Instant { { [instant] in instant.withLock { $0 } } }
+        var sleep: @Sendable (Int) -> Void {
+            { [instant, waited] seconds in
+                instant.withLock { $0 = $0.advanced(by: .seconds(seconds)) }
+                waited.withLock { $0 += seconds }
+            }
+        }
+    }
+
+    func client(_ service: TestService, key role: Role = .predictor, rowsPerRequest: Int = 10,
+                sleep: @escaping @Sendable (Int) -> Void = { Thread.sleep(forTimeInterval: Double($0)) }) async throws -> RemotePredictionAPI {
         let (url, key, pem) = (service.baseURL + "/v1/models/m/predict", service.keys[role]!.text, Array(service.certificatePEM.utf8))
-        return try await Self.blocking { try RemotePredictionAPI(url: url, apiKey: key, caCertificatePEM: pem, rowsPerRequest: rowsPerRequest) }
+        return try await Self.blocking { try RemotePredictionAPI(url: url, apiKey: key, caCertificatePEM: pem, rowsPerRequest: rowsPerRequest, sleep: sleep) }
     }
 
     @Test("block: the thief's stream is flagged, audited and counted, its next request refused 403; a benign key replaying inputs is never flagged")
@@ -74,43 +89,58 @@ struct ExtractionServiceTests {
         }
     }
 
-    @Test("throttle: after detection the key gets 429 extraction-throttled with Retry-After, and the client waits it out")
+    @Test("throttle: after detection the key may send 1 row per second: 429 extraction-throttled with Retry-After, and the client waits it out")
     func throttle() async throws {
         var limits = ServeConfiguration.Limits()
         limits.extractionAction = .throttle
         limits.extractionThrottleRate = 1
-        try await TestService(limits: limits, detectors: Self.detectors).use { service in
-            let rows = Self.thiefRows(100)
-            var statuses: [Int] = []
+        let clock = FakeClock()
+        try await TestService(limits: limits, now: clock.now, detectors: Self.detectors).use { service in
+            let rows = Self.thiefRows(400)
             var refused: TestService.Reply?
-            for start in stride(from: 0, to: 100, by: 10) {
+            // Flagged within the first rows; then the throttle's bucket (max_rows = 256 rows) drains.
+            for start in stride(from: 0, to: 400, by: 10) {
                 let reply = try await service.predict(Array(rows[start..<(start + 10)]))
-                statuses.append(reply.status)
                 if reply.status != 200 { refused = reply; break }
             }
-            // Flagged within the first rows; one more request takes the throttle's one token, the next waits.
-            #expect(statuses.count >= 3 && statuses.dropLast().allSatisfy { $0 == 200 } && statuses.last == 429, "\(statuses)")
-            #expect((refused?.json["type"] as? String)?.hasSuffix("/extraction-throttled") == true)
-            #expect(refused?.headers.first(name: "Retry-After") == "1")
-            // The client obeys: 3 single-row requests take at least ~2 s of waiting, and all are answered.
-            let thief = try await client(service, rowsPerRequest: 1)
-            let start = ContinuousClock.now
+            #expect(refused?.status == 429 && (refused?.json["type"] as? String)?.hasSuffix("/extraction-throttled") == true, "\(refused?.text ?? "never refused")")
+            #expect(Int(refused?.headers.first(name: "Retry-After") ?? "") ?? 0 >= 1)
+            for _ in 0..<12 where try await service.predict([rows[0]]).status == 200 {}  // empty the bucket
+            // The client obeys: 3 single-row requests at 1 row per second each wait 1 s, and all are answered.
+            let thief = try await client(service, rowsPerRequest: 1, sleep: clock.sleep)
             let answers = try await Self.blocking { try thief.answers(Tensor(shape: [3, 784], scalars: Array(rows[1...3].joined()))) }
-            #expect(answers.count == 3 && thief.retries >= 2 && thief.detectedAfterQueries != nil)
-            #expect(ContinuousClock.now - start > .milliseconds(1900))
+            #expect(answers.count == 3 && thief.retries == 3 && clock.waited.withLock { $0 } == 3 && thief.detectedAfterQueries == 0)
+        }
+    }
+
+    @Test("volume: a key past extraction_max_rows_per_hour is flagged (detector volume, without any detectors file) and blocked; other keys go on")
+    func volume() async throws {
+        var limits = ServeConfiguration.Limits()
+        limits.extractionAction = .block
+        limits.extractionMaxRowsPerHour = 50
+        try await TestService(limits: limits).use { service in
+            let rows = TestService.sampleRows(30)
+            #expect(try await service.predict(rows).status == 200)
+            #expect(try await service.predict(rows).status == 200, "the request that passes the limit is still answered")
+            let blocked = try await service.predict([rows[0]])
+            #expect(blocked.status == 403 && (blocked.json["type"] as? String)?.hasSuffix("/extraction-blocked") == true)
+            #expect(try await service.predict(rows, key: .admin).status == 200)
+            let audit = try await service.request(.GET, "/v1/audit?since=0", key: service.keys[.auditor])
+            let entry = (audit.json["entries"] as? [[String: Any]] ?? []).first { $0["event"] as? String == "extraction_suspected" }
+            let detail = entry?["detail"] as? [String: String]
+            #expect(detail?["detector"] == "volume" && detail?["after_queries"] == "60" && detail?["max_rows_per_hour"] == "50")
         }
     }
 
     @Test("the client respects the key's rate limit: each 429 waits its Retry-After, nothing is lost or repeated")
     func rateLimit() async throws {
-        try await TestService(burst: 1, rate: 1).use { service in
-            let client = try await client(service, rowsPerRequest: 2)
+        let clock = FakeClock()
+        try await TestService(burst: 1, rate: 1, now: clock.now).use { service in
+            let client = try await client(service, rowsPerRequest: 2, sleep: clock.sleep)
             let x = Tensor(shape: [6, 784], scalars: TestService.sampleRows(6, seed: 21).flatMap { $0 })
-            let start = ContinuousClock.now
             let answers = try await Self.blocking { try client.answers(x) }
-            let elapsed = ContinuousClock.now - start
-            // GET /v1/models took the one token: the 3 predict requests each wait ~1 s.
-            #expect(answers.count == 6 && client.retries >= 3 && elapsed > .milliseconds(2800), "\(client.retries) retries in \(elapsed)")
+            // One token per second: GET /v1/models takes the first; each of the 3 predicts gets a 429 with Retry-After: 1, waits, and is answered.
+            #expect(answers.count == 6 && client.retries == 3 && clock.waited.withLock { $0 } == 3, "\(client.retries) retries")
             let local = try ModelFile.load(contentsOf: service.modelPath).network.inferenceModel().predictions(x)
             #expect(answers.map(\.predicted) == local)
             #expect(answers.allSatisfy { abs(($0.probabilities ?? []).reduce(0, +) - 1) < 1e-5 })

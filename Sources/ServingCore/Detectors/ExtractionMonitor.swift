@@ -7,15 +7,16 @@ import TensorCore
 public enum ExtractionAction: String, Codable, Sendable, CaseIterable {
     /// Record only: the client sees nothing.
     case log
-    /// The key's predictions are limited to `extraction_throttle_rate` requests per second (429
+    /// The key's predictions are limited to `extraction_throttle_rate` rows per second (429
     /// `extraction-throttled` with `Retry-After`).
     case throttle
     /// The key's predictions are refused (403 `extraction-blocked`) until the service restarts.
     case block
 }
 
-/// One PRADA stream per (key, model) (Juuti et al. 2019), and the keys flagged so far. Streams of
-/// different keys run concurrently; one key's rows are observed in order under its stream's lock.
+/// One PRADA stream per (key, model) (Juuti et al. 2019), a query-volume count per key, and the
+/// keys flagged so far. Streams of different keys run concurrently; one key's rows are observed in
+/// order under its stream's lock.
 public final class ExtractionMonitor: Sendable {
     private final class Entry: @unchecked Sendable {  // `stream` only under `lock`
         let lock = NSLock()
@@ -23,15 +24,55 @@ public final class ExtractionMonitor: Sendable {
         init(_ stream: PRADAStream) { self.stream = stream }
     }
 
+    /// Rows per key in the last hour, in one-minute buckets (the minute each bucket counts).
+    private struct Volume {
+        var minutes = [Int](repeating: -1, count: 60)
+        var rows = [Int](repeating: 0, count: 60)
+        var total = 0  // rows observed since the key was first seen
+    }
+
     private let streams = Locked<[String: Entry]>([:])
+    private let volumes = Locked<[String: Volume]>([:])
     private let flagged = Locked<[String: Int]>([:])
+    private let start: ContinuousClock.Instant
+    private let now: @Sendable () -> ContinuousClock.Instant
 
-    public init() {}
+    /// - Parameter now: the clock of the volume signal (tests pass a fake one).
+    public init(now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
+        self.now = now
+        start = now()
+    }
 
-    /// A detection: the key's stream fell below δ at `afterQueries` rows, with W = `w`.
+    /// A detection: by PRADA, the key's stream fell below δ at `afterQueries` rows, with W = `w`;
+    /// by volume, the key sent more rows in an hour than allowed (`w` is nil).
     public struct Detection: Sendable, Equatable {
         public let afterQueries: Int
-        public let w: Double
+        public let w: Double?
+        public var detector: String { w == nil ? "volume" : "prada" }
+    }
+
+    /// Counts a predict request's rows against the key's hourly volume (a sliding hour in
+    /// one-minute buckets): the detection when this request first takes the key past `limit`.
+    public func observeVolume(key: String, rows: Int, limit: Int) -> Detection? {
+        let elapsed = now() - start
+        let minute = Int(elapsed.components.seconds / 60)
+        let detection: Detection? = volumes.withLock { volumes in
+            var volume = volumes[key] ?? Volume()
+            let slot = minute % 60
+            if volume.minutes[slot] != minute { (volume.minutes[slot], volume.rows[slot]) = (minute, 0) }
+            volume.rows[slot] += rows
+            volume.total += rows
+            volumes[key] = volume
+            let lastHour = zip(volume.minutes, volume.rows).reduce(0) { $0 + ($1.0 > minute - 60 ? $1.1 : 0) }
+            return lastHour > limit ? Detection(afterQueries: volume.total, w: nil) : nil
+        }
+        guard let detection else { return nil }
+        let first = flagged.withLock { flagged -> Bool in
+            guard flagged[key] == nil else { return false }
+            flagged[key] = detection.afterQueries
+            return true
+        }
+        return first ? detection : nil
     }
 
     /// Observes a predict request's rows (rows × width) and the classes the model predicted.
@@ -39,7 +80,7 @@ public final class ExtractionMonitor: Sendable {
     public func observe(key: String, model: String, detector: PRADADetector, inputs: MatrixRef, predicted: [Int], classes: Int) -> Detection? {
         let entry = streams.withLock { streams in
             let id = key + "\u{0}" + model
-            if let entry = streams[id] { return entry }
+            if let entry = streams[id], entry.stream.settings == detector, entry.stream.width == inputs.columns { return entry }  // else: reloaded with new settings
             let entry = Entry(PRADAStream(settings: detector, width: inputs.columns, classes: classes))
             streams[id] = entry
             return entry
@@ -48,8 +89,13 @@ public final class ExtractionMonitor: Sendable {
             guard entry.stream.observe(inputs, predicted: predicted), let after = entry.stream.flaggedAfter else { return nil }
             return Detection(afterQueries: after, w: entry.stream.lastW ?? 0)
         }
-        if let detection { flagged.withLock { $0[key] = $0[key] ?? detection.afterQueries } }
-        return detection
+        guard let detection else { return nil }
+        let first = flagged.withLock { flagged -> Bool in
+            guard flagged[key] == nil else { return false }
+            flagged[key] = detection.afterQueries
+            return true
+        }
+        return first ? detection : nil  // a key already flagged (by volume) is not flagged again
     }
 
     /// Whether a key has been flagged (on any model).
@@ -58,6 +104,7 @@ public final class ExtractionMonitor: Sendable {
     /// Forgets the streams and flags of keys no longer in the key file.
     public func retain(keys: Set<String>) {
         streams.withLock { streams in streams = streams.filter { keys.contains(String($0.key.prefix { $0 != "\u{0}" })) } }
+        volumes.withLock { volumes in volumes = volumes.filter { keys.contains($0.key) } }
         flagged.withLock { flagged in flagged = flagged.filter { keys.contains($0.key) } }
     }
 }

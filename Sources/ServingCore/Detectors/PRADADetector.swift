@@ -26,8 +26,9 @@ public struct PRADADetector: Codable, Sendable, Equatable {
     public var minimumQueries: Int
     /// W is computed every `testInterval` queries.
     public var testInterval: Int
-    /// Stored inputs per client across the growing sets (bounds the service's memory: 2,048 rows
-    /// of 784 floats are 6.4 MB); beyond it, queries are still measured but no longer stored.
+    /// Stored inputs per stream across the growing sets, split evenly between the classes (bounds
+    /// the service's memory: 2,048 rows of 784 floats are 6.4 MB per key and model); a full class
+    /// replaces its oldest input.
     public var maximumStoredInputs: Int
 
     enum CodingKeys: String, CodingKey {
@@ -76,11 +77,16 @@ extension PRADADetector {
 public final class PRADAStream {
     public let settings: PRADADetector
     public let width: Int
-    private var rows: [[Float]] = []       // G_c, row-major
-    private var norms: [[Float]] = []      // ‖y‖² of each stored row
-    private var grewBy: [[Double]] = []    // the distances that grew G_c (from the first input's 0)
-    private var thresholds: [Double] = []  // T_c
-    private var stored = 0
+    /// Stored inputs per class: `maximumStoredInputs / classes` (at least 1). A full class replaces
+    /// its oldest input, so a thief cannot freeze the sets with natural images and then go unseen.
+    public let capacityPerClass: Int
+    private var rows: [[Float]] = []        // G_c, row-major, `capacityPerClass` slots
+    private var norms: [[Float]] = []       // ‖y‖² of each stored row
+    private var counts: [Int] = []          // stored rows per class
+    private var nextSlot: [Int] = []        // the slot the next stored row of a full class replaces
+    // The distances that grew G_c (from the first input's 0), as a running mean and sum of squares (Welford).
+    private var grewCount: [Double] = [], grewMean: [Double] = [], grewSquares: [Double] = []
+    private var thresholds: [Double] = []   // T_c
     /// The most recent minimum distances with their classes (at most the test's largest sample).
     private var distances: [(class: Int, distance: Double)] = []
     private var dots: [Float] = []
@@ -94,12 +100,19 @@ public final class PRADAStream {
     public private(set) var minimumW: Double?
     /// The query count at which W first fell below δ.
     public private(set) var flaggedAfter: Int?
+    /// Inputs stored across the classes (at most `capacityPerClass` × classes).
+    public var storedInputs: Int { counts.reduce(0, +) }
 
     public init(settings: PRADADetector, width: Int, classes: Int) {
         (self.settings, self.width) = (settings, width)
+        capacityPerClass = max(1, settings.maximumStoredInputs / max(classes, 1))
         rows = Array(repeating: [], count: classes)
         norms = Array(repeating: [], count: classes)
-        grewBy = Array(repeating: [], count: classes)
+        counts = Array(repeating: 0, count: classes)
+        nextSlot = Array(repeating: 0, count: classes)
+        grewCount = Array(repeating: 0, count: classes)
+        grewMean = Array(repeating: 0, count: classes)
+        grewSquares = Array(repeating: 0, count: classes)
         thresholds = Array(repeating: 0, count: classes)
     }
 
@@ -111,10 +124,10 @@ public final class PRADAStream {
         queries += 1
         var squaredNorm: Float = 0
         for j in 0..<width { squaredNorm += x[j] * x[j] }
-        if norms[c].isEmpty {  // the class's first input (or none stored: the memory bound was reached first)
+        if counts[c] == 0 {  // the class's first input
             lastDistance = nil
             store(x, norm: squaredNorm, class: c)
-            if grewBy[c].isEmpty { grewBy[c] = [0] }
+            grow(c, by: 0)
         } else {
             let d = nearestDistance(x, squaredNorm: squaredNorm, class: c)
             lastDistance = d
@@ -122,11 +135,9 @@ public final class PRADAStream {
             if distances.count > ShapiroWilk.sizes.upperBound { distances.removeFirst(distances.count - ShapiroWilk.sizes.upperBound) }
             if d > thresholds[c] {
                 store(x, norm: squaredNorm, class: c)
-                grewBy[c].append(d)
-                let n = Double(grewBy[c].count)
-                let mean = grewBy[c].reduce(0, +) / n
-                let deviation = (grewBy[c].reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / n).squareRoot()
-                thresholds[c] = max(thresholds[c], mean - deviation)
+                grow(c, by: d)
+                let deviation = (grewSquares[c] / grewCount[c]).squareRoot()
+                thresholds[c] = max(thresholds[c], grewMean[c] - deviation)
             }
         }
         guard queries % settings.testInterval == 0, let w = test() else { return false }
@@ -162,7 +173,7 @@ public final class PRADAStream {
     /// min ‖x − y‖₂ over G_c: ‖x‖² + ‖y‖² − 2 x·y for every y (one GEMV) finds the nearest, whose
     /// distance is then computed directly (no cancellation between large terms on near-duplicates).
     private func nearestDistance(_ x: UnsafePointer<Float>, squaredNorm: Float, class c: Int) -> Double {
-        let count = norms[c].count
+        let count = counts[c]
         if dots.count < count { dots = [Float](repeating: 0, count: max(count, 2 * dots.count)) }
         rows[c].withUnsafeBufferPointer { g in
             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(count), Int32(width), 1, g.baseAddress, Int32(width), x, 1, 0, &dots, 1)
@@ -180,10 +191,26 @@ public final class PRADAStream {
         return exact.squareRoot()
     }
 
+    /// Adds x to G_c, replacing the class's oldest input when it is full.
     private func store(_ x: UnsafePointer<Float>, norm: Float, class c: Int) {
-        guard stored < settings.maximumStoredInputs else { return }
-        rows[c].append(contentsOf: UnsafeBufferPointer(start: x, count: width))
-        norms[c].append(norm)
-        stored += 1
+        let values = UnsafeBufferPointer(start: x, count: width)
+        if counts[c] < capacityPerClass {
+            rows[c].append(contentsOf: values)
+            norms[c].append(norm)
+            counts[c] += 1
+        } else {
+            let slot = nextSlot[c]
+            rows[c].replaceSubrange((slot * width)..<((slot + 1) * width), with: values)
+            norms[c][slot] = norm
+            nextSlot[c] = (slot + 1) % capacityPerClass
+        }
+    }
+
+    /// One more distance that grew G_c, into its running mean and sum of squared deviations.
+    private func grow(_ c: Int, by d: Double) {
+        grewCount[c] += 1
+        let delta = d - grewMean[c]
+        grewMean[c] += delta / grewCount[c]
+        grewSquares[c] += delta * (d - grewMean[c])
     }
 }

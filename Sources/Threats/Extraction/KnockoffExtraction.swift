@@ -69,7 +69,13 @@ public enum KnockoffExtraction {
             let x = pool.gatherRows(batch)
             let answers = try oracle.query(x)
             labels += answers.labels
-            probabilities += answers.probabilities?.scalars ?? []
+            if let released = answers.probabilities {
+                // A row with nothing released (rounded to 0 everywhere) teaches its label.
+                for (r, label) in answers.labels.enumerated() {
+                    let row = released.scalars[(r * oracle.classCount)..<((r + 1) * oracle.classCount)]
+                    probabilities += row.reduce(0, +) > 0 ? Array(row) : (0..<oracle.classCount).map { $0 == label ? 1 : 0 }
+                }
+            }
             inputs += x.scalars
             let features = Tensor(shape: [labels.count, d], scalars: inputs)
             let network = softLabels

@@ -187,7 +187,8 @@ let package = Package(
         ),
         .testTarget(
             name: "ServingCoreTests",
-            dependencies: ["ServingCore", "NeuralNet", "TensorCore", "Datasets", "_FileSystem", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["ServingCore", "NeuralNet", "TensorCore", "Datasets", "_FileSystem", "_TestSupport", .product(name: "Crypto", package: "swift-crypto")],
+            exclude: ["Fixtures"]  // read from the repository by path
         ),
     ]
 )

@@ -80,6 +80,32 @@ struct PRADATests {
         #expect(thief.flaggedAfter != nil && thief.flaggedAfter! <= 1000, "smallest W \(thief.minimumW ?? 1), δ \(settings.delta)")
     }
 
+    @Test("on the sample's test images in order, W at every test point matches an independent numpy/scipy PRADA (Benchmarks/peers/compare_prada.py) to 1e-6")
+    func peer() throws {
+        struct Fixture: Decodable {
+            struct Point: Decodable { let queries: Int; let w: Double }
+            let predicted: [Int]
+            let trace: [Point]
+        }
+        let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: URL(fileURLWithPath:
+            TestSupport.repositoryRoot + "/Tests/ServingCoreTests/Fixtures/prada-replay.json")))
+        let (model, _, test) = try Self.setting()
+        let predicted = try model.predictions(test.features)
+        #expect(predicted == fixture.predicted, "the model's predictions differ from numpy's")
+        // No memory bound here, as in the authors' implementation.
+        let stream = PRADAStream(settings: PRADADetector(delta: 0.5, maximumStoredInputs: 1_000_000), width: 784, classes: 10)
+        var trace: [(Int, Double)] = []
+        test.features.withReadOnlyMatrix { x in
+            for r in 0..<x.rows {
+                stream.observe(UnsafePointer(x.row(r)), predicted: predicted[r])
+                if stream.lastTestQueries == r + 1, let w = stream.lastW { trace.append((r + 1, w)) }
+            }
+        }
+        #expect(trace.map(\.0) == fixture.trace.map(\.queries))
+        let worst = zip(trace, fixture.trace).map { abs($0.1 - $1.w) }.max() ?? 1
+        #expect(worst < 1e-6, "largest |W − W_scipy| = \(worst)")
+    }
+
     @Test("the nearest distance is exact on near-duplicates, memory stays bounded, and bad settings are named")
     func bounds() throws {
         var settings = PRADADetector(delta: 0.9, minimumQueries: 3, testInterval: 1, maximumStoredInputs: 5)

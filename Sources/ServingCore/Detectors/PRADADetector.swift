@@ -94,8 +94,9 @@ public final class PRADAStream {
     public private(set) var queries = 0
     /// The last query's distance to its class's growing set (nil for a class's first query).
     public private(set) var lastDistance: Double?
-    /// The most recent W, when the distances were tested.
+    /// The most recent W, when the distances were tested, and the query count it was tested at.
     public private(set) var lastW: Double?
+    public private(set) var lastTestQueries: Int?
     /// The smallest W seen (fitting δ uses it).
     public private(set) var minimumW: Double?
     /// The query count at which W first fell below δ.
@@ -141,7 +142,7 @@ public final class PRADAStream {
             }
         }
         guard queries % settings.testInterval == 0, let w = test() else { return false }
-        lastW = w
+        (lastW, lastTestQueries) = (w, queries)
         minimumW = min(minimumW ?? w, w)
         guard w < settings.delta, flaggedAfter == nil else { return false }
         flaggedAfter = queries

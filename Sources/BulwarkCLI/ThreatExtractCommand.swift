@@ -1,5 +1,6 @@
 import ArgumentParser
 import BulwarkSecurity
+import Datasets
 import Foundation
 import NeuralNet
 import ServingCore
@@ -21,7 +22,7 @@ struct ThreatExtractCommand: ParsableCommand {
         file, to measure fidelity). Every input counts against --budget. Strategies:
           knockoff  Knockoff Nets (Orekondy et al. 2019): query inputs from the attacker's pool (--pool train: the \\
                     training split's images, their labels unused; heldout: the test split's first half; noise: \\
-                    uniform), train a surrogate on the labels or, with --soft-labels, the probabilities (--surrogate, \\
+                    uniform; csv: --pool-csv), train a surrogate on the labels or, with --soft-labels, the probabilities (--surrogate, \\
                     --epochs), at each --checkpoints budget and at the whole budget.
           jacobian  Jacobian-based dataset augmentation (Papernot et al. 2017): from --seed-size inputs of the pool, \
                     train a substitute, add each point's step x + λ·sign(∇ of the substitute's logit for the victim's \
@@ -84,8 +85,11 @@ struct ThreatExtractCommand: ParsableCommand {
     @Flag(help: "knockoff: train on the released probability vectors (soft labels) instead of the labels.")
     var softLabels = false
 
-    @Option(help: "knockoff, jacobian: the attacker's inputs: train (the training split's images, labels unused), heldout (the test split's first half, disjoint from the victim's training data; measured on the second half) or noise.")
+    @Option(help: "knockoff, jacobian: the attacker's inputs: train (the training split's images, labels unused), heldout (the test split's first half, disjoint from the victim's training data; measured on the second half), noise, or csv (--pool-csv).")
     var pool: String = "train"
+
+    @Option(help: ArgumentHelp("--pool csv: a CSV file of the attacker's own inputs (a label column, unused, then the features; --label-column and --feature-scale apply), e.g. another dataset.", valueName: "file"))
+    var poolCsv: String?
 
     @Option(help: ArgumentHelp("knockoff: also train and measure surrogates at these budgets (comma-separated), for the curve.", valueName: "budgets"))
     var checkpoints: String?
@@ -119,7 +123,8 @@ struct ThreatExtractCommand: ParsableCommand {
     var isURL: Bool { target.hasPrefix("https://") || target.hasPrefix("http://") }
 
     func validate() throws {
-        try data.checkCSVOptions()
+        if pool != "csv" { try data.checkCSVOptions() }  // --label-column and --feature-scale also describe --pool-csv
+        guard (pool == "csv") == (poolCsv != nil) else { throw ValidationError("--pool csv and --pool-csv FILE go together") }
         if isURL {
             guard apiKeyFile != nil, victim != nil else { throw ValidationError("a URL --target needs --api-key-file and --victim (the served model's file, to measure fidelity)") }
             guard detectors == nil else { throw ValidationError("--detectors applies to a model-file --target (a live service runs its own)") }
@@ -145,7 +150,7 @@ struct ThreatExtractCommand: ParsableCommand {
         if strategy != "knockoff" && softLabels { throw ValidationError("--soft-labels applies to --strategy knockoff") }
         if strategy != "knockoff" && checkpoints != nil { throw ValidationError("--checkpoints applies to --strategy knockoff (jacobian's curve has a point per round)") }
         _ = try policy()
-        guard ["train", "heldout", "noise"].contains(pool) else { throw ValidationError("--pool: unknown '\(pool)' (train, heldout, noise)") }
+        guard ["train", "heldout", "noise", "csv"].contains(pool) else { throw ValidationError("--pool: unknown '\(pool)' (train, heldout, noise, csv)") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1, got \(epochs)") }
         guard transferEps > 0, transferEps.isFinite else { throw ValidationError("--transfer-eps must be positive, got \(transferEps)") }
         _ = try checkpointList()
@@ -175,7 +180,7 @@ struct ThreatExtractCommand: ParsableCommand {
         let victimPath = victim ?? target
         if let saveSurrogate {
             try OutputPath.prepare(saveSurrogate, for: "--save-surrogate", replacing: [.model],
-                                   inputs: [victimPath] + [detectors, apiKeyFile].compactMap { $0 } + data.spec.namedFiles, force: force)
+                                   inputs: [victimPath] + [detectors, apiKeyFile, poolCsv].compactMap { $0 } + data.spec.namedFiles, force: force)
         }
         let loader = try security.loader(model: victimPath)
         let victimNetwork = try ModelFile.load(contentsOf: victimPath, loader: loader).network
@@ -221,6 +226,12 @@ struct ThreatExtractCommand: ParsableCommand {
                 inputs = Tensor(shape: [budget, victimNetwork.inputWidth], scalars: (0..<(budget * victimNetwork.inputWidth)).map { _ in generator.nextUnitFloat() })
             case "heldout":
                 inputs = testAll.subset(Array(0..<half)).features
+            case "csv":
+                let spec = DataSpec(source: .csv(train: poolCsv, test: nil, labelColumn: data.labelColumn ?? 0, featureScale: data.featureScale?.value ?? 1), limit: nil)
+                inputs = try spec.load(.train, loader: loader).0.features
+                guard inputs.shape[1] == victimNetwork.inputWidth else {
+                    throw CLIError.unusableInput("--pool-csv \(poolCsv ?? ""): its rows have \(inputs.shape[1]) features; the victim takes \(victimNetwork.inputWidth)")
+                }
             default:
                 inputs = try data.spec.load(.train, loader: loader).0.features
             }

@@ -140,8 +140,13 @@ struct ServeRunCommand: ParsableCommand {
         for served in models {
             logger.notice("serving model", metadata: ["model": .string(served.name), "sha256": .string(served.sha256), "architecture": .string(served.architecture)])
         }
-        if limits.extractionAction != .log, limits.extractionMaxRowsPerHour == nil, !models.contains(where: { $0.detectors?.extraction != nil }) {
-            logger.warning("extraction_action is \(limits.extractionAction.rawValue), but nothing can flag a key: give --detectors files fitted with an extraction (PRADA) detector, or extraction_max_rows_per_hour")
+        let canJudgeOutOfDistribution = limits.extractionMaxOutOfDistributionFraction != nil && models.contains { $0.detectors?.mahalanobis != nil }
+        if limits.extractionAction != .log, limits.extractionMaxRowsPerHour == nil, !canJudgeOutOfDistribution,
+           !models.contains(where: { $0.detectors?.extraction != nil }) {
+            logger.warning("extraction_action is \(limits.extractionAction.rawValue), but nothing can flag a key: give --detectors files fitted with an extraction (PRADA) or Mahalanobis detector, or extraction_max_rows_per_hour")
+        }
+        if limits.extractionMaxOutOfDistributionFraction != nil, !models.contains(where: { $0.detectors?.mahalanobis != nil }) {
+            logger.warning("extraction_max_ood_fraction is set, but no model has a Mahalanobis detector (bulwark serve fit-detectors): it judges nothing")
         }
         let outcome = Locked<(any Error)?>(nil)
         let done = DispatchSemaphore(value: 0)

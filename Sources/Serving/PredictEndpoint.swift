@@ -62,7 +62,8 @@ struct PredictEndpoint: Sendable {
             state.metrics.increment("bulwark_predictions_total", [("model", name), ("class", String(k))], by: Int64(count))
         }
         if let key = context.key {
-            await watchExtraction(key: key, model: served, input: input, predicted: predicted, context: context)
+            await watchExtraction(key: key, model: served, input: input, predicted: predicted,
+                                  outOfDistribution: output.findings.map { $0.outOfDistribution.filter { $0 }.count }, context: context)
         }
         return Response(status: .ok, headers: [.contentType: "application/json", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(bytes: body)))
@@ -81,12 +82,17 @@ struct PredictEndpoint: Sendable {
                       headers: [.retryAfter: String(decision.retryAfterSeconds)])
     }
 
-    /// Feeds the key's query volume (`extraction_max_rows_per_hour`) and, with a detectors file
+    /// Feeds the key's query volume (`extraction_max_rows_per_hour`), its out-of-distribution share
+    /// (`extraction_max_ood_fraction`, with a Mahalanobis detector) and, with a detectors file
     /// holding one, its PRADA stream; a first detection is counted, logged and audited (the answer
     /// already computed is sent; the configured action applies from the key's next request).
-    private func watchExtraction(key: KeyEntry, model: ServedModel, input: PredictInput, predicted: [Int], context: ServeContext) async {
+    private func watchExtraction(key: KeyEntry, model: ServedModel, input: PredictInput, predicted: [Int], outOfDistribution: Int?,
+                                 context: ServeContext) async {
         let limits = state.configuration.limits
         var detection = limits.extractionMaxRowsPerHour.flatMap { state.extraction.observeVolume(key: key.id, rows: input.rows, limit: $0) }
+        if let fraction = limits.extractionMaxOutOfDistributionFraction, let flagged = outOfDistribution, model.detectors?.mahalanobis != nil {
+            detection = detection ?? state.extraction.observeOutOfDistribution(key: key.id, rows: input.rows, flagged: flagged, limit: fraction)
+        }
         if let detector = model.detectors?.extraction {
             // A GEMV per row over the key's stored inputs: off the cooperative pool, like inference.
             let (monitor, width, classes) = (state.extraction, model.model.inputWidth, model.model.classCount)
@@ -105,8 +111,10 @@ struct PredictEndpoint: Sendable {
         if let w = detection.w, let delta = model.detectors?.extraction?.delta {
             detail["w"] = String(format: "%.4f", w)
             detail["delta"] = String(delta)
-        } else if let rows = limits.extractionMaxRowsPerHour {
+        } else if detection.detector == "volume", let rows = limits.extractionMaxRowsPerHour {
             detail["max_rows_per_hour"] = String(rows)
+        } else if let fraction = limits.extractionMaxOutOfDistributionFraction {
+            detail["max_ood_fraction"] = String(fraction)
         }
         state.metrics.increment("bulwark_extraction_detections_total", [("model", model.name), ("key", key.name), ("detector", detection.detector)])
         state.logger.warning("query stream flagged as model extraction",

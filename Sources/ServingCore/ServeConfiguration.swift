@@ -43,6 +43,9 @@ public struct ServeConfiguration: Sendable {
         public var extractionThrottleRate = 0.1
         /// Rows one key may send in any hour before it is flagged as extracting (nil: no limit).
         public var extractionMaxRowsPerHour: Int?
+        /// The share of a key's rows the out-of-distribution (Mahalanobis) detector may flag before
+        /// the key is flagged as extracting (nil: not judged).
+        public var extractionMaxOutOfDistributionFraction: Double?
 
         public init() {}
 
@@ -55,6 +58,7 @@ public struct ServeConfiguration: Sendable {
             case metricsPort = "metrics_port"
             case extractionAction = "extraction_action", extractionThrottleRate = "extraction_throttle_rate"
             case extractionMaxRowsPerHour = "extraction_max_rows_per_hour"
+            case extractionMaxOutOfDistributionFraction = "extraction_max_ood_fraction"
         }
 
         public init(from decoder: any Decoder) throws {
@@ -75,6 +79,7 @@ public struct ServeConfiguration: Sendable {
             extractionAction = try c.decodeIfPresent(ExtractionAction.self, forKey: .extractionAction) ?? d.extractionAction
             extractionThrottleRate = try c.decodeIfPresent(Double.self, forKey: .extractionThrottleRate) ?? d.extractionThrottleRate
             extractionMaxRowsPerHour = try c.decodeIfPresent(Int.self, forKey: .extractionMaxRowsPerHour)
+            extractionMaxOutOfDistributionFraction = try c.decodeIfPresent(Double.self, forKey: .extractionMaxOutOfDistributionFraction)
         }
 
         /// - Throws: `ServeError.invalidConfiguration` naming the field and its range.
@@ -93,6 +98,9 @@ public struct ServeConfiguration: Sendable {
             try require((1...3600).contains(bodyTimeoutSeconds), .bodyTimeoutSeconds, "1 to 3600")
             try require((1...3600).contains(shutdownTimeoutSeconds), .shutdownTimeoutSeconds, "1 to 3600")
             if let metricsPort { try require((0...65535).contains(metricsPort), .metricsPort, "0 to 65535") }
+            if let fraction = extractionMaxOutOfDistributionFraction {
+                try require(fraction.isFinite && fraction >= 0 && fraction < 1, .extractionMaxOutOfDistributionFraction, "from 0 to below 1")
+            }
             if let rows = extractionMaxRowsPerHour { try require((1...1_000_000_000).contains(rows), .extractionMaxRowsPerHour, "1 to 1000000000") }
             try require(KeyFile.rateRange.contains(extractionThrottleRate), .extractionThrottleRate, "\(KeyFile.rateRange.lowerBound) to \(Int(KeyFile.rateRange.upperBound)) rows per second")
         }

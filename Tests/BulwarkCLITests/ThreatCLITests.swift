@@ -1,4 +1,5 @@
 import Foundation
+import TensorCore
 import Testing
 import _TestSupport
 
@@ -183,11 +184,23 @@ struct ThreatCLITests {
                                    "--output", "reverse-sigmoid:0.5:0.2", "--json"] + sample)
         #expect(hardened.status == 0, "\(hardened.stderr)")
         #expect((hardened.jsonLines.first?["fidelity"] as? Double ?? 1) < 0.9 && hardened.jsonLines.first?["benign_l1"] as? Double ?? 0 > 0.1)
+        // The attacker's own data from a CSV file (here: random images), and one whose rows do not fit the victim.
+        let poolFile = directory + "/pool.csv", narrowFile = directory + "/narrow.csv"
+        var generator = RandomGenerator(seed: 4)
+        try (0..<120).map { _ in "0," + (0..<784).map { _ in String(generator.nextUnitFloat()) }.joined(separator: ",") }.joined(separator: "\n")
+            .write(toFile: poolFile, atomically: true, encoding: .utf8)
+        try "0,0.5,0.5\n1,0.2,0.1\n".write(toFile: narrowFile, atomically: true, encoding: .utf8)
+        let csvPool = try CLIRun(["threat", "extract", "--target", victim, "--strategy", "knockoff", "--budget", "100", "--pool", "csv", "--pool-csv", poolFile,
+                                  "--surrogate", "784-16-10", "--epochs", "1", "--allow-unverified", "--json"] + sample)
+        #expect(csvPool.status == 0 && csvPool.jsonLines.last?["pool"] as? String == "csv" && csvPool.jsonLines.last?["queries_used"] as? Int == 100, "\(csvPool.stderr)")
+        let narrow = try CLIRun(["threat", "extract", "--target", victim, "--strategy", "knockoff", "--budget", "2", "--pool", "csv", "--pool-csv", narrowFile, "--allow-unverified"] + sample)
+        #expect(narrow.status == 2 && narrow.stderr.contains("2 features; the victim takes 784"), "\(narrow.stderr)")
         let url = try CLIRun(["threat", "extract", "--target", "https://localhost:1/v1/models/m/predict", "--strategy", "knockoff", "--budget", "10"] + sample)
         #expect(url.status == 64 && url.stderr.contains("--api-key-file"), "\(url.stderr)")
         for (arguments, status, message) in [(["--strategy", "nope", "--budget", "10"], Int32(64), "--strategy"),
                                              (["--strategy", "knockoff", "--budget", "10", "--api-key-file", "k"], 64, "apply to a URL"),
                                              (["--strategy", "knockoff", "--budget", "10", "--rows-per-request", "5"], 64, "apply to a URL"),
+                                             (["--strategy", "knockoff", "--budget", "10", "--pool", "csv"], 64, "--pool-csv"),
                                              (["--strategy", "equation", "--budget", "785", "--surrogate", "784-10"], 64, "--surrogate"),
                                              (["--strategy", "equation", "--budget", "785", "--epochs", "3"], 64, "least squares"),
                                              (["--strategy", "knockoff", "--budget", "10", "--detectors", directory + "/none.json"], 2, "none.json"),

@@ -146,6 +146,17 @@ struct ExtractionVolumeTests {
         monitor.retain(keys: ["b"])
         #expect(!monitor.isFlagged(key: "a"))
     }
+
+    @Test("a key's out-of-distribution share is judged from 100 rows on; a key past the limit is flagged once")
+    func outOfDistribution() {
+        let monitor = ExtractionMonitor()
+        #expect(monitor.observeOutOfDistribution(key: "a", rows: 50, flagged: 50, limit: 0.4) == nil, "too few rows to judge")
+        let detection = monitor.observeOutOfDistribution(key: "a", rows: 50, flagged: 0, limit: 0.4)
+        #expect(detection == .init(afterQueries: 100, w: nil, detector: "out-of-distribution"))
+        #expect(monitor.observeOutOfDistribution(key: "b", rows: 100, flagged: 40, limit: 0.4) == nil, "40% is the limit, not past it")
+        #expect(monitor.observeOutOfDistribution(key: "a", rows: 100, flagged: 100, limit: 0.4) == nil, "flagged once")
+        #expect(monitor.isFlagged(key: "a") && !monitor.isFlagged(key: "b"))
+    }
 }
 
 @Suite("Rate limits by cost")

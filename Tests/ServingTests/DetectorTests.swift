@@ -8,30 +8,32 @@ import _TestSupport
 
 @Suite("Anomaly detectors in the service")
 struct ServedDetectorTests {
-    @Test("flagged inputs are counted by kind in the metrics and audited")
-    func anomaliesCounted() async throws {
-        let detectors: @Sendable (InferenceNetwork, String) throws -> AnomalyDetectors = { network, sha256 in
-            // Fitted on random inputs' features; a threshold of -1 flags every input (a test of the plumbing).
-            var x = TestSupport.randomValues(300 * 784, seed: 5, in: 0, 1)
-            var features = [Float](repeating: 0, count: 300 * network.featureWidth)
-            var logits = [Float](repeating: 0, count: 300 * network.classCount)
-            try x.withUnsafeMutableBufferPointer { xb in
-                try features.withUnsafeMutableBufferPointer { fb in
-                    try logits.withUnsafeMutableBufferPointer { lb in
-                        try network.logits(MatrixRef(xb.baseAddress!, rows: 300, columns: 784), into: MatrixRef(lb.baseAddress!, rows: 300, columns: network.classCount),
-                                           features: MatrixRef(fb.baseAddress!, rows: 300, columns: network.featureWidth))
-                    }
+    /// A Mahalanobis detector fitted on random inputs' features with a threshold of −1: it flags
+    /// every input (a test of the plumbing), and a noise detector that never flags.
+    static let flaggingEverything: @Sendable (InferenceNetwork, String) throws -> AnomalyDetectors = { network, sha256 in
+        var x = TestSupport.randomValues(300 * 784, seed: 5, in: 0, 1)
+        var features = [Float](repeating: 0, count: 300 * network.featureWidth)
+        var logits = [Float](repeating: 0, count: 300 * network.classCount)
+        try x.withUnsafeMutableBufferPointer { xb in
+            try features.withUnsafeMutableBufferPointer { fb in
+                try logits.withUnsafeMutableBufferPointer { lb in
+                    try network.logits(MatrixRef(xb.baseAddress!, rows: 300, columns: 784), into: MatrixRef(lb.baseAddress!, rows: 300, columns: network.classCount),
+                                       features: MatrixRef(fb.baseAddress!, rows: 300, columns: network.featureWidth))
                 }
             }
-            var mahalanobis = try features.withUnsafeMutableBufferPointer { fb in
-                try MahalanobisDetector.fit(features: MatrixRef(fb.baseAddress!, rows: 300, columns: network.featureWidth),
-                                            labels: (0..<300).map { $0 % 10 }, classCount: 10)
-            }
-            mahalanobis.threshold = -1
-            return AnomalyDetectors(modelSHA256: sha256, targetFalsePositiveRate: 0.01, mahalanobis: mahalanobis,
-                                    noise: NoiseInstabilityDetector(sigma: 0.1, draws: 2, threshold: 3))  // never flags
         }
-        try await TestService(detectors: detectors).use { service in
+        var mahalanobis = try features.withUnsafeMutableBufferPointer { fb in
+            try MahalanobisDetector.fit(features: MatrixRef(fb.baseAddress!, rows: 300, columns: network.featureWidth),
+                                        labels: (0..<300).map { $0 % 10 }, classCount: 10)
+        }
+        mahalanobis.threshold = -1
+        return AnomalyDetectors(modelSHA256: sha256, targetFalsePositiveRate: 0.01, mahalanobis: mahalanobis,
+                                noise: NoiseInstabilityDetector(sigma: 0.1, draws: 2, threshold: 3))  // never flags
+    }
+
+    @Test("flagged inputs are counted by kind in the metrics and audited")
+    func anomaliesCounted() async throws {
+        try await TestService(detectors: Self.flaggingEverything).use { service in
             let reply = try await service.predict(TestService.sampleRows(3))
             #expect(reply.status == 200)
             let metrics = try PrometheusText.parse(try await service.request(.GET, "/metrics", key: service.keys[.auditor]).text)

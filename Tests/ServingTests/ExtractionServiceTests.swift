@@ -132,6 +132,24 @@ struct ExtractionServiceTests {
         }
     }
 
+    @Test("out of distribution: a key whose share of rows the Mahalanobis detector flags passes extraction_max_ood_fraction is flagged after 100 rows and blocked")
+    func outOfDistribution() async throws {
+        var limits = ServeConfiguration.Limits()
+        limits.extractionAction = .block
+        limits.extractionMaxOutOfDistributionFraction = 0.5
+        try await TestService(limits: limits, detectors: ServedDetectorTests.flaggingEverything).use { service in
+            let rows = TestService.sampleRows(60)
+            #expect(try await service.predict(rows).status == 200, "60 rows: too few to judge")
+            #expect(try await service.predict(rows).status == 200, "the request that crosses 100 rows is answered")
+            let blocked = try await service.predict([rows[0]])
+            #expect(blocked.status == 403 && (blocked.json["type"] as? String)?.hasSuffix("/extraction-blocked") == true)
+            let audit = try await service.request(.GET, "/v1/audit?since=0", key: service.keys[.auditor])
+            let entry = (audit.json["entries"] as? [[String: Any]] ?? []).first { $0["event"] as? String == "extraction_suspected" }
+            let detail = entry?["detail"] as? [String: String]
+            #expect(detail?["detector"] == "out-of-distribution" && detail?["after_queries"] == "120" && detail?["max_ood_fraction"] == "0.5")
+        }
+    }
+
     @Test("the client respects the key's rate limit: each 429 waits its Retry-After, nothing is lost or repeated")
     func rateLimit() async throws {
         let clock = FakeClock()

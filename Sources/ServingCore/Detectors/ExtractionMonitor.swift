@@ -14,8 +14,8 @@ public enum ExtractionAction: String, Codable, Sendable, CaseIterable {
     case block
 }
 
-/// One PRADA stream per (key, model) (Juuti et al. 2019), a query-volume count per key, and the
-/// keys flagged so far. Streams of different keys run concurrently; one key's rows are observed in
+/// One PRADA stream per (key, model) (Juuti et al. 2019), a query-volume count and an
+/// out-of-distribution share per key, and the keys flagged so far. Streams of different keys run concurrently; one key's rows are observed in
 /// order under its stream's lock.
 public final class ExtractionMonitor: Sendable {
     private final class Entry: @unchecked Sendable {  // `stream` only under `lock`
@@ -33,6 +33,7 @@ public final class ExtractionMonitor: Sendable {
 
     private let streams = Locked<[String: Entry]>([:])
     private let volumes = Locked<[String: Volume]>([:])
+    private let outOfDistribution = Locked<[String: (rows: Int, flagged: Int)]>([:])
     private let flagged = Locked<[String: Int]>([:])
     private let start: ContinuousClock.Instant
     private let now: @Sendable () -> ContinuousClock.Instant
@@ -44,11 +45,48 @@ public final class ExtractionMonitor: Sendable {
     }
 
     /// A detection: by PRADA, the key's stream fell below δ at `afterQueries` rows, with W = `w`;
-    /// by volume, the key sent more rows in an hour than allowed (`w` is nil).
+    /// by volume, the key sent more rows in an hour than allowed; by out-of-distribution share,
+    /// too many of the key's rows lay off the training data.
     public struct Detection: Sendable, Equatable {
         public let afterQueries: Int
         public let w: Double?
-        public var detector: String { w == nil ? "volume" : "prada" }
+        public let detector: String
+
+        public init(afterQueries: Int, w: Double?, detector: String? = nil) {
+            (self.afterQueries, self.w) = (afterQueries, w)
+            self.detector = detector ?? (w == nil ? "volume" : "prada")
+        }
+    }
+
+    /// Rows a key must have sent before its out-of-distribution share is judged.
+    public static let outOfDistributionMinimumRows = 100
+
+    /// Counts a request's rows and those the out-of-distribution detector flagged: the detection
+    /// when the key's share of flagged rows first exceeds `limit` (after at least
+    /// `outOfDistributionMinimumRows` rows). Benign clients send what the model was trained on; a
+    /// thief querying noise or another dataset does not (which PRADA, measuring distances between
+    /// queries, does not notice).
+    public func observeOutOfDistribution(key: String, rows: Int, flagged: Int, limit: Double) -> Detection? {
+        let detection: Detection? = outOfDistribution.withLock { counts in
+            var count = counts[key] ?? (0, 0)
+            count.rows += rows
+            count.flagged += flagged
+            counts[key] = count
+            guard count.rows >= Self.outOfDistributionMinimumRows, Double(count.flagged) > limit * Double(count.rows) else { return nil }
+            return Detection(afterQueries: count.rows, w: nil, detector: "out-of-distribution")
+        }
+        guard let detection else { return nil }
+        return firstFlag(key, detection)
+    }
+
+    /// The detection if it is the key's first, else nil (a key is flagged once).
+    private func firstFlag(_ key: String, _ detection: Detection) -> Detection? {
+        let first = flagged.withLock { flagged -> Bool in
+            guard flagged[key] == nil else { return false }
+            flagged[key] = detection.afterQueries
+            return true
+        }
+        return first ? detection : nil
     }
 
     /// Counts a predict request's rows against the key's hourly volume (a sliding hour in
@@ -67,12 +105,7 @@ public final class ExtractionMonitor: Sendable {
             return lastHour > limit ? Detection(afterQueries: volume.total, w: nil) : nil
         }
         guard let detection else { return nil }
-        let first = flagged.withLock { flagged -> Bool in
-            guard flagged[key] == nil else { return false }
-            flagged[key] = detection.afterQueries
-            return true
-        }
-        return first ? detection : nil
+        return firstFlag(key, detection)
     }
 
     /// Observes a predict request's rows (rows × width) and the classes the model predicted.
@@ -90,12 +123,7 @@ public final class ExtractionMonitor: Sendable {
             return Detection(afterQueries: after, w: entry.stream.lastW ?? 0)
         }
         guard let detection else { return nil }
-        let first = flagged.withLock { flagged -> Bool in
-            guard flagged[key] == nil else { return false }
-            flagged[key] = detection.afterQueries
-            return true
-        }
-        return first ? detection : nil  // a key already flagged (by volume) is not flagged again
+        return firstFlag(key, detection)
     }
 
     /// Whether a key has been flagged (on any model).
@@ -105,6 +133,7 @@ public final class ExtractionMonitor: Sendable {
     public func retain(keys: Set<String>) {
         streams.withLock { streams in streams = streams.filter { keys.contains(String($0.key.prefix { $0 != "\u{0}" })) } }
         volumes.withLock { volumes in volumes = volumes.filter { keys.contains($0.key) } }
+        outOfDistribution.withLock { counts in counts = counts.filter { keys.contains($0.key) } }
         flagged.withLock { flagged in flagged = flagged.filter { keys.contains($0.key) } }
     }
 }

@@ -93,7 +93,7 @@ struct FitDetectorsCommand: ParsableCommand {
         guard !(noMahalanobis && noNoise && extractionStreams == 0) else {
             throw ValidationError("--no-mahalanobis, --no-noise and --extraction-streams 0 leave no detector")
         }
-        guard (0...1000).contains(extractionStreams), (300...ShapiroWilk.sizes.upperBound).contains(extractionStreamLength) else {
+        guard (0...1000).contains(extractionStreams), extractionStreams == 0 || (300...ShapiroWilk.sizes.upperBound).contains(extractionStreamLength) else {
             throw ValidationError("--extraction-streams must be 0 to 1000 and --extraction-stream-length 300 to \(ShapiroWilk.sizes.upperBound)")
         }
         guard eps > 0, eps <= 1 else { throw ValidationError("--eps must be in (0, 1]") }

@@ -41,14 +41,19 @@ struct PredictEndpoint: Sendable {
             state.metrics.increment("bulwark_rejected_inputs_total", [("reason", problem.slug)])
             throw problem
         }
+        var throttled: KeyEntry?
         if let key = context.key, state.configuration.limits.extractionAction == .throttle, state.extraction.isFlagged(key: key.id) {
             try throttle(key, rows: input.rows)
+            throttled = key
         }
         let output: MicroBatcher.Output
         do {
             output = try await batcher.run(input, on: served)
-        } catch ServeError.overloaded(let detail) {
-            throw Problem.overloaded(detail)
+        } catch {
+            // Rows not served are not charged to a throttled key.
+            if let throttled { state.limiter.refund(id: throttled.id + "#extraction", tokens: input.rows, burst: state.configuration.limits.maxRows) }
+            if case ServeError.overloaded(let detail) = error { throw Problem.overloaded(detail) }
+            throw error
         }
         let logits = output.logits
         context.report.set(rows: input.rows, model: name)

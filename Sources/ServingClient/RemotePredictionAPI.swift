@@ -152,7 +152,7 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
         } catch {
             throw ThreatError.predictionAPI("--target \(predictURL): \(error)")
         }
-        for _ in 0...maxRetries {
+        for attempt in 0...maxRetries {
             let reply = try Self.execute(client: client, request, maxBodyBytes: maxAnswerBytes)
             switch reply.status {
             case 200:
@@ -161,6 +161,7 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
                 let problem = Self.problemType(reply.body)
                 if problem == "extraction-throttled" { markDetected() }
                 let seconds = reply.retryAfter ?? 1
+                guard attempt < maxRetries else { break }
                 guard seconds <= maxWait else {
                     throw ThreatError.predictionAPI("the service asks to wait \(seconds) s (\(problem ?? "HTTP \(reply.status)")), longer than the \(maxWait) s allowed")
                 }

@@ -32,6 +32,7 @@ public final class RateLimiter: Sendable {
     /// Takes `cost` tokens (1: a request; rows, for a per-row limit) from the bucket of key `id`
     /// if it has them. A cost above `burst` is never allowed.
     public func take(id: String, rate: Double, burst: Int, cost: Int = 1) -> Decision {
+        precondition((1...burst).contains(cost), "a cost must be between 1 and the burst")  // callers cap rows at the burst
         let instant = now()
         return buckets.withLock { buckets in
             var bucket = buckets[id] ?? Bucket(tokens: Double(burst), last: instant)
@@ -47,7 +48,16 @@ public final class RateLimiter: Sendable {
             return Decision(
                 allowed: allowed, limit: burst, remaining: Int(min(bucket.tokens.rounded(.down), 1e9)),
                 resetSeconds: wholeSeconds((Double(burst) - bucket.tokens) / rate),
-                retryAfterSeconds: allowed ? 0 : max(1, wholeSeconds((Double(min(cost, burst)) - bucket.tokens) / rate)))
+                retryAfterSeconds: allowed ? 0 : max(1, wholeSeconds((Double(cost) - bucket.tokens) / rate)))
+        }
+    }
+
+    /// Gives back `tokens` taken for a request that was then not served (at most up to `burst`).
+    public func refund(id: String, tokens: Int, burst: Int) {
+        buckets.withLock { buckets in
+            guard var bucket = buckets[id] else { return }
+            bucket.tokens = min(Double(burst), bucket.tokens + Double(tokens))
+            buckets[id] = bucket
         }
     }
 

@@ -161,7 +161,7 @@ struct ExtractionVolumeTests {
 
 @Suite("Rate limits by cost")
 struct RateLimiterCostTests {
-    @Test("a request may cost several tokens (rows); Retry-After says when they will be there; more than the burst never passes")
+    @Test("a request may cost several tokens (rows); Retry-After says when they will be there; a refund gives them back up to the burst")
     func cost() {
         let clock = Locked<ContinuousClock.Instant>(ContinuousClock.now)
         let limiter = RateLimiter(now: { clock.withLock { $0 } })
@@ -170,7 +170,10 @@ struct RateLimiterCostTests {
         #expect(!refused.allowed && refused.retryAfterSeconds == 2 && refused.remaining == 4)
         clock.withLock { $0 = $0.advanced(by: .seconds(2)) }
         #expect(limiter.take(id: "k", rate: 1, burst: 10, cost: 6).allowed)
-        clock.withLock { $0 = $0.advanced(by: .seconds(100)) }
-        #expect(!limiter.take(id: "k", rate: 1, burst: 10, cost: 11).allowed)
+        // A refunded request's tokens come back, never beyond the burst.
+        limiter.refund(id: "k", tokens: 6, burst: 10)
+        #expect(limiter.take(id: "k", rate: 1, burst: 10, cost: 6).allowed)
+        limiter.refund(id: "k", tokens: 100, burst: 10)
+        #expect(limiter.take(id: "k", rate: 1, burst: 10, cost: 10).allowed && !limiter.take(id: "k", rate: 1, burst: 10, cost: 1).allowed)
     }
 }

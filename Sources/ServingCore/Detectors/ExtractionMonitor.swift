@@ -120,7 +120,7 @@ public final class ExtractionMonitor: Sendable {
         }
         let detection: Detection? = entry.lock.withLock {
             guard entry.stream.observe(inputs, predicted: predicted), let after = entry.stream.flaggedAfter else { return nil }
-            return Detection(afterQueries: after, w: entry.stream.lastW ?? 0)
+            return Detection(afterQueries: after, w: entry.stream.flaggedW ?? 0)
         }
         guard let detection else { return nil }
         return firstFlag(key, detection)

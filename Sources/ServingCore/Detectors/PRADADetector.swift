@@ -99,8 +99,9 @@ public final class PRADAStream {
     public private(set) var lastTestQueries: Int?
     /// The smallest W seen (fitting δ uses it).
     public private(set) var minimumW: Double?
-    /// The query count at which W first fell below δ.
+    /// The query count at which W first fell below δ, and that W.
     public private(set) var flaggedAfter: Int?
+    public private(set) var flaggedW: Double?
     /// Inputs stored across the classes (at most `capacityPerClass` × classes).
     public var storedInputs: Int { counts.reduce(0, +) }
 
@@ -145,7 +146,7 @@ public final class PRADAStream {
         (lastW, lastTestQueries) = (w, queries)
         minimumW = min(minimumW ?? w, w)
         guard w < settings.delta, flaggedAfter == nil else { return false }
-        flaggedAfter = queries
+        (flaggedAfter, flaggedW) = (queries, w)
         return true
     }
 

@@ -1,8 +1,8 @@
 import Foundation
 import TensorCore
 
-/// What the service does to a key whose query stream PRADA flags as model extraction
-/// (`extraction_action` in the configuration). Every detection is logged, counted
+/// What the service does to a key flagged as extracting a model, by PRADA, its hourly volume or
+/// its out-of-distribution share (`extraction_action` in the configuration). Every detection is logged, counted
 /// (`bulwark_extraction_detections_total`) and audited (`extraction_suspected`) whatever the action.
 public enum ExtractionAction: String, Codable, Sendable, CaseIterable {
     /// Record only: the client sees nothing.
@@ -15,8 +15,8 @@ public enum ExtractionAction: String, Codable, Sendable, CaseIterable {
 }
 
 /// One PRADA stream per (key, model) (Juuti et al. 2019), a query-volume count and an
-/// out-of-distribution share per key, and the keys flagged so far. Streams of different keys run concurrently; one key's rows are observed in
-/// order under its stream's lock.
+/// out-of-distribution share per key, and the keys flagged so far (each once). Streams of
+/// different keys run concurrently; one key's rows are observed in order under its stream's lock.
 public final class ExtractionMonitor: Sendable {
     private final class Entry: @unchecked Sendable {  // `stream` only under `lock`
         let lock = NSLock()

@@ -94,7 +94,8 @@ let package = Package(
         ),
 
         // MARK: - Fuzzing (entry points for Fuzz/ and the corpus replay test)
-        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "HTMLReport", "Threats", "BulwarkSecurity", "ServingCore"]),
+        .target(name: "_FuzzTargets", dependencies: ["TensorCore", "Datasets", "NeuralNet", "Robustness", "HTMLReport", "Threats", "BulwarkSecurity", "ServingCore",
+                                            .product(name: "Crypto", package: "swift-crypto")]),
 
         // MARK: - Command line
         .target(

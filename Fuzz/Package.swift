@@ -9,7 +9,8 @@ let bulwark = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deleti
 let targets = ["safetensors": "FuzzSafeTensors", "idx": "FuzzIDX", "csv": "FuzzCSV",
                "manifest": "FuzzManifest", "container": "FuzzContainer", "fernet": "FuzzFernet", "config": "FuzzConfig",
                "predict": "FuzzPredict", "keyfile": "FuzzKeyFile", "audit": "FuzzAudit", "servecfg": "FuzzServeConfig",
-               "membership": "FuzzMembershipConfig", "threatreport": "FuzzThreatReport"]
+               "membership": "FuzzMembershipConfig", "threatreport": "FuzzThreatReport",
+               "modelsig": "FuzzModelSignature"]
 
 let package = Package(
     name: "BulwarkFuzz",

@@ -9,17 +9,18 @@
 #
 # Every run has -rss_limit_mb=2048 and -malloc_limit_mb=1024: an input that makes a parser allocate
 # more than 1 GiB at once, or hold more than 2 GiB, is a failure (the hostile-file bounds must hold).
-# Targets: safetensors idx csv manifest container fernet config predict keyfile audit servecfg membership threatreport. Prints one summary line per target.
+# Targets: safetensors idx csv manifest container fernet config predict keyfile audit servecfg membership threatreport modelsig. Prints one summary line per target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-1000000}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors idx csv manifest container fernet config predict keyfile audit servecfg membership threatreport)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors idx csv manifest container fernet config predict keyfile audit servecfg membership threatreport modelsig)
 declare -A binaries=([safetensors]=FuzzSafeTensors [idx]=FuzzIDX [csv]=FuzzCSV [manifest]=FuzzManifest
                      [container]=FuzzContainer [fernet]=FuzzFernet [config]=FuzzConfig
                      [predict]=FuzzPredict [keyfile]=FuzzKeyFile [audit]=FuzzAudit [servecfg]=FuzzServeConfig
-                     [membership]=FuzzMembershipConfig [threatreport]=FuzzThreatReport)
+                     [membership]=FuzzMembershipConfig [threatreport]=FuzzThreatReport
+                     [modelsig]=FuzzModelSignature)
 limits=(-rss_limit_mb=2048 -malloc_limit_mb=1024 -timeout=10 -max_len=65536)
 if [ -n "${FUZZ_SECONDS:-}" ]; then limits+=(-max_total_time="$FUZZ_SECONDS"); fi
 

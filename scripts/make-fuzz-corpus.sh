@@ -8,7 +8,7 @@ bulwark=${BULWARK:-.build/debug/bulwark}
 corpus=Fuzz/Corpus
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-rm -rf "$corpus" && mkdir -p "$corpus"/{safetensors,idx,csv,manifest,container,fernet,config,predict,keyfile,audit,servecfg}
+rm -rf "$corpus" && mkdir -p "$corpus"/{safetensors,idx,csv,manifest,container,fernet,config,predict,keyfile,audit,servecfg,membership,threatreport,modelsig}
 
 python3 - "$corpus" <<'PY'
 import gzip, json, struct, sys
@@ -103,5 +103,25 @@ cp "$work/keys.json" "$corpus/keyfile/keys.json"
     --tls-key "$work/tls/key.pem" --port 0 --audit-log "$work/audit.jsonl" 2>/dev/null & serve=$!
 sleep 2; kill -TERM $serve; wait $serve || true
 cp "$work/audit.jsonl" "$corpus/audit/audit.jsonl"
+# OMS model signatures: one signed by FuzzTargets.modelSigningKey (the P-256 scalar 0x0707…07), the
+# reference tool's fixtures, and the spec's test vectors (valid and invalid).
+python3 - "$work/fuzz-oms.pem" <<'PY'
+import sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.derive_private_key(int.from_bytes(b"\x07" * 32, "big"), ec.SECP256R1())
+open(sys.argv[1], "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+PY
+chmod 600 "$work/fuzz-oms.pem"
+"$bulwark" sign "$work/dir" --key "$work/fuzz-oms.pem" --signature "$work/files.sig" >/dev/null
+"$bulwark" sign "$work/dir" --key "$work/fuzz-oms.pem" --signature "$work/shards.sig" --shards --shard-size 3 >/dev/null
+cp "$work/files.sig" "$work/shards.sig" "$corpus/modelsig/"
+for signature in Tests/SecurityTests/Fixtures/oms/*.sig; do cp "$signature" "$corpus/modelsig/oms-$(basename "$signature")"; done
+for version in v1.0.1 v0.3.1; do
+    cp "Tests/SecurityTests/Fixtures/oms-legacy/$version-elliptic-key/model.sig" "$corpus/modelsig/legacy-$version.sig"
+done
+for vector in Tests/SecurityTests/Fixtures/oms-spec-vectors/*/*.bundle.json; do
+    cp "$vector" "$corpus/modelsig/$(basename "$(dirname "$vector")")-$(basename "$vector")"
+done
 rm -f "$corpus"/*/bulwark-manifest.json "$corpus"/*/.bulwark-manifest.lock
 echo "seed corpus: $(find "$corpus" -type f | wc -l) files in $corpus"

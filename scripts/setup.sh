@@ -6,6 +6,10 @@
 #   dataset-fashion-mnist            the full Fashion-MNIST data in /usr/share/datasets/fashion-mnist
 # With --tests, also what the tests need:
 #   chromium, fonts-dejavu-core      headless rendering of the HTML report (the screenshot test)
+#   python3-pip, and from PyPI:      the interoperability tests' peers (skipped where missing):
+#     model-signing 1.1.1, pyOpenSSL   OpenSSF Model Signing's reference tool (it imports OpenSSL
+#                                      without declaring it)
+#     jsonschema                       CycloneDX 1.6 schema validation of bulwark sbom
 # The Swift toolchain itself is expected on PATH (swift.org, or /opt/swift/usr/bin).
 set -euo pipefail
 
@@ -38,3 +42,15 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 echo "setup: system packages ready" >&2
+
+if [[ " $* " == *" --tests "* ]]; then
+    python=$(command -v python3 || true)
+    if [ -z "$python" ]; then
+        echo "setup: no python3; the OMS and CycloneDX interoperability tests will be skipped" >&2
+    elif ! "$python" -c "import model_signing, OpenSSL, jsonschema, referencing" 2>/dev/null; then
+        echo "setup: installing model-signing 1.1.1, pyOpenSSL and jsonschema from PyPI for the interoperability tests" >&2
+        if ! "$python" -m pip install --quiet --disable-pip-version-check "model-signing==1.1.1" pyOpenSSL "jsonschema>=4.18" >&2; then
+            echo "setup: pip could not install them; the OMS and CycloneDX interoperability tests will be skipped" >&2
+        fi
+    fi
+fi

@@ -2,6 +2,12 @@ import ArgumentParser
 import Foundation
 import BulwarkSecurity
 
+/// `--algorithm` of `bulwark keys generate`.
+enum SigningAlgorithmOption: String, ExpressibleByArgument, CaseIterable {
+    case ed25519, p256, mldsa65, hybrid
+    var algorithm: SigningAlgorithm { SigningAlgorithm.allCases.first { $0.optionName == rawValue }! }
+}
+
 /// `bulwark keys generate|new-data-key|rotate`.
 struct KeysCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -10,6 +16,7 @@ struct KeysCommand: ParsableCommand {
         discussion: """
         Examples:
           bulwark keys generate --out ~/.bulwark-keys
+          bulwark keys generate --algorithm hybrid --out ~/.bulwark-pq-keys
           bulwark keys new-data-key --out data.key
           bulwark keys rotate --key-file data.key --new-key-file new.key secret/*.safetensors
         """,
@@ -17,15 +24,27 @@ struct KeysCommand: ParsableCommand {
     )
 
     struct Generate: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Generate an Ed25519 signing key pair (private key mode 0600).")
+        static let configuration = CommandConfiguration(
+            abstract: "Generate a manifest signing key pair (private key mode 0600).",
+            discussion: """
+            Algorithms: ed25519 (default; 32-byte keys, 64-byte signatures), p256 (ECDSA P-256 with SHA-256),
+            mldsa65 (ML-DSA-65, FIPS 204, post-quantum; 1,952-byte public keys, 3,309-byte signatures), and
+            hybrid (Ed25519 AND ML-DSA-65: both must verify, so a forgery must break both).
+            For OpenSSF Model Signing (bulwark sign), use a PEM ECDSA key instead:
+              openssl ecparam -name prime256v1 -genkey -noout | openssl pkcs8 -topk8 -nocrypt -out key.pem
+              openssl pkey -in key.pem -pubout -out pub.pem
+            """)
 
         @Option(help: ArgumentHelp("Directory for bulwark-signing.key and bulwark-signing.pub.", valueName: "dir"))
         var out: String
 
+        @Option(help: "ed25519, p256, mldsa65 or hybrid (Ed25519 + ML-DSA-65).")
+        var algorithm: SigningAlgorithmOption = .ed25519
+
         func run() throws {
-            let (privateKey, publicKey) = try SigningKeys.generate(into: out)
+            let (privateKey, publicKey) = try SigningKeys.generate(into: out, algorithm: algorithm.algorithm)
             print("private key \(privateKey) (keep it secret; mode 0600)")
-            print("public key  \(publicKey) (fingerprint \(SigningKeys.fingerprint(try SigningKeys.loadPublicKey(publicKey))))")
+            print("public key  \(publicKey) (\(algorithm.algorithm.rawValue), fingerprint \(try SigningKeys.loadPublicKey(publicKey).fingerprint))")
         }
     }
 

@@ -69,7 +69,7 @@ struct ManifestCommand: ParsableCommand {
     }
 
     struct Sign: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Verify DIR against its manifest, then sign the manifest with an Ed25519 key.")
+        static let configuration = CommandConfiguration(abstract: "Verify DIR against its manifest, then sign the manifest (Ed25519, P-256, ML-DSA-65 or the hybrid, as the key says).")
 
         @Argument(help: "Directory with a bulwark-manifest.json.")
         var directory: String
@@ -89,7 +89,7 @@ struct ManifestCommand: ParsableCommand {
             }
             try manifest.sign(with: privateKey)
             try manifest.write(directory: directory)
-            print("signed \(Manifest.path(in: directory)) (\(manifest.files.count) files) with key \(SigningKeys.fingerprint(privateKey.publicKey))")
+            print("signed \(Manifest.path(in: directory)) (\(manifest.files.count) files) with \(privateKey.algorithm.rawValue) key \(privateKey.publicKey.fingerprint)")
         }
     }
 }

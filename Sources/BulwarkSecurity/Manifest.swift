@@ -5,7 +5,7 @@ import _FileSystem
 
 /// A manifest of a directory of models or datasets (`bulwark-manifest.json`, schema
 /// `bulwark-manifest/1`): the SHA-256 and size of every file, the recipe that made it, and
-/// optionally an Ed25519 signature over all of that.
+/// optionally a signature over all of that (Ed25519, ECDSA P-256, ML-DSA-65, or the Ed25519 + ML-DSA-65 hybrid).
 ///
 /// ```json
 /// {"schema": "bulwark-manifest/1",
@@ -208,7 +208,7 @@ public struct Manifest: Codable, Equatable, Sendable {
     /// Hashes every listed file of `directory` and compares; checks the signature if there is one.
     /// - Parameter trustedKey: if given, the manifest must be signed by this key.
     /// - Throws: `SecurityError.signatureInvalid` for a bad or untrusted signature.
-    public func verify(directory: String, trustedKey: Curve25519.Signing.PublicKey?) throws -> Verification {
+    public func verify(directory: String, trustedKey: SigningPublicKey?) throws -> Verification {
         var result = Verification()
         result.signer = try checkSignature(path: Self.path(in: directory), trustedKey: trustedKey)
         for (name, entry) in files.sorted(by: { $0.key < $1.key }) {
@@ -235,36 +235,38 @@ public struct Manifest: Codable, Equatable, Sendable {
         return Array(try encoder.encode(unsigned))
     }
 
-    /// Signs the manifest with an Ed25519 private key.
-    public mutating func sign(with key: Curve25519.Signing.PrivateKey) throws {
+    /// Signs the manifest (with any `SigningAlgorithm`).
+    public mutating func sign(with key: SigningPrivateKey) throws {
         signature = nil
         let value = try key.signature(for: signedBytes())
-        signature = Signature(algorithm: "ed25519", publicKey: Data(key.publicKey.rawRepresentation).base64EncodedString(),
-                              value: Data(value).base64EncodedString())
+        signature = Signature(algorithm: key.algorithm.rawValue, publicKey: key.publicKey.rawRepresentation.base64EncodedString(),
+                              value: value.base64EncodedString())
     }
 
-    /// Checks the signature, if any. With `trustedKey`, a signature by that key is required.
+    /// Checks the signature, if any. With `trustedKey`, a signature by that key (and its
+    /// algorithm: a hybrid key accepts only hybrid signatures) is required.
     /// - Returns: the signer's key fingerprint, or nil for an unsigned manifest.
     @discardableResult
-    public func checkSignature(path: String, trustedKey: Curve25519.Signing.PublicKey?) throws -> String? {
+    public func checkSignature(path: String, trustedKey: SigningPublicKey?) throws -> String? {
         guard let signature else {
             if let trustedKey {
-                throw SecurityError.signatureInvalid(path: path, problem: "it is not signed, but a trusted key (\(SigningKeys.fingerprint(trustedKey))) requires a signature; sign it with bulwark manifest sign")
+                throw SecurityError.signatureInvalid(path: path, problem: "it is not signed, but a trusted key (\(trustedKey.fingerprint)) requires a signature; sign it with bulwark manifest sign")
             }
             return nil
         }
-        guard signature.algorithm == "ed25519", let raw = Data(base64Encoded: signature.publicKey),
-              let embedded = try? Curve25519.Signing.PublicKey(rawRepresentation: raw),
+        guard let algorithm = SigningAlgorithm(rawValue: signature.algorithm), let raw = Data(base64Encoded: signature.publicKey),
+              let embedded = SigningPublicKey(algorithm: algorithm, raw: raw),
               let value = Data(base64Encoded: signature.value) else {
-            throw SecurityError.signatureInvalid(path: path, problem: "its signature block is malformed")
+            throw SecurityError.signatureInvalid(path: path, problem: "its signature block is malformed (or uses an algorithm this Bulwark does not know)")
         }
-        if let trustedKey, trustedKey.rawRepresentation != embedded.rawRepresentation {
-            throw SecurityError.signatureInvalid(path: path, problem: "it is signed by key \(SigningKeys.fingerprint(embedded)), not by the trusted key \(SigningKeys.fingerprint(trustedKey))")
+        if let trustedKey, !trustedKey.sameKey(as: embedded) {
+            let what = trustedKey.algorithm == embedded.algorithm ? "key \(embedded.fingerprint)" : "a \(algorithm.rawValue) key (\(embedded.fingerprint))"
+            throw SecurityError.signatureInvalid(path: path, problem: "it is signed by \(what), not by the trusted \(trustedKey.algorithm.rawValue) key \(trustedKey.fingerprint)")
         }
         guard embedded.isValidSignature(value, for: try signedBytes()) else {
             throw SecurityError.signatureInvalid(path: path, problem: "its signature does not match its contents (the manifest was modified after signing)")
         }
-        return SigningKeys.fingerprint(embedded)
+        return embedded.fingerprint
     }
 
     // MARK: - Updating one entry

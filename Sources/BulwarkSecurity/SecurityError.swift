@@ -11,6 +11,8 @@ public enum SecurityError: Error, CustomStringConvertible, Equatable {
     case invalidContainer(path: String, problem: String)
     case invalidToken(path: String, problem: String)
     case invalidDigest(String)
+    /// An OpenSSF Model Signing signature (or the model it covers) that does not verify or cannot be made.
+    case modelSignature(path: String, problem: String)
 
     public var description: String {
         switch self {
@@ -36,6 +38,8 @@ public enum SecurityError: Error, CustomStringConvertible, Equatable {
             return "\(path) is not a valid Fernet token: \(problem)"
         case .invalidDigest(let text):
             return "'\(text)' is not a SHA-256 digest (64 hexadecimal characters)"
+        case .modelSignature(let path, let problem):
+            return "model signature \(path): \(problem)"
         }
     }
 }

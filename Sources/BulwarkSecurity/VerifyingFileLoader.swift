@@ -6,14 +6,18 @@ import _FileSystem
 /// it is hashed, its SHA-256 is compared with what is expected, and only then (decrypted, if it is
 /// encrypted) handed to the parser.
 ///
-/// The expected digest comes from, in order: `--expect-sha256` for that file, the manifest beside
-/// it (whose signature is checked, against `trustedKey` if one is given), then Bulwark's built-in
-/// digests of known public datasets. A mismatch is refused with both digests; a file with no
+/// The expected digest comes from, in order: `--expect-sha256` for that file; with
+/// `modelSigningKey`, the OpenSSF Model Signing signature `model.sig` in the file's directory
+/// (required then, and checked against that key); else the manifest beside it (whose signature is
+/// checked, against `trustedKey` if one is given), then Bulwark's built-in digests of known public
+/// datasets. A mismatch is refused with both digests; a file with no
 /// expected digest is refused unless `allowUnverified`, which is logged as a warning.
 public final class VerifyingFileLoader: FileLoading {
     public var expectedDigests: [String: String]
     public var allowUnverified: Bool
-    public var trustedKey: Curve25519.Signing.PublicKey?
+    public var trustedKey: SigningPublicKey?
+    /// The OMS signer's public key: files must be listed in the signed `model.sig` beside them.
+    public var modelSigningKey: ECDSAPublicKey?
     /// Key for encrypted files (Bulwark containers and Fernet tokens).
     public var dataKey: DataKey?
     /// Fernet tokens older than this are refused.
@@ -23,11 +27,12 @@ public final class VerifyingFileLoader: FileLoading {
     public private(set) var digests: [String: String] = [:]
 
     public init(expectedDigests: [String: String] = [:], allowUnverified: Bool = false,
-                trustedKey: Curve25519.Signing.PublicKey? = nil, dataKey: DataKey? = nil, fernetTTL: UInt64? = nil,
+                trustedKey: SigningPublicKey? = nil, modelSigningKey: ECDSAPublicKey? = nil, dataKey: DataKey? = nil, fernetTTL: UInt64? = nil,
                 warn: @escaping (String) -> Void = { _ in }) {
         self.expectedDigests = expectedDigests
         self.allowUnverified = allowUnverified
         self.trustedKey = trustedKey
+        self.modelSigningKey = modelSigningKey
         self.dataKey = dataKey
         self.fernetTTL = fernetTTL
         self.warn = warn
@@ -47,13 +52,13 @@ public final class VerifyingFileLoader: FileLoading {
             bytes.append(contentsOf: chunk)
         }
         let actual = FileDigest.hex(hasher.finalize())
-        try check(path, actual: actual)
+        try check(path, actual: actual, bytes: bytes)
         digests[path] = actual
         return try decryptIfNeeded(bytes, path: path)
     }
 
     /// Compares `actual` with the digest expected for `path`.
-    func check(_ path: String, actual: String) throws {
+    func check(_ path: String, actual: String, bytes: [UInt8]) throws {
         if let expected = expectedDigests[path] {
             guard expected == actual else {
                 throw SecurityError.digestMismatch(path: path, expected: expected, actual: actual, source: "--expect-sha256")
@@ -62,6 +67,9 @@ public final class VerifyingFileLoader: FileLoading {
         }
         let directory = PathText.directory(of: path)
         let name = PathText.name(of: path)
+        if let modelSigningKey {
+            return try checkModelSignature(path, directory: directory, name: name, actual: actual, bytes: bytes, key: modelSigningKey)
+        }
         if let manifest = try manifest(of: directory), let entry = manifest.files[name] {
             guard entry.vouches(for: actual) else {
                 throw SecurityError.digestMismatch(path: path, expected: entry.sha256, actual: actual, source: Manifest.path(in: directory))
@@ -73,6 +81,39 @@ public final class VerifyingFileLoader: FileLoading {
         }
         guard allowUnverified else { throw SecurityError.unverified(path: path) }
         warn("loading \(path) without verification (--allow-unverified); its SHA-256 is \(actual)")
+    }
+
+    /// Checks a file against the OMS signature of its directory: the bundle must verify with `key`
+    /// and list the file (or its shards) with the digests it has.
+    private func checkModelSignature(_ path: String, directory: String, name: String, actual: String, bytes: [UInt8],
+                                     key: ECDSAPublicKey) throws {
+        let signaturePath = directory + "/" + ModelSigning.defaultSignatureName
+        guard FileManager.default.fileExists(atPath: signaturePath) else {
+            throw SecurityError.modelSignature(path: signaturePath, problem: "it does not exist, but the trusted key \(key.fingerprint) is an OMS key, "
+                                               + "so \(path) must be signed by it; sign the directory with bulwark sign \(directory) --key KEY.pem")
+        }
+        let statement = try ModelSigning.checkSignature(bundle: try FileReader.readAll(signaturePath, limit: SigstoreBundle.maximumSize),
+                                                        source: signaturePath, trustedKey: key)
+        switch statement.serialization.method {
+        case .files:
+            guard let resource = statement.resources.first(where: { $0.name == name }) else {
+                throw SecurityError.modelSignature(path: signaturePath, problem: "it does not list \(name), so \(path) is not signed")
+            }
+            guard resource.digest == actual else {
+                throw SecurityError.digestMismatch(path: path, expected: resource.digest, actual: actual, source: signaturePath)
+            }
+        case .shards(let size):
+            let signed = statement.resources.filter { $0.name.hasPrefix(name + ":") && !$0.name.dropFirst(name.count + 1).contains("/") }
+            guard !signed.isEmpty || bytes.isEmpty else {
+                throw SecurityError.modelSignature(path: signaturePath, problem: "it does not list \(name), so \(path) is not signed")
+            }
+            var hasher = ModelSerialization.ShardHasher(name: name, size: size)
+            bytes.withUnsafeBytes { hasher.update($0) }
+            let local = hasher.finish()
+            guard local.map(\.name) == signed.map(\.name), zip(local, signed).allSatisfy({ $0.digest == $1.digest }) else {
+                throw SecurityError.modelSignature(path: path, problem: "its shards differ from those \(signaturePath) signs; the file was changed, corrupted or replaced")
+            }
+        }
     }
 
     /// The manifest of `directory`, read afresh for every file (it may have gained entries since,

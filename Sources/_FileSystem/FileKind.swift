@@ -19,6 +19,8 @@ public enum FileKind: String, Sendable, CaseIterable {
     case membershipScores = "membership scores"
     case image = "a PNG image Bulwark drew"
     case exampleLabels = "example labels (bulwark attack --png)"
+    case modelSignature = "a model signature (Sigstore bundle)"
+    case sbom = "a CycloneDX bill of materials"
     case other = "a file Bulwark did not write"
 
     /// The kind of the regular file at `path` (`other` if it cannot be read or recognised).
@@ -40,6 +42,8 @@ public enum FileKind: String, Sendable, CaseIterable {
             if text.contains("\"bulwark-partial-report/") || tail.contains("\"bulwark-partial-report/") { return .partialReport }
             if text.contains("\"bulwark-membership-part/") || tail.contains("\"bulwark-membership-part/") { return .membershipPart }
             if text.contains("\"bulwark-manifest/") { return .manifest }
+            if text.contains("\"application/vnd.dev.sigstore.bundle") { return .modelSignature }
+            if text.contains("\"bomFormat\"") && text.contains("\"CycloneDX\"") { return .sbom }
             if text.contains("\"algorithm\"") && (text.contains("\"private_key\"") || text.contains("\"public_key\"")) { return .signingKey }
         }
         if text.hasPrefix("<?xml"), text.contains("<testsuite") { return .junit }

@@ -1,3 +1,4 @@
+import Crypto
 import Datasets
 import Foundation
 import HTMLReport
@@ -16,7 +17,7 @@ public enum FuzzTargets {
     public static let all: [String: @Sendable ([UInt8]) -> Void] = [
         "safetensors": safetensors, "idx": idx, "csv": csv, "manifest": manifest, "container": container, "fernet": fernet,
         "config": config, "predict": predict, "keyfile": keyfile, "audit": audit, "servecfg": serveConfiguration,
-        "membership": membershipConfiguration, "threatreport": threatReport,
+        "membership": membershipConfiguration, "threatreport": threatReport, "modelsig": modelSignature,
     ]
 
     /// A fixed key, so that corpus entries can be valid encrypted files.
@@ -63,6 +64,20 @@ public enum FuzzTargets {
     public static func manifest(_ bytes: [UInt8]) {
         guard let manifest = try? Manifest.parse(bytes, source: "fuzz") else { return }
         _ = try? manifest.checkSignature(path: "fuzz", trustedKey: nil)
+    }
+
+    /// A fixed P-256 key for OMS signatures (so corpus entries can carry valid signatures).
+    public static let modelSigningKey: ECDSAPrivateKey = {
+        guard let key = try? P256.Signing.PrivateKey(rawRepresentation: [UInt8](repeating: 7, count: 32)) else { preconditionFailure("P-256 key") }
+        return .p256(key)
+    }()
+
+    /// OpenSSF Model Signing bundles: the Sigstore bundle, the DSSE signature check, and the
+    /// in-toto statement (read even when the signature fails, so the fuzzer reaches it).
+    public static func modelSignature(_ bytes: [UInt8]) {
+        _ = try? ModelSigning.checkSignature(bundle: bytes, source: "fuzz", trustedKey: modelSigningKey.publicKey)
+        guard let bundle = try? SigstoreBundle.parse(bytes, source: "fuzz") else { return }
+        _ = try? ModelStatement.parse(bundle.payload, source: "fuzz")
     }
 
     /// The chunked AES-GCM container: header, chunking, authentication.

@@ -99,7 +99,7 @@ struct KeyFileTests {
         let (privateKey, publicKey) = try SigningKeys.generate(into: directory)
         let mode = (try FileManager.default.attributesOfItem(atPath: privateKey)[.posixPermissions] as! NSNumber).intValue
         #expect(mode == 0o600)
-        #expect(try SigningKeys.loadPublicKey(publicKey).rawRepresentation == SigningKeys.loadPrivateKey(privateKey).publicKey.rawRepresentation)
+        #expect(try SigningKeys.loadPublicKey(publicKey).sameKey(as: SigningKeys.loadPrivateKey(privateKey).publicKey))
         #expect(throws: SecurityError.self) { try SigningKeys.generate(into: directory) }
     }
 }

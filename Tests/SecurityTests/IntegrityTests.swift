@@ -73,10 +73,10 @@ struct IntegrityTests {
         try manifest.sign(with: privateKey)
         try manifest.write(directory: directory)
         let result = try Manifest.load(directory: directory)!.verify(directory: directory, trustedKey: trusted)
-        #expect(result.ok && result.signer == SigningKeys.fingerprint(trusted) && result.verified.count == 3)
+        #expect(result.ok && result.signer == trusted.fingerprint && result.verified.count == 3)
         _ = try ModelFile.load(contentsOf: directory + "/model.safetensors", loader: VerifyingFileLoader(trustedKey: trusted))
 
-        let stranger = Curve25519.Signing.PrivateKey().publicKey
+        let stranger = try SigningPrivateKey.generate(.ed25519).publicKey
         #expect(throws: SecurityError.self) { try Manifest.load(directory: directory)!.verify(directory: directory, trustedKey: stranger) }
         #expect(throws: SecurityError.self) {
             try ModelFile.load(contentsOf: directory + "/model.safetensors", loader: VerifyingFileLoader(trustedKey: stranger))

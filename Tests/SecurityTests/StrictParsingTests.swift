@@ -36,8 +36,8 @@ struct StrictParsingTests {
     }
 
     /// A signed manifest of one file, as its JSON text.
-    func signedManifest() throws -> (text: String, key: Curve25519.Signing.PublicKey) {
-        let key = Curve25519.Signing.PrivateKey()
+    func signedManifest() throws -> (text: String, key: SigningPublicKey) {
+        let key = try SigningPrivateKey.generate(.ed25519)
         var manifest = Manifest(files: ["m.safetensors": .init(sha256: String(repeating: "a", count: 64), size: 27000, recipe: "r")])
         try manifest.sign(with: key)
         let encoder = JSONEncoder()

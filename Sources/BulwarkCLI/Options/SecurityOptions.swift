@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import BulwarkSecurity
+import _FileSystem
 
 /// The data key from `--key-file` or `$BULWARK_DATA_KEY`, or a message saying how to give one.
 func requireDataKey(_ keyFile: String?) throws -> DataKey {
@@ -24,7 +25,7 @@ package struct SecurityOptions: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp("Key file for encrypted models and data (or set $BULWARK_DATA_KEY).", valueName: "file"))
     var keyFile: String?
 
-    @Option(help: ArgumentHelp("Trusted Ed25519 public key: manifests must be signed by it (or set $BULWARK_PUBLIC_KEY to a key file).", valueName: "file"))
+    @Option(help: ArgumentHelp("Trusted public key (or set $BULWARK_PUBLIC_KEY to a key file): a Bulwark key (bulwark keys generate) means manifests must be signed by it; a PEM ECDSA key means every file must be listed in an OpenSSF Model Signing signature DIR/model.sig made with it (bulwark sign, model_signing sign key).", valueName: "file"))
     var publicKey: String?
 
     @Option(help: ArgumentHelp("Refuse Fernet-encrypted files older than this many seconds.", valueName: "seconds"))
@@ -44,9 +45,19 @@ package struct SecurityOptions: ParsableArguments, Sendable {
             expected[model] = expectSHA256.lowercased()
         }
         let keyPath = publicKey ?? ProcessInfo.processInfo.environment["BULWARK_PUBLIC_KEY"].flatMap { $0.isEmpty ? nil : $0 }
+        var trustedKey: SigningPublicKey?, modelSigningKey: ECDSAPublicKey?
+        if let keyPath {
+            // A PEM key is an OMS signer's; Bulwark's own key files are JSON.
+            let text = String(decoding: try FileReader.readAll(keyPath, limit: 64 << 10), as: UTF8.self)
+            if !text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{"), text.contains("-----BEGIN ") {
+                modelSigningKey = try ECDSAPublicKey.load(keyPath)
+            } else {
+                trustedKey = try SigningKeys.loadPublicKey(keyPath)
+            }
+        }
         return VerifyingFileLoader(
             expectedDigests: expected, allowUnverified: allowUnverified,
-            trustedKey: try keyPath.map(SigningKeys.loadPublicKey), dataKey: try DataKey.resolve(keyFile: keyFile),
+            trustedKey: trustedKey, modelSigningKey: modelSigningKey, dataKey: try DataKey.resolve(keyFile: keyFile),
             fernetTTL: ttl, warn: { log.warning("\($0)") })
     }
 }

@@ -91,6 +91,7 @@ head -c 3000 /dev/zero | tr '\0' 'x' > "$work/three-kb"
 for name in empty three-kb; do
     "$bulwark" data encrypt --key-file "$work/fuzz.key" "$work/$name" "$corpus/container/$name.bwenc" >/dev/null
     "$bulwark" data encrypt --format fernet --key-file "$work/fuzz.key" "$work/$name" "$corpus/fernet/$name.fernet" >/dev/null
+    "$bulwark" data encrypt --kek-file "$work/fuzz.key" "$work/$name" "$corpus/container/$name.envelope.bwenc" >/dev/null
 done
 # API-key files and an audit log, made by bulwark serve itself.
 "$bulwark" serve keys add --api-keys "$work/keys.json" --name ci --role predictor --rate 5 --burst 10 >/dev/null 2>&1

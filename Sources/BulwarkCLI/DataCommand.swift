@@ -9,10 +9,17 @@ struct DataCommand: ParsableCommand {
         commandName: "data",
         abstract: "Encrypt and decrypt model and data files (AES-256-GCM chunked containers, or Fernet).",
         discussion: """
+        With --key-file the file is encrypted under that data key. With --recipient (X-Wing public keys,
+        post-quantum hybrid) or key-encryption keys (--kek-file, --kek-env, --kek-command for a KMS), the file
+        gets its own random data key, wrapped in its header for each of them (envelope encryption); re-wrap
+        it with bulwark keys rewrap, without re-encrypting the data.
         Examples:
           bulwark data encrypt --key-file data.key models/mlp-pgd.safetensors secret/mlp-pgd.safetensors
           bulwark data encrypt --format fernet --key-file data.key IN OUT
           bulwark data decrypt --key-file data.key --ttl 3600 IN OUT
+          bulwark data encrypt --recipient alice.pub --recipient ci.pub IN OUT
+          bulwark data decrypt --identity ~/.bulwark-keys/bulwark-recipient.key IN OUT
+          bulwark data encrypt --kek-command 'my-kms-wrap' IN OUT
         """,
         subcommands: [Encrypt.self, Decrypt.self]
     )
@@ -30,17 +37,48 @@ struct DataCommand: ParsableCommand {
         @Option(help: "bulwark (AES-256-GCM in authenticated chunks; any size, bounded memory) or fernet (Python cryptography compatible; in memory).")
         var format: Format = .bulwark
 
+        @Option(name: .customLong("recipient"), parsing: .singleValue,
+                help: ArgumentHelp("X-Wing public key to encrypt to (repeatable; bulwark keys generate --algorithm xwing).", valueName: "file"))
+        var recipients: [String] = []
+
+        @OptionGroup var keyEncryption: KeyEncryptionOptions
+
         @Argument var input: String
         @Argument var output: String
 
         @Flag(help: "Replace an existing OUT that is not an encrypted file (never IN or the key file).")
         var force = false
 
+        var isEnvelope: Bool { !recipients.isEmpty || !keyEncryption.isEmpty }
+
+        func validate() throws {
+            if !keyEncryption.identities.isEmpty {
+                throw ValidationError("--identity opens files (bulwark data decrypt); to encrypt to a key pair, give its public key with --recipient")
+            }
+            if isEnvelope && keyFile != nil {
+                throw ValidationError("--key-file encrypts under that data key; --recipient and --kek-* wrap a new data key per file. Give one or the other")
+            }
+            if isEnvelope && format == .fernet {
+                throw ValidationError("Fernet has no recipients or key-encryption keys; use --format bulwark")
+            }
+        }
+
         func run() throws {
-            let key = try requireDataKey(keyFile)
+            let keyFiles = recipients + (keyFile.map { [$0] } ?? []) + (keyEncryption.kekFile.map { [$0] } ?? [])
             // Compared as files (device and inode), so ./p.bin and p.bin, links and the key file are caught;
             // bulwark keys rotate re-encrypts in place.
-            try OutputPath.prepare(output, for: "OUT", replacing: [.encrypted], inputs: [input] + (keyFile.map { [$0] } ?? []), force: force)
+            if isEnvelope {
+                let wrappers = try recipients.map { KeyWrapper.recipient(try RecipientKeys.loadPublicKey($0)) } + keyEncryption.keyEncryptionKeys()
+                try OutputPath.prepare(output, for: "OUT", replacing: [.encrypted], inputs: [input] + keyFiles, force: force)
+                try EnvelopeEncryption.encryptFile(input, to: output, for: wrappers)
+                try ModelLoading.record(output, recipe: "bulwark data encrypt (envelope, \(wrappers.count) key holders)")
+                let keys = wrappers.count - recipients.count
+                print("encrypted \(input) → \(output) (envelope for \(recipients.count) recipient\(recipients.count == 1 ? "" : "s") "
+                      + "and \(keys) key-encryption key\(keys == 1 ? "" : "s"))")
+                return
+            }
+            let key = try requireDataKey(keyFile)
+            try OutputPath.prepare(output, for: "OUT", replacing: [.encrypted], inputs: [input] + keyFiles, force: force)
             try DataEncryption.encrypt(input, to: output, key: key, format: format == .fernet ? .fernet : .container)
             try ModelLoading.record(output, recipe: "bulwark data encrypt (\(format.rawValue))")
             print("encrypted \(input) → \(output) (\(format.rawValue))")
@@ -56,6 +94,8 @@ struct DataCommand: ParsableCommand {
         @Option(help: ArgumentHelp("Refuse Fernet tokens older than this many seconds.", valueName: "seconds"))
         var ttl: UInt64?
 
+        @OptionGroup var keyEncryption: KeyEncryptionOptions
+
         @Argument var input: String
         @Argument var output: String
 
@@ -63,9 +103,11 @@ struct DataCommand: ParsableCommand {
         var force = false
 
         func run() throws {
-            let key = try requireDataKey(keyFile)
-            try OutputPath.prepare(output, for: "OUT", replacing: [], inputs: [input] + (keyFile.map { [$0] } ?? []), force: force)
-            try DataEncryption.decrypt(input, to: output, key: key, ttl: ttl)
+            let unwrappers = try keyEncryption.unwrappers()
+            let key = unwrappers.isEmpty ? try requireDataKey(keyFile) : try DataKey.resolve(keyFile: keyFile)
+            let keyFiles = (keyFile.map { [$0] } ?? []) + keyEncryption.identities + (keyEncryption.kekFile.map { [$0] } ?? [])
+            try OutputPath.prepare(output, for: "OUT", replacing: [], inputs: [input] + keyFiles, force: force)
+            try DataEncryption.decrypt(input, to: output, key: key, unwrappers: unwrappers, ttl: ttl)
             print("decrypted \(input) → \(output)")
         }
     }

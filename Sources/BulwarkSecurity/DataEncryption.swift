@@ -21,8 +21,14 @@ public enum DataEncryption {
     }
 
     /// Decrypts either format (detected from the content) into `output` with mode 0600.
-    public static func decrypt(_ input: String, to output: String, key: DataKey, ttl: UInt64? = nil) throws {
+    public static func decrypt(_ input: String, to output: String, key: DataKey?, unwrappers: [KeyUnwrapper] = [], ttl: UInt64? = nil) throws {
         let head = try FileReader.readPrefix(input, count: 8)
+        if EnvelopeEncryption.isEnvelope(head) {
+            return try EnvelopeEncryption.decryptFile(input, to: output, unwrappers: unwrappers)
+        }
+        guard let key else {
+            throw SecurityError.missingKey("\(input) is encrypted with a data key; give it with --key-file FILE or $\(DataKey.environmentVariable)")
+        }
         if EncryptedContainer.isEncrypted(head) {
             try EncryptedContainer.decryptFile(input, to: output, key: key)
         } else if Fernet.isToken(head) {
@@ -41,6 +47,9 @@ public enum DataEncryption {
         let path = String(cString: real)
         free(real)
         let head = try FileReader.readPrefix(path, count: 8)
+        if EnvelopeEncryption.isEnvelope(head) {
+            throw SecurityError.invalidContainer(path: path, problem: "it is encrypted to recipients or key-encryption keys (format 2), whose data key is rotated by re-wrapping: bulwark keys rewrap")
+        }
         if EncryptedContainer.isEncrypted(head) {
             try EncryptedContainer.reencryptFile(path, from: oldKey, to: newKey)
         } else if Fernet.isToken(head) {

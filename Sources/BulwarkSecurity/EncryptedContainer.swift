@@ -32,11 +32,13 @@ public enum EncryptedContainer {
         let bytes: [UInt8]
         let chunkSize: Int
         var noncePrefix: ArraySlice<UInt8> { bytes[8..<15] }
+        /// 1: the data key is the key given; 2: the data key is wrapped in the header (`EnvelopeEncryption`).
+        var version: UInt8 { bytes[5] }
 
-        init(chunkSize: Int) {
+        init(chunkSize: Int, version: UInt8 = 1) {
             var generator = SystemRandomNumberGenerator()
             let exponent = UInt8(chunkSize.trailingZeroBitCount)
-            bytes = magic + [1, 1, exponent] + (0..<7).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            bytes = magic + [version, 1, exponent] + (0..<7).map { _ in UInt8.random(in: 0...255, using: &generator) }
             self.chunkSize = chunkSize
         }
 
@@ -45,7 +47,7 @@ public enum EncryptedContainer {
             func fail(_ problem: String) -> SecurityError { .invalidContainer(path: source, problem: problem) }
             guard bytes.count == EncryptedContainer.headerSize else { throw fail("it is shorter than the 15-byte header") }
             guard Array(bytes[0..<5]) == magic else { throw fail("the magic number is not BWENC") }
-            guard bytes[5] == 1 else { throw fail("format version \(bytes[5]) is not supported (this Bulwark reads version 1)") }
+            guard bytes[5] == 1 || bytes[5] == 2 else { throw fail("format version \(bytes[5]) is not supported (this Bulwark reads versions 1 and 2)") }
             guard bytes[6] == 1 else { throw fail("algorithm \(bytes[6]) is not supported (1 = AES-256-GCM)") }
             guard chunkSizeExponents.contains(Int(bytes[7])) else { throw fail("chunk size 2^\(bytes[7]) is outside 2^10…2^26") }
             self.bytes = bytes
@@ -85,10 +87,16 @@ public enum EncryptedContainer {
     public static func encryptFile(_ input: String, to output: String, key: DataKey, chunkSize: Int = defaultChunkSize) throws {
         precondition(chunkSizeExponents.contains(chunkSize.trailingZeroBitCount) && chunkSize.nonzeroBitCount == 1,
                      "chunk size must be a power of two between 2^10 and 2^26")
+        try encryptFile(input, to: output, key: key, header: Header(chunkSize: chunkSize), prelude: [])
+    }
+
+    /// Encrypts with `header`, writing `prelude` (a version 2 key block) between it and the chunks.
+    static func encryptFile(_ input: String, to output: String, key: DataKey, header: Header, prelude: [UInt8]) throws {
+        let chunkSize = header.chunkSize
         try AtomicFile.write(to: output) { sink in
             var pending: [UInt8] = []
-            let header = Header(chunkSize: chunkSize)
             try sink.write(header.bytes)
+            try sink.write(prelude)
             var index: UInt32 = 0
             try FileReader.forEachChunk(of: input, chunkSize: chunkSize) { raw in
                 pending.append(contentsOf: raw)
@@ -167,13 +175,16 @@ public enum EncryptedContainer {
     struct DecryptionStream {
         let key: DataKey
         let source: String
+        /// The format version this stream decrypts: 2 after `EnvelopeEncryption` has unwrapped the key.
+        let version: UInt8
         var header: Header?
         var buffer: [UInt8] = []
         var index: UInt32 = 0
 
-        init(key: DataKey, source: String) throws {
+        init(key: DataKey, source: String, version: UInt8 = 1) throws {
             self.key = key
             self.source = source
+            self.version = version
         }
 
         /// Bytes before `start` in `buffer` are consumed.
@@ -188,6 +199,11 @@ public enum EncryptedContainer {
             if header == nil {
                 guard buffer.count >= headerSize else { return }
                 header = try Header(parsing: buffer, source: source)
+                guard header!.version == version else {
+                    throw SecurityError.invalidContainer(path: source, problem: header!.version == 2
+                        ? "it is encrypted to recipients or key-encryption keys (format 2), not with a data key; decrypt it with --identity, --kek-file, --kek-env or --kek-command"
+                        : "it is encrypted with a data key (format 1); decrypt it with --key-file or $\(DataKey.environmentVariable)")
+                }
                 start = headerSize
             }
             let sealedSize = header!.chunkSize + tagSize

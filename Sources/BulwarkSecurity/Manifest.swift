@@ -261,7 +261,7 @@ public struct Manifest: Codable, Equatable, Sendable {
         }
         if let trustedKey, !trustedKey.sameKey(as: embedded) {
             let what = trustedKey.algorithm == embedded.algorithm ? "key \(embedded.fingerprint)" : "a \(algorithm.rawValue) key (\(embedded.fingerprint))"
-            throw SecurityError.signatureInvalid(path: path, problem: "it is signed by \(what), not by the trusted \(trustedKey.algorithm.rawValue) key \(trustedKey.fingerprint)")
+            throw SecurityError.signatureInvalid(path: path, problem: "it is signed by \(what), not by the trusted key \(trustedKey.fingerprint) (\(trustedKey.algorithm.rawValue))")
         }
         guard embedded.isValidSignature(value, for: try signedBytes()) else {
             throw SecurityError.signatureInvalid(path: path, problem: "its signature does not match its contents (the manifest was modified after signing)")

@@ -20,6 +20,8 @@ public final class VerifyingFileLoader: FileLoading {
     public var modelSigningKey: ECDSAPublicKey?
     /// Key for encrypted files (Bulwark containers and Fernet tokens).
     public var dataKey: DataKey?
+    /// Identities and key-encryption keys for envelope-encrypted files (format 2).
+    public var keyUnwrappers: [KeyUnwrapper] = []
     /// Fernet tokens older than this are refused.
     public var fernetTTL: UInt64?
     public var warn: (String) -> Void
@@ -127,6 +129,7 @@ public final class VerifyingFileLoader: FileLoading {
     func decryptIfNeeded(_ bytes: [UInt8], path: String) throws -> [UInt8] {
         let encrypted = EncryptedContainer.isEncrypted(bytes), fernet = Fernet.isToken(bytes)
         guard encrypted || fernet else { return bytes }
+        if EnvelopeEncryption.isEnvelope(bytes) { return try EnvelopeEncryption.decrypt(bytes, unwrappers: keyUnwrappers, source: path) }
         guard let dataKey else {
             throw SecurityError.missingKey("\(path) is encrypted; give its key with --key-file FILE or $\(DataKey.environmentVariable)")
         }

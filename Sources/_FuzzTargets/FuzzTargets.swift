@@ -80,9 +80,14 @@ public enum FuzzTargets {
         _ = try? ModelStatement.parse(bundle.payload, source: "fuzz")
     }
 
-    /// The chunked AES-GCM container: header, chunking, authentication.
+    /// The chunked AES-GCM container: header, chunking, authentication; for format 2 (envelopes),
+    /// the key block, its stanzas and header MAC, with the fixed key as a key-encryption key.
     public static func container(_ bytes: [UInt8]) {
-        _ = try? EncryptedContainer.decrypt(bytes, key: key, source: "fuzz")
+        if EnvelopeEncryption.isEnvelope(bytes) {
+            _ = try? EnvelopeEncryption.decrypt(bytes, unwrappers: [.keyEncryptionKey(key)], source: "fuzz")
+        } else {
+            _ = try? EncryptedContainer.decrypt(bytes, key: key, source: "fuzz")
+        }
     }
 
     /// Fernet tokens: base64, length, HMAC, timestamps, padding.

@@ -96,4 +96,139 @@ struct SecurityCLITests {
         let loose = try CLIRun(["data", "encrypt", "--key-file", key, path, directory + "/x"])
         #expect(loose.status != 0 && loose.stderr.contains("permissions are 640"))
     }
+
+    /// Copies the sample's test split beside the model, so one signature covers the model and its data.
+    func withSampleData(_ directory: String) throws -> [String] {
+        for name in ["t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"] {
+            try FileManager.default.copyItem(atPath: TestSupport.sampleDirectory + "/" + name, toPath: directory + "/" + name)
+        }
+        return ["--data-dir", directory]
+    }
+
+    @Test("bulwark sign and verify (OMS): exit 0, 1 for a changed model, 2 for a wrong key; eval loads a model signed with model.sig given a PEM --public-key")
+    func modelSigning() throws {
+        let (directory, path) = try model()
+        let sample = try withSampleData(directory)
+        let keys = TestSupport.temporaryDirectory()
+        let key = keys + "/key.pem", publicKey = keys + "/pub.pem"
+        try Data(OMSKeys.privatePEM.utf8).write(to: URL(fileURLWithPath: key))
+        chmod(key, 0o600)
+        try Data(OMSKeys.publicPEM.utf8).write(to: URL(fileURLWithPath: publicKey))
+        let sign = try CLIRun(["sign", directory, "--key", key])
+        #expect(sign.status == 0 && sign.stdout.contains("signature \(directory)/model.sig"), "\(sign.stderr)")
+        let verify = try CLIRun(["verify", directory, "--public-key", publicKey])
+        #expect(verify.status == 0 && verify.stdout.contains("ok        m.safetensors") && verify.stdout.contains("signature valid"), "\(verify.stderr)")
+        #expect(try CLIRun(["eval", path, "--public-key", publicKey] + sample).status == 0)
+
+        // Signing again replaces the signature; it never replaces a file Bulwark did not write.
+        #expect(try CLIRun(["sign", directory, "--key", key]).status == 0)
+        try Data("notes".utf8).write(to: URL(fileURLWithPath: keys + "/notes.txt"))
+        let clobber = try CLIRun(["sign", directory, "--key", key, "--signature", keys + "/notes.txt"])
+        #expect(clobber.status == 73 && clobber.stderr.contains("already holds a file Bulwark did not write"))
+
+        var data = try Data(contentsOf: URL(fileURLWithPath: path))
+        data[5000] ^= 0x01
+        try data.write(to: URL(fileURLWithPath: path))
+        let changed = try CLIRun(["verify", directory, "--public-key", publicKey])
+        #expect(changed.status == 1 && changed.stdout.contains("MISMATCH  m.safetensors"))
+        let refused = try CLIRun(["eval", path, "--public-key", publicKey] + sample)
+        #expect(refused.status == 2 && refused.stderr.contains("model.sig expects"), "\(refused.stderr)")
+
+        let other = TestSupport.temporaryDirectory() + "/other.pem"
+        try Data(OMSKeys.otherPublicPEM.utf8).write(to: URL(fileURLWithPath: other))
+        let wrongKey = try CLIRun(["verify", directory, "--public-key", other])
+        #expect(wrongKey.status == 2 && wrongKey.stderr.contains("not the trusted key"))
+        chmod(key, 0o644)
+        let loose = try CLIRun(["sign", directory, "--key", key])
+        #expect(loose.status == 2 && loose.stderr.contains("chmod 600"))
+        let usage = try CLIRun(["sign", directory, "--key", key, "--shard-size", "10"])
+        #expect(usage.status == 64 && usage.stderr.contains("--shard-size applies only with --shards"))
+    }
+
+    @Test("hybrid keys: keys generate --algorithm hybrid, manifest sign, eval with the trusted hybrid key")
+    func hybridManifest() throws {
+        let (directory, path) = try model()
+        let sample = try withSampleData(directory)
+        #expect(try CLIRun(["manifest", "create", directory]).status == 0)
+        let keys = TestSupport.temporaryDirectory() + "/keys"
+        let generate = try CLIRun(["keys", "generate", "--algorithm", "hybrid", "--out", keys])
+        #expect(generate.status == 0 && generate.stdout.contains("ed25519+ml-dsa-65"))
+        #expect(try CLIRun(["manifest", "sign", directory, "--key", keys + "/bulwark-signing.key"]).status == 0)
+        #expect(try CLIRun(["manifest", "verify", directory, "--public-key", keys + "/bulwark-signing.pub"]).status == 0)
+        let eval = try CLIRun(["eval", path, "--public-key", keys + "/bulwark-signing.pub"] + sample)
+        #expect(eval.status == 0, "\(eval.stderr)")
+        #expect(try CLIRun(["keys", "generate", "--algorithm", "rsa", "--out", keys + "2"]).status == 64)
+    }
+
+    @Test("envelope encryption at the command line: recipients, a KMS command, keys rewrap, and eval with --identity")
+    func envelopes() throws {
+        let (directory, path) = try model()
+        let alice = TestSupport.temporaryDirectory() + "/alice", bob = TestSupport.temporaryDirectory() + "/bob"
+        #expect(try CLIRun(["keys", "generate", "--algorithm", "xwing", "--out", alice]).status == 0)
+        #expect(try CLIRun(["keys", "generate", "--algorithm", "xwing", "--out", bob]).status == 0)
+        let sealed = directory + "/sealed.safetensors"
+        let encrypt = try CLIRun(["data", "encrypt", "--recipient", alice + "/bulwark-recipient.pub", path, sealed])
+        #expect(encrypt.status == 0, "\(encrypt.stderr)")
+        #expect(try CLIRun(["eval", sealed, "--identity", alice + "/bulwark-recipient.key"] + sample).status == 0)
+        let stranger = try CLIRun(["eval", sealed, "--identity", bob + "/bulwark-recipient.key"] + sample)
+        #expect(stranger.status == 2 && stranger.stderr.contains("is encrypted for recipient"))
+
+        let kms = try fakeKMSCommand(in: directory)
+        #expect(try CLIRun(["keys", "rewrap", "--identity", alice + "/bulwark-recipient.key", "--new-kek-command", kms,
+                            "--new-recipient", bob + "/bulwark-recipient.pub", sealed]).status == 0)
+        #expect(try CLIRun(["eval", sealed, "--kek-command", kms] + sample).status == 0)
+        #expect(try CLIRun(["eval", sealed, "--identity", bob + "/bulwark-recipient.key"] + sample).status == 0)
+        #expect(try CLIRun(["eval", sealed, "--identity", alice + "/bulwark-recipient.key"] + sample).status == 2)
+        let opened = directory + "/opened.safetensors"
+        #expect(try CLIRun(["data", "decrypt", "--kek-command", kms, sealed, opened]).status == 0)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: opened)) == Data(contentsOf: URL(fileURLWithPath: path)))
+
+        let failing = try CLIRun(["data", "encrypt", "--kek-command", "echo 'kms: access denied' >&2; exit 5", path, directory + "/never"])
+        #expect(failing.status == 2 && failing.stderr.contains("exited with status 5: kms: access denied"))
+        #expect(!FileManager.default.fileExists(atPath: directory + "/never"))
+        let both = try CLIRun(["data", "encrypt", "--key-file", directory + "/k", "--recipient", alice + "/bulwark-recipient.pub", path, directory + "/x"])
+        #expect(both.status == 64 && both.stderr.contains("Give one or the other"))
+        let identity = try CLIRun(["data", "encrypt", "--identity", alice + "/bulwark-recipient.key", path, directory + "/x"])
+        #expect(identity.status == 64 && identity.stderr.contains("--recipient"))
+        let rotate = try CLIRun(["keys", "rotate", "--key-file", directory + "/k", "--new-key-file", directory + "/k", sealed])
+        #expect(rotate.status != 0)
+    }
+}
+
+/// A fake KMS command for the CLI tests (openssl under a fixed passphrase).
+func fakeKMSCommand(in directory: String) throws -> String {
+    let path = directory + "/kms.sh"
+    try Data("""
+        #!/bin/sh
+        case "$BULWARK_KEK_OPERATION" in
+          wrap) exec openssl enc -aes-256-cbc -pbkdf2 -salt -pass pass:fake-kms ;;
+          unwrap) exec openssl enc -d -aes-256-cbc -pbkdf2 -pass pass:fake-kms ;;
+        esac
+        exit 9
+        """.utf8).write(to: URL(fileURLWithPath: path))
+    chmod(path, 0o700)
+    return path
+}
+
+/// Test-only P-256 keys for bulwark sign/verify (the scalars 0x0707…07 and 0x0909…09: never use them for anything else).
+enum OMSKeys {
+    static let privatePEM = """
+        -----BEGIN PRIVATE KEY-----
+        MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgBwcHBwcHBwcHBwcH
+        BwcHBwcHBwcHBwcHBwcHBwcHBwehRANCAAQeGFMv1HVMAvMEHZx1zrM7g//YGsfO
+        T+iCzLHJi8WJbqRsMRxOL/QN2Wo2U+bkVEXTLf5Ibs7XXHqQxqGIgcCj
+        -----END PRIVATE KEY-----
+        """
+    static let publicPEM = """
+        -----BEGIN PUBLIC KEY-----
+        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEHhhTL9R1TALzBB2cdc6zO4P/2BrH
+        zk/ogsyxyYvFiW6kbDEcTi/0DdlqNlPm5FRF0y3+SG7O11x6kMahiIHAow==
+        -----END PUBLIC KEY-----
+        """
+    static let otherPublicPEM = """
+        -----BEGIN PUBLIC KEY-----
+        MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEcTX6T9k6Cdzpi79oG0v89Q58DWNU
+        5ir7C/8qNClheGXtTB8C3bkCPuVqVX5RXWqdxmwR8iCWDeWUM031iHdnJA==
+        -----END PUBLIC KEY-----
+        """
 }

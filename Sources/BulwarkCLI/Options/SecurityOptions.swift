@@ -31,6 +31,8 @@ package struct SecurityOptions: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp("Refuse Fernet-encrypted files older than this many seconds.", valueName: "seconds"))
     var ttl: UInt64?
 
+    @OptionGroup var keyEncryption: KeyEncryptionOptions
+
     package func validate() throws {
         if let expectSHA256, !Manifest.isHexDigest(expectSHA256.lowercased()) {
             throw ValidationError("\(SecurityError.invalidDigest(expectSHA256))")
@@ -55,9 +57,11 @@ package struct SecurityOptions: ParsableArguments, Sendable {
                 trustedKey = try SigningKeys.loadPublicKey(keyPath)
             }
         }
-        return VerifyingFileLoader(
+        let loader = VerifyingFileLoader(
             expectedDigests: expected, allowUnverified: allowUnverified,
             trustedKey: trustedKey, modelSigningKey: modelSigningKey, dataKey: try DataKey.resolve(keyFile: keyFile),
             fernetTTL: ttl, warn: { log.warning("\($0)") })
+        loader.keyUnwrappers = try keyEncryption.unwrappers()
+        return loader
     }
 }

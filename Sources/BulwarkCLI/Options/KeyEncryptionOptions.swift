@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import BulwarkSecurity
+
+/// How envelope-encrypted files (format 2) are opened: X-Wing identities and key-encryption keys
+/// from a file, an environment variable or a command (a KMS). Shared by every command that reads
+/// encrypted models or data.
+package struct KeyEncryptionOptions: ParsableArguments, Sendable {
+    package init() {}
+
+    @Option(name: .customLong("identity"), parsing: .singleValue,
+            help: ArgumentHelp("X-Wing private key that opens files encrypted to its public key (repeatable; bulwark keys generate --algorithm xwing).", valueName: "file"))
+    var identities: [String] = []
+
+    @Option(help: ArgumentHelp("Key-encryption key file (the base64 of 32 bytes, mode 0600) that wraps files' data keys.", valueName: "file"))
+    var kekFile: String?
+
+    @Option(help: ArgumentHelp("Environment variable holding a key-encryption key (the base64 of 32 bytes).", valueName: "name"))
+    var kekEnv: String?
+
+    @Option(help: ArgumentHelp("Command that wraps and unwraps data keys (a KMS or HSM client): run by /bin/sh with BULWARK_KEK_OPERATION=wrap|unwrap, the input on stdin, the result on stdout.", valueName: "command"))
+    var kekCommand: String?
+
+    @Option(help: ArgumentHelp("Seconds the --kek-command may take.", valueName: "seconds"))
+    var kekTimeout: Double = 30
+
+    package func validate() throws {
+        guard kekTimeout > 0, kekTimeout <= 3600 else { throw ValidationError("--kek-timeout must be between 0 and 3600 seconds") }
+        if kekCommand?.trimmingCharacters(in: .whitespaces).isEmpty == true { throw ValidationError("--kek-command is empty") }
+    }
+
+    var isEmpty: Bool { identities.isEmpty && kekFile == nil && kekEnv == nil && kekCommand == nil }
+
+    /// The key-encryption keys given (file, environment, command), in that order.
+    func keyEncryptionKeys() throws -> [KeyWrapper] {
+        try Self.keyEncryptionKeys(file: kekFile, environment: kekEnv, command: kekCommand, timeout: kekTimeout)
+    }
+
+    /// Key-encryption keys from a file, an environment variable and a command (each optional).
+    static func keyEncryptionKeys(file kekFile: String?, environment kekEnv: String?, command kekCommand: String?,
+                                  timeout kekTimeout: Double) throws -> [KeyWrapper] {
+        var wrappers: [KeyWrapper] = []
+        if let kekFile { wrappers.append(.keyEncryptionKey(try DataKey.load(path: kekFile))) }
+        if let kekEnv {
+            guard let text = ProcessInfo.processInfo.environment[kekEnv], !text.isEmpty else {
+                throw ValidationError("\(kekEnv): the environment variable named for the key-encryption key is not set")
+            }
+            guard let bytes = Base64.decodeEither(text.trimmingCharacters(in: .whitespacesAndNewlines)), bytes.count == 32 else {
+                throw ValidationError("\(kekEnv): the key-encryption key must be the base64 of 32 bytes (make one with bulwark keys new-data-key)")
+            }
+            wrappers.append(.keyEncryptionKey(try DataKey(bytes: bytes)))
+        }
+        if let kekCommand { wrappers.append(.command(KeyEncryptionCommand(command: kekCommand, timeout: kekTimeout))) }
+        return wrappers
+    }
+
+    /// Everything given that can open a file.
+    package func unwrappers() throws -> [KeyUnwrapper] {
+        let identities = try self.identities.map { KeyUnwrapper.identity(try RecipientKeys.loadPrivateKey($0)) }
+        return identities + (try keyEncryptionKeys()).map { wrapper in
+            switch wrapper {
+            case .keyEncryptionKey(let key): KeyUnwrapper.keyEncryptionKey(key)
+            case .command(let command): KeyUnwrapper.command(command)
+            case .recipient: preconditionFailure("keyEncryptionKeys() returns no recipients")
+            }
+        }
+    }
+}

@@ -80,6 +80,13 @@ let package = Package(
         // Robustness: bench configurations and jobs (threat experiments included), the report schema and its renderers, the gate.
         .target(name: "Robustness", dependencies: ["TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Threats", "Certification", "BulwarkSecurity", "_FileSystem"]),
 
+        // BillOfMaterials: CycloneDX 1.6 bills of materials (an ML-BOM per model, Bulwark's own SBOM).
+        .target(name: "BillOfMaterials", dependencies: ["CBLAS", "CZlib", "TensorCore", "NeuralNet", "Robustness"],
+                plugins: ["ResolvedDependenciesPlugin"]),
+        // The exact Swift package versions of the build, from Package.resolved, for the SBOM.
+        .executableTarget(name: "ResolvedDependenciesTool"),
+        .plugin(name: "ResolvedDependenciesPlugin", capability: .buildTool(), dependencies: ["ResolvedDependenciesTool"]),
+
         // HTMLReport: a bench report as one self-contained HTML page (Plot; SVG plots).
         .target(name: "HTMLReport", dependencies: ["Robustness", "Attacks", "CZlib", .product(name: "Plot", package: "Plot")]),
 
@@ -101,7 +108,7 @@ let package = Package(
         .target(
             name: "BulwarkCLI",
             dependencies: [
-                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "HTMLReport", "Threats", "Certification", "BulwarkSecurity", "ServingCore", "_FileSystem",
+                "TensorCore", "NeuralNet", "Datasets", "Attacks", "Training", "Robustness", "HTMLReport", "Threats", "Certification", "BulwarkSecurity", "ServingCore", "BillOfMaterials", "_FileSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

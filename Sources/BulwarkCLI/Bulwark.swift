@@ -19,7 +19,7 @@ public struct Bulwark: ParsableCommand {
         """,
         version: version,
         subcommands: [TrainCommand.self, EvalCommand.self, InspectCommand.self, AttackCommand.self, CertifyCommand.self, BenchCommand.self, ReportCommand.self, GateCommand.self,
-                      ImportCommand.self, ManifestCommand.self, SignCommand.self, VerifyCommand.self, KeysCommand.self, DataCommand.self, ThreatCommand.self] + additionalSubcommands
+                      ImportCommand.self, ManifestCommand.self, SignCommand.self, VerifyCommand.self, SbomCommand.self, KeysCommand.self, DataCommand.self, ThreatCommand.self] + additionalSubcommands
     ) }
 
     public init() {}

@@ -193,6 +193,94 @@ struct SecurityCLITests {
         let rotate = try CLIRun(["keys", "rotate", "--key-file", directory + "/k", "--new-key-file", directory + "/k", sealed])
         #expect(rotate.status != 0)
     }
+
+    @Test("sbom: a valid CycloneDX 1.6 ML-BOM of a shipped model (digests, card metrics, data, packages, system libraries); --self; a tampered model is refused")
+    func billOfMaterials() throws {
+        let directory = TestSupport.temporaryDirectory()
+        let model = TestSupport.repositoryRoot + "/models/mlp-pgd.safetensors"
+        let out = directory + "/bom.json"
+        let result = try CLIRun(["sbom", model, "--out", out, "--data-dir", TestSupport.sampleDirectory])
+        #expect(result.status == 0, "\(result.stderr)")
+        let bom = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as! [String: Any]
+        #expect(bom["bomFormat"] as? String == "CycloneDX" && bom["specVersion"] as? String == "1.6")
+        let metadata = bom["metadata"] as! [String: Any]
+        let component = metadata["component"] as! [String: Any]
+        #expect(component["type"] as? String == "machine-learning-model")
+        let digest = try CLIRun(["inspect", model, "--json"]).jsonLines.first?["sha256"] as? String
+        #expect((component["hashes"] as? [[String: String]])?.first?["content"] == digest)
+        let card = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: TestSupport.repositoryRoot + "/models/mlp-pgd.card.json"))) as! [String: Any]
+        let modelCard = component["modelCard"] as! [String: Any]
+        let metrics = (modelCard["quantitativeAnalysis"] as! [String: Any])["performanceMetrics"] as! [[String: Any]]
+        #expect(metrics.count == 1 + (card["robust_accuracy"] as! [Any]).count + (card["certified_accuracy"] as? [Any] ?? []).count)
+        #expect(metrics[0]["value"] as? String == String(format: "%.4f", (card["clean_accuracy"] as! [String: Any])["accuracy"] as! Double))
+        let components = bom["components"] as! [[String: Any]]
+        let data = components.filter { $0["type"] as? String == "data" }
+        #expect(data.compactMap { $0["bom-ref"] as? String } == ["data:fashion-mnist-sample-train", "data:fashion-mnist-sample-test"])
+        let parameters = modelCard["modelParameters"] as! [String: Any]
+        #expect((parameters["datasets"] as? [[String: String]])?.count == 2)
+        let purls = components.compactMap { $0["purl"] as? String }
+        #expect(purls.contains { $0.hasPrefix("pkg:swift/github.com/apple/swift-crypto@") })
+        #expect(purls.contains { $0.hasPrefix("pkg:deb/debian/libopenblas") } || !FileManager.default.fileExists(atPath: "/usr/bin/dpkg-query"))
+        #expect(components.contains { ($0["properties"] as? [[String: String]])?.contains { $0["value"] == "openblas_get_config()" } == true })
+
+        // Verification comes first: a changed model is refused, nothing is written.
+        let copy = directory + "/copy"
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: model, toPath: copy + "/m.safetensors")
+        let unverified = try CLIRun(["sbom", copy + "/m.safetensors", "--no-data", "--out", copy + "/bom.json"])
+        #expect(unverified.status == 2 && unverified.stderr.contains("--allow-unverified"))
+        #expect(!FileManager.default.fileExists(atPath: copy + "/bom.json"))
+        #expect(try CLIRun(["sbom"]).status == 64)
+        #expect(try CLIRun(["sbom", model, "--self"]).status == 64)
+    }
+
+    @Test("sbom output validates against the committed CycloneDX 1.6 JSON schema (model and --self); a broken document does not",
+          .enabled(if: pythonJSONSchemaAvailable))
+    func billOfMaterialsSchema() throws {
+        let directory = TestSupport.temporaryDirectory()
+        #expect(try CLIRun(["sbom", TestSupport.repositoryRoot + "/models/mlp-crown-ibp.safetensors", "--out", directory + "/model.json",
+                            "--data-dir", TestSupport.sampleDirectory]).status == 0)
+        #expect(try CLIRun(["sbom", "--self", "--out", directory + "/self.json"]).status == 0)
+        for document in ["model.json", "self.json"] {
+            let validation = try runValidator(directory + "/" + document)
+            #expect(validation.status == 0 && validation.output.contains("valid"), "\(document): \(validation.output)")
+        }
+        var broken = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory + "/model.json"))) as! [String: Any]
+        broken["bomFormat"] = nil
+        var metadata = broken["metadata"] as! [String: Any], component = metadata["component"] as! [String: Any]
+        component["type"] = "neural-network"
+        metadata["component"] = component
+        broken["metadata"] = metadata
+        try JSONSerialization.data(withJSONObject: broken).write(to: URL(fileURLWithPath: directory + "/broken.json"))
+        let refused = try runValidator(directory + "/broken.json")
+        #expect(refused.status == 1 && refused.output.contains("'bomFormat' is a required property") && refused.output.contains("neural-network"), "\(refused.output)")
+    }
+}
+
+/// True if python3 has jsonschema and referencing (for scripts/validate-cyclonedx.py).
+let pythonJSONSchemaAvailable: Bool = {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", "-c", "import jsonschema, referencing"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    guard (try? process.run()) != nil else { return false }
+    process.waitUntilExit()
+    return process.terminationStatus == 0
+}()
+
+/// Validates a CycloneDX document against the committed 1.6 schema.
+func runValidator(_ path: String) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3", TestSupport.repositoryRoot + "/scripts/validate-cyclonedx.py", path]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 /// A fake KMS command for the CLI tests (openssl under a fixed passphrase).

@@ -64,7 +64,7 @@ public struct KeyStanza: Sendable, Equatable {
     }
 
     /// Wraps `dataKey` for `wrapper`.
-    static func wrap(_ dataKey: [UInt8], for wrapper: KeyWrapper, fixedHeader: [UInt8]) throws -> KeyStanza {
+    public static func wrap(_ dataKey: [UInt8], for wrapper: KeyWrapper, fixedHeader: [UInt8]) throws -> KeyStanza {
         switch wrapper {
         case .recipient(let publicKey):
             var sender = try HPKE.Sender(recipientKey: publicKey, ciphersuite: .XWingMLKEM768X25519_SHA256_AES_GCM_256,
@@ -87,7 +87,7 @@ public struct KeyStanza: Sendable, Equatable {
 
     /// The data key, if `unwrapper` opens this stanza (nil if it is not for this unwrapper).
     /// - Throws: only for a command that fails (its error says why).
-    func unwrap(with unwrapper: KeyUnwrapper, fixedHeader: [UInt8]) throws -> [UInt8]? {
+    public func unwrap(with unwrapper: KeyUnwrapper, fixedHeader: [UInt8]) throws -> [UInt8]? {
         switch (kind, unwrapper) {
         case (.recipient, .identity(let privateKey)):
             guard label == RecipientKeys.fingerprint(privateKey.publicKey), body.count == Self.xwingEncapsulatedSize + Self.sealedKeySize else { return nil }

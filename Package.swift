@@ -84,8 +84,7 @@ let package = Package(
         .target(name: "BillOfMaterials", dependencies: ["CBLAS", "CZlib", "TensorCore", "NeuralNet", "Robustness"],
                 plugins: ["ResolvedDependenciesPlugin"]),
         // The exact Swift package versions of the build, from Package.resolved, for the SBOM.
-        .executableTarget(name: "ResolvedDependenciesTool"),
-        .plugin(name: "ResolvedDependenciesPlugin", capability: .buildTool(), dependencies: ["ResolvedDependenciesTool"]),
+        .plugin(name: "ResolvedDependenciesPlugin", capability: .buildTool()),
 
         // HTMLReport: a bench report as one self-contained HTML page (Plot; SVG plots).
         .target(name: "HTMLReport", dependencies: ["Robustness", "Attacks", "CZlib", .product(name: "Plot", package: "Plot")]),

@@ -16,14 +16,22 @@ public struct ModelBOM {
         public var files: [(name: String, sha256: String)]
         /// Where the files come from, when Bulwark knows them (e.g. a Debian package).
         public var origin: String?
+        /// Whether the model's own record (card or recipe) names this data as what it was trained
+        /// and tested on; only then is it listed among the model card's datasets.
+        public var matchesRecord: Bool
+        /// How the data relates to the model, when it is not simply what the record names.
+        public var note: String?
 
-        public init(name: String, split: String, directory: String, examples: Int?, files: [(name: String, sha256: String)], origin: String?) {
+        public init(name: String, split: String, directory: String, examples: Int?, files: [(name: String, sha256: String)], origin: String?,
+                    matchesRecord: Bool = true, note: String? = nil) {
             self.name = name
             self.split = split
             self.directory = directory
             self.examples = examples
             self.files = files
             self.origin = origin
+            self.matchesRecord = matchesRecord
+            self.note = note
         }
 
         var reference: String { "data:\(name)-\(split)" }
@@ -54,7 +62,7 @@ public struct ModelBOM {
     /// The document (libraries from this process: `SoftwareBOM.libraries()`).
     public func document(libraries: [CycloneDX.Component] = SoftwareBOM.libraries()) -> CycloneDX.Document {
         let data = datasets.map(dataComponent)
-        var dependencies = [CycloneDX.Dependency(ref: reference, dependsOn: datasets.map(\.reference))]
+        var dependencies = [CycloneDX.Dependency(ref: reference, dependsOn: datasets.filter(\.matchesRecord).map(\.reference))]
         dependencies += data.compactMap(\.bomRef).map { CycloneDX.Dependency(ref: $0, dependsOn: []) }
         dependencies.append(CycloneDX.Dependency(ref: SoftwareBOM.applicationReference, dependsOn: libraries.compactMap(\.bomRef)))
         return CycloneDX.Document(
@@ -83,7 +91,7 @@ public struct ModelBOM {
                 approach: .init(type: "supervised"), task: "classification",
                 architectureFamily: "multilayer perceptron (dense network)",
                 modelArchitecture: "\(spec.shorthand): \(spec.torchSequential); \(spec.parameterCount) parameters",
-                datasets: datasets.isEmpty ? nil : datasets.map { .init(ref: $0.reference) },
+                datasets: datasets.contains(where: \.matchesRecord) ? datasets.filter(\.matchesRecord).map { .init(ref: $0.reference) } : nil,
                 inputs: [.init(format: "\(spec.inputWidth) float32 values in [0, 1] (a flattened image)")],
                 outputs: [.init(format: "logits: \(spec.classCount) float32 values, one per class")]),
             quantitativeAnalysis: metrics().isEmpty ? nil : CycloneDX.QuantitativeAnalysis(performanceMetrics: metrics()),
@@ -123,6 +131,7 @@ public struct ModelBOM {
                                             version: dataset.origin)
         var properties: [CycloneDX.Property] = []
         if let examples = dataset.examples { properties.append(.init("bulwark:examples", String(examples))) }
+        if let note = dataset.note { component.properties = [.init("bulwark:relation_to_model", note)] }
         component.data = [CycloneDX.ComponentData(
             type: "dataset", name: "\(dataset.name) \(dataset.split) split",
             contents: .init(url: URL(fileURLWithPath: dataset.directory, isDirectory: true).absoluteString, properties: properties.isEmpty ? nil : properties),

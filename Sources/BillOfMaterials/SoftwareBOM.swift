@@ -12,9 +12,9 @@ public enum SoftwareBOM {
         var component = CycloneDX.Component(type: "application", bomRef: withReference ? applicationReference : nil, name: "bulwark",
                                             version: BulwarkVersion.current,
                                             description: "Adversarial-robustness testbed: train, attack, evaluate and gate dense networks")
-        if ResolvedPackage.resolved.isEmpty {
-            component.properties = [.init("bulwark:swiftpm:resolved", "unknown: built without a Package.resolved")]
-        }
+        component.properties = [.init("bulwark:swiftpm:resolved", ResolvedPackage.resolved.isEmpty
+            ? "unknown: built without a Package.resolved"
+            : "the Swift packages SwiftPM resolved for this build; a build without the Serve trait does not link the HTTPS service's (Hummingbird, SwiftNIO, AsyncHTTPClient and theirs)")]
         return component
     }
 

@@ -20,9 +20,11 @@ public enum SystemLibraries {
         public var version: String
         public var architecture: String
         public var distribution: String?
+        /// The purl namespace: the distribution's vendor (`debian`, `ubuntu`), from /etc/os-release's ID.
+        public var vendor: String = "debian"
 
         public var purl: String {
-            var purl = "pkg:deb/debian/\(PackageURL.encode(name))@\(PackageURL.encode(version))?arch=\(architecture)"
+            var purl = "pkg:deb/\(PackageURL.encode(vendor))/\(PackageURL.encode(name))@\(PackageURL.encode(version))?arch=\(architecture)"
             if let distribution { purl += "&distro=\(distribution)" }
             return purl
         }
@@ -58,18 +60,20 @@ public enum SystemLibraries {
             Library(name: "LAPACK (LAPACKE)", version: lapackVersion, versionSource: "LAPACKE_ilaver()", path: path(containing: "liblapacke")),
             Library(name: "zlib", version: zlibVersion, versionSource: "zlibVersion()", path: path(containing: "libz.so")),
         ]
-        let distribution = osReleaseCodename()
+        let distribution = osRelease("VERSION_CODENAME"), vendor = osRelease("ID")?.lowercased() ?? "debian"
         return libraries.map { library in
             var library = library
             if let path = library.path { library.debianPackage = debianPackage(owning: path, distribution: distribution) }
+            library.debianPackage?.vendor = vendor
             return library
         }
     }
 
-    static func osReleaseCodename() -> String? {
-        guard let text = try? String(contentsOfFile: "/etc/os-release", encoding: .utf8) else { return nil }
-        for line in text.split(separator: "\n") where line.hasPrefix("VERSION_CODENAME=") {
-            let value = line.dropFirst("VERSION_CODENAME=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
+    /// A field of /etc/os-release (`ID`, `VERSION_CODENAME`).
+    static func osRelease(_ field: String) -> String? {
+        guard let text = FileHandle(forReadingAtPath: "/etc/os-release").map({ String(decoding: $0.readDataToEndOfFile(), as: UTF8.self) }) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(field + "=") {
+            let value = line.dropFirst(field.count + 1).trimmingCharacters(in: CharacterSet(charactersIn: "\"'"))
             return value.isEmpty ? nil : value
         }
         return nil

@@ -104,6 +104,9 @@ struct DataCommand: ParsableCommand {
 
         func run() throws {
             let unwrappers = try keyEncryption.unwrappers()
+            if unwrappers.isEmpty, EnvelopeEncryption.isEnvelope(try FileReader.readPrefix(input, count: 8)) {
+                throw ValidationError("\(input) is encrypted to recipients or key-encryption keys; give --identity, --kek-file, --kek-env or --kek-command")
+            }
             let key = unwrappers.isEmpty ? try requireDataKey(keyFile) : try DataKey.resolve(keyFile: keyFile)
             let keyFiles = (keyFile.map { [$0] } ?? []) + keyEncryption.identities + (keyEncryption.kekFile.map { [$0] } ?? [])
             try OutputPath.prepare(output, for: "OUT", replacing: [], inputs: [input] + keyFiles, force: force)

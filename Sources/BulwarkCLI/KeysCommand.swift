@@ -122,6 +122,9 @@ struct KeysCommand: ParsableCommand {
         @Option(help: ArgumentHelp("New key-encryption command.", valueName: "command"))
         var newKekCommand: String?
 
+        @Flag(help: "Do not unwrap a key the --new-kek-command just wrapped to check it (for encrypt-only KMS permissions).")
+        var noNewKekCheck = false
+
         @Argument(help: "Envelope-encrypted files (bulwark data encrypt --recipient or --kek-*).")
         var files: [String]
 
@@ -129,7 +132,8 @@ struct KeysCommand: ParsableCommand {
             let unwrappers = try current.unwrappers()
             guard !unwrappers.isEmpty else { throw ValidationError("give the current key holder with --identity, --kek-file, --kek-env or --kek-command") }
             let wrappers = try newRecipients.map { KeyWrapper.recipient(try RecipientKeys.loadPublicKey($0)) }
-                + KeyEncryptionOptions.keyEncryptionKeys(file: newKekFile, environment: newKekEnv, command: newKekCommand, timeout: current.kekTimeout)
+                + KeyEncryptionOptions.keyEncryptionKeys(file: newKekFile, environment: newKekEnv, command: newKekCommand,
+                                                         timeout: current.kekTimeout ?? 30, checksRoundTrip: !noNewKekCheck)
             guard !wrappers.isEmpty else { throw ValidationError("give the new key holders with --new-recipient, --new-kek-file, --new-kek-env or --new-kek-command") }
             for file in files {
                 try EnvelopeEncryption.rewrapFile(file, unwrappers: unwrappers, for: wrappers)

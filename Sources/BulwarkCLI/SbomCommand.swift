@@ -77,15 +77,18 @@ struct SbomCommand: ParsableCommand {
                 log.warning("\(cardPath) describes another version of \(path) (SHA-256 \(parsed.sha256), the file's is \(digest)); its metrics are left out")
             }
         }
-        let datasets = noData ? [] : try describeData(loader: loader)
+        // What the model's own record says it was trained and tested on.
+        let recipeData = loaded.metadata["recipe"].flatMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }?["dataset"] as? String
+        let datasets = noData ? [] : try describeData(loader: loader, recorded: [card?.data, recipeData].compactMap { $0 })
         let name = PathText.name(of: path).replacingOccurrences(of: ".safetensors", with: "")
         let bom = ModelBOM(name: name, file: path, sha256: digest, spec: loaded.network.spec, recipe: loaded.metadata["recipe"],
                            card: card, cardSHA256: cardDigest, datasets: datasets)
         return bom.document()
     }
 
-    /// The train and test splits of the data directory, each file verified and hashed.
-    func describeData(loader: VerifyingFileLoader) throws -> [ModelBOM.Dataset] {
+    /// The train and test splits of the data directory, each file verified and hashed, and whether
+    /// they are the data the model's record (`recorded`: its card's and recipe's descriptions) names.
+    func describeData(loader: VerifyingFileLoader, recorded: [String]) throws -> [ModelBOM.Dataset] {
         let source = try DataSource.locate(dataDirectory: dataDir)
         var datasets: [ModelBOM.Dataset] = []
         for split in [Split.train, .test] where MNISTFormat.hasSplit(split, in: source.directory) {
@@ -100,9 +103,18 @@ struct SbomCommand: ParsableCommand {
             }
             let labels = try MNISTFormat.file("labels", split: split, in: source.directory).map { try IDXFile(contentsOf: $0, loader: loader) }
             let known = origins.count == 1 && files.count == 2
+            // The record names a directory (or, for the Debian files, their package); data elsewhere is
+            // only "data at hand", not what the model was trained and tested on.
+            let named = recorded.contains { $0.contains(source.directory) || (known && $0.contains("dataset-fashion-mnist")) }
+            let note: String? = recorded.isEmpty
+                ? "given to bulwark sbom; the model records no training data to check it against"
+                : named ? nil : "given to bulwark sbom, but the model's record names other data: \(recorded[0])"
+            if !recorded.isEmpty && !named {
+                log.warning("\(source.directory) is not the data \(model ?? "the model") records (\(recorded[0])); it is listed as data at hand, not as the model's datasets")
+            }
             datasets.append(ModelBOM.Dataset(name: known ? "fashion-mnist" : PathText.name(of: source.directory), split: split == .train ? "train" : "test",
                                              directory: source.directory, examples: labels?.dimensions.first, files: files,
-                                             origin: known ? origins.first : nil))
+                                             origin: known ? origins.first : nil, matchesRecord: recorded.isEmpty || named, note: note))
         }
         return datasets
     }

@@ -76,8 +76,12 @@ struct SignCommand: ParsableCommand {
     func run() throws {
         let privateKey = try ECDSAPrivateKey.load(key)
         let signaturePath = signature ?? ModelPathOptions.defaultSignature(of: model)
-        guard FileManager.default.fileExists(atPath: model) else {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory) else {
             throw CLIError.unusableInput("\(model) does not exist; give the model's directory or file")
+        }
+        if !isDirectory.boolValue && (!paths.ignorePaths.isEmpty || paths.noIgnoreGitPaths) {
+            throw ValidationError("--ignore-paths and --no-ignore-git-paths apply to a model directory; \(model) is a single file")
         }
         try OutputPath.prepare(signaturePath, for: "--signature", replacing: [.modelSignature], inputs: [model, key], force: false)
         let serialization = ModelSerialization(method: shards ? .shards(size: shardSize ?? ModelSerialization.defaultShardSize) : .files,

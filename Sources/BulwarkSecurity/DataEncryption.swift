@@ -55,7 +55,7 @@ public enum DataEncryption {
         } else if Fernet.isToken(head) {
             let token = String(decoding: try FileReader.readAll(path, limit: fernetLimit * 2), as: UTF8.self)
             let plaintext = try Fernet.decrypt(token, key: oldKey, source: path)
-            try AtomicFile.write(Array(try Fernet.encrypt(plaintext, key: newKey).utf8), to: path)
+            try AtomicFile.write(Array(try Fernet.encrypt(plaintext, key: newKey).utf8), to: path, permissions: AtomicFile.currentPermissions(of: path))
         } else {
             throw SecurityError.invalidContainer(path: path, problem: "it is neither a Bulwark encrypted file (BWENC) nor a Fernet token")
         }

@@ -124,7 +124,7 @@ public enum EncryptedContainer {
     /// Re-encrypts a container file under `newKey` in place (with the default chunk size), chunk by
     /// chunk: plaintext exists only in memory, one chunk at a time, and the file is replaced atomically.
     public static func reencryptFile(_ path: String, from oldKey: DataKey, to newKey: DataKey) throws {
-        try AtomicFile.write(to: path) { sink in
+        try AtomicFile.write(to: path, permissions: AtomicFile.currentPermissions(of: path)) { sink in
             var stream = try DecryptionStream(key: oldKey, source: path)
             var header: Header?
             var index: UInt32 = 0

@@ -96,23 +96,30 @@ public final class VerifyingFileLoader: FileLoading {
         }
         let statement = try ModelSigning.checkSignature(bundle: try FileReader.readAll(signaturePath, limit: SigstoreBundle.maximumSize),
                                                         source: signaturePath, trustedKey: key)
+        // Names are compared as bytes, as the file system compares them.
         switch statement.serialization.method {
         case .files:
-            guard let resource = statement.resources.first(where: { $0.name == name }) else {
+            guard let resource = statement.resources.first(where: { $0.name.utf8.elementsEqual(name.utf8) }) else {
                 throw SecurityError.modelSignature(path: signaturePath, problem: "it does not list \(name), so \(path) is not signed")
             }
             guard resource.digest == actual else {
                 throw SecurityError.digestMismatch(path: path, expected: resource.digest, actual: actual, source: signaturePath)
             }
         case .shards(let size):
-            let signed = statement.resources.filter { $0.name.hasPrefix(name + ":") && !$0.name.dropFirst(name.count + 1).contains("/") }
-            guard !signed.isEmpty || bytes.isEmpty else {
-                throw SecurityError.modelSignature(path: signaturePath, problem: "it does not list \(name), so \(path) is not signed")
+            guard !bytes.isEmpty else {
+                throw SecurityError.modelSignature(path: signaturePath, problem: "\(path) is empty, and a shard signature lists no empty files, so it is not signed")
+            }
+            let signed = statement.resources.filter { resource in
+                let path = ModelSigning.path(ofResource: resource.name, method: statement.serialization.method)
+                return path.utf8.elementsEqual(name.utf8)
             }
             var hasher = ModelSerialization.ShardHasher(name: name, size: size)
             bytes.withUnsafeBytes { hasher.update($0) }
             let local = hasher.finish()
-            guard local.map(\.name) == signed.map(\.name), zip(local, signed).allSatisfy({ $0.digest == $1.digest }) else {
+            guard !signed.isEmpty else {
+                throw SecurityError.modelSignature(path: signaturePath, problem: "it does not list \(name), so \(path) is not signed")
+            }
+            guard local.count == signed.count, zip(local, signed).allSatisfy({ $0.name.utf8.elementsEqual($1.name.utf8) && $0.digest == $1.digest }) else {
                 throw SecurityError.modelSignature(path: path, problem: "its shards differ from those \(signaturePath) signs; the file was changed, corrupted or replaced")
             }
         }

@@ -61,6 +61,13 @@ public enum AtomicFile {
         return 0o666 & ~mask
     }()
 
+    /// The permission bits of the file at `path` (to keep them when it is rewritten in place), or
+    /// `defaultPermissions` if it cannot be read.
+    public static func currentPermissions(of path: String) -> mode_t {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & 0o7777 : defaultPermissions
+    }
+
     /// Writes `bytes` to `path` atomically.
     /// - Parameters:
     ///   - permissions: file mode of the new file (0o600 for secrets such as keys and plaintext);

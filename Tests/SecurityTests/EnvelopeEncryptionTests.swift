@@ -4,6 +4,7 @@ import NeuralNet
 import BulwarkSecurity
 import Testing
 import _TestSupport
+import _FileSystem
 
 /// A fake KMS for the key-encryption command: openssl's AES-256-CBC under a secret in the
 /// environment, switched on BULWARK_KEK_OPERATION, as a KMS client script would be.
@@ -89,6 +90,8 @@ struct EnvelopeEncryptionTests {
         let cases: [(script: String, timeout: Double, message: String)] = [
             ("#!/bin/sh\necho 'AccessDeniedException: not authorized to use key alias/models' >&2\nexit 3\n", 30, "exited with status 3: AccessDeniedException"),
             ("#!/bin/sh\nexec sleep 30\n", 0.5, "did not finish within 0.5 s"),
+            // The shell waits for a child: the whole process group must be stopped, or the pipe stays open.
+            ("#!/bin/sh\nsleep 30\n:\n", 0.5, "did not finish within 0.5 s"),
             ("#!/bin/sh\ncat >/dev/null\n", 30, "printed 0 bytes"),
             ("#!/bin/sh\ncase \"$BULWARK_KEK_OPERATION\" in wrap) cat ;; unwrap) echo garbage ;; esac\n", 30, "neither 32 raw bytes"),
             ("#!/bin/sh\ncase \"$BULWARK_KEK_OPERATION\" in wrap) cat ;; unwrap) head -c 32 /dev/urandom ;; esac\n", 30, "did not give back the key"),
@@ -113,6 +116,53 @@ struct EnvelopeEncryptionTests {
         #expect(!FileManager.default.fileExists(atPath: directory + "/opened"))
     }
 
+    @Test("the command does not see Bulwark's secrets, gets the file's header as context, may leave a background process, and can skip the round-trip check")
+    func commandEnvironment() throws {
+        let (directory, input) = try files()
+        let log = directory + "/env.log"
+        let script = """
+            #!/bin/sh
+            env > \(log)
+            sleep 20 &
+            case "$BULWARK_KEK_OPERATION" in
+              wrap) exec openssl enc -aes-256-cbc -pbkdf2 -salt -pass pass:k ;;
+              unwrap) exit 7 ;;
+            esac
+            """
+        // The environment is given rather than set on this process, whose other tests run in parallel.
+        var environment = ProcessInfo.processInfo.environment
+        environment["TEST_KEK_SECRET"] = "do-not-leak"
+        environment[DataKey.environmentVariable] = "do-not-leak-either"
+        let command = KeyEncryptionCommand(command: try fakeKMS(in: directory, name: "env.sh", body: script), checksRoundTrip: false,
+                                           hiddenVariables: ["TEST_KEK_SECRET"], environment: environment)
+        let started = Date()
+        // Encrypt-only: the command cannot unwrap (exit 7), and with the check off encryption still works.
+        try EnvelopeEncryption.encryptFile(input, to: directory + "/sealed", for: [.command(command)])
+        #expect(Date().timeIntervalSince(started) < 10)
+        let seen = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(!seen.contains("do-not-leak") && seen.contains("BULWARK_KEK_OPERATION=wrap"))
+        let header = try contents(directory + "/sealed").prefix(15).map { String(format: "%02x", $0) }.joined()
+        #expect(seen.contains("BULWARK_KEK_CONTEXT=\(header)"))
+        // With the check on, the same command is refused before anything is written.
+        let checked = KeyEncryptionCommand(command: command.command)
+        #expect(throws: SecurityError.self) { try EnvelopeEncryption.encryptFile(input, to: directory + "/checked", for: [.command(checked)]) }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/checked"))
+    }
+
+    @Test("a KMS command that fails does not stop another key holder from opening the file")
+    func failingCommandThenIdentity() throws {
+        let (directory, input) = try files()
+        let identity = try XWingMLKEM768X25519.PrivateKey.generate()
+        let kms = KeyEncryptionCommand(command: try fakeKMS(in: directory))
+        try EnvelopeEncryption.encryptFile(input, to: directory + "/sealed", for: [.command(kms), .recipient(identity.publicKey)])
+        let broken = KeyEncryptionCommand(command: try fakeKMS(in: directory, name: "broken.sh", body: "#!/bin/sh\necho 'kms down' >&2\nexit 1\n"))
+        #expect(try EnvelopeEncryption.decrypt(contents(directory + "/sealed"), unwrappers: [.command(broken), .identity(identity)], source: "s") == plaintext)
+        let error = #expect(throws: SecurityError.self) {
+            try EnvelopeEncryption.decrypt(contents(directory + "/sealed"), unwrappers: [.command(broken)], source: "s")
+        }
+        #expect("\(error!)".contains("kms down"))
+    }
+
     @Test("re-wrapping rotates the key-encryption key without re-encrypting: the chunks are byte-identical, the old key no longer opens")
     func rewrap() throws {
         let (directory, input) = try files()
@@ -120,6 +170,7 @@ struct EnvelopeEncryptionTests {
         let recipient = try XWingMLKEM768X25519.PrivateKey.generate()
         let sealed = directory + "/sealed"
         try EnvelopeEncryption.encryptFile(input, to: sealed, for: [.keyEncryptionKey(old)])
+        chmod(sealed, 0o600)
         let before = try contents(sealed)
         // A wrong current key changes nothing.
         #expect(throws: SecurityError.self) { try EnvelopeEncryption.rewrapFile(sealed, unwrappers: [.keyEncryptionKey(new)], for: [.keyEncryptionKey(new)]) }
@@ -133,6 +184,8 @@ struct EnvelopeEncryptionTests {
         #expect(throws: SecurityError.self) { try EnvelopeEncryption.decrypt(after, unwrappers: [.keyEncryptionKey(old)], source: "s") }
         #expect(try EnvelopeEncryption.decrypt(after, unwrappers: [.keyEncryptionKey(new)], source: "s") == plaintext)
         #expect(try EnvelopeEncryption.decrypt(after, unwrappers: [.identity(recipient)], source: "s") == plaintext)
+        // The file keeps its mode.
+        #expect(AtomicFile.currentPermissions(of: sealed) == 0o600)
     }
 
     @Test("a tampered header is refused: a dropped or edited stanza, the MAC, a stanza from another file, hostile lengths; a flipped chunk byte too")

@@ -102,6 +102,11 @@ struct ModelSigningInteropTests {
         let valid = try ModelSigning.verify(model: OMSFixtures.path("oms-spec-vectors/model"),
                                             signaturePath: OMSFixtures.path("oms-spec-vectors/valid/key.bundle.json"), trustedKey: key)
         #expect(valid.ok && valid.verified == ["signme-1", "signme-2"])
+        // What each vector exercises here: `missing-tlog-entries` and the valid certificate and Sigstore
+        // vectors are refused as certificate bundles (Bulwark verifies key bundles only, like
+        // `model_signing verify key`); `wrong-predicate` reuses the key vector's signature over a changed
+        // payload, so it fails at the signature (the predicate check itself is tested in
+        // ModelSigningTests.inconsistentStatement, on a statement re-signed by the key holder).
         let refusals = [
             "invalid/empty.bundle.json": "empty",
             "invalid/missing-envelope.bundle.json": "no dsseEnvelope",

@@ -170,16 +170,7 @@ struct ModelSigningTests {
         let model = try makeModelDirectory()
         let signature = model + "/model.sig"
         try ModelSigning.sign(model: model, key: key, signaturePath: signature)
-        func resign(_ edit: (inout [String: Any]) -> Void) throws {
-            try editPayload(signature, edit)
-            var bundle = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: signature))) as! [String: Any]
-            var envelope = bundle["dsseEnvelope"] as! [String: Any]
-            let payload = Data(base64Encoded: envelope["payload"] as! String)!
-            let der = try key.signature(for: SigstoreBundle.preAuthenticationEncoding(payload: payload))
-            envelope["signatures"] = [["sig": der.base64EncodedString(), "keyid": ""]]
-            bundle["dsseEnvelope"] = envelope
-            try JSONSerialization.data(withJSONObject: bundle).write(to: URL(fileURLWithPath: signature))
-        }
+        func resign(_ edit: (inout [String: Any]) -> Void) throws { try self.resign(signature, edit) }
         try resign { statement in statement["subject"] = [["name": "model", "digest": ["sha256": String(repeating: "1", count: 64)]]] }
         var error = #expect(throws: SecurityError.self) { try ModelSigning.verify(model: model, signaturePath: signature, trustedKey: key.publicKey) }
         #expect("\(error!)".contains("not the digest of its resources"))
@@ -215,13 +206,71 @@ struct ModelSigningTests {
         #expect(result.mismatched.map(\.name) == ["weights.bin:2048:4096"])
     }
 
-    @Test("a single-file model is the resource '.'; its base name is accepted too")
+    /// Replaces the bundle's statement by `edit(statement)` and signs it again with `key`.
+    func resign(_ signature: String, _ edit: (inout [String: Any]) -> Void) throws {
+        try editPayload(signature, edit)
+        var bundle = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: signature))) as! [String: Any]
+        var envelope = bundle["dsseEnvelope"] as! [String: Any]
+        let payload = Data(base64Encoded: envelope["payload"] as! String)!
+        let der = try key.signature(for: SigstoreBundle.preAuthenticationEncoding(payload: payload))
+        envelope["signatures"] = [["sig": der.base64EncodedString(), "keyid": ""]]
+        bundle["dsseEnvelope"] = envelope
+        try JSONSerialization.data(withJSONObject: bundle).write(to: URL(fileURLWithPath: signature))
+    }
+
+    @Test("a single-file model is the resource '.'; a signature naming it by its base name (as the spec says) verifies too")
     func singleFile() throws {
         let model = try makeModelDirectory() + "/weights.bin"
         let signature = model + ".sig"
         let statement = try ModelSigning.sign(model: model, key: key, signaturePath: signature)
         #expect(statement.resources.map(\.name) == ["."] && statement.serialization.ignorePaths.isEmpty)
         #expect(try ModelSigning.verify(model: model, signaturePath: signature, trustedKey: key.publicKey).ok)
+        try resign(signature) { statement in
+            var predicate = statement["predicate"] as! [String: Any]
+            var resources = predicate["resources"] as! [[String: Any]]
+            resources[0]["name"] = "weights.bin"
+            predicate["resources"] = resources
+            statement["predicate"] = predicate
+        }
+        let byName = try ModelSigning.verify(model: model, signaturePath: signature, trustedKey: key.publicKey)
+        #expect(byName.ok && byName.verified == ["weights.bin"])
+        try rewrite(model) { $0[0] ^= 1 }
+        #expect(try ModelSigning.verify(model: model, signaturePath: signature, trustedKey: key.publicKey).mismatched.map(\.name) == ["weights.bin"])
+    }
+
+    @Test("names are compared as bytes: a file whose name is canonically equivalent to a signed one (NFC/NFD, KELVIN SIGN) is an unsigned file, not the signed one")
+    func unicodeEquivalentNames() throws {
+        let model = try makeModelDirectory()
+        try Data("real".utf8).write(to: URL(fileURLWithPath: model + "/Kernel.bin"))
+        try Data("caf\u{E9}".utf8).write(to: URL(fileURLWithPath: model + "/caf\u{E9}.bin"))
+        let signature = model + "/model.sig"
+        try ModelSigning.sign(model: model, key: key, signaturePath: signature)
+        // KELVIN SIGN (U+212A) + "ernel.bin", and "cafe" + COMBINING ACUTE: different bytes, equal Swift Strings.
+        try Data("evil".utf8).write(to: URL(fileURLWithPath: model + "/\u{212A}ernel.bin"))
+        try Data("evil".utf8).write(to: URL(fileURLWithPath: model + "/cafe\u{301}.bin"))
+        let result = try ModelSigning.verify(model: model, signaturePath: signature, trustedKey: key.publicKey)
+        #expect(!result.ok && result.unsigned.count == 2 && result.mismatched.isEmpty && result.missing.isEmpty)
+        #expect(result.verified.contains("Kernel.bin") && result.verified.contains("caf\u{E9}.bin"))
+    }
+
+    @Test("shards: data appended to a signed file fails even with ignoreUnsignedFiles; an empty unlisted file is refused by the loader")
+    func appendedShard() throws {
+        let model = try makeModelDirectory()
+        try Data(repeating: 7, count: 4096).write(to: URL(fileURLWithPath: model + "/w.bin"))
+        let signature = model + "/model.sig"
+        try ModelSigning.sign(model: model, key: key, serialization: .init(method: .shards(size: 4096)), signaturePath: signature)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: model + "/w.bin"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("MALICIOUS".utf8))
+        try handle.close()
+        let result = try ModelSigning.verify(model: model, signaturePath: signature, trustedKey: key.publicKey, ignoreUnsignedFiles: true)
+        #expect(!result.ok && result.mismatched.map(\.name) == ["w.bin:4096:4105"])
+
+        try Data().write(to: URL(fileURLWithPath: model + "/empty.safetensors"))
+        let error = #expect(throws: SecurityError.self) {
+            try VerifyingFileLoader(modelSigningKey: key.publicKey).load(model + "/empty.safetensors", limit: 1 << 20)
+        }
+        #expect("\(error!)".contains("is empty"))
     }
 
     @Test("symbolic links are refused unless allowed; allowed, a link to a file is hashed through under its own name")
@@ -234,6 +283,15 @@ struct ModelSigningTests {
         let digests = Dictionary(uniqueKeysWithValues: statement.resources.map { ($0.name, $0.digest) })
         #expect(digests["alias.bin"] == digests["weights.bin"])
         #expect(try ModelSigning.verify(model: model, signaturePath: model + "/model.sig", trustedKey: key.publicKey).ok)
+        // A link to a directory or to a device is never hashed through: refused, even when links are allowed.
+        for (name, target) in [("linked-dir", model + "/sub"), ("null", "/dev/null")] {
+            try FileManager.default.createSymbolicLink(atPath: model + "/" + name, withDestinationPath: target)
+            let refused = #expect(throws: SecurityError.self) {
+                try ModelSigning.verify(model: model, signaturePath: model + "/model.sig", trustedKey: key.publicKey)
+            }
+            #expect("\(refused!)".contains("symbolic link to"))
+            try FileManager.default.removeItem(atPath: model + "/" + name)
+        }
     }
 
     @Test("the verifying loader accepts a file listed in an OMS signature beside it, and refuses a changed, unlisted or unsigned one")

@@ -18,27 +18,31 @@ package struct KeyEncryptionOptions: ParsableArguments, Sendable {
     @Option(help: ArgumentHelp("Environment variable holding a key-encryption key (the base64 of 32 bytes).", valueName: "name"))
     var kekEnv: String?
 
-    @Option(help: ArgumentHelp("Command that wraps and unwraps data keys (a KMS or HSM client): run by /bin/sh with BULWARK_KEK_OPERATION=wrap|unwrap, the input on stdin, the result on stdout.", valueName: "command"))
+    @Option(help: ArgumentHelp("Command that wraps and unwraps data keys (a KMS or HSM client), run non-interactively by /bin/sh with BULWARK_KEK_OPERATION=wrap|unwrap and BULWARK_KEK_CONTEXT (the file's header, hex), the input on stdin, the result on stdout.", valueName: "command"))
     var kekCommand: String?
 
-    @Option(help: ArgumentHelp("Seconds the --kek-command may take.", valueName: "seconds"))
-    var kekTimeout: Double = 30
+    @Option(help: ArgumentHelp("Seconds the --kek-command may take (default 30).", valueName: "seconds"))
+    var kekTimeout: Double?
+
+    @Flag(help: "Do not unwrap a key the --kek-command just wrapped to check it (for encrypt-only KMS permissions).")
+    var noKekCheck = false
 
     package func validate() throws {
-        guard kekTimeout > 0, kekTimeout <= 3600 else { throw ValidationError("--kek-timeout must be between 0 and 3600 seconds") }
+        if let kekTimeout, !(kekTimeout > 0 && kekTimeout <= 3600) { throw ValidationError("--kek-timeout must be between 0 and 3600 seconds") }
         if kekCommand?.trimmingCharacters(in: .whitespaces).isEmpty == true { throw ValidationError("--kek-command is empty") }
+        if kekCommand == nil && (kekTimeout != nil || noKekCheck) { throw ValidationError("--kek-timeout and --no-kek-check apply to --kek-command") }
     }
 
     var isEmpty: Bool { identities.isEmpty && kekFile == nil && kekEnv == nil && kekCommand == nil }
 
     /// The key-encryption keys given (file, environment, command), in that order.
     func keyEncryptionKeys() throws -> [KeyWrapper] {
-        try Self.keyEncryptionKeys(file: kekFile, environment: kekEnv, command: kekCommand, timeout: kekTimeout)
+        try Self.keyEncryptionKeys(file: kekFile, environment: kekEnv, command: kekCommand, timeout: kekTimeout ?? 30, checksRoundTrip: !noKekCheck)
     }
 
     /// Key-encryption keys from a file, an environment variable and a command (each optional).
     static func keyEncryptionKeys(file kekFile: String?, environment kekEnv: String?, command kekCommand: String?,
-                                  timeout kekTimeout: Double) throws -> [KeyWrapper] {
+                                  timeout kekTimeout: Double, checksRoundTrip: Bool = true) throws -> [KeyWrapper] {
         var wrappers: [KeyWrapper] = []
         if let kekFile { wrappers.append(.keyEncryptionKey(try DataKey.load(path: kekFile))) }
         if let kekEnv {
@@ -50,7 +54,11 @@ package struct KeyEncryptionOptions: ParsableArguments, Sendable {
             }
             wrappers.append(.keyEncryptionKey(try DataKey(bytes: bytes)))
         }
-        if let kekCommand { wrappers.append(.command(KeyEncryptionCommand(command: kekCommand, timeout: kekTimeout))) }
+        if let kekCommand {
+            // The command must not see the key-encryption key Bulwark was given in the environment.
+            wrappers.append(.command(KeyEncryptionCommand(command: kekCommand, timeout: kekTimeout, checksRoundTrip: checksRoundTrip,
+                                                          hiddenVariables: kekEnv.map { [$0] } ?? [])))
+        }
         return wrappers
     }
 

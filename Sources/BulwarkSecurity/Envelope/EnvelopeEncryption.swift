@@ -69,9 +69,19 @@ public enum EnvelopeEncryption {
     }
 
     static func headerMAC(_ dataKey: [UInt8], header: EncryptedContainer.Header, keyBlock: [UInt8]) -> [UInt8] {
-        let key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: dataKey), salt: header.bytes,
-                                         info: Array("bulwark envelope v2 header mac".utf8), outputByteCount: 32)
+        let key = macKey(dataKey, header: header)
         return Array(HMAC<SHA256>.authenticationCode(for: prelude(header: header, keyBlock: keyBlock, mac: []), using: key))
+    }
+
+    static func macKey(_ dataKey: [UInt8], header: EncryptedContainer.Header) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: dataKey), salt: header.bytes,
+                               info: Array("bulwark envelope v2 header mac".utf8), outputByteCount: 32)
+    }
+
+    /// Compares the header MAC in constant time.
+    static func isValidMAC(_ dataKey: [UInt8], prefix: Prefix) -> Bool {
+        let key = macKey(dataKey, header: prefix.header)
+        return HMAC<SHA256>.isValidAuthenticationCode(prefix.mac, authenticating: prelude(header: prefix.header, keyBlock: prefix.keyBlock, mac: []), using: key)
     }
 
     /// Length, key block and MAC: what follows the fixed header.
@@ -93,14 +103,24 @@ public enum EnvelopeEncryption {
     ///   `.authenticationFailed` if a stanza opens but the header was modified.
     static func openDataKey(_ prefix: Prefix, unwrappers: [KeyUnwrapper], source: String) throws -> [UInt8] {
         var opened = false
+        var commandError: (any Error)?
         for unwrapper in unwrappers {
             for stanza in prefix.stanzas {
-                guard let candidate = try stanza.unwrap(with: unwrapper, fixedHeader: prefix.header.bytes) else { continue }
+                let candidate: [UInt8]?
+                do {
+                    candidate = try stanza.unwrap(with: unwrapper, fixedHeader: prefix.header.bytes)
+                } catch {
+                    // A KMS that refuses this stanza may not be the one for it: try the others first.
+                    commandError = commandError ?? error
+                    continue
+                }
+                guard let candidate else { continue }
                 opened = true
-                if candidate.count == 32, headerMAC(candidate, header: prefix.header, keyBlock: prefix.keyBlock) == prefix.mac { return candidate }
+                if candidate.count == 32, isValidMAC(candidate, prefix: prefix) { return candidate }
             }
         }
         if opened { throw SecurityError.authenticationFailed(path: source) }
+        if let commandError { throw commandError }
         let holders = prefix.stanzas.map { stanza in
             switch stanza.kind {
             case .recipient: "recipient \(displayable(stanza.label, limit: 20))"
@@ -161,7 +181,7 @@ public enum EnvelopeEncryption {
         let prefix = try readPrefix(path)
         let dataKey = try openDataKey(prefix, unwrappers: unwrappers, source: path)
         let prelude = try wrapAll(dataKey, for: newWrappers, header: prefix.header)
-        try AtomicFile.write(to: path) { sink in
+        try AtomicFile.write(to: path, permissions: AtomicFile.currentPermissions(of: path)) { sink in
             try sink.write(prefix.header.bytes)
             try sink.write(prelude)
             var skip = prefix.size

@@ -6,26 +6,44 @@ import _FileSystem
 /// and age's plugins): `/bin/sh -c COMMAND` runs with `BULWARK_KEK_OPERATION=wrap` and the 32-byte
 /// data key on standard input, and prints the wrapped key (any bytes, at most 16 KiB); with
 /// `BULWARK_KEK_OPERATION=unwrap` it reads the wrapped key and prints the 32 bytes (raw, or their
-/// base64). So AWS KMS, GCP KMS, Vault transit or an HSM's command-line tool plug in without
-/// Bulwark linking their SDKs, and the key-encryption key never reaches Bulwark's memory.
+/// base64). `BULWARK_KEK_CONTEXT` holds the file's header (hex), for KMSs that bind a ciphertext to
+/// an encryption context. So AWS KMS, GCP KMS, Vault transit or an HSM's command-line tool plug in
+/// without Bulwark linking their SDKs, and the key-encryption key never reaches Bulwark's memory.
 ///
-/// A command that fails, times out, or prints something other than what is expected is an error
-/// that says so, with the command's own error output; nothing is written then.
+/// The command runs non-interactively, in its own process group without a terminal (a prompt for a
+/// PIN or an MFA code cannot be answered: use the tool's agent or cached credentials), with
+/// Bulwark's environment minus the secrets Bulwark was given (`$BULWARK_DATA_KEY` and the
+/// `--kek-env` variable). A command that fails, times out (its whole process group is killed), or
+/// prints something other than what is expected is an error that says so, with the command's own
+/// error output; nothing is written then.
 public struct KeyEncryptionCommand: Sendable, Equatable {
     public static let maximumWrappedSize = 16 << 10
     static let maximumErrorOutput = 4 << 10
+    /// How long a finished command's background processes may keep its output open.
+    static let drainNanoseconds: UInt64 = 200_000_000
 
     public let command: String
     public let timeout: Double
+    /// Unwrap what was just wrapped before using it (needs the KMS's decrypt permission when
+    /// encrypting; off for encrypt-only principals).
+    public let checksRoundTrip: Bool
+    /// Environment variables the command must not see (secrets given to Bulwark).
+    public let hiddenVariables: [String]
+    /// The environment the command starts from, before `hiddenVariables` are removed (nil: this process's).
+    public let environment: [String: String]?
 
-    public init(command: String, timeout: Double = 30) {
+    public init(command: String, timeout: Double = 30, checksRoundTrip: Bool = true, hiddenVariables: [String] = [],
+                environment: [String: String]? = nil) {
         self.command = command
         self.timeout = timeout
+        self.checksRoundTrip = checksRoundTrip
+        self.hiddenVariables = hiddenVariables
+        self.environment = environment
     }
 
-    /// Wraps a 32-byte data key.
-    public func wrap(_ dataKey: [UInt8]) throws -> [UInt8] {
-        let wrapped = try run(operation: "wrap", input: dataKey)
+    /// Wraps a 32-byte data key for the file whose fixed header is `context`.
+    public func wrap(_ dataKey: [UInt8], context: [UInt8] = []) throws -> [UInt8] {
+        let wrapped = try run(operation: "wrap", input: dataKey, context: context)
         guard !wrapped.isEmpty, wrapped.count <= Self.maximumWrappedSize else {
             throw failure("wrap", "printed \(wrapped.count) bytes; a wrapped key is 1 to \(Self.maximumWrappedSize) bytes")
         }
@@ -33,8 +51,8 @@ public struct KeyEncryptionCommand: Sendable, Equatable {
     }
 
     /// Unwraps what `wrap` printed back into the 32-byte data key.
-    public func unwrap(_ wrapped: [UInt8]) throws -> [UInt8] {
-        let output = try run(operation: "unwrap", input: wrapped)
+    public func unwrap(_ wrapped: [UInt8], context: [UInt8] = []) throws -> [UInt8] {
+        let output = try run(operation: "unwrap", input: wrapped, context: context)
         if output.count == 32 { return output }
         let text = String(decoding: output, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if let decoded = Base64.decodeEither(text), decoded.count == 32 { return decoded }
@@ -45,28 +63,33 @@ public struct KeyEncryptionCommand: Sendable, Equatable {
         .missingKey("the key-encryption command (\(operation)) '\(displayable(command, limit: 120))' \(problem)")
     }
 
-    /// Runs the command with `input` on standard input; returns standard output. The command runs
-    /// in its own process group, so a timeout stops everything it started.
-    func run(operation: String, input: [UInt8]) throws -> [UInt8] {
-        // Bulwark must not die of SIGPIPE when a command does not read its input.
+    static func monotonicNanoseconds() -> UInt64 { DispatchTime.now().uptimeNanoseconds }
+
+    /// Runs the command with `input` on standard input; returns standard output.
+    func run(operation: String, input: [UInt8], context: [UInt8]) throws -> [UInt8] {
+        // Writing to a command that does not read its input must be an error, not Bulwark's death by SIGPIPE.
         signal(SIGPIPE, SIG_IGN)
-        var stdinPipe: [Int32] = [-1, -1], stdoutPipe: [Int32] = [-1, -1], stderrPipe: [Int32] = [-1, -1]
-        func makePipe(_ fds: inout [Int32]) -> Bool {
-            guard pipe(&fds) == 0 else { return false }
-            for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-            return true
+        var descriptors = Set<Int32>()
+        defer { descriptors.forEach { close($0) } }
+        func closeNow(_ fd: Int32) { if descriptors.remove(fd) != nil { close(fd) } }
+        func makePipe() throws -> (read: Int32, write: Int32) {
+            var pair: [Int32] = [-1, -1]
+            guard pipe(&pair) == 0 else { throw failure(operation, "could not start: no pipes (\(String(cString: strerror(errno))))") }
+            for fd in pair {
+                descriptors.insert(fd)
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+            }
+            return (pair[0], pair[1])
         }
-        guard makePipe(&stdinPipe), makePipe(&stdoutPipe), makePipe(&stderrPipe) else {
-            throw failure(operation, "could not start: no pipes (\(String(cString: strerror(errno))))")
-        }
-        defer { for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] where fd >= 0 { close(fd) } }
+        let stdin = try makePipe(), stdout = try makePipe(), stderr = try makePipe()
+        for fd in [stdin.write, stdout.read, stderr.read] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
 
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdinPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, stdoutPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, stderrPipe[1], 2)
+        posix_spawn_file_actions_adddup2(&actions, stdin.read, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdout.write, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderr.write, 2)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -78,8 +101,10 @@ public struct KeyEncryptionCommand: Sendable, Equatable {
         posix_spawnattr_setpgroup(&attributes, 0)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
 
-        var environment = ProcessInfo.processInfo.environment
+        var environment = self.environment ?? ProcessInfo.processInfo.environment
+        for name in hiddenVariables + [DataKey.environmentVariable] { environment[name] = nil }
         environment["BULWARK_KEK_OPERATION"] = operation
+        environment["BULWARK_KEK_CONTEXT"] = context.map { String(format: "%02x", $0) }.joined()
         let words: [String] = ["/bin/sh", "-c", command]
         let arguments: [UnsafeMutablePointer<CChar>?] = words.map { word in strdup(word) } + [nil]
         let entries: [String] = environment.map { "\($0.key)=\($0.value)" }
@@ -87,40 +112,58 @@ public struct KeyEncryptionCommand: Sendable, Equatable {
         defer { (arguments + environmentEntries).forEach { free($0) } }
         var pid: pid_t = 0
         let spawned = posix_spawn(&pid, "/bin/sh", &actions, &attributes, arguments, environmentEntries)
-        for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] { close(fd) }
+        for fd in [stdin.read, stdout.write, stderr.write] { closeNow(fd) }
         guard spawned == 0 else { throw failure(operation, "could not start: \(String(cString: strerror(spawned)))") }
 
         var output: [UInt8] = [], errors: [UInt8] = []
         var pending = input[...]
-        var open = (stdin: true, stdout: true, stderr: true)
-        var status: Int32 = 0, exited = false
-        let deadline = Date().addingTimeInterval(timeout)
+        var inputOpen = true, outputOpen = true, errorsOpen = true
+        var status: Int32 = 0, exitedAt: UInt64?
+        let deadline = Self.monotonicNanoseconds() + UInt64(timeout * 1e9)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while open.stdout || open.stderr || !exited {
-            if !exited, waitpid(pid, &status, WNOHANG) == pid { exited = true }
-            if exited && !open.stdout && !open.stderr { break }
-            guard Date() < deadline else {
+        while true {
+            let now = Self.monotonicNanoseconds()
+            if exitedAt == nil, waitpid(pid, &status, WNOHANG) == pid { exitedAt = now }
+            if let exitedAt {
+                if !outputOpen && !errorsOpen { break }
+                // The command finished; a process it left in the background still holds its output.
+                if now > exitedAt + Self.drainNanoseconds {
+                    kill(-pid, SIGKILL)
+                    break
+                }
+            }
+            if now >= deadline {
                 kill(-pid, SIGKILL)
-                if !exited { waitpid(pid, &status, 0) }
+                if exitedAt == nil { waitpid(pid, &status, 0) }
                 throw failure(operation, "did not finish within \(timeout) s and was stopped (--kek-timeout sets the limit)")
             }
-            if open.stdin && pending.isEmpty { close(stdinPipe[1]); stdinPipe[1] = -1; open.stdin = false }
-            var fds = [pollfd(fd: open.stdout ? stdoutPipe[0] : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: open.stderr ? stderrPipe[0] : -1, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: open.stdin ? stdinPipe[1] : -1, events: Int16(POLLOUT), revents: 0)]
-            _ = poll(&fds, 3, 10)
-            if fds[2].revents != 0 {
-                let written = pending.withUnsafeBytes { write(stdinPipe[1], $0.baseAddress, $0.count) }
-                if written > 0 { pending = pending.dropFirst(written) } else { pending = [] }
+            if inputOpen && pending.isEmpty {
+                closeNow(stdin.write)
+                inputOpen = false
             }
-            for (index, isOutput) in [(0, true), (1, false)] where fds[index].revents != 0 {
-                let count = read(fds[index].fd, &buffer, buffer.count)
-                if count <= 0 {
-                    if isOutput { open.stdout = false } else { open.stderr = false }
-                } else if isOutput {
-                    output += buffer[..<min(count, Self.maximumWrappedSize + 1 - output.count)]
-                } else if errors.count < Self.maximumErrorOutput {
-                    errors += buffer[..<min(count, Self.maximumErrorOutput - errors.count)]
+            var polled = [pollfd(fd: inputOpen ? stdin.write : -1, events: Int16(POLLOUT), revents: 0),
+                          pollfd(fd: outputOpen ? stdout.read : -1, events: Int16(POLLIN), revents: 0),
+                          pollfd(fd: errorsOpen ? stderr.read : -1, events: Int16(POLLIN), revents: 0)]
+            _ = poll(&polled, 3, 10)
+            if inputOpen && polled[0].revents != 0 {
+                let written = pending.withUnsafeBytes { write(stdin.write, $0.baseAddress, $0.count) }
+                if written > 0 {
+                    pending = pending.dropFirst(written)
+                } else if written < 0 && errno != EAGAIN && errno != EINTR {
+                    pending = []  // the command closed its input (EPIPE): what it prints decides
+                }
+            }
+            for (index, isOutput) in [(1, true), (2, false)] where polled[index].revents != 0 {
+                let count = read(polled[index].fd, &buffer, buffer.count)
+                if count > 0 {
+                    if isOutput {
+                        output += buffer[..<min(count, max(0, Self.maximumWrappedSize + 1 - output.count))]
+                    } else {
+                        errors += buffer[..<min(count, max(0, Self.maximumErrorOutput - errors.count))]
+                    }
+                } else if count == 0 || (errno != EAGAIN && errno != EINTR) {
+                    closeNow(polled[index].fd)
+                    if isOutput { outputOpen = false } else { errorsOpen = false }
                 }
             }
         }

@@ -39,8 +39,10 @@ public enum KeyUnwrapper: Sendable {
 /// body length (u32, big-endian) | body
 /// ```
 /// Bodies: X-Wing, the HPKE encapsulated key (1,120 bytes) then the sealed data key (48 bytes);
-/// key-encryption key, a 12-byte nonce then the sealed data key (48 bytes); command, what it printed.
-/// Every sealed data key is bound to the file's fixed header (its nonce prefix) and the stanza's kind.
+/// key-encryption key, a 12-byte nonce then the data key sealed under a per-file subkey (48 bytes);
+/// command, what it printed. The X-Wing and key-encryption-key stanzas are bound to the file's fixed
+/// header (its nonce prefix) and their kind; a command's output is bound by the header MAC (and the
+/// command receives the header as `BULWARK_KEK_CONTEXT`, for a KMS encryption context).
 public struct KeyStanza: Sendable, Equatable {
     public enum Kind: UInt8, Sendable {
         case recipient = 1, keyEncryptionKey = 2, command = 3
@@ -59,6 +61,13 @@ public struct KeyStanza: Sendable, Equatable {
         String(FileDigest.sha256(Array("bulwark key-encryption key id\n".utf8) + key.bytes).prefix(16))
     }
 
+    /// A key-encryption key's subkey for one file (HKDF over its fixed header), so no AES-GCM key
+    /// seals more than one data key and random nonces never approach their collision bound.
+    static func fileKey(_ key: DataKey, fixedHeader: [UInt8]) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key.symmetricKey, salt: fixedHeader,
+                               info: Array("bulwark envelope v2 key-encryption key".utf8), outputByteCount: 32)
+    }
+
     static func context(_ kind: Kind, fixedHeader: [UInt8]) -> [UInt8] {
         Array("bulwark envelope v2 stanza \(kind.rawValue)\n".utf8) + fixedHeader
     }
@@ -72,13 +81,13 @@ public struct KeyStanza: Sendable, Equatable {
             let sealed = try sender.seal(dataKey)
             return KeyStanza(kind: .recipient, label: RecipientKeys.fingerprint(publicKey), body: Array(sender.encapsulatedKey) + Array(sealed))
         case .keyEncryptionKey(let key):
-            let box = try AES.GCM.seal(dataKey, using: key.symmetricKey, authenticating: context(.keyEncryptionKey, fixedHeader: fixedHeader))
+            let box = try AES.GCM.seal(dataKey, using: fileKey(key, fixedHeader: fixedHeader), authenticating: context(.keyEncryptionKey, fixedHeader: fixedHeader))
             return KeyStanza(kind: .keyEncryptionKey, label: identifier(of: key),
                              body: Array(box.nonce) + Array(box.ciphertext) + Array(box.tag))
         case .command(let command):
-            let wrapped = try command.wrap(dataKey)
+            let wrapped = try command.wrap(dataKey, context: fixedHeader)
             // A wrapped key that does not unwrap would make the file unreadable: check it now, while the plaintext is still there.
-            guard try command.unwrap(wrapped) == dataKey else {
+            if command.checksRoundTrip, try command.unwrap(wrapped, context: fixedHeader) != dataKey {
                 throw command.failure("unwrap", "did not give back the key it wrapped, so a file encrypted with it could never be decrypted")
             }
             return KeyStanza(kind: .command, label: "command", body: wrapped)
@@ -99,9 +108,10 @@ public struct KeyStanza: Sendable, Equatable {
         case (.keyEncryptionKey, .keyEncryptionKey(let key)):
             guard label == Self.identifier(of: key), body.count == Self.nonceSize + Self.sealedKeySize,
                   let box = try? AES.GCM.SealedBox(combined: body) else { return nil }
-            return (try? AES.GCM.open(box, using: key.symmetricKey, authenticating: Self.context(.keyEncryptionKey, fixedHeader: fixedHeader))).map(Array.init)
+            return (try? AES.GCM.open(box, using: Self.fileKey(key, fixedHeader: fixedHeader),
+                                      authenticating: Self.context(.keyEncryptionKey, fixedHeader: fixedHeader))).map(Array.init)
         case (.command, .command(let command)):
-            return try command.unwrap(body)
+            return try command.unwrap(body, context: fixedHeader)
         default:
             return nil
         }

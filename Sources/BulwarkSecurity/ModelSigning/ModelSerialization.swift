@@ -87,11 +87,13 @@ public struct ModelSerialization: Equatable, Sendable {
             throw SecurityError.modelSignature(path: modelPath, problem: "the model is neither a file nor a directory")
         }
         let root = Self.absolute(modelPath)
-        var ignored = Set(ignorePaths.map(Self.normalised))
-        if ignoreGitPaths { ignored.formUnion(Self.gitPaths) }
+        // Paths are compared as bytes: Swift's String equality would treat canonically equivalent
+        // names (NFC and NFD "café", "K" and KELVIN SIGN) as one, and the file system does not.
+        var ignored = Set(ignorePaths.map { ByteName(Self.normalised($0)) })
+        if ignoreGitPaths { ignored.formUnion(Self.gitPaths.map(ByteName.init)) }
         for path in alsoIgnore {
             let absolute = Self.absolute(path)
-            if absolute.hasPrefix(root + "/") { ignored.insert(String(absolute.dropFirst(root.count + 1))) }
+            if absolute.hasPrefix(root + "/") { ignored.insert(ByteName(String(absolute.dropFirst(root.count + 1)))) }
         }
         var files: [[String]] = []
         try walk(root: modelPath, relative: [], ignored: ignored, into: &files)
@@ -104,7 +106,7 @@ public struct ModelSerialization: Equatable, Sendable {
         return resources
     }
 
-    private func walk(root: String, relative: [String], ignored: Set<String>, into files: inout [[String]]) throws {
+    private func walk(root: String, relative: [String], ignored: Set<ByteName>, into files: inout [[String]]) throws {
         let directory = ([root] + relative).joined(separator: "/")
         let names: [String]
         do {
@@ -115,7 +117,7 @@ public struct ModelSerialization: Equatable, Sendable {
         for name in names {
             let components = relative + [name]
             let relativeName = components.joined(separator: "/")
-            if ignored.contains(where: { relativeName == $0 || relativeName.hasPrefix($0 + "/") }) { continue }
+            if ignored.contains(where: { $0.isEqualOrAncestor(of: ByteName(relativeName)) }) { continue }
             let path = directory + "/" + name
             var info = stat()
             guard lstat(path, &info) == 0 else {
@@ -134,8 +136,13 @@ public struct ModelSerialization: Equatable, Sendable {
                 guard stat(path, &info) == 0 else {
                     throw SecurityError.modelSignature(path: path, problem: "it is a dangling symbolic link; remove it or ignore it (--ignore-paths \(relativeName))")
                 }
-                // As the reference tool: a link to a file is hashed through; a link to a directory is not followed.
-                if (info.st_mode & S_IFMT) == S_IFREG { files.append(components) }
+                // A link to a file is hashed through, as by the reference tool. Anything else is refused
+                // (the reference tool skips links to directories; neither hashes what is behind one).
+                guard (info.st_mode & S_IFMT) == S_IFREG else {
+                    throw SecurityError.modelSignature(path: path, problem: "it is a symbolic link to \((info.st_mode & S_IFMT) == S_IFDIR ? "a directory" : "something other than a file"), "
+                                                       + "which a signature cannot cover; remove it or ignore it (--ignore-paths \(relativeName))")
+                }
+                files.append(components)
             default:
                 throw SecurityError.modelSignature(path: path, problem: "it is not a regular file (a FIFO, socket or device); remove it or ignore it (--ignore-paths \(relativeName))")
             }
@@ -193,6 +200,17 @@ public struct ModelSerialization: Equatable, Sendable {
     }
 
     // MARK: - Helpers
+
+    /// A path compared by its UTF-8 bytes, as the file system compares names.
+    struct ByteName: Hashable {
+        let bytes: [UInt8]
+        init(_ text: String) { bytes = Array(text.utf8) }
+
+        /// True if `other` is this path or lies below it.
+        func isEqualOrAncestor(of other: ByteName) -> Bool {
+            other.bytes == bytes || (other.bytes.count > bytes.count && other.bytes.starts(with: bytes) && other.bytes[bytes.count] == UInt8(ascii: "/"))
+        }
+    }
 
     static func normalised(_ path: String) -> String {
         var text = path

@@ -52,7 +52,7 @@ public enum ModelSigning {
     ///   its signature does not verify.
     public static func checkSignature(bundle bytes: [UInt8], source: String, trustedKey: ECDSAPublicKey) throws -> ModelStatement {
         let bundle = try SigstoreBundle.parse(bytes, source: source)
-        if let hint = bundle.hint, hint != trustedKey.hint {
+        if let hint = bundle.hint, !hint.isEmpty, hint != trustedKey.hint {
             throw SecurityError.modelSignature(path: source, problem: "it names key \(displayable(hint.prefix(16), limit: 16)), "
                                                + "not the trusted key \(trustedKey.fingerprint) (--public-key)")
         }
@@ -101,17 +101,43 @@ public enum ModelSigning {
             if signed.hasPrefix(baseName + ":") { return "." + signed.dropFirst(baseName.count) }
             return signed
         }
-        var actual = Dictionary(local.map { ($0.name, $0.digest) }, uniquingKeysWith: { first, _ in first })
+        // Names are compared as bytes (see `ModelSerialization.ByteName`).
+        typealias Name = ModelSerialization.ByteName
+        var actual: [Name: (name: String, digest: String)] = [:]
+        for resource in local {
+            guard actual.updateValue((resource.name, resource.digest), forKey: Name(resource.name)) == nil else {
+                throw SecurityError.modelSignature(path: modelPath, problem: "two files are both named '\(displayable(resource.name, limit: 120))'")
+            }
+        }
+        var signedPaths = Set<Name>()
         for resource in statement.resources {
             let name = localName(resource.name)
-            guard let digest = actual.removeValue(forKey: name) else {
+            signedPaths.insert(Name(Self.path(ofResource: name, method: statement.serialization.method)))
+            guard let local = actual.removeValue(forKey: Name(name)) else {
                 result.missing.append(resource.name)
                 continue
             }
-            if digest == resource.digest { result.verified.append(resource.name) } else { result.mismatched.append((resource.name, resource.digest, digest)) }
+            if local.digest == resource.digest { result.verified.append(resource.name) } else { result.mismatched.append((resource.name, resource.digest, local.digest)) }
         }
-        if !ignoreUnsignedFiles { result.unsigned = actual.keys.sorted() }
+        for (key, local) in actual.sorted(by: { $0.value.name < $1.value.name }) {
+            // A shard of a signed file that the signature does not list (data appended to the file)
+            // is a change to that file, never an unsigned file to be ignored.
+            if signedPaths.contains(Name(Self.path(ofResource: String(decoding: key.bytes, as: UTF8.self), method: statement.serialization.method))) {
+                result.mismatched.append((local.name, "(no such shard signed)", local.digest))
+            } else if !ignoreUnsignedFiles {
+                result.unsigned.append(local.name)
+            }
+        }
         return result
+    }
+
+    /// The file a resource belongs to: its name, or for a shard `path:start:end` the path.
+    static func path(ofResource name: String, method: ModelSerialization.Method) -> String {
+        guard case .shards = method else { return name }
+        var parts = name.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count >= 3 else { return name }
+        parts.removeLast(2)
+        return parts.joined(separator: ":")
     }
 
     static func isDirectory(_ path: String) -> Bool {

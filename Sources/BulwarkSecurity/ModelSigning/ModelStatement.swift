@@ -173,9 +173,9 @@ public struct ModelStatement: Sendable, Equatable {
             throw fail("its serialization method '\(displayable(predicate.serialization.method, limit: 20))' is neither files nor shards")
         }
         guard !predicate.resources.isEmpty else { throw fail("it lists no files (OMS refuses empty models)") }
-        var names = Set<String>()
+        var names = Set<ModelSerialization.ByteName>()
         for resource in predicate.resources {
-            guard names.insert(resource.name).inserted else { throw fail("it lists '\(displayable(resource.name, limit: 120))' twice") }
+            guard names.insert(ModelSerialization.ByteName(resource.name)).inserted else { throw fail("it lists '\(displayable(resource.name, limit: 120))' twice") }
             guard Manifest.isHexDigest(resource.digest) else {
                 throw fail("the digest of '\(displayable(resource.name, limit: 120))' is not a lowercase hex SHA-256")
             }

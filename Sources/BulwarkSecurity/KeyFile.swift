@@ -61,6 +61,36 @@ public struct DataKey: Sendable, Equatable {
     var symmetricKey: SymmetricKey { SymmetricKey(data: bytes) }
 }
 
+/// The JSON of Bulwark's asymmetric key files (signing keys, recipients):
+/// `{"algorithm": …, "private_key": "<base64>"}` or `{"algorithm": …, "public_key": "<base64>"}`.
+struct AsymmetricKeyFile: Codable {
+    var algorithm: String
+    var privateKey: String?
+    var publicKey: String?
+    enum CodingKeys: String, CodingKey {
+        case algorithm
+        case privateKey = "private_key", publicKey = "public_key"
+    }
+
+    /// Writes the pair into `directory` (created 0700 if needed) as `privateName` (0600) and
+    /// `publicName`; refuses to overwrite either.
+    static func writePair(into directory: String, privateName: String, publicName: String, algorithm: String,
+                          privateKey: Data, publicKey: Data) throws -> (privateKey: String, publicKey: String) {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let privatePath = directory + "/" + privateName, publicPath = directory + "/" + publicName
+        for path in [privatePath, publicPath] where FileManager.default.fileExists(atPath: path) {
+            throw SecurityError.keyFile(path: path, problem: "already exists; Bulwark does not overwrite keys (move it away first)")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try AtomicFile.write(Array(try encoder.encode(AsymmetricKeyFile(algorithm: algorithm, privateKey: privateKey.base64EncodedString()))) + [0x0A],
+                             to: privatePath, permissions: 0o600)
+        try AtomicFile.write(Array(try encoder.encode(AsymmetricKeyFile(algorithm: algorithm, publicKey: publicKey.base64EncodedString()))) + [0x0A],
+                             to: publicPath, permissions: AtomicFile.defaultPermissions)
+        return (privatePath, publicPath)
+    }
+}
+
 /// Shared rules for files holding secrets.
 public enum KeyFiles {
     /// Refuses a file that group or others may read or write.

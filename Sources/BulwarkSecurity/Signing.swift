@@ -197,42 +197,17 @@ public enum SigningKeys {
     public static let privateKeyName = "bulwark-signing.key"
     public static let publicKeyName = "bulwark-signing.pub"
 
-    struct KeyFileContents: Codable {
-        var algorithm: String
-        var privateKey: String?
-        var publicKey: String?
-        enum CodingKeys: String, CodingKey {
-            case algorithm
-            case privateKey = "private_key", publicKey = "public_key"
-        }
-    }
-
     /// Generates a key pair into `directory` (created if needed); refuses to overwrite a key.
     /// - Returns: the paths of the private and the public key.
     public static func generate(into directory: String, algorithm: SigningAlgorithm = .ed25519) throws -> (privateKey: String, publicKey: String) {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                attributes: [.posixPermissions: 0o700])
-        let privatePath = directory + "/" + privateKeyName, publicPath = directory + "/" + publicKeyName
-        for path in [privatePath, publicPath] where FileManager.default.fileExists(atPath: path) {
-            throw SecurityError.keyFile(path: path, problem: "already exists; Bulwark does not overwrite keys (move it away first)")
-        }
         let key = try SigningPrivateKey.generate(algorithm)
-        try write(KeyFileContents(algorithm: algorithm.rawValue, privateKey: key.rawRepresentation.base64EncodedString()),
-                  to: privatePath, permissions: 0o600)
-        try write(KeyFileContents(algorithm: algorithm.rawValue, publicKey: key.publicKey.rawRepresentation.base64EncodedString()),
-                  to: publicPath, permissions: AtomicFile.defaultPermissions)
-        return (privatePath, publicPath)
+        return try AsymmetricKeyFile.writePair(into: directory, privateName: privateKeyName, publicName: publicKeyName, algorithm: algorithm.rawValue,
+                                               privateKey: key.rawRepresentation, publicKey: key.publicKey.rawRepresentation)
     }
 
-    private static func write(_ contents: KeyFileContents, to path: String, permissions: mode_t) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try AtomicFile.write(Array(try encoder.encode(contents)) + [UInt8(ascii: "\n")], to: path, permissions: permissions)
-    }
-
-    private static func read(_ path: String) throws -> (KeyFileContents, SigningAlgorithm) {
+    private static func read(_ path: String) throws -> (AsymmetricKeyFile, SigningAlgorithm) {
         let text = try KeyFiles.readText(path)
-        guard let contents = try? JSONDecoder().decode(KeyFileContents.self, from: Data(text.utf8)) else {
+        guard let contents = try? JSONDecoder().decode(AsymmetricKeyFile.self, from: Data(text.utf8)) else {
             throw SecurityError.keyFile(path: path, problem: text.contains("-----BEGIN")
                 ? "it is a PEM key, which is for OMS model signatures (bulwark sign/verify), not a Bulwark manifest key (made by bulwark keys generate)"
                 : "it is not a Bulwark signing key file (made by bulwark keys generate)")

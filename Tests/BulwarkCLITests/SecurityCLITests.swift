@@ -274,29 +274,11 @@ struct SecurityCLITests {
 }
 
 /// True if python3 has jsonschema and referencing (for scripts/validate-cyclonedx.py).
-let pythonJSONSchemaAvailable: Bool = {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", "-c", "import jsonschema, referencing"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    guard (try? process.run()) != nil else { return false }
-    process.waitUntilExit()
-    return process.terminationStatus == 0
-}()
+let pythonJSONSchemaAvailable: Bool = (try? TestSupport.run(["python3", "-c", "import jsonschema, referencing"]).status) == 0
 
 /// Validates a CycloneDX document against the committed 1.6 schema.
 func runValidator(_ path: String) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3", TestSupport.repositoryRoot + "/scripts/validate-cyclonedx.py", path]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    try TestSupport.run(["python3", TestSupport.repositoryRoot + "/scripts/validate-cyclonedx.py", path])
 }
 
 /// A fake KMS command for the CLI tests (openssl under a fixed passphrase).

@@ -37,17 +37,7 @@ let pythonModelSigningAvailable: Bool = {
 
 /// Runs `python3 ARGS`, returning the exit status and what it printed.
 func runPython(_ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["python3"] + arguments
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
-    let output = Pipe()
-    process.standardOutput = output
-    process.standardError = output
-    try process.run()
-    let data = output.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    try TestSupport.run(["python3"] + arguments, in: directory)
 }
 
 @Suite("OMS interoperability: the reference tool's signatures, the spec's test vectors")

@@ -13,6 +13,22 @@ public enum TestSupport {
     public static var sampleDirectory: String { repositoryRoot + "/datasets/fashion-mnist-sample" }
 
     /// A fresh temporary directory, removed by the caller with `removeItem` if wanted.
+    /// Runs `/usr/bin/env ARGUMENTS` (in `directory`), returning its exit status and what it printed
+    /// on standard output and error together.
+    public static func run(_ arguments: [String], in directory: String? = nil) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
     public static func temporaryDirectory(_ name: String = #function) -> String {
         let path = NSTemporaryDirectory() + "bulwark-tests-\(name.filter(\.isLetter))-\(UUID().uuidString)"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -15,36 +15,16 @@ public enum RecipientKeys {
     public static let privateKeyName = "bulwark-recipient.key"
     public static let publicKeyName = "bulwark-recipient.pub"
 
-    struct KeyFileContents: Codable {
-        var algorithm: String
-        var privateKey: String?
-        var publicKey: String?
-        enum CodingKeys: String, CodingKey {
-            case algorithm
-            case privateKey = "private_key", publicKey = "public_key"
-        }
-    }
-
     /// Generates a key pair into `directory`; refuses to overwrite a key.
     public static func generate(into directory: String) throws -> (privateKey: String, publicKey: String) {
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let privatePath = directory + "/" + privateKeyName, publicPath = directory + "/" + publicKeyName
-        for path in [privatePath, publicPath] where FileManager.default.fileExists(atPath: path) {
-            throw SecurityError.keyFile(path: path, problem: "already exists; Bulwark does not overwrite keys (move it away first)")
-        }
         let key = try XWingMLKEM768X25519.PrivateKey.generate()
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try AtomicFile.write(Array(try encoder.encode(KeyFileContents(algorithm: algorithm, privateKey: key.seedRepresentation.base64EncodedString()))) + [0x0A],
-                             to: privatePath, permissions: 0o600)
-        try AtomicFile.write(Array(try encoder.encode(KeyFileContents(algorithm: algorithm, publicKey: key.publicKey.rawRepresentation.base64EncodedString()))) + [0x0A],
-                             to: publicPath, permissions: AtomicFile.defaultPermissions)
-        return (privatePath, publicPath)
+        return try AsymmetricKeyFile.writePair(into: directory, privateName: privateKeyName, publicName: publicKeyName, algorithm: algorithm,
+                                               privateKey: key.seedRepresentation, publicKey: key.publicKey.rawRepresentation)
     }
 
-    private static func read(_ path: String) throws -> KeyFileContents {
+    private static func read(_ path: String) throws -> AsymmetricKeyFile {
         let text = try KeyFiles.readText(path)
-        guard let contents = try? JSONDecoder().decode(KeyFileContents.self, from: Data(text.utf8)), contents.algorithm == algorithm else {
+        guard let contents = try? JSONDecoder().decode(AsymmetricKeyFile.self, from: Data(text.utf8)), contents.algorithm == algorithm else {
             throw SecurityError.keyFile(path: path, problem: "it is not an X-Wing recipient key file (made by bulwark keys generate --algorithm xwing)")
         }
         return contents

@@ -223,7 +223,7 @@ struct ThreatExtractCommand: ParsableCommand {
             switch pool {
             case "noise":
                 var generator = RandomGenerator(seed: seed, stream: .extractionQueries, index: 1)
-                inputs = Tensor(shape: [budget, victimNetwork.inputWidth], scalars: (0..<(budget * victimNetwork.inputWidth)).map { _ in generator.nextUnitFloat() })
+                inputs = Tensor.uniform(rows: budget, columns: victimNetwork.inputWidth, using: &generator)
             case "heldout":
                 inputs = testAll.subset(Array(0..<half)).features
             case "csv":

@@ -77,7 +77,11 @@ public enum OutputPolicy: Sendable, Hashable, CustomStringConvertible, Codable {
     public struct Answer: Sendable, Equatable {
         public var predicted: Int
         public var probabilities: [Double]?
-        public init(predicted: Int, probabilities: [Double]?) { (self.predicted, self.probabilities) = (predicted, probabilities) }
+        /// For `top-k`: the classes kept, most probable first (ties to the lower index).
+        public var ranked: [Int]?
+        public init(predicted: Int, probabilities: [Double]?, ranked: [Int]? = nil) {
+            (self.predicted, self.probabilities, self.ranked) = (predicted, probabilities, ranked)
+        }
     }
 
     /// The answer to one row of logits. Softmax is computed in Float64 with the maximum
@@ -92,14 +96,17 @@ public enum OutputPolicy: Sendable, Hashable, CustomStringConvertible, Codable {
         let exponentials = z.map { exp($0 - top) }
         let sum = exponentials.reduce(0, +)
         var p = exponentials.map { $0 / sum }
+        var ranked: [Int]?
         switch self {
         case .full:
             break
         case .label:
             return Answer(predicted: predicted, probabilities: nil)
         case .topK(let k):
-            let kept = Set(p.indices.sorted { (p[$0], $1) > (p[$1], $0) }.prefix(k))
+            let order = Array(p.indices.sorted { (p[$0], $1) > (p[$1], $0) }.prefix(k))
+            let kept = Set(order)
             for j in p.indices where !kept.contains(j) { p[j] = 0 }
+            ranked = order
         case .rounded(let digits):
             let scale = pow(10, Double(digits))
             p = p.map { ($0 * scale).rounded() / scale }
@@ -115,7 +122,7 @@ public enum OutputPolicy: Sendable, Hashable, CustomStringConvertible, Codable {
             for j in p.indices { p[j] += sigma * Double(generator.nextGaussian()) }
             p = Self.normalised(p, fallback: predicted)
         }
-        return Answer(predicted: predicted, probabilities: p)
+        return Answer(predicted: predicted, probabilities: p, ranked: ranked)
     }
 
     /// Clipped to [0, 1] and scaled to sum 1 (one-hot at `fallback` if nothing is left).

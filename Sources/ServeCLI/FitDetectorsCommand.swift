@@ -222,8 +222,7 @@ struct FitDetectorsCommand: ParsableCommand {
         let clean = try flags(test.features)
         let fgsm = try flags(adversarial["fgsm"]!.features), pgd = try flags(adversarial["pgd"]!.features)
         let pgdFirst = try flags(adversarial["pgd-first"]!.features)
-        let noiseImages = try flags(Tensor(shape: [test.count, test.featureCount],
-                                           scalars: (0..<(test.count * test.featureCount)).map { _ in generator.nextUnitFloat() }))
+        let noiseImages = try flags(Tensor.uniform(rows: test.count, columns: test.featureCount, using: &generator))
         let inverted = try flags(Tensor(shape: [test.count, test.featureCount],
                                         scalars: test.features.withReadOnlyMatrix { m in (0..<m.rows).flatMap { r in (0..<m.columns).map { 1 - m[r, $0] } } }))
         func rate(_ flags: [Bool], over indices: [Int]) -> Double? {

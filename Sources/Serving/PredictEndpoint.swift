@@ -206,8 +206,8 @@ enum PredictionWriter {
                     out += #","probabilities":["#
                     out += probabilities.map { String(format: "%.\(digits)f", $0) }.joined(separator: ",")
                     out += "]"
-                case .topK(let k):
-                    let top = probabilities.indices.sorted { (probabilities[$0], $1) > (probabilities[$1], $0) }.prefix(k)
+                case .topK:
+                    let top = answer.ranked ?? []
                     out += #","top_k":["#
                     out += top.map { #"{"class":\#($0),"probability":\#(Float(probabilities[$0]))}"# }.joined(separator: ",")
                     out += "]"

@@ -154,24 +154,23 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
         }
         for attempt in 0...maxRetries {
             let reply = try Self.execute(client: client, request, maxBodyBytes: maxAnswerBytes)
+            guard reply.status != 200 else { return reply.body }
+            let problem = Problem(reply.body)
             switch reply.status {
-            case 200:
-                return reply.body
             case 429, 503:
-                let problem = Self.problemType(reply.body)
-                if problem == "extraction-throttled" { markDetected() }
+                if problem.type == "extraction-throttled" { markDetected() }
                 let seconds = reply.retryAfter ?? 1
                 guard attempt < maxRetries else { break }
                 guard seconds <= maxWait else {
-                    throw ThreatError.predictionAPI("the service asks to wait \(seconds) s (\(problem ?? "HTTP \(reply.status)")), longer than the \(maxWait) s allowed")
+                    throw ThreatError.predictionAPI("the service asks to wait \(seconds) s (\(problem.type ?? "HTTP \(reply.status)")), longer than the \(maxWait) s allowed")
                 }
                 lock.withLock { waits += 1 }
                 sleep(max(seconds, 1))
-            case 403 where Self.problemType(reply.body) == "extraction-blocked":
+            case 403 where problem.type == "extraction-blocked":
                 markDetected()
                 throw ThreatError.predictionAPI("the service blocked this key as a suspected model thief after \(lock.withLock { answered }) queries")
             default:
-                throw ThreatError.predictionAPI("HTTP \(reply.status): \(Self.problemText(reply.body))")
+                throw ThreatError.predictionAPI("HTTP \(reply.status): \(problem.text)")
             }
         }
         throw ThreatError.predictionAPI("the service refused the same request \(maxRetries + 1) times in a row (429/503); try later or with a slower client")
@@ -210,7 +209,7 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
                 sleep(max(seconds, 1))
                 continue
             }
-            guard reply.status == 200 else { throw ThreatError.predictionAPI("GET \(url): HTTP \(reply.status): \(problemText(reply.body))") }
+            guard reply.status == 200 else { throw ThreatError.predictionAPI("GET \(url): HTTP \(reply.status): \(Problem(reply.body).text)") }
             do { return try JSONDecoder().decode(Listing.self, from: Data(reply.body)) } catch {
                 throw ThreatError.predictionAPI("GET \(url) is not the service's model listing (\(error))")
             }
@@ -218,14 +217,21 @@ public final class RemotePredictionAPI: PredictionAPI, @unchecked Sendable {  //
         throw ThreatError.predictionAPI("GET \(url) was refused 10 times in a row (429/503); try later")
     }
 
-    static func problemType(_ body: [UInt8]) -> String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any], let type = object["type"] as? String else { return nil }
-        return type.split(separator: "/").last.map(String.init)
-    }
+    /// A refusal's problem+json body (RFC 9457), parsed once: its type's last path component and
+    /// its title and detail (or the body's start, if it is not JSON).
+    struct Problem {
+        let type: String?
+        let text: String
 
-    static func problemText(_ body: [UInt8]) -> String {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return String(decoding: body.prefix(200), as: UTF8.self) }
-        return [object["title"], object["detail"]].compactMap { $0 as? String }.joined(separator: ": ")
+        init(_ body: [UInt8]) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else {
+                type = nil
+                text = String(decoding: body.prefix(200), as: UTF8.self)
+                return
+            }
+            type = (object["type"] as? String)?.split(separator: "/").last.map(String.init)
+            text = [object["title"], object["detail"]].compactMap { $0 as? String }.joined(separator: ": ")
+        }
     }
 
     struct Listing: Decodable {

@@ -82,6 +82,12 @@ extension MatrixRef {
 }
 
 extension Tensor {
+    /// A `rows` × `columns` tensor of independent uniform values in [0, 1) from `generator` (row by
+    /// row), such as uniform-noise images.
+    public static func uniform(rows: Int, columns: Int, using generator: inout RandomGenerator) -> Tensor {
+        Tensor(shape: [rows, columns], scalars: (0..<(rows * columns)).map { _ in generator.nextUnitFloat() })
+    }
+
     /// Calls `body` with a read-only view of this tensor: `body` must not write through it.
     public func withReadOnlyMatrix<R>(_ body: (MatrixRef) throws -> R) rethrows -> R {
         let (rows, columns) = matrixShape

@@ -32,7 +32,7 @@ public enum EquationSolvingExtraction {
                                                requirement: "equation solving needs at least d + 1 = \(d + 1) queries for \(d) input features")
         }
         var generator = RandomGenerator(seed: seed, stream: .extractionQueries)
-        let inputs = Tensor(shape: [n, d], scalars: (0..<(n * d)).map { _ in generator.nextUnitFloat() })
+        let inputs = Tensor.uniform(rows: n, columns: d, using: &generator)
         let answers = try oracle.query(inputs).probabilities!
         // A: m × (d + 1) rows [x, 1]; B: m × (k − 1) columns log pⱼ − log p₀ (row-major, Float64),
         // over the m usable answers.
@@ -92,7 +92,7 @@ extension EquationSolvingExtraction {
         }
         let d = oracle.inputWidth
         var generator = RandomGenerator(seed: seed, stream: .extractionQueries)
-        let inputs = Tensor(shape: [queries, d], scalars: (0..<(queries * d)).map { _ in generator.nextUnitFloat() })
+        let inputs = Tensor.uniform(rows: queries, columns: d, using: &generator)
         let answers = try oracle.query(inputs).probabilities!
         var solver = recipe
         solver.architecture = architecture

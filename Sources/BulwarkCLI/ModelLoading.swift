@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import NeuralNet
 import BulwarkSecurity
@@ -45,6 +46,10 @@ package enum ModelLoading {
         let (entry, removedSignature) = try Manifest.record(path, recipe: recipe)
         if removedSignature {
             log.warning("the manifest beside \(path) was signed; its signature was removed because \(path) changed. Sign it again with bulwark manifest sign")
+        }
+        let directory = PathText.directory(of: path)
+        if FileManager.default.fileExists(atPath: directory + "/" + ModelSigning.defaultSignatureName) {
+            log.warning("\(directory)/\(ModelSigning.defaultSignatureName) no longer matches the directory, because \(path) changed; sign it again with bulwark sign \(directory) --key KEY.pem")
         }
         return entry.sha256
     }

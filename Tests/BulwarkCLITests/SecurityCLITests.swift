@@ -120,6 +120,12 @@ struct SecurityCLITests {
         #expect(verify.status == 0 && verify.stdout.contains("ok        m.safetensors") && verify.stdout.contains("signature valid"), "\(verify.stderr)")
         #expect(try CLIRun(["eval", path, "--public-key", publicKey] + sample).status == 0)
 
+        // A command writing into the signed directory says the signature no longer matches.
+        #expect(try CLIRun(["keys", "new-data-key", "--out", keys + "/data.key"]).status == 0)
+        let stale = try CLIRun(["data", "encrypt", "--key-file", keys + "/data.key", path, directory + "/m.enc"])
+        #expect(stale.status == 0 && stale.stderr.contains("model.sig no longer matches"), "\(stale.stderr)")
+        try FileManager.default.removeItem(atPath: directory + "/m.enc")
+
         // Signing again replaces the signature; it never replaces a file Bulwark did not write.
         #expect(try CLIRun(["sign", directory, "--key", key]).status == 0)
         try Data("notes".utf8).write(to: URL(fileURLWithPath: keys + "/notes.txt"))

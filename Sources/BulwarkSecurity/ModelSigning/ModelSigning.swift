@@ -95,10 +95,11 @@ public enum ModelSigning {
         var result = Verification(statement: statement, signer: trustedKey.fingerprint)
         // A single-file model is "." to the reference tool and its base name to the spec.
         let baseName = URL(fileURLWithPath: ModelSerialization.absolute(modelPath)).lastPathComponent
+        let isSingleFile = !isDirectory(modelPath)
         func localName(_ signed: String) -> String {
-            guard !isDirectory(modelPath) else { return signed }
-            if signed == baseName { return "." }
-            if signed.hasPrefix(baseName + ":") { return "." + signed.dropFirst(baseName.count) }
+            guard isSingleFile else { return signed }
+            if signed.utf8.elementsEqual(baseName.utf8) { return "." }
+            if signed.utf8.starts(with: (baseName + ":").utf8) { return "." + String(decoding: signed.utf8.dropFirst(baseName.utf8.count), as: UTF8.self) }
             return signed
         }
         // Names are compared as bytes (see `ModelSerialization.ByteName`).

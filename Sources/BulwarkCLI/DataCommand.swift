@@ -65,23 +65,22 @@ struct DataCommand: ParsableCommand {
 
         func run() throws {
             let keyFiles = recipients + (keyFile.map { [$0] } ?? []) + (keyEncryption.kekFile.map { [$0] } ?? [])
+            let key = isEnvelope ? nil : try requireDataKey(keyFile)
+            let wrappers = isEnvelope ? try recipients.map { KeyWrapper.recipient(try RecipientKeys.loadPublicKey($0)) } + keyEncryption.keyEncryptionKeys() : []
             // Compared as files (device and inode), so ./p.bin and p.bin, links and the key file are caught;
             // bulwark keys rotate re-encrypts in place.
-            if isEnvelope {
-                let wrappers = try recipients.map { KeyWrapper.recipient(try RecipientKeys.loadPublicKey($0)) } + keyEncryption.keyEncryptionKeys()
-                try OutputPath.prepare(output, for: "OUT", replacing: [.encrypted], inputs: [input] + keyFiles, force: force)
+            try OutputPath.prepare(output, for: "OUT", replacing: [.encrypted], inputs: [input] + keyFiles, force: force)
+            if let key {
+                try DataEncryption.encrypt(input, to: output, key: key, format: format == .fernet ? .fernet : .container)
+                try ModelLoading.record(output, recipe: "bulwark data encrypt (\(format.rawValue))")
+                print("encrypted \(input) → \(output) (\(format.rawValue))")
+            } else {
                 try EnvelopeEncryption.encryptFile(input, to: output, for: wrappers)
                 try ModelLoading.record(output, recipe: "bulwark data encrypt (envelope, \(wrappers.count) key holders)")
                 let keys = wrappers.count - recipients.count
                 print("encrypted \(input) → \(output) (envelope for \(recipients.count) recipient\(recipients.count == 1 ? "" : "s") "
                       + "and \(keys) key-encryption key\(keys == 1 ? "" : "s"))")
-                return
             }
-            let key = try requireDataKey(keyFile)
-            try OutputPath.prepare(output, for: "OUT", replacing: [.encrypted], inputs: [input] + keyFiles, force: force)
-            try DataEncryption.encrypt(input, to: output, key: key, format: format == .fernet ? .fernet : .container)
-            try ModelLoading.record(output, recipe: "bulwark data encrypt (\(format.rawValue))")
-            print("encrypted \(input) → \(output) (\(format.rawValue))")
         }
     }
 

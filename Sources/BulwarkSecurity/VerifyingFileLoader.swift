@@ -113,12 +113,12 @@ public final class VerifyingFileLoader: FileLoading {
                 let path = ModelSigning.path(ofResource: resource.name, method: statement.serialization.method)
                 return path.utf8.elementsEqual(name.utf8)
             }
-            var hasher = ModelSerialization.ShardHasher(name: name, size: size)
-            bytes.withUnsafeBytes { hasher.update($0) }
-            let local = hasher.finish()
             guard !signed.isEmpty else {
                 throw SecurityError.modelSignature(path: signaturePath, problem: "it does not list \(name), so \(path) is not signed")
             }
+            var hasher = ModelSerialization.ShardHasher(name: name, size: size)
+            bytes.withUnsafeBytes { hasher.update($0) }
+            let local = hasher.finish()
             guard local.count == signed.count, zip(local, signed).allSatisfy({ $0.name.utf8.elementsEqual($1.name.utf8) && $0.digest == $1.digest }) else {
                 throw SecurityError.modelSignature(path: path, problem: "its shards differ from those \(signaturePath) signs; the file was changed, corrupted or replaced")
             }

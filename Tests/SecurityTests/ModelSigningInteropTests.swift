@@ -182,15 +182,7 @@ struct ModelSigningInteropTests {
         let key = try OMSFixtures.publicKey("oms/keys/p256-public.pem")
         let result = try ModelSigning.verify(model: model, signaturePath: signature, trustedKey: key)
         #expect(result.ok && result.verified == ["config.json", "weights.bin"])
-        try editBundle(signature) { bundle in
-            var envelope = bundle["dsseEnvelope"] as! [String: Any]
-            var signatures = envelope["signatures"] as! [[String: Any]]
-            var der = Data(base64Encoded: signatures[0]["sig"] as! String)!
-            der[der.count - 1] ^= 1
-            signatures[0]["sig"] = der.base64EncodedString()
-            envelope["signatures"] = signatures
-            bundle["dsseEnvelope"] = envelope
-        }
+        try flipSignatureByte(signature, fromEnd: 1)
         #expect(throws: SecurityError.self) { try ModelSigning.verify(model: model, signaturePath: signature, trustedKey: key) }
         let python = try runPython(["-m", "model_signing", "verify", "key", model, "--signature", signature,
                                     "--public_key", OMSFixtures.path("oms/keys/p256-public.pem")], in: directory)

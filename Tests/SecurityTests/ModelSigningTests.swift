@@ -29,6 +29,19 @@ func editBundle(_ path: String, _ edit: (inout [String: Any]) -> Void) throws {
     try JSONSerialization.data(withJSONObject: object).write(to: URL(fileURLWithPath: path))
 }
 
+/// Flips one bit of the bundle's DER signature, `fromEnd` bytes before its end.
+func flipSignatureByte(_ path: String, fromEnd: Int) throws {
+    try editBundle(path) { bundle in
+        var envelope = bundle["dsseEnvelope"] as! [String: Any]
+        var signatures = envelope["signatures"] as! [[String: Any]]
+        var der = Data(base64Encoded: signatures[0]["sig"] as! String)!
+        der[der.count - fromEnd] ^= 1
+        signatures[0]["sig"] = der.base64EncodedString()
+        envelope["signatures"] = signatures
+        bundle["dsseEnvelope"] = envelope
+    }
+}
+
 /// Replaces the bundle's payload by `edit(statement)`, keeping the old signature.
 func editPayload(_ path: String, _ edit: (inout [String: Any]) -> Void) throws {
     try editBundle(path) { bundle in
@@ -128,15 +141,7 @@ struct ModelSigningTests {
             }
         }
         try refused("does not verify") {
-            try editBundle(signature) { bundle in
-                var envelope = bundle["dsseEnvelope"] as! [String: Any]
-                var signatures = envelope["signatures"] as! [[String: Any]]
-                var der = Data(base64Encoded: signatures[0]["sig"] as! String)!
-                der[der.count - 3] ^= 1
-                signatures[0]["sig"] = der.base64EncodedString()
-                envelope["signatures"] = signatures
-                bundle["dsseEnvelope"] = envelope
-            }
+            try flipSignatureByte(signature, fromEnd: 3)
         }
         try refused("not the trusted key") {
             try editBundle(signature) { $0["verificationMaterial"] = ["publicKey": ["hint": String(repeating: "ab", count: 32)], "tlogEntries": []] }

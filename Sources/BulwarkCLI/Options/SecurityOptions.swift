@@ -52,7 +52,7 @@ package struct SecurityOptions: ParsableArguments, Sendable {
             // A PEM key is an OMS signer's; Bulwark's own key files are JSON.
             let text = String(decoding: try FileReader.readAll(keyPath, limit: 64 << 10), as: UTF8.self)
             if !text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{"), text.contains("-----BEGIN ") {
-                modelSigningKey = try ECDSAPublicKey.load(keyPath)
+                modelSigningKey = try ECDSAPublicKey(pem: text, source: keyPath)
             } else {
                 trustedKey = try SigningKeys.loadPublicKey(keyPath)
             }

@@ -39,7 +39,7 @@ public enum EnvelopeEncryption {
 
     static func readPrefix(_ path: String) throws -> Prefix {
         let head = try FileReader.readPrefix(path, count: EncryptedContainer.headerSize + 4)
-        let length = head.count == EncryptedContainer.headerSize + 4 ? Int(head.suffix(4).reduce(0) { $0 << 8 | UInt32($1) }) : 0
+        let length = head.count == EncryptedContainer.headerSize + 4 ? KeyStanza.bigEndian(head.suffix(4)) : 0
         guard length <= maximumKeyBlock else {
             throw SecurityError.invalidContainer(path: path, problem: "its key block claims \(length) bytes (at most \(maximumKeyBlock))")
         }
@@ -52,7 +52,7 @@ public enum EnvelopeEncryption {
         guard header.version == 2 else { throw fail("it is format \(header.version), not an envelope (format 2)") }
         let start = EncryptedContainer.headerSize
         guard bytes.count >= start + 4 else { throw fail("it is truncated before its key block") }
-        let length = Int(bytes[start..<(start + 4)].reduce(0) { $0 << 8 | UInt32($1) })
+        let length = KeyStanza.bigEndian(bytes[start..<(start + 4)])
         guard length <= maximumKeyBlock else { throw fail("its key block claims \(length) bytes (at most \(maximumKeyBlock))") }
         guard bytes.count >= start + 4 + length + macSize else { throw fail("it is truncated inside its key block") }
         let keyBlock = Array(bytes[(start + 4)..<(start + 4 + length)])

@@ -119,6 +119,11 @@ public struct KeyStanza: Sendable, Equatable {
 
     // MARK: - Encoding
 
+    /// An unsigned big-endian integer of up to 4 bytes (the header's lengths).
+    static func bigEndian(_ bytes: some Collection<UInt8>) -> Int {
+        Int(bytes.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+    }
+
     static func encode(_ stanzas: [KeyStanza]) -> [UInt8] {
         var bytes: [UInt8] = [UInt8(stanzas.count)]
         for stanza in stanzas {
@@ -146,12 +151,12 @@ public struct KeyStanza: Sendable, Equatable {
         for index in 0..<count {
             let rawKind = try take(1, "stanza \(index)").first!
             guard let kind = Kind(rawValue: rawKind) else { throw fail("stanza \(index) has the unknown kind \(rawKind)") }
-            let labelLength = Int(try take(2, "stanza \(index)").reduce(0) { $0 << 8 | UInt32($1) })
+            let labelLength = bigEndian(try take(2, "stanza \(index)"))
             guard labelLength <= maximumLabel else { throw fail("stanza \(index)'s label is longer than \(maximumLabel) bytes") }
             guard let label = String(validating: try take(labelLength, "stanza \(index)'s label"), as: UTF8.self) else {
                 throw fail("stanza \(index)'s label is not UTF-8")
             }
-            let bodyLength = Int(try take(4, "stanza \(index)").reduce(0) { $0 << 8 | UInt32($1) })
+            let bodyLength = bigEndian(try take(4, "stanza \(index)"))
             guard bodyLength <= maximumBody else { throw fail("stanza \(index)'s body is longer than \(maximumBody) bytes") }
             stanzas.append(KeyStanza(kind: kind, label: label, body: Array(try take(bodyLength, "stanza \(index)'s body"))))
         }

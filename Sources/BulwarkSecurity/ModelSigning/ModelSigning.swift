@@ -120,10 +120,10 @@ public enum ModelSigning {
             }
             if local.digest == resource.digest { result.verified.append(resource.name) } else { result.mismatched.append((resource.name, resource.digest, local.digest)) }
         }
-        for (key, local) in actual.sorted(by: { $0.value.name < $1.value.name }) {
+        for local in actual.values.sorted(by: { $0.name < $1.name }) {
             // A shard of a signed file that the signature does not list (data appended to the file)
             // is a change to that file, never an unsigned file to be ignored.
-            if signedPaths.contains(Name(Self.path(ofResource: String(decoding: key.bytes, as: UTF8.self), method: statement.serialization.method))) {
+            if signedPaths.contains(Name(Self.path(ofResource: local.name, method: statement.serialization.method))) {
                 result.mismatched.append((local.name, "(no such shard signed)", local.digest))
             } else if !ignoreUnsignedFiles {
                 result.unsigned.append(local.name)

@@ -62,9 +62,10 @@ let package = Package(
         // MARK: - Helpers
         .target(name: "_FileSystem"),
         .target(name: "_CKernels"),
+        .target(name: "_OpenBLASCore"),
 
         // MARK: - Engine
-        .target(name: "TensorCore", dependencies: ["CBLAS", "_CKernels"]),
+        .target(name: "TensorCore", dependencies: ["CBLAS", "_CKernels", "_OpenBLASCore"]),
         .target(name: "NeuralNet", dependencies: ["TensorCore", "_FileSystem"]),
         .target(name: "Datasets", dependencies: ["TensorCore", "CZlib", "_FileSystem"]),
 

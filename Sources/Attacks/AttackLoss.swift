@@ -105,6 +105,13 @@ public enum AttackLoss: String, Sendable, CaseIterable, Codable {
         }
     }
 
+    /// Whether untargeted DLR is constant around these logits: where the true class ranks third it
+    /// is 1 (−(z_π₃ − z_π₁)/(z_π₁ − z_π₃)), so its gradient is zero and what `evaluate` computes
+    /// there is rounding (±1 ulp of 1/(z_π₁ − z_π₃), or exactly 0, depending on the logits' last bits).
+    public static func dlrIsConstant(logits row: UnsafeMutablePointer<Float>, classes k: Int, label y: Int) -> Bool {
+        k >= 3 && topFour(row, k).2 == y
+    }
+
     static func argmax(_ row: UnsafeMutablePointer<Float>, _ k: Int, excluding excluded: Int) -> Int {
         var best = excluded == 0 ? 1 : 0
         for j in 0..<k where j != excluded && row[j] > row[best] { best = j }

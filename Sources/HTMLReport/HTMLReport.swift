@@ -260,7 +260,8 @@ public enum HTMLReport {
                 .tr(.th("data SHA-256"), .td(.text(report.dataSHA256 ?? "not recorded"))),
                 .tr(.th("seed"), .td(.text(String(report.configuration.seed)))),
                 .tr(.th("machine"), .td(.text("\(machine.hostname): \(machine.cpu), \(machine.cores) cores, \(machine.threads) threads, "
-                                              + "\(machine.memoryBytes >> 30) GiB, \(machine.operatingSystem)")))
+                                              + "\(machine.memoryBytes >> 30) GiB, \(machine.operatingSystem)"))),
+                .if(machine.blasKernels != nil, .tr(.th("OpenBLAS kernels"), .td(.text(machine.blasKernels ?? ""))))
             ),
             .details(.summary("Configuration (JSON)"), .pre(.code(.text(configuration))))
         )

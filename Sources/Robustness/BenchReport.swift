@@ -68,10 +68,12 @@ public struct BenchReport: Codable, Equatable, Sendable {
         public var cores: Int
         public var memoryBytes: UInt64
         public var threads: Int
+        /// The OpenBLAS kernel family and why (`BLAS.kernels`); absent in reports before it was recorded.
+        public var blasKernels: String?
 
         enum CodingKeys: String, CodingKey {
             case hostname, cpu, cores, threads
-            case operatingSystem = "operating_system", memoryBytes = "memory_bytes"
+            case operatingSystem = "operating_system", memoryBytes = "memory_bytes", blasKernels = "blas_kernels"
         }
 
         /// Facts about this machine.
@@ -81,7 +83,8 @@ public struct BenchReport: Codable, Equatable, Sendable {
             let model = cpuInfo.split(separator: "\n").first { $0.hasPrefix("model name") }
                 .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown"
             return Machine(hostname: info.hostName, operatingSystem: info.operatingSystemVersionString, cpu: model,
-                           cores: info.activeProcessorCount, memoryBytes: info.physicalMemory, threads: threads)
+                           cores: info.activeProcessorCount, memoryBytes: info.physicalMemory, threads: threads,
+                           blasKernels: BLAS.kernels.description)
         }
     }
 

@@ -1,4 +1,5 @@
 import CBLAS
+import _OpenBLASCore
 
 /// Whether a GEMM operand is used as stored or transposed.
 public enum Transpose: Sendable, CaseIterable {
@@ -48,6 +49,32 @@ public enum BLAS {
     public static func norm2(_ x: UnsafeBufferPointer<Float>) -> Float {
         guard !x.isEmpty else { return 0 }
         return cblas_snrm2(Int32(x.count), x.baseAddress!, 1)
+    }
+
+    /// The OpenBLAS kernel family running the GEMMs ("SkylakeX", "Haswell", …), the one OpenBLAS
+    /// chose by itself, and why they differ. When OpenBLAS does not know the CPU model it falls back
+    /// to SSE3 kernels ("Prescott"); Bulwark then selects the family matching the CPU's vector
+    /// extensions before `main` (see `_OpenBLASCore`). `OPENBLAS_CORETYPE` overrides both.
+    public static var kernels: KernelFamily {
+        KernelFamily(inUse: String(cString: bulwark_openblas_core()),
+                     detectedByOpenBLAS: String(cString: bulwark_openblas_detected_core()),
+                     reason: String(cString: bulwark_openblas_core_reason()))
+    }
+
+    /// See `BLAS.kernels`.
+    public struct KernelFamily: Sendable, Equatable, CustomStringConvertible {
+        public var inUse: String
+        public var detectedByOpenBLAS: String
+        public var reason: String
+
+        /// "SkylakeX (selected by Bulwark …)" or "Haswell (OpenBLAS's own choice)".
+        public var description: String { "\(inUse) (\(reason))" }
+
+        /// The widest vector extension a family's kernels use: 3 AVX-512, 2 AVX2 and FMA, 1 AVX, 0 SSE.
+        public static func vectorLevel(of family: String) -> Int { Int(bulwark_openblas_core_vector_level(family)) }
+
+        /// The widest vector extension this CPU and OS support, on the same scale.
+        public static var cpuVectorLevel: Int { Int(bulwark_cpu_vector_level()) }
     }
 
     /// Number of threads OpenBLAS uses for one call.

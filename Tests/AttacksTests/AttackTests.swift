@@ -190,6 +190,23 @@ struct AttackLossTests {
         }
     }
 
+    @Test("untargeted DLR is constant exactly where the true class ranks third")
+    func dlrConstantRegion() {
+        var logits: [Float] = [0.5, 2.0, -1.0, 1.25, 0.75]  // order: 1, 3, 4, 0, 2
+        let third = logits.withUnsafeMutableBufferPointer { z in (0..<5).filter { AttackLoss.dlrIsConstant(logits: z.baseAddress!, classes: 5, label: $0) } }
+        #expect(third == [4])
+        var objective: Float = 0
+        logits.withUnsafeMutableBufferPointer { z in
+            [4].withUnsafeBufferPointer { y in
+                AttackLoss.dlr.evaluate(logits: MatrixRef(z.baseAddress!, rows: 1, columns: 5), labels: y.baseAddress!, targets: nil,
+                                        objective: &objective, gradient: nil)
+            }
+        }
+        #expect(abs(objective - 1) < 1e-6)
+        var two: [Float] = [1, 2]
+        #expect(!AttackLoss.dlrIsConstant(logits: &two, classes: 2, label: 0))
+    }
+
     @Test("L∞ and L2 step kernels match the textbook steps", arguments: [1, 7, 33, 784])
     func stepKernels(columns: Int) {
         let clean = TestSupport.randomValues(2 * columns, seed: 1, in: 0, 1)

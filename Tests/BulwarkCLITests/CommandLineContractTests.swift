@@ -132,6 +132,17 @@ struct CommandLineContractTests {
         let report = try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any]
         #expect(report?["schema"] as? String == "bulwark-report/2")
         #expect(run.stderr.contains("| m | FGSM |"))
+        // The report names the OpenBLAS kernels; a user's OPENBLAS_CORETYPE is obeyed, and the
+        // numbers do not depend on the kernel family here.
+        let machine = report?["machine"] as? [String: Any]
+        #expect((machine?["blas_kernels"] as? String)?.isEmpty == false)
+        let haswell = try CLIRun(["bench", "--config", directory + "/bench.json", "--report", "-"] + sample, environment: ["OPENBLAS_CORETYPE": "Haswell"])
+        let haswellReport = try JSONSerialization.jsonObject(with: Data(haswell.stdout.utf8)) as? [String: Any]
+        #expect((haswellReport?["machine"] as? [String: Any])?["blas_kernels"] as? String == "Haswell (set by OPENBLAS_CORETYPE)")
+        try run.stdout.write(toFile: directory + "/auto.json", atomically: true, encoding: .utf8)
+        try haswell.stdout.write(toFile: directory + "/haswell.json", atomically: true, encoding: .utf8)
+        let diff = try CLIRun(["report", "diff", directory + "/auto.json", directory + "/haswell.json"])
+        #expect(diff.status == 0, "\(diff.stdout)\(diff.stderr)")
 
         let valid = try CLIRun(["bench", "--config", directory + "/bench.json", "--validate-config"])
         #expect(valid.status == 0 && valid.stdout.contains("valid"))

@@ -268,9 +268,8 @@ public struct FAB: Attack {
                 }
                 offsetClean += partial.sum()
                 while j < d { offsetClean += w[j] * (x0[j] - x1[j]); j += 1 }
-                project(from: x1, normal: w, offset: ws.difference.pointer[i], into: ws.stepFromCurrent.pointer, count: d, workspace: ws)
-                project(from: x0, normal: w, offset: offsetClean, into: ws.stepFromClean.pointer, count: d, workspace: ws)
-                let a1 = max(size(ws.stepFromCurrent.pointer, count: d), 1e-8), a2 = max(size(ws.stepFromClean.pointer, count: d), 1e-8)
+                let a1 = max(project(from: x1, normal: w, offset: ws.difference.pointer[i], into: ws.stepFromCurrent.pointer, count: d, workspace: ws), 1e-8)
+                let a2 = max(project(from: x0, normal: w, offset: offsetClean, into: ws.stepFromClean.pointer, count: d, workspace: ws), 1e-8)
                 let alpha = min(max(a1 / (a1 + a2), 0), alphaMax)
                 update(x1, clean: x0, stepFromCurrent: ws.stepFromCurrent.pointer, stepFromClean: ws.stepFromClean.pointer,
                        alpha: alpha, count: d)
@@ -352,31 +351,6 @@ public struct FAB: Attack {
         return kept
     }
 
-    /// The p-norm of a step.
-    private func size(_ v: UnsafeMutablePointer<Float>, count d: Int) -> Float {
-        var accumulator = SIMD8<Float>()
-        var j = 0
-        if norm == .linf {
-            while j + 8 <= d {
-                let value = UnsafeRawPointer(v + j).loadUnaligned(as: SIMD8<Float>.self)
-                let magnitude = value.replacing(with: -value, where: value .< 0)
-                accumulator = accumulator.replacing(with: magnitude, where: magnitude .> accumulator)
-                j += 8
-            }
-            var result = accumulator.max()
-            while j < d { result = max(result, abs(v[j])); j += 1 }
-            return result
-        }
-        while j + 8 <= d {
-            let value = UnsafeRawPointer(v + j).loadUnaligned(as: SIMD8<Float>.self)
-            accumulator += value * value
-            j += 8
-        }
-        var result = accumulator.sum()
-        while j < d { result += v[j] * v[j]; j += 1 }
-        return result.squareRoot()
-    }
-
     /// The smallest step δ (in the attack's norm) from `point` onto the hyperplane ⟨w, z⟩ = b with
     /// point + δ in [0, 1]ᵈ, given offset = ⟨w, point⟩ − b; if the box does not reach the
     /// hyperplane, the step that gets closest. Every coordinate moves against sign(offset)·wⱼ by
@@ -384,104 +358,12 @@ public struct FAB: Attack {
     /// Σ|wⱼ|·min(λ·sⱼ, roomⱼ) = |offset|. That function is concave and piecewise linear, so the
     /// active-set iteration λ ← (|offset| − Σ_saturated |wⱼ|·roomⱼ) / Σ_free |wⱼ|·sⱼ rises
     /// monotonically to the exact λ in a few passes (the reference sorts the breakpoints instead).
+    /// Returns the step's size in the attack's norm. (`Kernels.fabProject`, in C.)
+    @discardableResult
     func project(from point: UnsafeMutablePointer<Float>, normal w: UnsafeMutablePointer<Float>, offset: Float,
-                         into step: UnsafeMutablePointer<Float>, count d: Int, workspace ws: Workspace) {
-        let target = abs(offset)
-        guard target > 0 else {
-            step.update(repeating: 0, count: d)
-            return
-        }
-        let sign: Float = offset >= 0 ? 1 : -1
-        let room = ws.room.pointer, slope = ws.slope.pointer, direction = ws.direction.pointer
-        let weightedRoom = ws.weightedRoom.pointer, weightedSlope = ws.weightedSlope.pointer
-        let linf = norm == .linf
-        var start = 0
-        let (zero, one) = (SIMD8<Float>(), SIMD8<Float>(repeating: 1))
-        while start + 8 <= d {
-            let weight = UnsafeRawPointer(w + start).loadUnaligned(as: SIMD8<Float>.self)
-            let position = UnsafeRawPointer(point + start).loadUnaligned(as: SIMD8<Float>.self)
-            let toward = -sign * weight
-            let (up, down) = (toward .> zero, toward .< zero)
-            let size = weight.replacing(with: -weight, where: weight .< zero)
-            let available = zero.replacing(with: one - position, where: up).replacing(with: position, where: down)
-            let rate = linf ? one : size
-            UnsafeMutableRawPointer(direction + start).storeBytes(of: zero.replacing(with: one, where: up).replacing(with: -one, where: down),
-                                                                  as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(room + start).storeBytes(of: available, as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(slope + start).storeBytes(of: rate, as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(weightedRoom + start).storeBytes(of: size * available, as: SIMD8<Float>.self)
-            UnsafeMutableRawPointer(weightedSlope + start).storeBytes(of: size * rate, as: SIMD8<Float>.self)
-            start += 8
-        }
-        for j in start..<d {
-            let toward = -sign * w[j]
-            let a = abs(w[j])
-            direction[j] = toward > 0 ? 1 : (toward < 0 ? -1 : 0)
-            room[j] = toward > 0 ? 1 - point[j] : (toward < 0 ? point[j] : 0)
-            slope[j] = linf ? 1 : a
-            weightedRoom[j] = a * room[j]
-            weightedSlope[j] = a * slope[j]
-        }
-        let reachable = Self.sum(weightedRoom, count: d)
-        var lambda: Float
-        if reachable <= target {
-            lambda = .greatestFiniteMagnitude  // the box cannot reach the hyperplane: saturate every coordinate
-        } else {
-            lambda = 0
-            for _ in 0..<64 {
-                let (saturated, free) = Self.split(lambda: lambda, slope: slope, room: room, weightedRoom: weightedRoom,
-                                                   weightedSlope: weightedSlope, count: d)
-                guard free > 0 else { break }
-                let next = (target - saturated) / free
-                if !(next > lambda) { break }
-                lambda = next
-            }
-        }
-        var j = 0
-        let scale = SIMD8<Float>(repeating: lambda)
-        while j + 8 <= d {
-            let free = scale * UnsafeRawPointer(slope + j).loadUnaligned(as: SIMD8<Float>.self)
-            let available = UnsafeRawPointer(room + j).loadUnaligned(as: SIMD8<Float>.self)
-            let move = free.replacing(with: available, where: available .< free)
-            UnsafeMutableRawPointer(step + j).storeBytes(of: UnsafeRawPointer(direction + j).loadUnaligned(as: SIMD8<Float>.self) * move,
-                                                         as: SIMD8<Float>.self)
-            j += 8
-        }
-        while j < d { step[j] = direction[j] * min(lambda * slope[j], room[j]); j += 1 }
-    }
-
-    /// Σ v (eight accumulators, so the additions do not wait on each other).
-    static func sum(_ v: UnsafeMutablePointer<Float>, count d: Int) -> Float {
-        var accumulator = SIMD8<Float>()
-        var j = 0
-        while j + 8 <= d {
-            accumulator += UnsafeRawPointer(v + j).loadUnaligned(as: SIMD8<Float>.self)
-            j += 8
-        }
-        var result = accumulator.sum()
-        while j < d { result += v[j]; j += 1 }
-        return result
-    }
-
-    /// (Σ over saturated coordinates of |w|·room, Σ over free ones of |w|·slope) at scale λ.
-    static func split(lambda: Float, slope: UnsafeMutablePointer<Float>, room: UnsafeMutablePointer<Float>,
-                      weightedRoom: UnsafeMutablePointer<Float>, weightedSlope: UnsafeMutablePointer<Float>, count d: Int) -> (Float, Float) {
-        var saturated = SIMD8<Float>(), free = SIMD8<Float>()
-        let scale = SIMD8<Float>(repeating: lambda), zero = SIMD8<Float>()
-        var j = 0
-        while j + 8 <= d {
-            let isSaturated = scale * UnsafeRawPointer(slope + j).loadUnaligned(as: SIMD8<Float>.self)
-                .>= UnsafeRawPointer(room + j).loadUnaligned(as: SIMD8<Float>.self)
-            saturated += zero.replacing(with: UnsafeRawPointer(weightedRoom + j).loadUnaligned(as: SIMD8<Float>.self), where: isSaturated)
-            free += UnsafeRawPointer(weightedSlope + j).loadUnaligned(as: SIMD8<Float>.self).replacing(with: 0, where: isSaturated)
-            j += 8
-        }
-        var (s, f) = (saturated.sum(), free.sum())
-        while j < d {
-            if lambda * slope[j] >= room[j] { s += weightedRoom[j] } else { f += weightedSlope[j] }
-            j += 1
-        }
-        return (s, f)
+                 into step: UnsafeMutablePointer<Float>, count d: Int, workspace ws: Workspace) -> Float {
+        Kernels.fabProject(from: point, normal: w, offset: offset, into: step, count: d, linf: norm == .linf,
+                           scratch: (ws.direction.pointer, ws.room.pointer, ws.slope.pointer, ws.weightedRoom.pointer, ws.weightedSlope.pointer))
     }
 }
 

@@ -29,6 +29,30 @@ extension Kernels {
         bulwark_row_distances(a.base, b.base, a.rows, a.columns, linf, l2)
     }
 
+    /// FAB's projection onto the hyperplane ⟨w, z⟩ = ⟨w, point⟩ − offset within [0, 1]ᵈ (see
+    /// `FAB.project` and `bulwark_fab_project`); `scratch` holds five arrays of `count` floats.
+    /// Returns the step's size in the norm.
+    @inlinable
+    public static func fabProject(from point: UnsafePointer<Float>, normal w: UnsafePointer<Float>, offset: Float,
+                                  into step: UnsafeMutablePointer<Float>, count d: Int, linf: Bool,
+                                  scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
+                                            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) -> Float {
+        bulwark_fab_project(point, w, offset, step, d, linf ? 1 : 0, scratch.0, scratch.1, scratch.2, scratch.3, scratch.4)
+    }
+
+    /// A dense layer after a ReLU, for a change of its inputs' pre-activations from `before` to
+    /// `after` (`width` each): `out = base + Σ_j (relu(after_j) − relu(before_j))·w[j, :]` over the
+    /// units whose ReLU output changed, `w` being the layer's (width, n) transposed weights and
+    /// `base` its outputs at `before`. `index` and `change` are scratch of `width`. Returns how many
+    /// units changed.
+    @inlinable @discardableResult
+    public static func reluChangeUpdate(after: UnsafePointer<Float>, before: UnsafePointer<Float>, width: Int,
+                                        transposedWeights w: UnsafePointer<Float>, outputs n: Int, base: UnsafePointer<Float>,
+                                        into out: UnsafeMutablePointer<Float>, index: UnsafeMutablePointer<Int>,
+                                        change: UnsafeMutablePointer<Float>) -> Int {
+        bulwark_relu_change_update(after, before, width, w, n, base, out, index, change)
+    }
+
     /// Carlini & Wagner's box change of variables over `count` values: `x = (tanh(w) + 1)/2`, as
     /// `1/(1 + e^(−2w))` with a vectorised exp (within a few ulp of the libm result).
     @inlinable

@@ -16,7 +16,7 @@
 #endif
 
 #if defined(__x86_64__) && defined(__clang__) && !defined(BULWARK_SANITIZED)
-#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define MULTIVERSION
 #endif
@@ -156,10 +156,25 @@ MULTIVERSION void bulwark_row_distances(const float *restrict a, const float *re
     for (size_t r = 0; r < rows; r++) {
         const float *restrict ar = a + r * columns;
         const float *restrict br = b + r * columns;
+        // Sixteen partial maxima and sums, so the loop vectorises without reassociating one sum.
+        float maxima[16] = {0}, partial[16] = {0};
+        size_t j = 0;
+        for (; j + 16 <= columns; j += 16) {
+            for (size_t k = 0; k < 16; k++) {
+                const float d = ar[j + k] - br[j + k];
+                const float magnitude = d < 0.0f ? -d : d;
+                maxima[k] = magnitude > maxima[k] ? magnitude : maxima[k];
+                partial[k] += d * d;
+            }
+        }
         float maximum = 0.0f, squares = 0.0f;
-        for (size_t j = 0; j < columns; j++) {
-            float d = ar[j] - br[j];
-            float magnitude = d < 0.0f ? -d : d;
+        for (size_t k = 0; k < 16; k++) {
+            maximum = maxima[k] > maximum ? maxima[k] : maximum;
+            squares += partial[k];
+        }
+        for (; j < columns; j++) {
+            const float d = ar[j] - br[j];
+            const float magnitude = d < 0.0f ? -d : d;
             maximum = magnitude > maximum ? magnitude : maximum;
             squares += d * d;
         }
@@ -206,4 +221,113 @@ MULTIVERSION float bulwark_cw_gradient(const float *restrict x, const float *res
     for (size_t k = 0; k < 8; k++) squares += partial[k];
     for (; i < n; i++) squares += (x[i] - reference[i]) * (x[i] - reference[i]);
     return squares;
+}
+
+MULTIVERSION size_t bulwark_relu_change_update(const float *restrict after, const float *restrict before, size_t width,
+                                               const float *restrict w, size_t n, const float *restrict base, float *restrict out,
+                                               size_t *restrict index, float *restrict change) {
+    // Compaction without branches (about a third of the units change, at random: a branch on each
+    // would be mispredicted often). `index` and `change` have room for `width` entries.
+    size_t k = 0;
+    for (size_t j = 0; j < width; j++) {
+        const float d = (after[j] > 0.0f ? after[j] : 0.0f) - (before[j] > 0.0f ? before[j] : 0.0f);
+        index[k] = j;
+        change[k] = d;
+        k += d != 0.0f;
+    }
+    // Blocks of 128 outputs held in registers while every changed unit's weights stream past them.
+    size_t o = 0;
+    for (; o + 128 <= n; o += 128) {
+        float acc[128];
+        for (size_t i = 0; i < 128; i++) acc[i] = base[o + i];
+        for (size_t t = 0; t < k; t++) {
+            const float *row = w + index[t] * n + o;
+            const float c = change[t];
+            for (size_t i = 0; i < 128; i++) acc[i] += c * row[i];
+        }
+        for (size_t i = 0; i < 128; i++) out[o + i] = acc[i];
+    }
+    for (; o < n; o++) {
+        float sum = base[o];
+        for (size_t t = 0; t < k; t++) sum += change[t] * w[index[t] * n + o];
+        out[o] = sum;
+    }
+    return k;
+}
+
+// Sixteen partial sums (one AVX-512 register; two AVX2 ones), so the reductions vectorise without
+// reassociating a single sum.
+#define FAB_LANES 16
+
+MULTIVERSION float bulwark_fab_project(const float *restrict point, const float *restrict w, float offset, float *restrict step, size_t d,
+                                       int linf, float *restrict direction, float *restrict room, float *restrict slope,
+                                       float *restrict weighted_room, float *restrict weighted_slope) {
+    const float target = fabsf(offset);
+    if (!(target > 0.0f)) {
+        for (size_t j = 0; j < d; j++) step[j] = 0.0f;
+        return 0.0f;
+    }
+    const float sign = offset >= 0.0f ? 1.0f : -1.0f;
+    float partial[FAB_LANES] = {0};
+    size_t j = 0;
+    for (; j < d; j++) {
+        const float toward = -sign * w[j], a = fabsf(w[j]);
+        direction[j] = toward > 0.0f ? 1.0f : (toward < 0.0f ? -1.0f : 0.0f);
+        room[j] = toward > 0.0f ? 1.0f - point[j] : (toward < 0.0f ? point[j] : 0.0f);
+        slope[j] = linf ? 1.0f : a;
+        weighted_room[j] = a * room[j];
+        weighted_slope[j] = a * slope[j];
+    }
+    for (j = 0; j + FAB_LANES <= d; j += FAB_LANES)
+        for (size_t k = 0; k < FAB_LANES; k++) partial[k] += weighted_room[j + k];
+    float reachable = 0.0f;
+    for (size_t k = 0; k < FAB_LANES; k++) reachable += partial[k];
+    for (; j < d; j++) reachable += weighted_room[j];
+
+    float lambda;
+    if (reachable <= target) {
+        lambda = 3.40282347e38f;  // the box cannot reach the hyperplane: saturate every coordinate
+    } else {
+        lambda = 0.0f;
+        for (int pass = 0; pass < 64; pass++) {
+            // (Σ over saturated coordinates of |w|·room, Σ over free ones of |w|·slope) at λ.
+            float saturated[FAB_LANES] = {0}, free[FAB_LANES] = {0};
+            for (j = 0; j + FAB_LANES <= d; j += FAB_LANES) {
+                for (size_t k = 0; k < FAB_LANES; k++) {
+                    // Multiplying by 0 or 1 (exact) instead of a conditional add, which clang turns
+                    // into masked stores to the stack that stall the next pass's loads.
+                    const float full = lambda * slope[j + k] >= room[j + k] ? 1.0f : 0.0f;
+                    saturated[k] += full * weighted_room[j + k];
+                    free[k] += (1.0f - full) * weighted_slope[j + k];
+                }
+            }
+            float s = 0.0f, f = 0.0f;
+            for (size_t k = 0; k < FAB_LANES; k++) { s += saturated[k]; f += free[k]; }
+            for (; j < d; j++) {
+                if (lambda * slope[j] >= room[j]) s += weighted_room[j]; else f += weighted_slope[j];
+            }
+            if (!(f > 0.0f)) break;
+            const float next = (target - s) / f;
+            if (!(next > lambda)) break;
+            lambda = next;
+        }
+    }
+    float size[FAB_LANES] = {0};
+    for (j = 0; j + FAB_LANES <= d; j += FAB_LANES) {
+        for (size_t k = 0; k < FAB_LANES; k++) {
+            const float free_move = lambda * slope[j + k], available = room[j + k];
+            const float v = direction[j + k] * (available < free_move ? available : free_move);
+            step[j + k] = v;
+            size[k] = linf ? (fabsf(v) > size[k] ? fabsf(v) : size[k]) : size[k] + v * v;
+        }
+    }
+    float total = 0.0f;
+    for (size_t k = 0; k < FAB_LANES; k++) total = linf ? (size[k] > total ? size[k] : total) : total + size[k];
+    for (; j < d; j++) {
+        const float free_move = lambda * slope[j], available = room[j];
+        const float v = direction[j] * (available < free_move ? available : free_move);
+        step[j] = v;
+        total = linf ? (fabsf(v) > total ? fabsf(v) : total) : total + v * v;
+    }
+    return linf ? total : sqrtf(total);
 }

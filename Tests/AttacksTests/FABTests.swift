@@ -10,7 +10,7 @@ struct FABTests {
     @Test("the projection lands on the hyperplane inside the box; unconstrained L2 is −offset·w/‖w‖²", arguments: Norm.allCases)
     func projection(norm: Norm) throws {
         let attack = try FAB(norm: norm, epsilon: 0.1)
-        let d = 20
+        let d = 37  // not a multiple of the kernel's 16 lanes
         let ws = attack.makeWorkspace(rows: 1, features: d)
         var generator = RandomGenerator(seed: 3)
         for trial in 0..<50 {
@@ -18,7 +18,10 @@ struct FABTests {
             let w = FloatBuffer((0..<d).map { _ in generator.nextFloat(in: -1, 1) })
             let offset = generator.nextFloat(in: -0.5, 0.5) * Float(trial % 5 + 1) / 5
             let step = FloatBuffer(count: d)
-            attack.project(from: point.pointer, normal: w.pointer, offset: offset, into: step.pointer, count: d, workspace: ws)
+            let size = attack.project(from: point.pointer, normal: w.pointer, offset: offset, into: step.pointer, count: d, workspace: ws)
+            let steps = (0..<d).map { step.pointer[$0] }
+            let expectedSize = norm == .linf ? steps.map(abs).max()! : steps.reduce(0) { $0 + $1 * $1 }.squareRoot()
+            #expect(abs(size - expectedSize) <= 1e-6 * max(1, expectedSize), "the returned size is the step's norm")
             var residual = offset
             for j in 0..<d { residual += w.pointer[j] * step.pointer[j] }
             #expect(abs(residual) < 1e-4, "trial \(trial): ⟨w, p + δ⟩ − b = \(residual)")

@@ -104,27 +104,46 @@ struct SquareTests {
         #expect(fast != x.withMatrix { classifier.logits($0, shard: 0).array }, "the moved rows' logits changed")
     }
 
-    @Test("the incremental first layer gives the logits of a full forward pass")
-    func incremental() throws {
-        let network = Fixture.model(seed: 6, spec: "20-16-8-5")
+    @Test("the incremental layers give the logits of a full forward pass, through accepted candidates and compaction",
+          arguments: ["20-16-8-5", "20-16-5", "20-5"])
+    func incremental(spec: String) throws {
+        let network = Fixture.model(seed: 6, spec: spec)
+        let classes = Int(spec.split(separator: "-").last!)!
         network.reserve(rows: 4, shards: 1)
         let forward = try #require(IncrementalForward(network, rows: 4))
         var x = TestSupport.randomTensor(rows: 4, columns: 20, seed: 7, in: 0, 1)
         x.withMatrix { forward.firstLayer($0) }
-        var changed = x
-        for (row, feature, delta) in [(0, 3, Float(0.25)), (0, 17, -0.5), (2, 0, 0.125), (3, 19, 0.75)] {
-            changed[row, feature] += delta
-        }
-        for row in 0..<4 {
-            forward.beginCandidate(row: row)
-            for feature in 0..<20 where changed[row, feature] != x[row, feature] {
-                forward.addToCandidate(row: row, feature: feature, delta: changed[row, feature] - x[row, feature])
+        func candidates(_ changes: [(Int, Int, Float)]) -> Tensor {
+            var changed = x
+            for (row, feature, delta) in changes { changed[row, feature] += delta }
+            for row in 0..<4 {
+                forward.beginCandidate(row: row)
+                for feature in 0..<20 where changed[row, feature] != x[row, feature] {
+                    forward.addToCandidate(row: row, feature: feature, delta: changed[row, feature] - x[row, feature])
+                }
             }
+            return changed
         }
-        let incremental = forward.logits(rows: 4, fromCandidates: true)
-        let fast = (0..<4).flatMap { r in (0..<5).map { incremental.row(r)[$0] } }
-        let exact = changed.withMatrix { network.forward($0, mode: .evaluation).array }
-        #expect(TestSupport.close(fast, exact, relative: 1e-5, absolute: 1e-5))
+        func expectExact(_ incremental: MatrixRef, _ points: Tensor, rows: [Int], _ comment: Comment) {
+            let fast = rows.indices.flatMap { i in (0..<classes).map { incremental.row(i)[$0] } }
+            var gathered = points.gatherRows(rows)
+            let exact = gathered.withMatrix { network.forward($0, mode: .evaluation).array }
+            #expect(TestSupport.close(fast, exact, relative: 1e-5, absolute: 1e-5), comment)
+        }
+        // Candidates from the exact current points.
+        var changed = candidates([(0, 3, 0.25), (0, 17, -0.5), (2, 0, 0.125), (3, 19, 0.75)])
+        expectExact(forward.logits(rows: 4, fromCandidates: true), changed, rows: [0, 1, 2, 3], "first candidates")
+        // Rows 0 and 2 accept theirs; the next candidates start from updated (not recomputed) points.
+        forward.acceptCandidate(row: 0)
+        forward.acceptCandidate(row: 2)
+        for j in 0..<20 { x[0, j] = changed[0, j]; x[2, j] = changed[2, j] }
+        expectExact(forward.logits(rows: 4, fromCandidates: false), x, rows: [0, 1, 2, 3], "current points after accepting")
+        changed = candidates([(0, 5, 0.5), (1, 9, -0.25), (2, 3, -0.375), (2, 4, 0.5)])
+        expectExact(forward.logits(rows: 4, fromCandidates: true), changed, rows: [0, 1, 2, 3], "candidates from accepted points")
+        // Compaction: rows 2 and 3 move to slots 0 and 1.
+        forward.moveRow(2, to: 0)
+        forward.moveRow(3, to: 1)
+        expectExact(forward.logits(rows: 2, fromCandidates: false), x, rows: [2, 3], "current points after compaction")
     }
 }
 

@@ -90,6 +90,24 @@ struct KernelTests {
         #expect(z == x.map { min(max($0, -1), 0.5) })
     }
 
+    @Test("ReLU-change update of a dense layer equals recomputing it", arguments: [(37, 300), (256, 256), (5, 1), (16, 128)])
+    func reluChangeUpdate(width: Int, n: Int) {
+        let before = TestSupport.randomValues(width, seed: 30, in: -1, 1)
+        var after = TestSupport.randomValues(width, seed: 31, in: -1, 1)
+        for j in stride(from: 0, to: width, by: 3) { after[j] = before[j] }  // unchanged units
+        let w = TestSupport.randomValues(width * n, seed: 32, in: -1, 1)  // (width, n)
+        let relu = { (v: [Float]) in v.map { max($0, 0) } }
+        func layer(_ a: [Float]) -> [Float] {
+            (0..<n).map { o in (0..<width).reduce(Float(0)) { $0 + a[$1] * w[$1 * n + o] } }
+        }
+        let base = layer(relu(before))
+        var out = [Float](repeating: .nan, count: n), index = [Int](repeating: 0, count: width), change = [Float](repeating: 0, count: width)
+        let changed = Kernels.reluChangeUpdate(after: after, before: before, width: width, transposedWeights: w, outputs: n, base: base,
+                                               into: &out, index: &index, change: &change)
+        #expect(changed == zip(after, before).filter { max($0, 0) != max($1, 0) }.count)
+        #expect(TestSupport.close(out, layer(relu(after)), relative: 1e-4, absolute: 1e-4))
+    }
+
     @Test("Adam update equals the scalar formula", arguments: [false, true])
     func adamUpdate(decoupled: Bool) {
         let n = 37

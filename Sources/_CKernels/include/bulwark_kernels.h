@@ -1,7 +1,8 @@
 // Element-wise kernels behind TensorCore's `Kernels`, in C so that clang vectorises them: Swift
 // cannot mark pointers `restrict`, and its SIMD types lower sqrt, max and comparisons to scalar
-// instructions. On x86-64 each kernel is compiled twice (baseline SSE2 and x86-64-v3 with AVX2 and
-// FMA) and the dynamic loader picks the version the CPU supports (`target_clones`).
+// instructions. On x86-64 each kernel is compiled three times (baseline SSE2, x86-64-v3 with AVX2 and
+// FMA, x86-64-v4 with AVX-512) and the dynamic loader picks the widest version the CPU supports
+// (`target_clones`).
 //
 // Arguments documented as "may alias" are not `restrict`; every other pair of arrays must not overlap.
 #ifndef BULWARK_KERNELS_H
@@ -56,6 +57,22 @@ void bulwark_l2_step(float *restrict x, const float *restrict clean, const float
 /// Per row of a − b: the L∞ norm into linf[r] and the L2 norm into l2[r].
 void bulwark_row_distances(const float *restrict a, const float *restrict b, size_t rows, size_t columns,
                            float *restrict linf, float *restrict l2);
+/// FAB's projection (Croce & Hein, 2020b): the smallest step δ (L∞ if `linf`, else L2) from `point`
+/// onto the hyperplane ⟨w, z⟩ = b with point + δ in [0, 1]^d, given offset = ⟨w, point⟩ − b; if the
+/// box does not reach the hyperplane, the step that gets closest. Every coordinate moves against
+/// sign(offset)·w_j by min(λ·s_j, room_j) (s_j = 1 for L∞, |w_j| for L2), λ found by the monotone
+/// active-set iteration (at most 64 passes). The five scratch arrays hold d floats each. Returns
+/// the step's size in the norm.
+float bulwark_fab_project(const float *restrict point, const float *restrict w, float offset, float *restrict step, size_t d,
+                          int linf, float *restrict direction, float *restrict room, float *restrict slope,
+                          float *restrict weighted_room, float *restrict weighted_slope);
+/// A dense layer after a ReLU, updated for a change of its pre-activations from `before` to `after`
+/// (each `width`): out = base + Σ_j (max(after_j, 0) − max(before_j, 0))·w[j·n ..< j·n + n] over
+/// the units whose ReLU output changed; `w` is the layer's (width, n) transposed weights. `index`
+/// and `change` are scratch of `width` each. Returns how many units changed.
+size_t bulwark_relu_change_update(const float *restrict after, const float *restrict before, size_t width,
+                                  const float *restrict w, size_t n, const float *restrict base, float *restrict out,
+                                  size_t *restrict index, float *restrict change);
 
 
 // Carlini & Wagner's change of variables x = (tanh(w) + 1)/2, which keeps x in [0, 1].

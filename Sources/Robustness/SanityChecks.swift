@@ -234,7 +234,8 @@ struct SanityChecker {
     /// at random starts mean gradient attacks cannot start (shattered gradients, quantised inputs).
     /// Examples where the loss is flat in the logits themselves are left out (DLR is constant, 1,
     /// where the true class ranks third): there a zero input gradient is the loss's, not the model's.
-    /// They are found by rank, not by a zero logit gradient, which rounding makes exact or not.
+    /// For DLR they are found by rank, not by a zero logit gradient, which rounding makes exact or
+    /// not; for the cross-entropy (two classes) by an all-zero logit gradient (saturated softmax).
     func gradients(classifier: any DifferentiableClassifier, data: LabeledData, epsilon: Float, seed: UInt64) -> BenchReport.CheckResult {
         var zeroRows = 0, nonFiniteRows = 0, counted = 0
         let n = max(data.count, 1)
@@ -252,7 +253,8 @@ struct SanityChecker {
                     let logitsGradient = classifier.logitsGradient(shard: 0)
                     loss.evaluate(logits: logits, labels: labels.baseAddress!, targets: nil, objective: objective, gradient: logitsGradient)
                     let flatInLogits = (0..<logits.rows).map { r in
-                        loss == .dlr && AttackLoss.dlrIsConstant(logits: logits.row(r), classes: logits.columns, label: labels[r])
+                        loss == .dlr ? AttackLoss.dlrIsConstant(logits: logits.row(r), classes: logits.columns, label: labels[r])
+                                     : (0..<logitsGradient.columns).allSatisfy { logitsGradient.row(r)[$0] == 0 }
                     }
                     let g = classifier.inputGradient(shard: 0)
                     for r in 0..<g.rows {

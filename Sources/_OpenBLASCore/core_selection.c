@@ -85,7 +85,7 @@ __attribute__((constructor)) static void bulwark_select_openblas_core(void) {
     unsetenv("OPENBLAS_CORETYPE");  // child processes make the same choice for themselves
     if (strcasecmp(openblas_get_corename(), names[target]) == 0)
         snprintf(selection_reason, sizeof selection_reason,
-                 "selected by Bulwark from the CPU's vector extensions (OpenBLAS chose %s for a CPU model it does not know)",
+                 "selected by Bulwark from the CPU's vector extensions (OpenBLAS chose %s, narrower than the CPU supports)",
                  detected);
     else
         snprintf(selection_reason, sizeof selection_reason,

@@ -70,8 +70,8 @@ public struct FAB: Attack {
         /// Rows stepped back this iteration, gathered for their second pass.
         let stale: UnsafeMutablePointer<Bool>, subset: FloatBuffer, subsetDifference: FloatBuffer
         let subsetRows: UnsafeMutablePointer<Int>, subsetLabels: UnsafeMutablePointer<Int>, subsetTargets: UnsafeMutablePointer<Int>
-        /// Projection scratch (features each).
-        let room: FloatBuffer, slope: FloatBuffer, direction: FloatBuffer, weightedRoom: FloatBuffer, weightedSlope: FloatBuffer
+        /// The projection kernel's scratch (5 × features).
+        let projectionScratch: FloatBuffer
         let activeLabels: UnsafeMutablePointer<Int>, activeTargets: UnsafeMutablePointer<Int>
         let activeRows: UnsafeMutablePointer<Int>, predictions: UnsafeMutablePointer<Int>
         let fooled: UnsafeMutablePointer<Bool>
@@ -97,11 +97,7 @@ public struct FAB: Attack {
             subsetRows = allocateFilled(rows, with: 0)
             subsetLabels = allocateFilled(rows, with: 0)
             subsetTargets = allocateFilled(rows, with: 0)
-            weightedRoom = FloatBuffer(count: features)
-            weightedSlope = FloatBuffer(count: features)
-            room = FloatBuffer(count: features)
-            slope = FloatBuffer(count: features)
-            direction = FloatBuffer(count: features)
+            projectionScratch = FloatBuffer(count: 5 * features)
             difference = FloatBuffer(count: rows)
             activeLabels = allocateFilled(rows, with: 0)
             activeTargets = allocateFilled(rows, with: 0)
@@ -363,7 +359,7 @@ public struct FAB: Attack {
     func project(from point: UnsafeMutablePointer<Float>, normal w: UnsafeMutablePointer<Float>, offset: Float,
                  into step: UnsafeMutablePointer<Float>, count d: Int, workspace ws: Workspace) -> Float {
         Kernels.fabProject(from: point, normal: w, offset: offset, into: step, count: d, linf: norm == .linf,
-                           scratch: (ws.direction.pointer, ws.room.pointer, ws.slope.pointer, ws.weightedRoom.pointer, ws.weightedSlope.pointer))
+                           scratch: ws.projectionScratch.pointer)
     }
 }
 

@@ -30,14 +30,13 @@ extension Kernels {
     }
 
     /// FAB's projection onto the hyperplane ⟨w, z⟩ = ⟨w, point⟩ − offset within [0, 1]ᵈ (see
-    /// `FAB.project` and `bulwark_fab_project`); `scratch` holds five arrays of `count` floats.
+    /// `FAB.project` and `bulwark_fab_project`); `scratch` holds 5 × `count` floats.
     /// Returns the step's size in the norm.
     @inlinable
     public static func fabProject(from point: UnsafePointer<Float>, normal w: UnsafePointer<Float>, offset: Float,
                                   into step: UnsafeMutablePointer<Float>, count d: Int, linf: Bool,
-                                  scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>,
-                                            UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) -> Float {
-        bulwark_fab_project(point, w, offset, step, d, linf ? 1 : 0, scratch.0, scratch.1, scratch.2, scratch.3, scratch.4)
+                                  scratch: UnsafeMutablePointer<Float>) -> Float {
+        bulwark_fab_project(point, w, offset, step, d, linf ? 1 : 0, scratch)
     }
 
     /// A dense layer after a ReLU, for a change of its inputs' pre-activations from `before` to

@@ -260,8 +260,9 @@ MULTIVERSION size_t bulwark_relu_change_update(const float *restrict after, cons
 #define FAB_LANES 16
 
 MULTIVERSION float bulwark_fab_project(const float *restrict point, const float *restrict w, float offset, float *restrict step, size_t d,
-                                       int linf, float *restrict direction, float *restrict room, float *restrict slope,
-                                       float *restrict weighted_room, float *restrict weighted_slope) {
+                                       int linf, float *restrict scratch) {
+    float *restrict direction = scratch, *restrict room = scratch + d, *restrict slope = scratch + 2 * d;
+    float *restrict weighted_room = scratch + 3 * d, *restrict weighted_slope = scratch + 4 * d;
     const float target = fabsf(offset);
     if (!(target > 0.0f)) {
         for (size_t j = 0; j < d; j++) step[j] = 0.0f;

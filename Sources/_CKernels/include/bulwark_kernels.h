@@ -61,11 +61,10 @@ void bulwark_row_distances(const float *restrict a, const float *restrict b, siz
 /// onto the hyperplane ⟨w, z⟩ = b with point + δ in [0, 1]^d, given offset = ⟨w, point⟩ − b; if the
 /// box does not reach the hyperplane, the step that gets closest. Every coordinate moves against
 /// sign(offset)·w_j by min(λ·s_j, room_j) (s_j = 1 for L∞, |w_j| for L2), λ found by the monotone
-/// active-set iteration (at most 64 passes). The five scratch arrays hold d floats each. Returns
-/// the step's size in the norm.
+/// active-set iteration (at most 64 passes). `scratch` holds 5·d floats. Returns the step's size
+/// in the norm.
 float bulwark_fab_project(const float *restrict point, const float *restrict w, float offset, float *restrict step, size_t d,
-                          int linf, float *restrict direction, float *restrict room, float *restrict slope,
-                          float *restrict weighted_room, float *restrict weighted_slope);
+                          int linf, float *restrict scratch);
 /// A dense layer after a ReLU, updated for a change of its pre-activations from `before` to `after`
 /// (each `width`): out = base + Σ_j (max(after_j, 0) − max(before_j, 0))·w[j·n ..< j·n + n] over
 /// the units whose ReLU output changed; `w` is the layer's (width, n) transposed weights. `index`

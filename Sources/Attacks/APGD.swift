@@ -333,14 +333,7 @@ public struct APGD: Attack {
             let eta = ws.stepSizes.pointer[i]
             switch norm {
             case .linf:
-                for j in 0..<d {
-                    let lower = max(clean[j] - epsilon, 0), upper = min(clean[j] + epsilon, 1)
-                    let direction: Float = g[j] > 0 ? 1 : (g[j] < 0 ? -1 : 0)
-                    let z = min(max(x[j] + eta * direction, lower), upper)
-                    let next = min(max(x[j] + a * (z - x[j]) + (1 - a) * (x[j] - old[j]), lower), upper)
-                    old[j] = x[j]
-                    x[j] = next
-                }
+                Kernels.apgdLinfStep(x, previous: old, clean: clean, gradient: g, count: d, stepSize: eta, momentum: a, epsilon: epsilon)
             case .l2:
                 var squares: Float = 0
                 for j in 0..<d { squares += g[j] * g[j] }

@@ -135,7 +135,9 @@ public final class AttackRunner {
     /// - Throws: `AttackError` for an attack that cannot run on this model, or a broken invariant.
     public func run(_ attack: any Attack, on data: LabeledData, goal: AttackGoal = .untargeted, seed: UInt64,
                     cleanPredictions known: [Int]? = nil) throws -> AttackOutcome {
-        try runOpened(attack, on: data, goal: goal, seed: seed, cleanPredictions: known)
+        guard let network = classifier as? Sequential else { return try runOpened(attack, on: data, goal: goal, seed: seed, cleanPredictions: known) }
+        // The weights stay constant during an attack: pack them once for its products.
+        return try network.withPackedWeights { try runOpened(attack, on: data, goal: goal, seed: seed, cleanPredictions: known) }
     }
 
     /// `run` with the attack's concrete type (so its workspace type is known).

@@ -148,8 +148,10 @@ public struct Square: Attack {
         let fooled: UnsafeMutablePointer<Bool>
         /// L2 patterns: a window of the perturbation and a fresh pattern (features each).
         let pattern: FloatBuffer, window: FloatBuffer
-        /// Incremental evaluation (made on first use on a network with a dense first layer).
+        /// Incremental evaluation (made on first use on a network with a dense first layer), and an
+        /// L∞ candidate's changed features and their changes (features each).
         var incremental: IncrementalForward?
+        let changedFeatures: UnsafeMutablePointer<Int>, changes: FloatBuffer
 
         init(rows: Int, features: Int) {
             capacity = rows
@@ -169,6 +171,8 @@ public struct Square: Attack {
             fooled = allocateFilled(rows, with: false)
             pattern = FloatBuffer(count: features)
             window = FloatBuffer(count: features)
+            changedFeatures = allocateFilled(features, with: 0)
+            changes = FloatBuffer(count: features)
         }
 
         deinit {
@@ -179,6 +183,7 @@ public struct Square: Attack {
             windowTop.deallocate()
             windowLeft.deallocate()
             fooled.deallocate()
+            changedFeatures.deallocate()
         }
 
         func moveRow(_ i: Int, to j: Int) {
@@ -415,8 +420,7 @@ public struct Square: Attack {
                                side s: Int, shape: ImageShape, row: Int, workspace ws: Workspace, generator: inout RandomGenerator) {
         let top = offset(shape.height, side: s, generator: &generator), left = offset(shape.width, side: s, generator: &generator)
         (ws.windowTop[row], ws.windowLeft[row]) = (top, left)
-        let incremental = ws.incremental  // one reference for the window, not one per pixel
-        incremental?.beginCandidate(row: row)
+        var changed = 0
         for c in 0..<shape.channels {
             let sign: Float = generator.nextUnitFloat() < 0.5 ? -1 : 1
             for i in top..<(top + s) {
@@ -424,10 +428,15 @@ public struct Square: Attack {
                     let index = (c * shape.height + i) * shape.width + j
                     let value = min(max(clean[index] + sign * epsilon, 0), 1)
                     x[index] = value
-                    if value != best[index] { incremental?.addToCandidate(row: row, feature: index, delta: value - best[index]) }
+                    if value != best[index] {
+                        ws.changedFeatures[changed] = index
+                        ws.changes.pointer[changed] = value - best[index]
+                        changed += 1
+                    }
                 }
             }
         }
+        ws.incremental?.setCandidate(row: row, features: ws.changedFeatures, changes: ws.changes.pointer, count: changed)
     }
 
     /// Writes the authors' "double rectangle" pattern of side `s` (unit L2 norm; transposed with

@@ -50,7 +50,18 @@ public struct Dense: Layer {
 
     public func forward(_ b: LayerBuffers, mode: Mode, generator: inout RandomGenerator) {
         Kernels.broadcastRows(bias(b.parameters), into: b.output)
-        BLAS.gemm(b.input, .none, times: weight(b.parameters), .transposed, into: b.output, beta: 1)
+        if let packed = b.packedWeights {
+            packed.forward.product(b.input, into: b.output, accumulate: true)
+        } else {
+            BLAS.gemm(b.input, .none, times: weight(b.parameters), .transposed, into: b.output, beta: 1)
+        }
+    }
+
+    /// The weights in this layer's parameter slice, packed for the forward pass (Wᵀ) and the
+    /// input gradient (W).
+    public func packWeights(_ parameters: UnsafePointer<Float>) -> PackedDenseWeights {
+        PackedDenseWeights(forward: PackedMatrix(weight(parameters), transposed: true),
+                           inputGradient: PackedMatrix(weight(parameters), transposed: false))
     }
 
     public func backward(_ b: LayerBuffers, outputGradient dY: MatrixRef, inputGradient dX: MatrixRef?, parameterGradients: GradientDestination) {
@@ -66,7 +77,11 @@ public struct Dense: Layer {
             Kernels.accumulateColumnSums(of: dY, into: bias(g))
         }
         if let dX {
-            BLAS.gemm(dY, .none, times: weight(b.parameters), .none, into: dX)
+            if let packed = b.packedWeights {
+                packed.inputGradient.product(dY, into: dX)
+            } else {
+                BLAS.gemm(dY, .none, times: weight(b.parameters), .none, into: dX)
+            }
         }
     }
 
@@ -79,6 +94,13 @@ public struct Dense: Layer {
             norms[i] += outputPart * (inputPart + 1)
         }
     }
+}
+
+/// A dense layer's weights packed while they stay constant (`Sequential.withPackedWeights`):
+/// Wᵀ (in, out) for the forward pass and W (out, in) for the input gradient.
+public struct PackedDenseWeights: Sendable {
+    public let forward: PackedMatrix
+    public let inputGradient: PackedMatrix
 }
 
 /// How `Dense` weights are initialised.

@@ -2,8 +2,8 @@ import TensorCore
 
 /// Forward passes of a `Sequential` whose first layer is `Dense`, for inputs that differ from a
 /// known point in a few features (sparse-update attacks, e.g. Square): the first layer's
-/// pre-activations h = W₁x + b₁ are kept per row and updated by h += Δⱼ·W₁[:, j] for each changed
-/// feature j (on a transposed copy of W₁, so each update is one contiguous row). For a window of s²
+/// pre-activations h = W₁x + b₁ are kept per row and updated by h += Σⱼ Δⱼ·W₁[:, j] over the
+/// changed features j (on a transposed copy of W₁, so each update is one contiguous row). For a window of s²
 /// changed pixels this replaces 784·256 multiply-adds of the first layer by 256·s².
 ///
 /// When the first layer is followed by ReLU and a second `Dense`, that layer's pre-activations
@@ -23,13 +23,10 @@ public final class IncrementalForward {
     let dense: Dense
     let inputWidth: Int
     /// First layer's outputs (hidden units).
-    @usableFromInline let width: Int
+    let width: Int
     /// (inputWidth, width): W₁ᵀ.
     let transposedWeights: FloatBuffer
     let current: FloatBuffer, candidates: FloatBuffer
-    /// The storage of `transposedWeights` and `candidates` (kept alive by them), so that the
-    /// per-pixel update reads no class reference around its kernel call.
-    @usableFromInline let transposedWeightsBase: UnsafeMutablePointer<Float>, candidatesBase: UnsafeMutablePointer<Float>
     /// The second dense layer's incremental state, when layers 1 and 2 are ReLU and Dense.
     let second: SecondLayer?
     let outputs: [FloatBuffer], scratch: [FloatBuffer]
@@ -67,8 +64,6 @@ public final class IncrementalForward {
         transposedWeights = FloatBuffer(count: inputWidth * width)
         current = FloatBuffer(count: capacity * width)
         candidates = FloatBuffer(count: capacity * width)
-        transposedWeightsBase = transposedWeights.pointer
-        candidatesBase = candidates.pointer
         let layers = network.layers
         if secondLayer, layers.count >= 3, layers[1] is ReLU, let next = layers[2] as? Dense {
             second = SecondLayer(width: next.outputWidth, inputWidth: width, rows: capacity)
@@ -109,15 +104,11 @@ public final class IncrementalForward {
         }
     }
 
-    /// Starts row `i`'s candidate at its current point.
-    public func beginCandidate(row i: Int) {
-        (candidates.pointer + i * width).update(from: current.pointer + i * width, count: width)
-    }
-
-    /// Row `i`'s candidate differs from the current point by `delta` in `feature`.
-    @inlinable
-    public func addToCandidate(row i: Int, feature j: Int, delta: Float) {
-        Kernels.axpy(delta, transposedWeightsBase + j * width, candidatesBase + i * width, count: width)
+    /// Row `i`'s candidate: its current point changed by `changes[t]` in feature `features[t]`, for
+    /// t < `count` (one pass over the row's pre-activations, which stay in registers).
+    public func setCandidate(row i: Int, features: UnsafePointer<Int>, changes: UnsafePointer<Float>, count: Int) {
+        Kernels.rowsUpdate(base: current.pointer + i * width, into: candidates.pointer + i * width, transposedWeights: transposedWeights.pointer,
+                           outputs: width, index: features, change: changes, count: count)
     }
 
     /// Row `i`'s candidate becomes its current point.

@@ -24,12 +24,17 @@ public struct LayerBuffers {
     public let parameters: UnsafePointer<Float>
     /// (batch, scratchWidth): per-example state kept from forward to backward (e.g. a dropout mask).
     public let scratch: MatrixRef
+    /// A dense layer's weights packed for products, while an attack keeps them constant
+    /// (`Sequential.withPackedWeights`); nil otherwise.
+    public let packedWeights: PackedDenseWeights?
 
-    public init(input: MatrixRef, output: MatrixRef, parameters: UnsafePointer<Float>, scratch: MatrixRef) {
+    public init(input: MatrixRef, output: MatrixRef, parameters: UnsafePointer<Float>, scratch: MatrixRef,
+                packedWeights: PackedDenseWeights? = nil) {
         self.input = input
         self.output = output
         self.parameters = parameters
         self.scratch = scratch
+        self.packedWeights = packedWeights
     }
 }
 

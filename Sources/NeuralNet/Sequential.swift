@@ -1,3 +1,4 @@
+import Foundation
 import TensorCore
 
 /// A feed-forward network: layers applied in order, with every parameter, gradient and activation
@@ -30,6 +31,8 @@ public final class Sequential: @unchecked Sendable {
     public let parameters: FloatBuffer
     public let parameterRanges: [Range<Int>]
     private var shards: [ShardContext]
+    /// Per layer, the dense weights packed by `withPackedWeights` (empty outside it).
+    private var packedWeights: [PackedDenseWeights?] = []
     /// Threads that run the shards of a batch (`WorkerPool.shared` unless set).
     public var pool: WorkerPool = .shared
 
@@ -100,8 +103,25 @@ public final class Sequential: @unchecked Sendable {
             input: input,
             output: shard.workspace.outputs[l].matrix(rows: rows, columns: layers[l].outputWidth),
             parameters: parameters.pointer + parameterRanges[l].lowerBound,
-            scratch: shard.workspace.scratch[l].matrix(rows: rows, columns: layers[l].scratchWidth))
+            scratch: shard.workspace.scratch[l].matrix(rows: rows, columns: layers[l].scratchWidth),
+            packedWeights: packedWeights.isEmpty ? nil : packedWeights[l])
     }
+
+    /// Runs `body` with every dense layer's weights packed for `PackedMatrix` products, which
+    /// forward passes and input gradients then use instead of OpenBLAS (parameter gradients still
+    /// use it). For attacks: the parameters must not change while `body` runs. Nothing is packed
+    /// when the CPU lacks the vector kernel or `BULWARK_PACKED_WEIGHTS=off` is set; nested calls
+    /// pack once. Call it while no shard job runs.
+    public func withPackedWeights<T>(_ body: () throws -> T) rethrows -> T {
+        guard Self.packsWeights, packedWeights.isEmpty else { return try body() }
+        packedWeights = layers.indices.map { l in (layers[l] as? Dense)?.packWeights(parameters.pointer + parameterRanges[l].lowerBound) }
+        defer { packedWeights = [] }
+        return try body()
+    }
+
+    /// Whether `withPackedWeights` packs: a fast kernel, not turned off (to measure what packing
+    /// saves, or to get OpenBLAS's rounding).
+    static let packsWeights = PackedMatrix.isFast && ProcessInfo.processInfo.environment["BULWARK_PACKED_WEIGHTS"] != "off"
 
     /// Runs the network on a batch (rows, inputWidth) and returns the logits (rows, classes).
     @discardableResult

@@ -12,6 +12,17 @@ extension Kernels {
         bulwark_linf_step(x.base, clean.base, g.base, x.count, alpha, epsilon)
     }
 
+    /// APGD's L∞ momentum step of one row of `count` values (Croce & Hein, 2020), inside
+    /// [max(clean − ε, 0), min(clean + ε, 1)]:
+    /// ```
+    /// z ← clamp(x + η·sign(g));  x′ ← clamp(x + a·(z − x) + (1 − a)·(x − old));  old ← x;  x ← x′
+    /// ```
+    @inlinable
+    public static func apgdLinfStep(_ x: UnsafeMutablePointer<Float>, previous old: UnsafeMutablePointer<Float>, clean: UnsafePointer<Float>,
+                                    gradient g: UnsafePointer<Float>, count: Int, stepSize eta: Float, momentum a: Float, epsilon: Float) {
+        bulwark_apgd_linf_step(x, old, clean, g, count, eta, a, epsilon)
+    }
+
     /// L2 projected normalised-gradient step, per row:
     /// ```
     /// x ← x + α·g/‖g‖₂ (no move where g = 0);  δ ← x − clean, scaled to ‖δ‖₂ ≤ ε;  x ← clamp(clean + δ, 0, 1)
@@ -37,6 +48,15 @@ extension Kernels {
                                   into step: UnsafeMutablePointer<Float>, count d: Int, linf: Bool,
                                   scratch: UnsafeMutablePointer<Float>) -> Float {
         bulwark_fab_project(point, w, offset, step, d, linf ? 1 : 0, scratch)
+    }
+
+    /// A dense layer's outputs for a change of `count` of its inputs: `out = base + Σ_t change[t]·w[index[t], :]`,
+    /// `w` being the layer's (inputs, n) transposed weights; the same values as `count` `axpy`
+    /// calls in the order of t. `out` may be `base`.
+    @inlinable
+    public static func rowsUpdate(base: UnsafePointer<Float>, into out: UnsafeMutablePointer<Float>, transposedWeights w: UnsafePointer<Float>,
+                                  outputs n: Int, index: UnsafePointer<Int>, change: UnsafePointer<Float>, count: Int) {
+        bulwark_rows_update(base, out, w, n, index, change, count)
     }
 
     /// A dense layer after a ReLU, for a change of its inputs' pre-activations from `before` to

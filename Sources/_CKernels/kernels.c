@@ -1,6 +1,7 @@
 #include "bulwark_kernels.h"
 
 #include <math.h>
+#include <stdint.h>
 
 // `target_clones` makes the dynamic loader call an ifunc resolver during relocation, before any
 // sanitizer runtime is initialised. Instrumented resolvers then crash (ThreadSanitizer: a segfault
@@ -102,6 +103,25 @@ MULTIVERSION void bulwark_sgd_update(float *restrict p, const float *restrict g,
             velocity[i] = vi;
             p[i] -= learning_rate * vi;
         }
+    }
+}
+
+MULTIVERSION void bulwark_apgd_linf_step(float *restrict x, float *restrict old, const float *restrict clean, const float *restrict g, size_t n,
+                                         float eta, float a, float epsilon) {
+#pragma clang fp contract(off)
+    const float b = 1.0f - a;
+    for (size_t i = 0; i < n; i++) {
+        const float lower = clean[i] - epsilon > 0.0f ? clean[i] - epsilon : 0.0f;
+        const float upper = clean[i] + epsilon < 1.0f ? clean[i] + epsilon : 1.0f;
+        const float direction = g[i] > 0.0f ? 1.0f : (g[i] < 0.0f ? -1.0f : 0.0f);
+        float z = x[i] + eta * direction;
+        z = z < lower ? lower : z;
+        z = z > upper ? upper : z;
+        float next = x[i] + a * (z - x[i]) + b * (x[i] - old[i]);
+        next = next < lower ? lower : next;
+        next = next > upper ? upper : next;
+        old[i] = x[i];
+        x[i] = next;
     }
 }
 
@@ -223,25 +243,20 @@ MULTIVERSION float bulwark_cw_gradient(const float *restrict x, const float *res
     return squares;
 }
 
-MULTIVERSION size_t bulwark_relu_change_update(const float *restrict after, const float *restrict before, size_t width,
-                                               const float *restrict w, size_t n, const float *restrict base, float *restrict out,
-                                               size_t *restrict index, float *restrict change) {
-    // Compaction without branches (about a third of the units change, at random: a branch on each
-    // would be mispredicted often). `index` and `change` have room for `width` entries.
-    size_t k = 0;
-    for (size_t j = 0; j < width; j++) {
-        const float d = (after[j] > 0.0f ? after[j] : 0.0f) - (before[j] > 0.0f ? before[j] : 0.0f);
-        index[k] = j;
-        change[k] = d;
-        k += d != 0.0f;
-    }
-    // Blocks of 128 outputs held in registers while every changed unit's weights stream past them.
+// out = base + Σ_{t<k} change[t]·w[index[t]·n ..< +n], in blocks of 128 outputs held in registers
+// while every row's weights stream past them; the rows after the next are prefetched (their
+// addresses are not sequential, so the hardware prefetcher cannot guess them). Each output adds
+// the terms in the order of t. `out` may alias `base` (a block is read before it is written).
+static inline __attribute__((always_inline)) void rows_update(const float *base, float *out, const float *restrict w, size_t n,
+                                                              const size_t *restrict index, const float *restrict change, size_t k) {
     size_t o = 0;
     for (; o + 128 <= n; o += 128) {
         float acc[128];
         for (size_t i = 0; i < 128; i++) acc[i] = base[o + i];
         for (size_t t = 0; t < k; t++) {
             const float *row = w + index[t] * n + o;
+            const char *ahead = (const char *)(w + index[t + 2 < k ? t + 2 : t] * n + o);
+            for (size_t line = 0; line < 128 * sizeof(float); line += 64) __builtin_prefetch(ahead + line);
             const float c = change[t];
             for (size_t i = 0; i < 128; i++) acc[i] += c * row[i];
         }
@@ -252,6 +267,63 @@ MULTIVERSION size_t bulwark_relu_change_update(const float *restrict after, cons
         for (size_t t = 0; t < k; t++) sum += change[t] * w[index[t] * n + o];
         out[o] = sum;
     }
+}
+
+MULTIVERSION void bulwark_rows_update(const float *base, float *out, const float *restrict w, size_t n, const size_t *restrict index,
+                                      const float *restrict change, size_t k) {
+    rows_update(base, out, w, n, index, change, k);
+}
+
+// The units whose ReLU output changes, gathered with AVX-512's compress instructions: sixteen units
+// per step instead of one (the gather is a third of the update's time without them).
+#if defined(__x86_64__) && defined(__clang__)
+#include <immintrin.h>
+#define HAVE_RELU_CHANGES_AVX512 1
+__attribute__((target("avx512f,popcnt"))) static size_t relu_changes_avx512(const float *restrict after, const float *restrict before, size_t width,
+                                                                             size_t *restrict index, float *restrict change) {
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i lanes = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    size_t k = 0, j = 0;
+    // Each step stores sixteen entries at k ≤ j, so it stays within the `width` entries.
+    for (; j + 16 <= width; j += 16) {
+        const __m512 d = _mm512_sub_ps(_mm512_max_ps(_mm512_loadu_ps(after + j), zero), _mm512_max_ps(_mm512_loadu_ps(before + j), zero));
+        const __mmask16 changed = _mm512_cmp_ps_mask(d, zero, _CMP_NEQ_UQ);
+        _mm512_storeu_ps(change + k, _mm512_maskz_compress_ps(changed, d));
+        const __m512i units = _mm512_maskz_compress_epi32(changed, _mm512_add_epi32(lanes, _mm512_set1_epi32((int)j)));
+        _mm512_storeu_si512(index + k, _mm512_cvtepu32_epi64(_mm512_castsi512_si256(units)));
+        _mm512_storeu_si512(index + k + 8, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(units, 1)));
+        k += (size_t)__builtin_popcount(changed);
+    }
+    for (; j < width; j++) {
+        const float d = (after[j] > 0.0f ? after[j] : 0.0f) - (before[j] > 0.0f ? before[j] : 0.0f);
+        index[k] = j;
+        change[k] = d;
+        k += d != 0.0f;
+    }
+    return k;
+}
+#endif
+
+MULTIVERSION size_t bulwark_relu_change_update(const float *restrict after, const float *restrict before, size_t width,
+                                               const float *restrict w, size_t n, const float *restrict base, float *restrict out,
+                                               size_t *restrict index, float *restrict change) {
+    size_t k = 0;
+#if HAVE_RELU_CHANGES_AVX512
+    if (width <= (size_t)INT32_MAX && __builtin_cpu_supports("avx512f")) {
+        k = relu_changes_avx512(after, before, width, index, change);
+    } else
+#endif
+    {
+        // Compaction without branches (about a third of the units change, at random: a branch on
+        // each would be mispredicted often). `index` and `change` have room for `width` entries.
+        for (size_t j = 0; j < width; j++) {
+            const float d = (after[j] > 0.0f ? after[j] : 0.0f) - (before[j] > 0.0f ? before[j] : 0.0f);
+            index[k] = j;
+            change[k] = d;
+            k += d != 0.0f;
+        }
+    }
+    rows_update(base, out, w, n, index, change, k);
     return k;
 }
 

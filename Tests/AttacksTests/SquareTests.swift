@@ -117,10 +117,8 @@ struct SquareTests {
             var changed = x
             for (row, feature, delta) in changes { changed[row, feature] += delta }
             for row in 0..<4 {
-                forward.beginCandidate(row: row)
-                for feature in 0..<20 where changed[row, feature] != x[row, feature] {
-                    forward.addToCandidate(row: row, feature: feature, delta: changed[row, feature] - x[row, feature])
-                }
+                let features = (0..<20).filter { changed[row, $0] != x[row, $0] }
+                forward.setCandidate(row: row, features: features, changes: features.map { changed[row, $0] - x[row, $0] }, count: features.count)
             }
             return changed
         }

@@ -35,3 +35,44 @@ struct GEMMTests {
     }
 }
 
+
+@Suite("Packed products against the naive reference")
+struct PackedMatrixTests {
+    /// (m, n, k): row counts around the kernel's 12-row blocks, column counts around its 32-column
+    /// panels (partial panels of 1, 10, 16, 31, 33 columns), and an attack layer's size.
+    static let shapes: [(Int, Int, Int)] = [(1, 1, 1), (5, 10, 7), (12, 32, 3), (13, 33, 9), (25, 16, 50), (11, 31, 1), (24, 70, 17),
+                                            (37, 64, 256), (178, 256, 784)]
+
+    @Test("C = A·B and C += A·B, B packed as given or transposed, vector and portable kernels",
+          arguments: [false, true], [false, true])
+    func matchesReference(transposed: Bool, portable: Bool) {
+        for (index, (m, n, k)) in Self.shapes.enumerated() {
+            var a = TestSupport.randomTensor(rows: m, columns: k, seed: UInt64(300 + index))
+            var b = TestSupport.randomTensor(rows: transposed ? n : k, columns: transposed ? k : n, seed: UInt64(400 + index))
+            let packed = b.withMatrix { PackedMatrix($0, transposed: transposed) }
+            #expect(packed.rows == k && packed.columns == n)
+            for accumulate in [false, true] {
+                var fast = TestSupport.randomTensor(rows: m, columns: n, seed: UInt64(500 + index))
+                var naive = fast
+                a.withMatrix { a in
+                    fast.withMatrix { packed.product(a, into: $0, accumulate: accumulate, portable: portable) }
+                    b.withMatrix { b in naive.withMatrix { Reference.gemm(a, times: b, transposed ? .transposed : .none, into: $0, beta: accumulate ? 1 : 0) } }
+                }
+                #expect(TestSupport.close(fast.scalars, naive.scalars, relative: 1e-4, absolute: 1e-4),
+                        "m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate)")
+            }
+        }
+    }
+
+    @Test("the product writes only C's m × n block of a larger buffer")
+    func writesOnlyItsBlock() {
+        var a = TestSupport.randomTensor(rows: 13, columns: 5, seed: 1)
+        var b = TestSupport.randomTensor(rows: 5, columns: 33, seed: 2)
+        let packed = b.withMatrix { PackedMatrix($0, transposed: false) }
+        var storage = [Float](repeating: 7, count: 13 * 33 + 64)
+        storage.withUnsafeMutableBufferPointer { buffer in
+            a.withMatrix { packed.product($0, into: MatrixRef(buffer.baseAddress!, rows: 13, columns: 33)) }
+        }
+        #expect(storage[(13 * 33)...].allSatisfy { $0 == 7 }, "nothing past C is written")
+    }
+}

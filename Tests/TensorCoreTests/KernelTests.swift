@@ -108,6 +108,49 @@ struct KernelTests {
         #expect(TestSupport.close(out, layer(relu(after)), relative: 1e-4, absolute: 1e-4))
     }
 
+    @Test("rows update equals one axpy per changed input, bit for bit", arguments: [(784, 256, 9), (20, 37, 5), (3, 129, 0), (300, 16, 300)])
+    func rowsUpdate(inputs: Int, n: Int, changed: Int) {
+        let w = TestSupport.randomValues(inputs * n, seed: 40, in: -1, 1)  // (inputs, n)
+        let base = TestSupport.randomValues(n, seed: 41, in: -1, 1)
+        var generator = RandomGenerator(seed: 42)
+        let index = (0..<changed).map { _ in generator.nextInt(below: inputs) }
+        let change = TestSupport.randomValues(changed, seed: 43, in: -0.2, 0.2)
+        var expected = base
+        for t in 0..<changed { w.withUnsafeBufferPointer { Kernels.axpy(change[t], $0.baseAddress! + index[t] * n, &expected, count: n) } }
+        var out = [Float](repeating: .nan, count: n)
+        Kernels.rowsUpdate(base: base, into: &out, transposedWeights: w, outputs: n, index: index, change: change, count: changed)
+        #expect(out == expected)
+        var inPlace = base
+        inPlace.withUnsafeMutableBufferPointer { Kernels.rowsUpdate(base: $0.baseAddress!, into: $0.baseAddress!, transposedWeights: w, outputs: n,
+                                                                    index: index, change: change, count: changed) }
+        #expect(inPlace == expected, "out may be base")
+    }
+
+    @Test("APGD's L∞ step equals its formula, bit for bit, and stays in the ball and [0, 1]")
+    func apgdLinfStep() {
+        let d = 1001
+        var clean = TestSupport.randomValues(d, seed: 50, in: 0, 1)
+        for j in stride(from: 0, to: d, by: 7) { clean[j] = 0 }  // background pixels
+        for j in stride(from: 3, to: d, by: 11) { clean[j] = 1 }
+        var gradient = TestSupport.randomValues(d, seed: 51, in: -1, 1)
+        for j in stride(from: 0, to: d, by: 5) { gradient[j] = 0 }
+        let (eta, a, epsilon): (Float, Float, Float) = (0.05, 0.75, 0.1)
+        var x = zip(clean, TestSupport.randomValues(d, seed: 52, in: -0.1, 0.1)).map { min(max($0 + $1, 0), 1) }
+        var old = zip(clean, TestSupport.randomValues(d, seed: 53, in: -0.1, 0.1)).map { min(max($0 + $1, 0), 1) }
+        var (expectedX, expectedOld) = (x, old)
+        for j in 0..<d {
+            let lower = max(clean[j] - epsilon, 0), upper = min(clean[j] + epsilon, 1)
+            let direction: Float = gradient[j] > 0 ? 1 : (gradient[j] < 0 ? -1 : 0)
+            let z = min(max(expectedX[j] + eta * direction, lower), upper)
+            let next = min(max(expectedX[j] + a * (z - expectedX[j]) + (1 - a) * (expectedX[j] - expectedOld[j]), lower), upper)
+            expectedOld[j] = expectedX[j]
+            expectedX[j] = next
+        }
+        Kernels.apgdLinfStep(&x, previous: &old, clean: clean, gradient: gradient, count: d, stepSize: eta, momentum: a, epsilon: epsilon)
+        #expect(x == expectedX && old == expectedOld)
+        #expect(zip(x, clean).allSatisfy { abs($0 - $1) <= epsilon * (1 + 1e-6) && $0 >= 0 && $0 <= 1 })
+    }
+
     @Test("Adam update equals the scalar formula", arguments: [false, true])
     func adamUpdate(decoupled: Bool) {
         let n = 37

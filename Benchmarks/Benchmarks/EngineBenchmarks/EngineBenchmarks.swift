@@ -161,6 +161,30 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // As an attack runs it: the weights packed once (`Sequential.withPackedWeights`), products
+    // from the packed kernel instead of OpenBLAS.
+    Benchmark("MLP input gradient, sharded, packed weights") { benchmark in
+        let pool = WorkerPool.shared
+        BLAS.threadCount = 1
+        let network = Sequential(spec: spec(), seed: 0)
+        let (x, labels) = makeBatch()
+        network.reserve(rows: batch / shards, shards: shards)
+        let body: @Sendable (Int) -> Void = { s in
+            let part = WorkerPool.shardRange(batch, part: s, parts: shards)
+            let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
+            let logits = network.forward(input, mode: .evaluation, shard: s)
+            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
+                                                gradient: network.logitsGradient(shard: s))
+            blackHole(network.backward(parameterGradients: .skip, computeInputGradient: true, shard: s)?.base)
+        }
+        network.withPackedWeights {
+            benchmark.startMeasurement()
+            WorkerPool.dedicating {
+                for _ in benchmark.scaledIterations { pool.run(shards: shards, body) }
+            }
+        }
+    }
+
     // MARK: Unsharded, OpenBLAS threading (the alternative)
 
     Benchmark("MLP training step, OpenBLAS 2 threads") { benchmark in

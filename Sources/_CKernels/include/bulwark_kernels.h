@@ -50,6 +50,12 @@ void bulwark_sgd_update(float *restrict p, const float *restrict g, float *restr
 /// L∞ step: x = clamp(clamp(x + α·sign(g), clean − ε, clean + ε), 0, 1)
 void bulwark_linf_step(float *restrict x, const float *restrict clean, const float *restrict g, size_t n,
                        float alpha, float epsilon);
+/// APGD's L∞ momentum step of one row (Croce & Hein, 2020, Algorithm 1), inside
+/// [max(clean − ε, 0), min(clean + ε, 1)]: z = clamp(x + η·sign(g)), x' = clamp(x + a·(z − x) +
+/// (1 − a)·(x − old)); then old = x and x = x'. No fused multiply-adds (the rounding of the
+/// formula as written).
+void bulwark_apgd_linf_step(float *restrict x, float *restrict old, const float *restrict clean, const float *restrict g, size_t n,
+                            float eta, float a, float epsilon);
 /// L2 step, per row: x += α·g/‖g‖ (no move where g = 0); δ = x − clean scaled down to ‖δ‖ ≤ ε;
 /// x = clamp(clean + δ, 0, 1)
 void bulwark_l2_step(float *restrict x, const float *restrict clean, const float *restrict g, size_t rows,
@@ -65,6 +71,12 @@ void bulwark_row_distances(const float *restrict a, const float *restrict b, siz
 /// in the norm.
 float bulwark_fab_project(const float *restrict point, const float *restrict w, float offset, float *restrict step, size_t d,
                           int linf, float *restrict scratch);
+/// out = base + Σ_{t<k} change[t]·w[index[t]·n ..< index[t]·n + n]: a dense layer's outputs updated
+/// for a change of k of its inputs, `w` being its (inputs, n) transposed weights. Each output adds
+/// the terms in the order of t, each as `y += a·x` does (so the result equals k `bulwark_axpy`
+/// calls). `out` may alias `base`.
+void bulwark_rows_update(const float *base, float *out, const float *restrict w, size_t n, const size_t *restrict index,
+                         const float *restrict change, size_t k);
 /// A dense layer after a ReLU, updated for a change of its pre-activations from `before` to `after`
 /// (each `width`): out = base + Σ_j (max(after_j, 0) − max(before_j, 0))·w[j·n ..< j·n + n] over
 /// the units whose ReLU output changed; `w` is the layer's (width, n) transposed weights. `index`
@@ -73,6 +85,23 @@ size_t bulwark_relu_change_update(const float *restrict after, const float *rest
                                   const float *restrict w, size_t n, const float *restrict base, float *restrict out,
                                   size_t *restrict index, float *restrict change);
 
+
+// Products with a packed constant right-hand side (packed_gemm.c).
+/// Floats that `bulwark_pack_panels` writes for a (k, n) matrix: k · n rounded up to 32 columns.
+size_t bulwark_packed_size(size_t k, size_t n);
+/// Packs the (k, n) matrix whose element (p, j) is b[p·row_stride + j·column_stride] into panels of
+/// 32 columns (the last one padded with zeros): `packed` holds `bulwark_packed_size(k, n)` floats.
+void bulwark_pack_panels(const float *restrict b, size_t k, size_t n, size_t row_stride, size_t column_stride, float *restrict packed);
+/// C = A·B, or C += A·B if `accumulate`: A (m, k) row-major with row stride lda, B packed by
+/// `bulwark_pack_panels`, C (m, n) with row stride ldc (not overlapping A or B).
+void bulwark_packed_gemm(size_t m, size_t n, size_t k, const float *a, size_t lda, const float *packed, float *c, size_t ldc,
+                         int accumulate);
+/// `bulwark_packed_gemm`'s portable loop (what runs without AVX-512), for tests (k > 0).
+void bulwark_packed_gemm_plain(size_t m, size_t n, size_t k, const float *restrict a, size_t lda, const float *restrict packed,
+                               float *restrict c, size_t ldc, int accumulate);
+/// 1 when `bulwark_packed_gemm` runs its vector kernel on this CPU (AVX-512), 0 when it falls back
+/// to a plain loop (slower than OpenBLAS).
+int bulwark_packed_gemm_fast(void);
 
 // Carlini & Wagner's change of variables x = (tanh(w) + 1)/2, which keeps x in [0, 1].
 /// x = (tanh(w) + 1)/2, computed as 1/(1 + e^(−2w)) (no cancellation near 0).

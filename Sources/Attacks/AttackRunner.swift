@@ -123,7 +123,10 @@ public final class AttackRunner {
 
     /// Predicted classes of every row of `features` (evaluation mode), in batches of `batchSize`.
     public func predictions(_ features: Tensor) -> [Int] {
-        classifier.predictions(on: features, batchSize: batchSize)
+        // With the products `run` uses, so that clean and adversarial predictions agree on
+        // unchanged inputs (packed and OpenBLAS products round differently).
+        guard let network = classifier as? Sequential else { return classifier.predictions(on: features, batchSize: batchSize) }
+        return network.withPackedWeights { classifier.predictions(on: features, batchSize: batchSize) }
     }
 
     /// Attacks every example of `data`.

@@ -27,9 +27,13 @@ extension Sequential: AffineFirstLayerClassifier {
 
     public func firstLayerOutputs(_ input: MatrixRef, into output: MatrixRef, shard: Int) {
         guard let dense = layers.first as? Dense else { preconditionFailure("the first layer is not Dense") }
-        let parameters = self.parameters.pointer + parameterRanges[0].lowerBound
-        Kernels.broadcastRows(dense.bias(parameters), into: output)
-        BLAS.gemm(input, .none, times: dense.weight(parameters), .transposed, into: output, beta: 1)
+        // Through the layer itself, so that inside `withPackedWeights` it uses the same product as
+        // the forward passes it is blended with.
+        var generator = RandomGenerator(seed: 0)  // a dense layer draws nothing
+        dense.forward(LayerBuffers(input: input, output: output, parameters: parameters.pointer + parameterRanges[0].lowerBound,
+                                   scratch: MatrixRef(output.base, rows: input.rows, columns: 0),
+                                   packedWeights: packedWeights.first ?? nil),
+                      mode: .evaluation, generator: &generator)
     }
 
     public func lastFirstLayerOutputs(shard: Int) -> MatrixRef { layerOutput(0, shard: shard) }

@@ -154,7 +154,8 @@ public final class IncrementalForward {
             let output = l == layers.upperBound - 1 ? lastInto ?? outputs[l - 1].matrix(rows: m, columns: layer.outputWidth)
                                                     : outputs[l - 1].matrix(rows: m, columns: layer.outputWidth)
             layer.forward(LayerBuffers(input: input, output: output, parameters: network.parameters.pointer + network.parameterRanges[l].lowerBound,
-                                       scratch: scratch[l - 1].matrix(rows: m, columns: layer.scratchWidth)),
+                                       scratch: scratch[l - 1].matrix(rows: m, columns: layer.scratchWidth),
+                                       packedWeights: network.hasPackedWeights ? network.packedWeights[l] : nil),
                           mode: .evaluation, generator: &generator)
             input = output
         }

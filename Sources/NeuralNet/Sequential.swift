@@ -23,8 +23,8 @@ import TensorCore
 /// Concurrency (`@unchecked Sendable`): different shards may run concurrently, one shard may not.
 /// A shard's workspace and gradient buffer are touched only by the job running that shard (the
 /// worker pool runs each shard on one thread); `parameters` are read by shard jobs and written only
-/// between jobs, or by jobs that update disjoint ranges (the optimizer step); `reserve`, `pool` and
-/// the dropout generators are set only while no shard job runs. Checked with ThreadSanitizer.
+/// between jobs, or by jobs that update disjoint ranges (the optimizer step); `reserve`, `pool`,
+/// the dropout generators and the packed weights are set only while no shard job runs. Checked with ThreadSanitizer.
 public final class Sequential: @unchecked Sendable {
     public let spec: ModelSpec
     public let layers: [any Layer]
@@ -32,7 +32,9 @@ public final class Sequential: @unchecked Sendable {
     public let parameterRanges: [Range<Int>]
     private var shards: [ShardContext]
     /// Per layer, the dense weights packed by `withPackedWeights` (empty outside it).
-    private var packedWeights: [PackedDenseWeights?] = []
+    private(set) var packedWeights: [PackedDenseWeights?] = []
+    /// Whether `withPackedWeights` is running (the parameters must not change then).
+    public var hasPackedWeights: Bool { !packedWeights.isEmpty }
     /// Threads that run the shards of a batch (`WorkerPool.shared` unless set).
     public var pool: WorkerPool = .shared
 

@@ -122,6 +122,7 @@ final class TrainingStep {
     /// - Returns: the batch's summed loss (not finite if training diverged; the update is then
     ///   skipped) and how many examples the network classified correctly before the update.
     func run(first: Int, rows: Int, learningRate: Float, noise: inout RandomGenerator) throws -> (loss: Double, correct: Int) {
+        precondition(!network.hasPackedWeights, "a training step inside Sequential.withPackedWeights would leave the packed weights stale")
         state.value.first = first
         state.value.rows = rows
         let pool = network.pool

@@ -6,8 +6,9 @@
 // The AVX-512 kernel holds a 12 × 32 block of C in 24 registers: per step of the inner dimension
 // it loads one row of the panel (two registers) and broadcasts one value of each of 12 rows of A
 // (24 fused multiply-adds). Each element of C is the sum over the inner dimension in order, plus C
-// when accumulating. Without AVX-512 a plain loop does the same (`bulwark_packed_gemm_fast` says
-// which one runs, so callers can use OpenBLAS instead of the slow one).
+// when accumulating. Without AVX-512 a plain loop sums in the same order (with separate multiplies
+// and adds where the baseline target has no FMA, so it rounds differently); `bulwark_packed_gemm_fast`
+// says which one runs, so callers can use OpenBLAS instead of the slow one.
 #include "bulwark_kernels.h"
 
 #include <string.h>
@@ -41,7 +42,7 @@ void bulwark_packed_gemm_plain(size_t m, size_t n, size_t k, const float *restri
     }
 }
 
-#if defined(__x86_64__) && (defined(__clang__) || defined(__GNUC__))
+#if defined(__x86_64__) && defined(__clang__)
 #include <immintrin.h>
 #define HAVE_PACKED_GEMM_AVX512 1
 
@@ -67,13 +68,14 @@ __attribute__((target("avx512f"))) static void block_avx512(size_t rows, size_t 
     const __mmask16 second = columns >= 32 ? (__mmask16)0xFFFF : columns > 16 ? (__mmask16)((1u << (columns - 16)) - 1) : 0;
     for (size_t r = 0; r < rows; r++) {
         float *out = c + r * ldc;
-        __m512 x = low[r], y = high[r];
-        if (accumulate) {
-            x = _mm512_add_ps(_mm512_maskz_loadu_ps(first, out), x);
-            y = _mm512_add_ps(_mm512_maskz_loadu_ps(second, out + 16), y);
-        }
+        __m512 x = low[r];
+        if (accumulate) x = _mm512_add_ps(_mm512_maskz_loadu_ps(first, out), x);
         _mm512_mask_storeu_ps(out, first, x);
-        _mm512_mask_storeu_ps(out + 16, second, y);
+        if (columns > 16) {  // (out + 16 is past the row otherwise)
+            __m512 y = high[r];
+            if (accumulate) y = _mm512_add_ps(_mm512_maskz_loadu_ps(second, out + 16), y);
+            _mm512_mask_storeu_ps(out + 16, second, y);
+        }
     }
 }
 

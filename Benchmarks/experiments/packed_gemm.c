@@ -3,8 +3,9 @@
 // thread, at the sizes of an attack step on one shard (178 rows, the robust inputs of a shard
 // during APGD-T) through a 784-256-256-10 network: the forward products X·Wᵀ and the input-gradient
 // products G·W of its first two layers. OpenBLAS repacks both operands on every call; the packed
-// kernel reads A in place and B from panels packed once. Not part of the package build (the
-// README's AutoAttack section quotes its numbers). Needs AVX-512.
+// kernel reads A in place and B from panels packed once. It also measures the core's peak: twelve
+// independent chains of 16-wide fused multiply-adds. Not part of the package build (the README's
+// AutoAttack section quotes its numbers). Needs AVX-512.
 //
 //   clang -O2 Benchmarks/experiments/packed_gemm.c -o /tmp/packed_gemm -I/usr/include/x86_64-linux-gnu -lopenblas -lm
 //   OPENBLAS_CORETYPE=SkylakeX /tmp/packed_gemm
@@ -74,8 +75,30 @@ static void run(const char *name, int m, int n, int k, int transposedB, int reps
     free(a); free(b); free(c); free(d); free(packed);
 }
 
+__attribute__((target("avx512f"))) static void peak(void) {
+    __m512 chain[12];
+    for (int i = 0; i < 12; i++) chain[i] = _mm512_set1_ps(1.0f + i * 1e-7f);
+    const __m512 b = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
+    const long steps = 100000000;
+    const double t0 = now();
+    for (long s = 0; s < steps; s++) {
+#pragma clang loop unroll(full)
+        for (int i = 0; i < 12; i++) {
+            chain[i] = _mm512_fmadd_ps(chain[i], b, c);
+            __asm__ volatile("" : "+v"(chain[i]));  // keeps the compiler from folding the loop
+        }
+    }
+    const double seconds = now() - t0;
+    float sink[16];
+    __m512 sum = chain[0];
+    for (int i = 1; i < 12; i++) sum = _mm512_add_ps(sum, chain[i]);
+    _mm512_storeu_ps(sink, sum);
+    printf("fused multiply-add peak, one core: %.1f GFLOPS (%g)\n", 2.0 * 16 * 12 * steps / seconds / 1e9, sink[0]);
+}
+
 int main(void) {
     openblas_set_num_threads(1);
+    peak();
     printf("OpenBLAS kernels: %s\n", openblas_get_corename());
     run("layer 1 forward X·Wᵀ", 180, 256, 784, 1, 1000);
     run("layer 1 gradient G·W", 180, 784, 256, 0, 1000);

@@ -46,19 +46,22 @@ void bulwark_packed_gemm_plain(size_t m, size_t n, size_t k, const float *restri
 #include <immintrin.h>
 #define HAVE_PACKED_GEMM_AVX512 1
 
-// `rows` (1…12) rows of C, `columns` (1…32) columns from one panel. Rows past `rows` read the
-// last valid row of A (in bounds) and are not stored.
-__attribute__((target("avx512f"))) static void block_avx512(size_t rows, size_t columns, const float *a, size_t lda,
-                                                             const float *panel, size_t k, float *c, size_t ldc, int accumulate) {
+// `rows` (1…R) rows of C, `columns` (1…32) columns from one panel, R = 4, 8 or 12 (a constant once
+// inlined, so the loops over rows unroll and the accumulators stay in registers; the smaller
+// blocks keep a partial last block from computing 12 rows). Rows past `rows` read the last valid
+// row of A (in bounds) and are not stored.
+static inline __attribute__((always_inline, target("avx512f"))) void block_avx512(const int R, size_t rows, size_t columns, const float *a,
+                                                                                 size_t lda, const float *panel, size_t k, float *c,
+                                                                                 size_t ldc, int accumulate) {
     const float *row[BLOCK_ROWS];
-    for (size_t r = 0; r < BLOCK_ROWS; r++) row[r] = a + (r < rows ? r : rows - 1) * lda;
+    for (int r = 0; r < R; r++) row[r] = a + ((size_t)r < rows ? (size_t)r : rows - 1) * lda;
     __m512 low[BLOCK_ROWS], high[BLOCK_ROWS];
 #pragma clang loop unroll(full)
-    for (int r = 0; r < BLOCK_ROWS; r++) low[r] = high[r] = _mm512_setzero_ps();
+    for (int r = 0; r < R; r++) low[r] = high[r] = _mm512_setzero_ps();
     for (size_t p = 0; p < k; p++) {
         const __m512 b0 = _mm512_loadu_ps(panel + p * PANEL), b1 = _mm512_loadu_ps(panel + p * PANEL + 16);
 #pragma clang loop unroll(full)
-        for (int r = 0; r < BLOCK_ROWS; r++) {
+        for (int r = 0; r < R; r++) {
             const __m512 x = _mm512_set1_ps(row[r][p]);
             low[r] = _mm512_fmadd_ps(x, b0, low[r]);
             high[r] = _mm512_fmadd_ps(x, b1, high[r]);
@@ -83,9 +86,16 @@ __attribute__((target("avx512f"))) static void packed_gemm_avx512(size_t m, size
                                                                    const float *packed, float *c, size_t ldc, int accumulate) {
     for (size_t j = 0; j < n; j += PANEL) {
         const size_t columns = n - j < PANEL ? n - j : PANEL;
+        const float *panel = packed + j * k;
         for (size_t i = 0; i < m; i += BLOCK_ROWS) {
-            block_avx512(m - i < BLOCK_ROWS ? m - i : BLOCK_ROWS, columns, a + i * lda, lda, packed + j * k, k, c + i * ldc + j, ldc,
-                         accumulate);
+            const size_t rows = m - i < BLOCK_ROWS ? m - i : BLOCK_ROWS;
+            if (rows > 8) {
+                block_avx512(12, rows, columns, a + i * lda, lda, panel, k, c + i * ldc + j, ldc, accumulate);
+            } else if (rows > 4) {
+                block_avx512(8, rows, columns, a + i * lda, lda, panel, k, c + i * ldc + j, ldc, accumulate);
+            } else {
+                block_avx512(4, rows, columns, a + i * lda, lda, panel, k, c + i * ldc + j, ldc, accumulate);
+            }
         }
     }
 }

@@ -18,13 +18,13 @@ private let shards = WorkerPool.defaultShardCount
 
 private func spec() -> ModelSpec { try! ModelSpec.parse("784-256-256-10") }
 
-/// Inputs in [0, 1] and labels, fixed by a seed.
-private func makeBatch() -> (FloatBuffer, SendablePointer<Int>) {
+/// `rows` inputs in [0, 1] and labels, fixed by a seed.
+private func makeBatch(rows: Int = batch) -> (FloatBuffer, SendablePointer<Int>) {
     var generator = RandomGenerator(seed: 42)
-    let x = FloatBuffer(count: batch * widths[0])
+    let x = FloatBuffer(count: rows * widths[0])
     for i in 0..<x.count { x.pointer[i] = generator.nextUnitFloat() }
-    let labels = SendablePointer<Int>(.allocate(capacity: batch))
-    for i in 0..<batch { labels.pointer[i] = generator.nextInt(below: widths.last!) }
+    let labels = SendablePointer<Int>(.allocate(capacity: rows))
+    for i in 0..<rows { labels.pointer[i] = generator.nextInt(below: widths.last!) }
     return (x, labels)
 }
 
@@ -71,6 +71,31 @@ private final class GEMMStep: @unchecked Sendable {  // each shard runs only its
             }
         }
     }
+}
+
+/// Forward pass, cross-entropy and input gradient of `rows` examples, sharded; inside
+/// `withPackedWeights` if `packed`.
+private func inputGradients(_ benchmark: Benchmark, rows: Int, packed: Bool) {
+    let pool = WorkerPool.shared
+    BLAS.threadCount = 1
+    let network = Sequential(spec: spec(), seed: 0)
+    let (x, labels) = makeBatch(rows: rows)
+    network.reserve(rows: (rows + shards - 1) / shards, shards: shards)
+    let body: @Sendable (Int) -> Void = { s in
+        let part = WorkerPool.shardRange(rows, part: s, parts: shards)
+        let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
+        let logits = network.forward(input, mode: .evaluation, shard: s)
+        SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
+                                            gradient: network.logitsGradient(shard: s))
+        blackHole(network.backward(parameterGradients: .skip, computeInputGradient: true, shard: s)?.base)
+    }
+    func measure() {
+        benchmark.startMeasurement()
+        WorkerPool.dedicating {
+            for _ in benchmark.scaledIterations { pool.run(shards: shards, body) }
+        }
+    }
+    if packed { network.withPackedWeights { measure() } } else { measure() }
 }
 
 let benchmarks: @Sendable () -> Void = {
@@ -141,48 +166,12 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("MLP input gradient, sharded") { benchmark in
-        let pool = WorkerPool.shared
-        BLAS.threadCount = 1
-        let network = Sequential(spec: spec(), seed: 0)
-        let (x, labels) = makeBatch()
-        network.reserve(rows: batch / shards, shards: shards)
-        let body: @Sendable (Int) -> Void = { s in
-            let part = WorkerPool.shardRange(batch, part: s, parts: shards)
-            let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
-            let logits = network.forward(input, mode: .evaluation, shard: s)
-            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
-                                                gradient: network.logitsGradient(shard: s))
-            blackHole(network.backward(parameterGradients: .skip, computeInputGradient: true, shard: s)?.base)
-        }
-        benchmark.startMeasurement()
-        WorkerPool.dedicating {
-            for _ in benchmark.scaledIterations { pool.run(shards: shards, body) }
-        }
-    }
-
-    // As an attack runs it: the weights packed once (`Sequential.withPackedWeights`), products
-    // from the packed kernel instead of OpenBLAS.
-    Benchmark("MLP input gradient, sharded, packed weights") { benchmark in
-        let pool = WorkerPool.shared
-        BLAS.threadCount = 1
-        let network = Sequential(spec: spec(), seed: 0)
-        let (x, labels) = makeBatch()
-        network.reserve(rows: batch / shards, shards: shards)
-        let body: @Sendable (Int) -> Void = { s in
-            let part = WorkerPool.shardRange(batch, part: s, parts: shards)
-            let input = x.matrix(rows: part.count, columns: widths[0], offset: part.lowerBound * widths[0])
-            let logits = network.forward(input, mode: .evaluation, shard: s)
-            SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels.pointer + part.lowerBound,
-                                                gradient: network.logitsGradient(shard: s))
-            blackHole(network.backward(parameterGradients: .skip, computeInputGradient: true, shard: s)?.base)
-        }
-        network.withPackedWeights {
-            benchmark.startMeasurement()
-            WorkerPool.dedicating {
-                for _ in benchmark.scaledIterations { pool.run(shards: shards, body) }
-            }
-        }
+    // An attack step's products: at the training batch, and at an attack batch (500 rows, what
+    // `AttackRunner` runs) with OpenBLAS and with the weights packed once as an attack packs them
+    // (`Sequential.withPackedWeights`).
+    for (rows, packed) in [(batch, false), (500, false), (500, true)] {
+        let name = rows == batch ? "MLP input gradient, sharded" : "MLP input gradient, attack batch of \(rows), sharded, \(packed ? "packed weights" : "OpenBLAS")"
+        Benchmark(name) { benchmark in inputGradients(benchmark, rows: rows, packed: packed) }
     }
 
     // MARK: Unsharded, OpenBLAS threading (the alternative)

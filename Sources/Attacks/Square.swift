@@ -43,11 +43,22 @@ public struct Square: Attack {
     public var loss: AttackLoss { .margin }
 
     public static let defaultQueries = 5000
-    /// `BULWARK_SQUARE_FULL_FORWARD=1` turns the incremental evaluation off, and
-    /// `BULWARK_SQUARE_FULL_FORWARD=second` only the second layer's part of it, to measure what they
-    /// save (read once; results are the same up to rounding).
-    static let fullForwardForBenchmarks = ProcessInfo.processInfo.environment["BULWARK_SQUARE_FULL_FORWARD"].map { $0 != "second" } ?? false
-    static let firstLayerOnlyForBenchmarks = ProcessInfo.processInfo.environment["BULWARK_SQUARE_FULL_FORWARD"] == "second"
+    /// How much of the incremental evaluation runs: all of it unless `BULWARK_SQUARE_FULL_FORWARD`
+    /// is set, to measure what it saves (read once; results are the same up to rounding).
+    enum IncrementalEvaluation {
+        /// The first two layers updated (the default).
+        case twoLayers
+        /// `BULWARK_SQUARE_FULL_FORWARD=second`: the first layer updated, the second recomputed.
+        case firstLayer
+        /// `BULWARK_SQUARE_FULL_FORWARD` set to anything else: full forward passes.
+        case off
+
+        static let configured: IncrementalEvaluation = switch ProcessInfo.processInfo.environment["BULWARK_SQUARE_FULL_FORWARD"] {
+        case nil: .twoLayers
+        case "second": .firstLayer
+        default: .off
+        }
+    }
     public static let refreshInterval = 250
 
     /// Height, width and channels of the flat inputs.
@@ -221,8 +232,11 @@ public struct Square: Attack {
             ws.fooled[r] = margin(logits.row(r), count: logits.columns, label: labels[r], target: targets?[r]) <= 0
             if ws.fooled[r] { ws.results.fooledAt[r] = 0 }
         }
-        if norm == .linf, !Self.fullForwardForBenchmarks, let network = classifier as? Sequential {
-            if ws.incremental?.fits(network, rows: ws.capacity) != true { ws.incremental = IncrementalForward(network, rows: ws.capacity, secondLayer: !Self.firstLayerOnlyForBenchmarks) }
+        let evaluation = IncrementalEvaluation.configured
+        if norm == .linf, evaluation != .off, let network = classifier as? Sequential {
+            if ws.incremental?.fits(network, rows: ws.capacity) != true {
+                ws.incremental = IncrementalForward(network, rows: ws.capacity, secondLayer: evaluation == .twoLayers)
+            }
             ws.incremental?.refreshWeights()
         } else {
             ws.incremental = nil

@@ -3,8 +3,8 @@ import TensorCore
 /// Forward passes of a `Sequential` whose first layer is `Dense`, for inputs that differ from a
 /// known point in a few features (sparse-update attacks, e.g. Square): the first layer's
 /// pre-activations h = W₁x + b₁ are kept per row and updated by h += Σⱼ Δⱼ·W₁[:, j] over the
-/// changed features j (on a transposed copy of W₁, so each update is one contiguous row). For a window of s²
-/// changed pixels this replaces 784·256 multiply-adds of the first layer by 256·s².
+/// changed features j (on a transposed copy of W₁, so each term is one contiguous row). For a
+/// window of s² changed pixels this replaces 784·256 multiply-adds of the first layer by 256·s².
 ///
 /// When the first layer is followed by ReLU and a second `Dense`, that layer's pre-activations
 /// h₂ = W₂·relu(h) + b₂ are kept too and updated by W₂·(relu(h′) − relu(h)) over the hidden units

@@ -24,7 +24,8 @@ import TensorCore
 /// A shard's workspace and gradient buffer are touched only by the job running that shard (the
 /// worker pool runs each shard on one thread); `parameters` are read by shard jobs and written only
 /// between jobs, or by jobs that update disjoint ranges (the optimizer step); `reserve`, `pool`,
-/// the dropout generators and the packed weights are set only while no shard job runs. Checked with ThreadSanitizer.
+/// the dropout generators and the packed weights are set only while no shard job runs. Checked
+/// with ThreadSanitizer.
 public final class Sequential: @unchecked Sendable {
     public let spec: ModelSpec
     public let layers: [any Layer]

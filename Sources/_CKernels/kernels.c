@@ -2,6 +2,9 @@
 
 #include <math.h>
 #include <stdint.h>
+#if defined(__x86_64__) && defined(__clang__)
+#include <immintrin.h>
+#endif
 
 // `target_clones` makes the dynamic loader call an ifunc resolver during relocation, before any
 // sanitizer runtime is initialised. Instrumented resolvers then crash (ThreadSanitizer: a segfault
@@ -244,7 +247,7 @@ MULTIVERSION float bulwark_cw_gradient(const float *restrict x, const float *res
 }
 
 // out = base + Σ_{t<k} change[t]·w[index[t]·n ..< +n], in blocks of 128 outputs held in registers
-// while every row's weights stream past them; the rows after the next are prefetched (their
+// while every row's weights stream past them; the row after next is prefetched (the rows'
 // addresses are not sequential, so the hardware prefetcher cannot guess them). Each output adds
 // the terms in the order of t. `out` may alias `base` (a block is read before it is written).
 static inline __attribute__((always_inline)) void rows_update(const float *base, float *out, const float *restrict w, size_t n,
@@ -277,7 +280,6 @@ MULTIVERSION void bulwark_rows_update(const float *base, float *out, const float
 // The units whose ReLU output changes, gathered with AVX-512's compress instructions: sixteen units
 // per step instead of one (the gather is a third of the update's time without them).
 #if defined(__x86_64__) && defined(__clang__)
-#include <immintrin.h>
 #define HAVE_RELU_CHANGES_AVX512 1
 __attribute__((target("avx512f,popcnt"))) static size_t relu_changes_avx512(const float *restrict after, const float *restrict before, size_t width,
                                                                              size_t *restrict index, float *restrict change) {

@@ -277,8 +277,22 @@ MULTIVERSION void bulwark_rows_update(const float *base, float *out, const float
     rows_update(base, out, w, n, index, change, k);
 }
 
-// The units whose ReLU output changes, gathered with AVX-512's compress instructions: sixteen units
-// per step instead of one (the gather is a third of the update's time without them).
+// Appends the units j in [first, width) whose ReLU output changes, and the change, to `index` and
+// `change` from entry k on; returns the new count. Without branches (about a third of the units
+// change, at random: a branch on each would be mispredicted often).
+static inline __attribute__((always_inline)) size_t relu_changes(const float *restrict after, const float *restrict before, size_t first,
+                                                                 size_t width, size_t *restrict index, float *restrict change, size_t k) {
+    for (size_t j = first; j < width; j++) {
+        const float d = (after[j] > 0.0f ? after[j] : 0.0f) - (before[j] > 0.0f ? before[j] : 0.0f);
+        index[k] = j;
+        change[k] = d;
+        k += d != 0.0f;
+    }
+    return k;
+}
+
+// The same, sixteen units per step with AVX-512's compress instructions (the one-at-a-time gather
+// is a third of the update's time).
 #if defined(__x86_64__) && defined(__clang__)
 #define HAVE_RELU_CHANGES_AVX512 1
 __attribute__((target("avx512f,popcnt"))) static size_t relu_changes_avx512(const float *restrict after, const float *restrict before, size_t width,
@@ -296,35 +310,21 @@ __attribute__((target("avx512f,popcnt"))) static size_t relu_changes_avx512(cons
         _mm512_storeu_si512(index + k + 8, _mm512_cvtepu32_epi64(_mm512_extracti64x4_epi64(units, 1)));
         k += (size_t)__builtin_popcount(changed);
     }
-    for (; j < width; j++) {
-        const float d = (after[j] > 0.0f ? after[j] : 0.0f) - (before[j] > 0.0f ? before[j] : 0.0f);
-        index[k] = j;
-        change[k] = d;
-        k += d != 0.0f;
-    }
-    return k;
+    return relu_changes(after, before, j, width, index, change, k);
 }
 #endif
 
 MULTIVERSION size_t bulwark_relu_change_update(const float *restrict after, const float *restrict before, size_t width,
                                                const float *restrict w, size_t n, const float *restrict base, float *restrict out,
                                                size_t *restrict index, float *restrict change) {
-    size_t k = 0;
+    // `index` and `change` have room for `width` entries.
 #if HAVE_RELU_CHANGES_AVX512
-    if (width <= (size_t)INT32_MAX && __builtin_cpu_supports("avx512f")) {
-        k = relu_changes_avx512(after, before, width, index, change);
-    } else
+    const size_t k = width <= (size_t)INT32_MAX && __builtin_cpu_supports("avx512f")
+                         ? relu_changes_avx512(after, before, width, index, change)
+                         : relu_changes(after, before, 0, width, index, change, 0);
+#else
+    const size_t k = relu_changes(after, before, 0, width, index, change, 0);
 #endif
-    {
-        // Compaction without branches (about a third of the units change, at random: a branch on
-        // each would be mispredicted often). `index` and `change` have room for `width` entries.
-        for (size_t j = 0; j < width; j++) {
-            const float d = (after[j] > 0.0f ? after[j] : 0.0f) - (before[j] > 0.0f ? before[j] : 0.0f);
-            index[k] = j;
-            change[k] = d;
-            k += d != 0.0f;
-        }
-    }
     rows_update(base, out, w, n, index, change, k);
     return k;
 }
